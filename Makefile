@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Everything else is a step they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_DIR := /tmp/stakeledger-make-test-pg
+PG_PORT ?= 55433
+DEMO_DB ?= demo.db
+
+.PHONY: demo test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[test]"
+
+demo: install
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(BIN)/stakeledger --db sqlite:///$(DEMO_DB) demo
+
+# Starts a throwaway PostgreSQL on loopback, runs the whole suite on every backend,
+# and stops the server whatever the outcome.
+test: install-test
+	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
+	.ci/postgres.sh stop $(PG_DIR); exit $$status
+
+bench: install-test
+	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	STAKELEDGER_BENCH_POSTGRES_URL=$$url $(BIN)/python bench/ledger.py; status=$$?; \
+	.ci/postgres.sh stop $(PG_DIR); exit $$status
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache $(DEMO_DB)*

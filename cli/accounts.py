@@ -1,0 +1,135 @@
+"""Accounts and plain token movements: open, list, show, statement, mint, burn, transfer."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cli.context import get_context
+from cli.output import emit_json, say, table
+from domain.accounts import Account, account_uuid, agent_account_id
+from domain.money import format_amount, parse_amount
+from domain.topics import stable_topic
+from projections.log import iter_events
+
+account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
+
+CommandId = Annotated[
+    Optional[str],
+    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(account_app, name="account")
+    app.command("mint")(mint)
+    app.command("burn")(burn)
+    app.command("transfer")(transfer)
+
+
+@account_app.command("open")
+def open_account(ctx: typer.Context, agent: str, command_id: CommandId = None) -> None:
+    """Open an agent account with a zero balance."""
+    context = get_context(ctx)
+    result = context.app.open_account(agent, command_id=command_id)
+    emit_json(result) if context.as_json else say(f"Opened account {result['account']}.")
+
+
+@account_app.command("list")
+def list_accounts(ctx: typer.Context) -> None:
+    """Every account with its kind and balance."""
+    context = get_context(ctx)
+    app = context.app
+    decimals = app.decimals
+    opened = [event for _, event in iter_events(app, topics=(stable_topic(Account.Opened),))]
+    rows = []
+    for event in opened:
+        balance = app.get_account(event.account_id).balance_units
+        rows.append({"account": event.account_id, "kind": event.kind, "balance_units": str(balance),
+                     "balance": format_amount(balance, decimals)})  # fmt: skip
+    if context.as_json:
+        emit_json(rows)
+    else:
+        table("Accounts", ["account", "kind", "balance"], [[r["account"], r["kind"], r["balance"]] for r in rows], right=["balance"])
+
+
+@account_app.command("show")
+def show_account(ctx: typer.Context, agent: str) -> None:
+    """One account's balance."""
+    context = get_context(ctx)
+    app = context.app
+    account = app.get_account(agent)
+    data = {"account": account.account_id, "kind": account.kind, "balance_units": str(account.balance_units),
+            "balance": format_amount(account.balance_units, app.decimals), "version": account.version}  # fmt: skip
+    if context.as_json:
+        emit_json(data)
+    else:
+        table(f"Account {account.account_id}", ["kind", "balance", "version"], [[data["kind"], data["balance"], data["version"]]], right=["balance"])
+
+
+@account_app.command("statement")
+def statement(
+    ctx: typer.Context,
+    agent: str,
+    at: Annotated[Optional[int], typer.Option("--at", help="Log position: show the statement as it stood then.")] = None,
+) -> None:
+    """Every movement on an account with reason, counterparty and running balance."""
+    context = get_context(ctx)
+    app = context.app
+    account = app.get_account(agent)
+    decimals = app.decimals
+    originator = account_uuid(account.account_id)
+    topics = (stable_topic(Account.Debited), stable_topic(Account.Credited))
+    balance = 0
+    lines = []
+    for position, event in iter_events(app, until=at, topics=topics):
+        if event.originator_id != originator:
+            continue
+        delta = event.amount_units if isinstance(event, Account.Credited) else -event.amount_units
+        balance += delta
+        lines.append({
+            "position": position, "at": event.timestamp.isoformat(), "reason": event.reason,
+            "counterparty": event.counterparty, "delta_units": str(delta), "balance_units": str(balance),
+            "transfer_id": event.transfer_id, "refs": event.refs,
+        })  # fmt: skip
+    if context.as_json:
+        emit_json({"account": account.account_id, "at": at, "balance_units": str(balance), "lines": lines})
+        return
+    rows = [[l["position"], l["at"][:19], l["reason"], l["counterparty"],
+             format_amount(int(l["delta_units"]), decimals), format_amount(int(l["balance_units"]), decimals)] for l in lines]  # fmt: skip
+    title = f"Statement {account.account_id}" + (f" at position {at}" if at is not None else "")
+    table(title, ["pos", "time", "reason", "counterparty", "amount", "balance"], rows, right=["pos", "amount", "balance"])
+    say(f"Balance: {format_amount(balance, decimals)}")
+
+
+def _amount(context, text: str) -> int:
+    return parse_amount(text, context.app.decimals)
+
+
+def mint(ctx: typer.Context, agent: str, amount: str, command_id: CommandId = None) -> None:
+    """Create tokens in an agent's account (the treasury's balance goes down by as much)."""
+    context = get_context(ctx)
+    result = context.app.mint(agent_account_id(agent), _amount(context, amount), command_id=command_id)
+    emit_json(result) if context.as_json else say(f"Minted {amount} to {agent} (transfer {result['transfer_id']}).")
+
+
+def burn(ctx: typer.Context, agent: str, amount: str, command_id: CommandId = None) -> None:
+    """Destroy tokens from an agent's account back into the treasury."""
+    context = get_context(ctx)
+    result = context.app.burn(agent_account_id(agent), _amount(context, amount), command_id=command_id)
+    emit_json(result) if context.as_json else say(f"Burned {amount} from {agent} (transfer {result['transfer_id']}).")
+
+
+def transfer(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="FROM")],
+    destination: Annotated[str, typer.Argument(metavar="TO")],
+    amount: str,
+    reason: Annotated[str, typer.Option(help="Reason code: 'transfer' or 'transfer:<label>'.")] = "transfer",
+    command_id: CommandId = None,
+) -> None:
+    """Move tokens from one agent to another."""
+    context = get_context(ctx)
+    result = context.app.transfer(source, destination, _amount(context, amount), reason=reason, command_id=command_id)
+    emit_json(result) if context.as_json else say(f"Transferred {amount} from {source} to {destination} (transfer {result['transfer_id']}).")

@@ -1,0 +1,64 @@
+"""The ``stakeledger`` command line: thin commands that parse, call the application, render."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import click
+import typer
+from eventsourcing.persistence import PersistenceError
+
+from cli import accounts, admin
+from cli.context import CliContext
+from cli.output import fail
+from domain.errors import LedgerError
+from domain.store_url import resolve_url
+
+app = typer.Typer(
+    name="stakeledger",
+    help="Event-sourced token ledger for prediction markets on research artifacts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", help="Store URL: sqlite:///path.db (default ./stakeledger.db) or postgresql://user:pw@host:port/db. Also STAKELEDGER_DATABASE_URL."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+) -> None:
+    ctx.obj = CliContext(resolve_url(db), as_json=as_json)
+
+
+admin.register(app)
+accounts.register(app)
+
+
+def main() -> None:
+    """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
+    try:
+        app(standalone_mode=False)
+    except LedgerError as error:
+        fail(error.code, str(error))
+        sys.exit(1)
+    except PersistenceError as error:
+        fail("STORE_ERROR", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+        sys.exit(1)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.exceptions.Abort:
+        fail("ABORTED", "aborted")
+        sys.exit(1)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()

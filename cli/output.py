@@ -1,0 +1,35 @@
+"""Rendering for people (rich tables) and for programs (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+error_console = Console(stderr=True)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[str] = ()) -> None:
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, justify="right" if column in right else "left")
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(grid)
+
+
+def say(message: str) -> None:
+    console.print(message, highlight=False)
+
+
+def fail(code: str, message: str) -> None:
+    error_console.print(f"error: {code}: {message}", highlight=False, markup=False, soft_wrap=True)

@@ -1,0 +1,100 @@
+"""A unit of work: the aggregates one command loads and changes, saved together.
+
+A command that touches several aggregates must save them in one
+``Application.save(...)`` call, all or nothing. The unit of work loads each aggregate
+at most once, so a batch of transfers touching one account sees its own earlier
+effects, and hands the whole set to a single save.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from domain.accounts import AGENT, Account, Transfer, account_kind, account_uuid
+from domain.errors import InvalidInputError, SelfTransferError, UnknownAccountError
+from domain.money import check_units
+
+if TYPE_CHECKING:
+    from domain.application import StakeLedger
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class UnitOfWork:
+    def __init__(self, app: StakeLedger, at: datetime, new_id: Callable[[], str]) -> None:
+        self.app = app
+        self.at = at
+        self.new_id = new_id
+        self._aggregates: dict[UUID, Aggregate] = {}
+        self._loaded_versions: dict[UUID, int] = {}
+
+    # Loading -------------------------------------------------------------------------
+
+    def find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
+        """The aggregate with this id, loaded once per unit of work; None if absent."""
+        aggregate = self._aggregates.get(aggregate_id)
+        if aggregate is None:
+            try:
+                aggregate = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                return None
+            self._aggregates[aggregate_id] = aggregate
+            self._loaded_versions[aggregate_id] = aggregate.version
+        if not isinstance(aggregate, kind):
+            raise InvalidInputError(f"id {aggregate_id} names a {type(aggregate).__name__}, not a {kind.__name__}")
+        return aggregate
+
+    def add(self, aggregate: A) -> A:
+        """Track a newly created aggregate so it is saved with the rest."""
+        self._aggregates.setdefault(aggregate.id, aggregate)
+        self._loaded_versions.setdefault(aggregate.id, 0)
+        return aggregate
+
+    def account(self, account_id: str) -> Account:
+        """An existing account. System accounts (pools, escrows) are opened on first use;
+        agent accounts must be opened explicitly."""
+        account = self.find(account_uuid(account_id), Account)
+        if account is not None:
+            return account
+        if account_kind(account_id) == AGENT:
+            raise UnknownAccountError(f"unknown account {account_id!r}: open it first with 'account open'")
+        return self.add(Account.open(account_id, self.at))
+
+    # Moving money ---------------------------------------------------------------------
+
+    def post(self, debit_account: str, credit_account: str, amount_units: int, reason: str, **refs: Any) -> Transfer:
+        """Move tokens from one account to another: both sides, or neither."""
+        check_units(amount_units)
+        if debit_account == credit_account:
+            raise SelfTransferError(f"cannot transfer from {debit_account!r} to itself")
+        transfer = Transfer(
+            transfer_id=self.new_id(),
+            debit_account=debit_account,
+            credit_account=credit_account,
+            amount_units=amount_units,
+            reason=reason,
+            refs={key: str(value) for key, value in refs.items() if value is not None},
+        )
+        debit, credit = self.account(debit_account), self.account(credit_account)
+        debit.debit(transfer, self.at)
+        credit.credit(transfer, self.at)
+        return transfer
+
+    # Saving ---------------------------------------------------------------------------
+
+    def aggregates(self) -> list[Aggregate]:
+        return [aggregate for aggregate in self._aggregates.values() if aggregate.pending_events]
+
+    def crossed_snapshot_boundary(self, interval: int) -> list[Aggregate]:
+        """Aggregates whose version passed a multiple of ``interval`` in this unit of work."""
+        return [
+            aggregate
+            for aggregate_id, aggregate in self._aggregates.items()
+            if aggregate.version // interval > self._loaded_versions[aggregate_id] // interval
+        ]

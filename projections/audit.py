@@ -1,0 +1,190 @@
+"""``stakeledger audit``: replay the whole log and check the ledger's invariants.
+
+Checks, each over every event from the first:
+- versions: every aggregate's versions run 1, 2, 3, ... with no gap;
+- balances: no account but the treasury is ever negative, at any version, and all
+  balances sum to zero at the end (the treasury holds minus the total supply);
+- transfers: every transfer has exactly one debit side and one credit side, on the
+  two accounts each names, with the same amount, reason and references;
+- state: every account's replayed balance equals the balance its aggregate reports.
+Later checks (markets, settlement, projections) plug in through ``Check``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.accounts import TREASURY, Account
+from domain.application import StakeLedger
+from projections.log import iter_events, max_position
+
+MAX_REPORTED = 20
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str
+    position: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"@{self.position} " if self.position is not None else ""
+        return f"[{self.check}] {where}{self.message}"
+
+
+class Check(Protocol):
+    name: str
+
+    def observe(self, position: int, event: Any) -> Iterable[Violation]: ...
+
+    def finish(self, app: StakeLedger) -> Iterable[Violation]: ...
+
+
+class VersionCheck:
+    name = "versions"
+
+    def __init__(self) -> None:
+        self.versions: dict[UUID, int] = {}
+
+    def observe(self, position: int, event: Any) -> Iterable[Violation]:
+        expected = self.versions.get(event.originator_id, 0) + 1
+        self.versions[event.originator_id] = event.originator_version
+        if event.originator_version != expected:
+            yield Violation(
+                self.name, position,
+                f"aggregate {event.originator_id} jumped to version {event.originator_version}, expected {expected}",
+            )  # fmt: skip
+
+
+@dataclass
+class _Side:
+    account: str
+    counterparty: str
+    amount_units: int
+    reason: str
+    refs: dict[str, str]
+    position: int
+
+
+class BalanceAndTransferCheck:
+    name = "balances"
+
+    def __init__(self) -> None:
+        self.accounts: dict[UUID, str] = {}
+        self.kinds: dict[str, str] = {}
+        self.balances: dict[str, int] = {}
+        self.open_debits: dict[str, _Side] = {}
+        self.open_credits: dict[str, _Side] = {}
+        self.transfers = 0
+
+    def observe(self, position: int, event: Any) -> Iterable[Violation]:
+        if isinstance(event, Account.Opened):
+            self.accounts[event.originator_id] = event.account_id
+            self.kinds[event.account_id] = event.kind
+            self.balances.setdefault(event.account_id, 0)
+            return
+        if not isinstance(event, (Account.Debited, Account.Credited)):
+            return
+        account = self.accounts.get(event.originator_id)
+        if account is None:
+            yield Violation(self.name, position, f"movement on unopened account aggregate {event.originator_id}")
+            return
+        side = _Side(account, event.counterparty, event.amount_units, event.reason, dict(event.refs), position)
+        if isinstance(event, Account.Debited):
+            self.balances[account] -= event.amount_units
+            yield from self._pair(event.transfer_id, side, self.open_debits, self.open_credits, debit=True)
+        else:
+            self.balances[account] += event.amount_units
+            yield from self._pair(event.transfer_id, side, self.open_credits, self.open_debits, debit=False)
+        if self.balances[account] < 0 and self.kinds.get(account) != "treasury":
+            yield Violation(
+                self.name, position, f"account {account!r} went negative: {self.balances[account]} base units"
+            )
+
+    def _pair(
+        self, transfer_id: str, side: _Side, mine: dict[str, _Side], theirs: dict[str, _Side], *, debit: bool
+    ) -> Iterable[Violation]:
+        other = theirs.pop(transfer_id, None)
+        if other is None:
+            if transfer_id in mine:
+                yield Violation(self.name, side.position, f"transfer {transfer_id} has two {'debit' if debit else 'credit'} sides")
+            mine[transfer_id] = side
+            return
+        self.transfers += 1
+        if (side.account, side.counterparty) != (other.counterparty, other.account):
+            yield Violation(self.name, side.position, f"transfer {transfer_id}: sides name different accounts")
+        if (side.amount_units, side.reason, side.refs) != (other.amount_units, other.reason, other.refs):
+            yield Violation(self.name, side.position, f"transfer {transfer_id}: sides differ in amount, reason or refs")
+
+    def finish(self, app: StakeLedger) -> Iterable[Violation]:
+        for transfer_id, side in [*self.open_debits.items(), *self.open_credits.items()]:
+            yield Violation(self.name, side.position, f"transfer {transfer_id} on {side.account!r} has only one side")
+        total = sum(self.balances.values())
+        if total != 0:
+            yield Violation(self.name, None, f"balances sum to {total} base units, not zero")
+        for account, balance in self.balances.items():
+            stored = app.get_account(account).balance_units
+            if stored != balance:
+                yield Violation(self.name, None, f"account {account!r}: replay gives {balance}, aggregate says {stored}")
+
+    @property
+    def total_supply_units(self) -> int:
+        return -self.balances.get(TREASURY, 0)
+
+
+@dataclass
+class AuditReport:
+    events: int = 0
+    last_position: int = 0
+    accounts: int = 0
+    transfers: int = 0
+    total_supply_units: int = 0
+    seconds: float = 0.0
+    violations: list[Violation] = field(default_factory=list)
+    violation_count: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return self.violation_count == 0
+
+    def add(self, violations: Iterable[Violation]) -> None:
+        for violation in violations:
+            self.violation_count += 1
+            if len(self.violations) < MAX_REPORTED:
+                self.violations.append(violation)
+
+
+def audit(
+    app: StakeLedger,
+    *,
+    extra_checks: Iterable[Check] = (),
+    progress: Callable[[int, int], None] | None = None,
+) -> AuditReport:
+    """Replay the whole log through every check. ``progress(done, total)`` is called per page."""
+    started = time.perf_counter()
+    report = AuditReport()
+    balances = BalanceAndTransferCheck()
+    checks: list[Any] = [VersionCheck(), balances, *extra_checks]
+    total = max_position(app)
+    for position, event in iter_events(app):
+        report.events += 1
+        report.last_position = position
+        for check in checks:
+            report.add(check.observe(position, event) or ())
+        if progress is not None and report.events % 2_000 == 0:
+            progress(position, total)
+    for check in checks:
+        finish = getattr(check, "finish", None)
+        if finish is not None:
+            report.add(finish(app) or ())
+    if progress is not None:
+        progress(total, total)
+    report.accounts = len(balances.balances)
+    report.transfers = balances.transfers
+    report.total_supply_units = balances.total_supply_units
+    report.seconds = time.perf_counter() - started
+    return report
