@@ -8,10 +8,11 @@ import typer
 
 from cli.context import get_context
 from cli.output import emit_json, say, table
-from domain.accounts import Account, account_uuid, agent_account_id
+from domain.accounts import Account, agent_account_id
 from domain.money import format_amount, parse_amount
 from domain.topics import stable_topic
 from projections.log import iter_events
+from projections.statements import statement_lines
 
 account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
 
@@ -23,9 +24,12 @@ CommandId = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.add_typer(account_app, name="account")
-    app.command("mint")(mint)
-    app.command("burn")(burn)
-    app.command("transfer")(transfer)
+    # A negative amount such as -1 must reach the amount parser (and its clear
+    # error), not be mistaken for an unknown option.
+    amounts = {"ignore_unknown_options": True}
+    app.command("mint", context_settings=amounts)(mint)
+    app.command("burn", context_settings=amounts)(burn)
+    app.command("transfer", context_settings=amounts)(transfer)
 
 
 @account_app.command("open")
@@ -79,20 +83,15 @@ def statement(
     app = context.app
     account = app.get_account(agent)
     decimals = app.decimals
-    originator = account_uuid(account.account_id)
-    topics = (stable_topic(Account.Debited), stable_topic(Account.Credited))
-    balance = 0
-    lines = []
-    for position, event in iter_events(app, until=at, topics=topics):
-        if event.originator_id != originator:
-            continue
-        delta = event.amount_units if isinstance(event, Account.Credited) else -event.amount_units
-        balance += delta
-        lines.append({
-            "position": position, "at": event.timestamp.isoformat(), "reason": event.reason,
-            "counterparty": event.counterparty, "delta_units": str(delta), "balance_units": str(balance),
-            "transfer_id": event.transfer_id, "refs": event.refs,
-        })  # fmt: skip
+    lines = [
+        {
+            "position": line.position, "at": line.at.isoformat(), "reason": line.reason,
+            "counterparty": line.counterparty, "delta_units": str(line.delta_units),
+            "balance_units": str(line.balance_units), "transfer_id": line.transfer_id, "refs": line.refs,
+        }
+        for line in statement_lines(app, account.account_id, until=at)
+    ]  # fmt: skip
+    balance = int(lines[-1]["balance_units"]) if lines else 0
     if context.as_json:
         emit_json({"account": account.account_id, "at": at, "balance_units": str(balance), "lines": lines})
         return

@@ -24,6 +24,7 @@ def init(
 ) -> None:
     """Create a new ledger: its settings and the treasury account."""
     context = get_context(ctx)
+    context.creating = True
     result = context.app.initialise(decimals=decimals)
     if context.as_json:
         emit_json({"initialised": True, **result, "store": context.url})

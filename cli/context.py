@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -9,6 +10,7 @@ import typer
 
 from domain.application import StakeLedger
 from domain.clock import Clock, SystemClock
+from domain.errors import NotInitialisedError
 from domain.store_url import env_for_url, resolve_url
 
 
@@ -17,10 +19,17 @@ class CliContext:
     url: str
     as_json: bool = False
     clock: Clock = field(default_factory=SystemClock)
+    creating: bool = False
 
     @cached_property
     def app(self) -> StakeLedger:
-        return StakeLedger(env_for_url(self.url), clock=self.clock)
+        env = env_for_url(self.url)
+        # Only `init` (and the demo) may create a store; anything else pointed at a
+        # missing SQLite file would otherwise leave an empty database behind.
+        path = env.get("SQLITE_DBNAME")
+        if path and path != ":memory:" and not self.creating and not os.path.exists(path):
+            raise NotInitialisedError(f"no ledger at {path}: run 'stakeledger init' first (or pass --db)")
+        return StakeLedger(env, clock=self.clock)
 
 
 def get_context(ctx: typer.Context) -> CliContext:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Optional
 
-import click
 import typer
 from eventsourcing.persistence import PersistenceError
 
-from cli import accounts, admin
+from cli import accounts, admin, demo
 from cli.context import CliContext
 from cli.output import fail
 from domain.errors import LedgerError
@@ -38,6 +37,7 @@ def root(
 
 admin.register(app)
 accounts.register(app)
+demo.register(app)
 
 
 def main() -> None:
@@ -50,14 +50,14 @@ def main() -> None:
     except PersistenceError as error:
         fail("STORE_ERROR", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
         sys.exit(1)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         sys.exit(done.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         fail("ABORTED", "aborted")
         sys.exit(1)
-    except click.ClickException as error:
+    except typer.TyperException as error:  # usage errors: unknown option, missing argument
         error.show()
-        sys.exit(error.exit_code)
+        sys.exit(getattr(error, "exit_code", 2))
 
 
 if __name__ == "__main__":

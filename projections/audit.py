@@ -127,7 +127,11 @@ class BalanceAndTransferCheck:
         if total != 0:
             yield Violation(self.name, None, f"balances sum to {total} base units, not zero")
         for account, balance in self.balances.items():
-            stored = app.get_account(account).balance_units
+            try:
+                stored = app.get_account(account).balance_units
+            except Exception as error:  # a corrupt history must be reported, not crash the audit
+                yield Violation(self.name, None, f"account {account!r} cannot be loaded: {type(error).__name__} {error}")
+                continue
             if stored != balance:
                 yield Violation(self.name, None, f"account {account!r}: replay gives {balance}, aggregate says {stored}")
 
