@@ -36,6 +36,7 @@ from domain.errors import (
     UnknownAccountError,
 )
 from domain.ids import IdFactory, random_id
+from domain.market_commands import MarketCommands
 from domain.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
 from domain.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
 from domain.store_url import env_for_url
@@ -63,7 +64,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class StakeLedger(Application):
+class StakeLedger(MarketCommands, Application):
     name = "stakeledger"
     is_snapshotting_enabled = True
 

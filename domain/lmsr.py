@@ -1,0 +1,411 @@
+"""Binary LMSR market maker (Hanson's logarithmic market scoring rule), as pure integer rules.
+
+A market has two outcomes, long and short. The pool has sold ``q_long`` long shares and ``q_short``
+short shares; one share pays one token base unit if its side wins, so shares and tokens share units.
+With liquidity ``b`` the pool's cost function and prices are::
+
+    C(q)    = b · ln(e^{q_long/b} + e^{q_short/b})
+            = b · (m + ln Σ_i e^{q_i/b − m}),   m = max_i q_i/b      (shifted log-sum-exp)
+    p_long  = e^{q_long/b} / (e^{q_long/b} + e^{q_short/b})           (softmax of q/b)
+    p_short = 1 − p_long
+
+A trade that moves q to q' costs C(q') − C(q). Starting from q = (0, 0) the pool collects at least
+C(q) − b·ln 2 ≥ max(q) − b·ln 2, so its worst-case loss is the subsidy b·ln 2 funded at listing.
+
+Numbers: every input and output is an ``int`` in base units, prices are ints scaled by ``WAD``.
+The math runs in ``decimal`` in a local context (never the global one) whose precision grows with
+the size of the inputs: ``60 + 2·digits`` significant digits, where ``digits`` is the length of the
+largest magnitude involved. That keeps the absolute error of every amount far below 10**-50 base
+units, even where a formula subtracts two numbers of size q. The exponent range is the widest
+``decimal`` allows and every exponential has a non-positive argument, so nothing overflows for
+any q.
+
+Rounding always favours the pool: a cost rounds up, proceeds round down, shares bought for a token
+budget round down. Where a price is so close to 0 or 1 that no finite precision can see the
+difference, costs and proceeds are clamped by the exact bounds 0 < amount < shares, so the pool
+still never gives a share away or buys one back at par. No float is used anywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import (
+    MAX_EMAX,
+    MIN_EMIN,
+    ROUND_CEILING,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
+from enum import StrEnum
+
+_Affordable = Callable[[int], bool]
+
+WAD: int = 10**18
+
+# Significant digits beyond what the magnitudes of the inputs need; the spec asks for at least 60.
+_GUARD_DIGITS = 60
+
+# The search that corrects shares_for_tokens doubles its step, so it needs about log2(shares) steps.
+# 4096 covers any share count below 2**2048, far beyond uint256.
+_SEARCH_STEPS_MAX = 4096
+
+
+class Side(StrEnum):
+    """The side of a binary market a trade buys or sells."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------------
+
+
+def cost_function(q_long: int, q_short: int, b_units: int) -> Decimal:
+    """Return the pool's cost function C(q), unrounded.
+
+    C(q) = b · (m + ln(e^{q_long/b − m} + e^{q_short/b − m})),  m = max(q_long, q_short)/b.
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    with localcontext(_working_context(q_long, q_short, b_units)):
+        return _cost(q_long, q_short, b_units)
+
+
+def prices_wad(q_long: int, q_short: int, b_units: int) -> tuple[int, int]:
+    """Return (p_long, p_short) in WAD.
+
+    p_long = floor(WAD / (1 + e^{(q_short − q_long)/b})), clamped into [1, WAD − 1] so a price is
+    always strictly inside (0, 1); p_short = WAD − p_long, so the pair sums to WAD exactly.
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
+        p_long = _sigmoid(Decimal(q_long - q_short) / Decimal(b_units))
+        p_long_wad = _floor(p_long * WAD)
+    p_long_wad = min(max(p_long_wad, 1), WAD - 1)
+    return p_long_wad, WAD - p_long_wad
+
+
+def buy_cost_units(q_long: int, q_short: int, b_units: int, side: Side, shares_units: int) -> int:
+    """Return the tokens a trader pays to buy ``shares_units`` shares of ``side``, rounded up.
+
+    cost = ceil(C(q + x·e_side) − C(q)), clamped into [1, x].
+
+    Every price is strictly inside (0, 1), so the exact cost is strictly between 0 and x. The clamp
+    states that fact: where a price is within 10**-50 of 0 or 1 the cost differs from 0 or x by less
+    than the working precision can hold, and plain rounding would hand a share out for free.
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("shares_units", shares_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    return _buy_cost_oriented_units(q_side, q_other, b_units, shares_units)
+
+
+def sell_proceeds_units(
+    q_long: int, q_short: int, b_units: int, side: Side, shares_units: int
+) -> int:
+    """Return the tokens paid for selling ``shares_units`` shares of ``side``, rounded down.
+
+    proceeds = floor(C(q) − C(q − x·e_side)), clamped into [0, x − 1].
+
+    The exact proceeds are strictly between 0 and x (every price is inside (0, 1)); the clamp keeps
+    that true where a price is so close to 1 that x − proceeds is below the working precision.
+
+    The caller guarantees the seller holds the shares; LMSR itself is defined for any q.
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("shares_units", shares_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    # The same (low, high) pair as the buy that created these shares, so a buy followed by an equal
+    # sell evaluates the identical Decimal and floor(v) <= ceil(v) holds exactly.
+    exact_units = _cost_increase(q_side - shares_units, q_other, b_units, shares_units)
+    return min(max(_floor(exact_units), 0), shares_units - 1)
+
+
+def shares_for_tokens(
+    q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int
+) -> int:
+    """Return the most shares of ``side`` that ``tokens_units`` tokens buy, rounded down.
+
+    Closed form for a binary market: with C = C(q) and T = tokens, the shares x solve
+    C(q + x·e_side) − C = T, i.e. for long
+
+        x = b · ln(e^{(C+T)/b} − e^{q_short/b}) − q_long
+          = b · (L + ln(1 − e^{q_short/b − L})) − q_long,   L = (C + T)/b   (shifted form)
+
+    and symmetrically for short. The closed form is then checked against ``buy_cost_units`` itself,
+    so the result x always satisfies
+
+        buy_cost_units(..., x) <= tokens_units < buy_cost_units(..., x + 1)
+
+    and x >= 1, because one share never costs more than one unit.
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("tokens_units", tokens_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    estimate_units = _closed_form_shares(q_side, q_other, b_units, tokens_units)
+    return _largest_affordable_shares(q_side, q_other, b_units, tokens_units, estimate_units)
+
+
+def max_subsidy_units(b_units: int) -> int:
+    """Return the pool's worst-case loss b·ln 2, rounded up: the subsidy funded at listing."""
+    _require_liquidity(b_units)
+    with localcontext(_working_context(b_units)):
+        return _ceil(Decimal(b_units) * Decimal(2).ln())
+
+
+def shares_to_reach_price(
+    q_long: int, q_short: int, b_units: int, target_long_wad: int
+) -> tuple[Side, int, int]:
+    """Return (side to buy, shares, cost rounded up) that move p_long to ``target_long_wad``.
+
+    p_long = p exactly when q_long − q_short = g* = b · ln(p / (1 − p)). With g = q_long − q_short:
+
+        g < g*  →  buy long,  x = ceil(g* − g)   (the price ends at or above the target)
+        g > g*  →  buy short, x = ceil(g − g*)   (the price ends at or below the target)
+
+    x is the fewest whole shares that reach the target. When the quoted p_long already equals the
+    target the answer is (Side.LONG, 0, 0).
+    """
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_target(target_long_wad)
+    quoted_long_wad, _ = prices_wad(q_long, q_short, b_units)
+    if quoted_long_wad == target_long_wad:
+        return Side.LONG, 0, 0
+
+    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
+        target_gap = Decimal(b_units) * _log_odds(target_long_wad)
+        current_gap = Decimal(q_long - q_short)
+        if quoted_long_wad < target_long_wad:
+            side, shares_units = Side.LONG, _ceil(target_gap - current_gap)
+        else:
+            side, shares_units = Side.SHORT, _ceil(current_gap - target_gap)
+    # The quoted price differs from the target, so at least one share is needed; max() only guards
+    # against a rounding accident in the last of 60+ digits.
+    shares_units = max(shares_units, 1)
+    return side, shares_units, buy_cost_units(q_long, q_short, b_units, side, shares_units)
+
+
+def average_price_wad(cost_units: int, shares_units: int) -> int:
+    """Return the average price paid per share in WAD, rounded up: ceil(cost · WAD / shares)."""
+    _require_positive("cost_units", cost_units)
+    _require_positive("shares_units", shares_units)
+    return -(-(cost_units * WAD) // shares_units)
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _require_int(name: str, value: int) -> None:
+    # bool is an int subclass and float would slip into Decimal silently; both are caller bugs.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in base units, got {type(value).__name__}")
+
+
+def _require_quantities(q_long: int, q_short: int) -> None:
+    _require_int("q_long", q_long)
+    _require_int("q_short", q_short)
+
+
+def _require_positive(name: str, value: int) -> None:
+    _require_int(name, value)
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+
+
+def _require_liquidity(b_units: int) -> None:
+    _require_int("b_units", b_units)
+    if b_units <= 0:
+        raise ValueError(f"b_units (liquidity) must be positive, got {b_units}")
+
+
+def _require_target(target_long_wad: int) -> None:
+    _require_int("target_long_wad", target_long_wad)
+    if not 0 < target_long_wad < WAD:
+        raise ValueError(
+            f"target_long_wad must be strictly between 0 and {WAD}, got {target_long_wad}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Decimal machinery (callers open the context; these helpers use whatever context is current)
+# --------------------------------------------------------------------------------------------------
+
+
+def _working_context(*magnitudes_units: int) -> Context:
+    """Return a context precise to far below one base unit for amounts of the given magnitudes.
+
+    Differences of two costs of size |q| lose |q|'s digits, and the closed form for shares divides
+    by a gap as small as 1/b, which loses b's digits again; hence two times the digits.
+    """
+    digits = max(len(str(abs(magnitude))) for magnitude in magnitudes_units)
+    return Context(
+        prec=_GUARD_DIGITS + 2 * digits,
+        rounding=ROUND_HALF_EVEN,
+        Emax=MAX_EMAX,
+        Emin=MIN_EMIN,
+        # Underflow is deliberately not trapped: e^{-huge} becoming 0 is the right answer.
+        traps=[InvalidOperation, DivisionByZero, Overflow],
+    )
+
+
+def _ceil(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _oriented(q_long: int, q_short: int, side: Side) -> tuple[int, int]:
+    """Return (q of the traded side, q of the other side); C is symmetric, so order suffices."""
+    return (q_long, q_short) if side is Side.LONG else (q_short, q_long)
+
+
+def _cost(q_a: int, q_b: int, b_units: int) -> Decimal:
+    """C(q) by the shifted log-sum-exp, in the current context.
+
+    With m = max(q_a, q_b)/b the two shifted exponents are 0 and −|q_a − q_b|/b, so
+
+        C(q) = b·m + b · ln(1 + e^{−|q_a − q_b|/b}),   b·m = max(q_a, q_b)
+
+    b·m is kept as the exact integer max(q) rather than rounded through q/b: C(q) >= max(q) then
+    holds exactly, and only the bounded term b·ln(1 + …) <= b·ln 2 carries rounding error.
+    """
+    return max(q_a, q_b) + _spread_term(q_a, q_b, b_units)
+
+
+def _spread_term(q_a: int, q_b: int, b_units: int) -> Decimal:
+    """b · ln(1 + e^{−|q_a − q_b|/b}) = C(q) − max(q), in (0, b·ln 2]."""
+    b = Decimal(b_units)
+    shifted_gap = Decimal(abs(q_a - q_b)) / b
+    return b * (1 + (-shifted_gap).exp()).ln()
+
+
+def _sigmoid(z: Decimal) -> Decimal:
+    """1 / (1 + e^{−z}), written so the exponent is never positive."""
+    if z >= 0:
+        return 1 / (1 + (-z).exp())
+    e_z = z.exp()
+    return e_z / (1 + e_z)
+
+
+def _log_odds(probability_wad: int) -> Decimal:
+    """ln(p / (1 − p)) for p = probability_wad / WAD, from exact integers."""
+    return Decimal(probability_wad).ln() - Decimal(WAD - probability_wad).ln()
+
+
+def _cost_increase(q_side_low: int, q_other: int, b_units: int, shares_units: int) -> Decimal:
+    """C(q_side_low + x, q_other) − C(q_side_low, q_other), unrounded.
+
+    The precision depends only on the (low, high) pair, so a buy and the sell that undoes it
+    compute exactly the same number.
+    """
+    q_side_high = q_side_low + shares_units
+    context = _working_context(q_side_low, q_side_high, q_other, b_units)
+    # Subtract the integer parts max(q) exactly and the spread terms separately: when a trade only
+    # mirrors the gap (|q_long − q_short| unchanged) the exact cost is an integer and must stay one.
+    max_increase_units = max(q_side_high, q_other) - max(q_side_low, q_other)
+    with localcontext(context):
+        spread_increase = _spread_term(q_side_high, q_other, b_units) - _spread_term(
+            q_side_low, q_other, b_units
+        )
+        return max_increase_units + spread_increase
+
+
+def _buy_cost_oriented_units(q_side: int, q_other: int, b_units: int, shares_units: int) -> int:
+    """ceil(C(q_side + x, q_other) − C(q_side, q_other)), clamped into [1, x]; see buy_cost_units.
+    """
+    cost_units = _ceil(_cost_increase(q_side, q_other, b_units, shares_units))
+    return min(max(cost_units, 1), shares_units)
+
+
+def _closed_form_shares(q_side: int, q_other: int, b_units: int, tokens_units: int) -> int:
+    """The closed-form estimate of shares_for_tokens, floored; 0 if it is not positive and finite.
+
+    e^{(q_side + x)/b} + e^{q_other/b} = e^{(C + T)/b}
+        ⇒  x = (C + T) + b · ln(1 − e^{(q_other − C − T)/b}) − q_side
+    """
+    with localcontext(_working_context(q_side, q_other, b_units, tokens_units)):
+        b = Decimal(b_units)
+        budget = _cost(q_side, q_other, b_units) + tokens_units
+        # C >= q_other, so the exponent is at most −T/b < 0 and the argument of ln is in (0, 1).
+        remainder = 1 - ((q_other - budget) / b).exp()
+        if remainder <= 0:
+            return 0
+        shares = budget + b * remainder.ln() - q_side
+        return max(_floor(shares), 0)
+
+
+def _largest_affordable_shares(
+    q_side: int, q_other: int, b_units: int, tokens_units: int, estimate_units: int
+) -> int:
+    """Return x with cost(x) <= T < cost(x + 1), starting the search at the closed-form estimate.
+
+    Usually the estimate is right and this costs two evaluations. Otherwise a doubling search finds
+    a bracket [affordable, unaffordable] and bisection narrows it to adjacent integers; the answer
+    satisfies both inequalities by construction, whatever the last digit of the arithmetic did.
+    """
+
+    def affordable(shares_units: int) -> bool:
+        if shares_units == 0:
+            return True
+        return _buy_cost_oriented_units(q_side, q_other, b_units, shares_units) <= tokens_units
+
+    if affordable(estimate_units):
+        low_units, high_units = _bracket_upward(affordable, estimate_units)
+    else:
+        low_units, high_units = _bracket_downward(affordable, estimate_units)
+    return _bisect(affordable, low_units, high_units)
+
+
+def _bracket_upward(affordable: _Affordable, start_units: int) -> tuple[int, int]:
+    """From an affordable start, double the step until an unaffordable count is found."""
+    low_units, step_units = start_units, 1
+    for _ in range(_SEARCH_STEPS_MAX):
+        high_units = low_units + step_units
+        if not affordable(high_units):
+            return low_units, high_units
+        low_units, step_units = high_units, step_units * 2
+    raise ArithmeticError("shares_for_tokens: upward search did not terminate")
+
+
+def _bracket_downward(affordable: _Affordable, start_units: int) -> tuple[int, int]:
+    """From an unaffordable start, double the step down until an affordable count is found.
+
+    Zero shares are always affordable, so the search ends at the latest when it reaches 0.
+    """
+    high_units, step_units = start_units, 1
+    for _ in range(_SEARCH_STEPS_MAX):
+        low_units = max(high_units - step_units, 0)
+        if affordable(low_units):
+            return low_units, high_units
+        high_units, step_units = low_units, step_units * 2
+    raise ArithmeticError("shares_for_tokens: downward search did not terminate")
+
+
+def _bisect(affordable: _Affordable, low_units: int, high_units: int) -> int:
+    """Narrow affordable(low) and not affordable(high) to high == low + 1; return low."""
+    for _ in range(_SEARCH_STEPS_MAX):
+        if high_units - low_units <= 1:
+            return low_units
+        middle_units = (low_units + high_units) // 2
+        if affordable(middle_units):
+            low_units = middle_units
+        else:
+            high_units = middle_units
+    raise ArithmeticError("shares_for_tokens: bisection did not terminate")
