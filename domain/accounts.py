@@ -7,6 +7,7 @@ may go negative: its balance is minus the total supply.
 """
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -68,6 +69,7 @@ def account_kind(account_id: str) -> str:
     return AGENT
 
 
+@lru_cache(maxsize=65_536)
 def account_uuid(account_id: str) -> UUID:
     """Accounts are addressed by name: the aggregate id is a UUID5 of the account id."""
     return uuid5(_NAMESPACE, account_id)

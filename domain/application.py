@@ -37,6 +37,7 @@ from domain.errors import (
 )
 from domain.ids import IdFactory, random_id
 from domain.market_commands import MarketCommands
+from domain.settlement_commands import SettlementCommands
 from domain.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
 from domain.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
 from domain.store_url import env_for_url
@@ -64,9 +65,12 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class StakeLedger(MarketCommands, Application):
+class StakeLedger(MarketCommands, SettlementCommands, Application):
     name = "stakeledger"
     is_snapshotting_enabled = True
+    # Long-running processes (the API, workers, benchmarks) keep recently used aggregates
+    # and fast-forward them with one query instead of replaying their histories.
+    env = {"AGGREGATE_CACHE_MAXSIZE": "4096"}
 
     def __init__(
         self,

@@ -87,7 +87,6 @@ class Artifact(Aggregate):
                 artifact.q_long += self.shares_delta_units
             else:
                 artifact.q_short += self.shares_delta_units
-            artifact.price_long_wad = self.price_long_wad
             if self.shares_delta_units > 0 and self.position_id not in artifact.position_ids:
                 artifact.position_ids.append(self.position_id)
                 artifact.position_count += 1
@@ -135,6 +134,39 @@ class Artifact(Aggregate):
             del artifact.orders[self.order_id]
             artifact.order_status[self.order_id] = self.why
 
+    class SharesRedeemed(Aggregate.Event):
+        """Shares handed back to the pool by a settlement, at the settlement's terms:
+        one event per side per transition, however many positions took part."""
+
+        side: str
+        shares_units: PositiveUnits
+        transition: int
+
+        def apply(self, artifact: "Artifact") -> None:
+            if self.side == Side.LONG:
+                artifact.q_long -= self.shares_units
+            else:
+                artifact.q_short -= self.shares_units
+
+    class BountyPosted(Aggregate.Event):
+        bounty_id: Name
+        sponsor: Name
+        amount_units: PositiveUnits
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.bounty_count += 1
+            artifact.bounties[self.bounty_id] = {"sponsor": self.sponsor, "amount_units": self.amount_units, "status": "open"}
+
+    class BountyClosed(Aggregate.Event):
+        """Distributed among claimants by weight, or refunded to the sponsor."""
+
+        bounty_id: Name
+        how: Name
+        shares: dict[str, int]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.bounties[self.bounty_id]["status"] = self.how
+
     class Transitioned(Aggregate.Event):
         from_state: Name
         to_state: Name
@@ -159,7 +191,6 @@ class Artifact(Aggregate):
         self.state = LISTED
         self.q_long = 0
         self.q_short = 0
-        self.price_long_wad = 5 * 10**17
         self.orders: dict[str, dict[str, Any]] = {}
         self.order_status: dict[str, str] = {}
         self.order_count = 0
@@ -167,10 +198,17 @@ class Artifact(Aggregate):
         self.position_count = 0
         self.transition_count = 0
         self.settlement_price_wad: Optional[int] = None
+        self.bounties: dict[str, dict[str, Any]] = {}
+        self.bounty_count = 0
 
     @property
     def listed_at(self) -> datetime:
         return self.created_on
+
+    @property
+    def price_long_wad(self) -> int:
+        """The pool's current long price, from the outstanding shares."""
+        return self.prices()[0]
 
     # Decisions --------------------------------------------------------------------------
 
@@ -234,6 +272,22 @@ class Artifact(Aggregate):
         released_units = self.orders[order_id]["remaining_units"]
         self.trigger_event(self.OrderReleased, timestamp=at, order_id=order_id, released_units=released_units, why=why)
         return released_units
+
+    def redeem_shares(self, side: Side, shares_units: int, at: datetime) -> None:
+        if shares_units:
+            self.trigger_event(
+                self.SharesRedeemed, timestamp=at, side=side.value, shares_units=shares_units,
+                transition=self.transition_count,
+            )  # fmt: skip
+        assert self.q_long >= 0 and self.q_short >= 0
+
+    def post_bounty(self, sponsor: str, amount_units: int, at: datetime) -> str:
+        bounty_id = f"{self.artifact_id}/b{self.bounty_count + 1}"
+        self.trigger_event(self.BountyPosted, timestamp=at, bounty_id=bounty_id, sponsor=sponsor, amount_units=amount_units)
+        return bounty_id
+
+    def close_bounty(self, bounty_id: str, how: str, shares: dict[str, int], at: datetime) -> None:
+        self.trigger_event(self.BountyClosed, timestamp=at, bounty_id=bounty_id, how=how, shares=shares)
 
     def transition(self, to_state: str, actor: str, reason: str, price_long_wad: int, at: datetime) -> str:
         if to_state not in STATES:

@@ -11,6 +11,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from domain.lmsr import WAD, Side
+from domain.settlement_rules import SettlementOutcome
 from domain.topics import register_aggregate
 from domain.types import Name, PositiveUnits, SignedUnits, Units
 
@@ -57,6 +58,53 @@ class Position(Aggregate):
             position.realized_pnl_units += self.pnl_units
             position.proceeds_units += self.proceeds_units
 
+    class PartiallySettled(Aggregate.Event):
+        """Flagged: a long gets half its cost back for half its shares; a short gets a bonus."""
+
+        transition: int
+        state: Name
+        payout_units: Units
+        pnl_units: SignedUnits
+        quantity_left_units: PositiveUnits
+        cost_left_units: PositiveUnits
+
+        def apply(self, position: "Position") -> None:
+            position.status = PARTIALLY_SETTLED
+            position.quantity_units = self.quantity_left_units
+            position.cost_units = self.cost_left_units
+            position.realized_pnl_units += self.pnl_units
+            position.payout_units += self.payout_units
+
+    class Settled(Aggregate.Event):
+        """Validated or deprecated: the position pays out (or not) and is done."""
+
+        transition: int
+        state: Name
+        settlement_price_wad: Units
+        payout_units: Units
+        pnl_units: SignedUnits
+
+        def apply(self, position: "Position") -> None:
+            position.status_before_freeze = None
+            position.status = SETTLED
+            position.closed_at = self.timestamp
+            position.realized_pnl_units += self.pnl_units
+            position.payout_units += self.payout_units
+
+    class Frozen(Aggregate.Event):
+        transition: int
+
+        def apply(self, position: "Position") -> None:
+            position.status_before_freeze = position.status
+            position.status = FROZEN
+
+    class Reopened(Aggregate.Event):
+        transition: int
+
+        def apply(self, position: "Position") -> None:
+            position.status = position.status_before_freeze or OPEN
+            position.status_before_freeze = None
+
     def __init__(
         self, position_id: str, owner: str, artifact_id: str, side: str, quantity_units: int, cost_units: int,
         entry_price_wad: int, order_id: Optional[str],
@@ -72,7 +120,9 @@ class Position(Aggregate):
         self.status = OPEN
         self.realized_pnl_units = 0
         self.proceeds_units = 0
+        self.payout_units = 0
         self.closed_at: Optional[datetime] = None
+        self.status_before_freeze: Optional[str] = None
 
     @classmethod
     def open(
@@ -89,8 +139,30 @@ class Position(Aggregate):
     def is_live(self) -> bool:
         return self.status in LIVE_STATUSES
 
-    def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
+    def partially_settle(self, transition: int, state: str, outcome: "SettlementOutcome", at: datetime) -> None:
+        self.trigger_event(
+            self.PartiallySettled, timestamp=at, transition=transition, state=state, payout_units=outcome.payout_units,
+            pnl_units=outcome.pnl_units, quantity_left_units=outcome.quantity_left_units,
+            cost_left_units=outcome.cost_left_units,
+        )  # fmt: skip
+
+    def settle(self, transition: int, state: str, price_wad: int, outcome: "SettlementOutcome", at: datetime) -> None:
         assert self.is_live
+        self.trigger_event(
+            self.Settled, timestamp=at, transition=transition, state=state, settlement_price_wad=price_wad,
+            payout_units=outcome.payout_units, pnl_units=outcome.pnl_units,
+        )  # fmt: skip
+
+    def freeze(self, transition: int, at: datetime) -> None:
+        if self.status != FROZEN:
+            self.trigger_event(self.Frozen, timestamp=at, transition=transition)
+
+    def reopen(self, transition: int, at: datetime) -> None:
+        if self.status == FROZEN:
+            self.trigger_event(self.Reopened, timestamp=at, transition=transition)
+
+    def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
+        assert self.is_live and self.status != FROZEN
         self.trigger_event(
             self.Closed, timestamp=at, proceeds_units=proceeds_units, price_long_wad=price_long_wad,
             pnl_units=proceeds_units - self.cost_units, how=how,

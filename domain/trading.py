@@ -270,6 +270,10 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
         else:
             spend_units = order["remaining_units"]
             shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, side, spend_units)
+        if shares_units == 0 or spend_units * WAD > order["limit_price_wad"] * shares_units:
+            # Dust: rounding a few base units up would pay more than the limit per share.
+            skipped.add(order["order_id"])
+            continue
         position = _buy(unit, artifact, order["agent"], side, shares_units, spend_units,
                         order_escrow_account_id(artifact.artifact_id), order["order_id"])  # fmt: skip
         artifact.fill_order(order["order_id"], position.position_id, shares_units, spend_units, unit.at)

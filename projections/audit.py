@@ -172,7 +172,7 @@ def audit(
     started = time.perf_counter()
     report = AuditReport()
     balances = BalanceAndTransferCheck()
-    checks: list[Any] = [VersionCheck(), balances, *extra_checks]
+    checks: list[Any] = [VersionCheck(), balances, ArtifactCheck(), *extra_checks]
     total = max_position(app)
     for position, event in iter_events(app):
         report.events += 1
@@ -192,3 +192,59 @@ def audit(
     report.total_supply_units = balances.total_supply_units
     report.seconds = time.perf_counter() - started
     return report
+
+
+class ArtifactCheck:
+    """Per artifact, to the unit: every position's realised P&L sums to the subsidies the
+    pool received minus the tax it returned, and a terminal market's pool is empty."""
+
+    name = "markets"
+
+    def __init__(self) -> None:
+        from domain.artifacts import Artifact
+        from domain.positions import Position
+
+        self._artifact_events = Artifact
+        self._position_events = Position
+        self.terminal: dict[str, int] = {}
+        self.position_artifact: dict[UUID, str] = {}
+        self.pnl_units: dict[str, int] = {}
+        self.subsidy_units: dict[str, int] = {}
+        self.tax_units: dict[str, int] = {}
+        self.artifacts_by_uuid: dict[UUID, str] = {}
+
+    def observe(self, position: int, event: Any) -> Iterable[Violation]:
+        artifact_events, position_events = self._artifact_events, self._position_events
+        if isinstance(event, artifact_events.Transitioned):
+            if event.to_state in ("validated", "deprecated"):
+                self.terminal[self._artifact_of(event)] = position
+        elif isinstance(event, artifact_events.Listed):
+            self.artifacts_by_uuid[event.originator_id] = event.artifact_id
+        elif isinstance(event, position_events.Opened):
+            self.position_artifact[event.originator_id] = event.artifact_id
+            self.pnl_units.setdefault(event.artifact_id, 0)
+        elif isinstance(event, (position_events.Closed, position_events.PartiallySettled, position_events.Settled)):
+            artifact_id = self.position_artifact[event.originator_id]
+            self.pnl_units[artifact_id] += event.pnl_units
+        elif isinstance(event, (Account.Credited, Account.Debited)):
+            if event.reason == "amm:subsidy" and isinstance(event, Account.Credited):
+                artifact_id = event.refs.get("artifact", "")
+                self.subsidy_units[artifact_id] = self.subsidy_units.get(artifact_id, 0) + event.amount_units
+            elif event.reason == "amm:tax" and isinstance(event, Account.Debited):
+                artifact_id = event.refs.get("artifact", "")
+                self.tax_units[artifact_id] = self.tax_units.get(artifact_id, 0) + event.amount_units
+        return ()
+
+    def _artifact_of(self, event: Any) -> str:
+        return self.artifacts_by_uuid[event.originator_id]
+
+    def finish(self, app: StakeLedger) -> Iterable[Violation]:
+        for artifact_id, position in self.terminal.items():
+            pnl = self.pnl_units.get(artifact_id, 0)
+            net_subsidy = self.subsidy_units.get(artifact_id, 0) - self.tax_units.get(artifact_id, 0)
+            if pnl != net_subsidy:
+                yield Violation(self.name, position,
+                                f"artifact {artifact_id!r}: positions' P&L {pnl} != subsidies − tax {net_subsidy}")  # fmt: skip
+            pool = app.balance_of(f"pool:{artifact_id}")
+            if pool != 0:
+                yield Violation(self.name, position, f"artifact {artifact_id!r} is settled but its pool holds {pool}")

@@ -1,0 +1,285 @@
+"""Artifact markets and trading: artifact add/list/show/quote/book, trade open/close/cancel/batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from cli.context import get_context
+from cli.output import emit_json, say, table
+from domain.artifacts import Artifact, check_side
+from domain.errors import InvalidInputError
+from domain.lmsr import WAD
+from domain.money import format_amount, parse_amount, parse_price_wad
+from domain.topics import stable_topic
+from domain.trading import LimitOrder, MarketOrder
+from projections.log import iter_events
+
+artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
+trade_app = typer.Typer(help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True)
+
+CommandId = Annotated[
+    Optional[str],
+    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+]
+Side = Annotated[str, typer.Option("--side", help="long (predicts validated) or short (predicts deprecated).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(artifact_app, name="artifact")
+    app.add_typer(trade_app, name="trade")
+
+
+def price(wad: int | str) -> str:
+    return str((Decimal(int(wad)) / WAD).quantize(Decimal("0.000001")))
+
+
+def artifact_summary(app: Any, artifact: Artifact) -> dict[str, Any]:
+    long_wad, short_wad = artifact.prices()
+    pool_units = app.balance_of(f"pool:{artifact.artifact_id}")
+    return {
+        "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
+        "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
+        "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
+        "q_short_units": str(artifact.q_short), "price_long": price(long_wad), "price_short": price(short_wad),
+        "pool_units": str(pool_units), "open_interest_units": str(artifact.q_long + artifact.q_short),
+        "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
+    }  # fmt: skip
+
+
+@artifact_app.command("add")
+def add(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str, typer.Option(help="What the artifact is.")],
+    liquidity: Annotated[str, typer.Option(help="LMSR liquidity b in tokens; the pool is funded with b·ln 2.")],
+    group: Annotated[Optional[str], typer.Option(help="Correlation group, e.g. a research field.")] = None,
+    min_hold_days: Annotated[int, typer.Option(help="Days an artifact must be listed before voluntary closes.")] = 90,
+    command_id: CommandId = None,
+) -> None:
+    """List an artifact and open its binary LMSR market."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.list_artifact(artifact_id, title, parse_amount(liquidity, app.decimals), group=group,
+                               min_hold_days=min_hold_days, command_id=command_id)  # fmt: skip
+    if context.as_json:
+        emit_json(result)
+    else:
+        say(f"Listed {artifact_id}; pool funded with {format_amount(int(result['subsidy_units']), app.decimals)} tokens.")
+
+
+@artifact_app.command("list")
+def list_artifacts(ctx: typer.Context) -> None:
+    """Every artifact with its state and prices."""
+    context = get_context(ctx)
+    app = context.app
+    rows = [artifact_summary(app, app.get_artifact(event.artifact_id))
+            for _, event in iter_events(app, topics=(stable_topic(Artifact.Listed),))]  # fmt: skip
+    if context.as_json:
+        emit_json(rows)
+        return
+    table("Artifacts", ["artifact", "state", "group", "p(long)", "pool", "positions", "title"],
+          [[r["artifact"], r["state"], r["group"] or "", r["price_long"], format_amount(int(r["pool_units"]), app.decimals),
+            r["positions"], r["title"]] for r in rows], right=["p(long)", "pool", "positions"])  # fmt: skip
+
+
+@artifact_app.command("show")
+def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """State, outstanding shares, prices, pool balance and open interest."""
+    context = get_context(ctx)
+    app = context.app
+    summary = artifact_summary(app, app.get_artifact(artifact_id))
+    if context.as_json:
+        emit_json(summary)
+        return
+    table(f"Artifact {artifact_id}", ["field", "value"], [[key, value] for key, value in summary.items()])
+
+
+@artifact_app.command("quote")
+def quote(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ID")],
+    side: Side,
+    shares: Annotated[Optional[str], typer.Option(help="Buy this many shares.")] = None,
+    tokens: Annotated[Optional[str], typer.Option(help="Spend this many tokens.")] = None,
+) -> None:
+    """What a buy would cost, its average price and the price after; writes nothing."""
+    context = get_context(ctx)
+    app = context.app
+    d = app.decimals
+    result = app.quote(artifact_id, side, shares_units=parse_amount(shares, d) if shares is not None else None,
+                       tokens_units=parse_amount(tokens, d) if tokens is not None else None)  # fmt: skip
+    if context.as_json:
+        emit_json(result)
+        return
+    table(f"Quote {artifact_id} {side}", ["shares", "cost", "avg price", "p(long) before", "p(long) after"],
+          [[format_amount(int(result["shares_units"]), d), format_amount(int(result["cost_units"]), d),
+            price(result["average_price_wad"]), price(result["price_long_before_wad"]), price(result["price_long_after_wad"])]])  # fmt: skip
+
+
+@artifact_app.command("book")
+def book(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Prices, resting limit orders and the cost to move the long price to 0.1 … 0.9."""
+    context = get_context(ctx)
+    app = context.app
+    d = app.decimals
+    artifact = app.get_artifact(artifact_id)
+    long_wad, short_wad = artifact.prices()
+    orders = sorted(artifact.orders.values(), key=lambda o: (o["side"], -o["limit_price_wad"], o["sequence"]))
+    depth = app.market_depth(artifact_id)
+    if context.as_json:
+        emit_json({
+            "artifact": artifact_id, "price_long": price(long_wad), "price_short": price(short_wad),
+            "orders": [{**o, "remaining_units": str(o["remaining_units"]), "limit_price": price(o["limit_price_wad"]),
+                        "limit_price_wad": str(o["limit_price_wad"])} for o in orders],
+            "depth": depth,
+        })  # fmt: skip
+        return
+    say(f"[bold]{artifact_id}[/]  p(long) {price(long_wad)}  p(short) {price(short_wad)}  state {artifact.state}")
+    table("Resting limit orders", ["order", "agent", "side", "limit", "remaining", "expires"],
+          [[o["order_id"], o["agent"], o["side"], price(o["limit_price_wad"]), format_amount(o["remaining_units"], d),
+            o["expires_at"].isoformat()[:16] if o["expires_at"] else "never"] for o in orders], right=["limit", "remaining"])  # fmt: skip
+    table("Depth: cost to move p(long)", ["target", "buy", "shares", "cost"],
+          [[price(r["target_long_wad"]), r["side"], format_amount(int(r["shares_units"]), d),
+            format_amount(int(r["cost_units"]), d)] for r in depth], right=["target", "shares", "cost"])  # fmt: skip
+
+
+@trade_app.command("open", context_settings={"ignore_unknown_options": True})
+def open_trade(
+    ctx: typer.Context,
+    agent: str,
+    artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
+    side: Side,
+    tokens: Annotated[str, typer.Option(help="Tokens to commit.")],
+    max_price: Annotated[Optional[str], typer.Option(help="Market order: refuse if the average price exceeds this.")] = None,
+    min_shares: Annotated[Optional[str], typer.Option(help="Market order: refuse if fewer shares would be bought.")] = None,
+    limit_price: Annotated[Optional[str], typer.Option(help="Limit order: escrow the tokens and buy when the side's price falls below this.")] = None,
+    expires_in: Annotated[Optional[float], typer.Option(help="Limit order: days until it expires.")] = None,
+    command_id: CommandId = None,
+) -> None:
+    """Buy long or short shares at market, or rest a limit order."""
+    context = get_context(ctx)
+    app = context.app
+    d = app.decimals
+    tokens_units = parse_amount(tokens, d)
+    if limit_price is not None:
+        if max_price is not None or min_shares is not None:
+            raise InvalidInputError("--max-price and --min-shares apply to market orders, not limit orders")
+        result = app.place_limit_order(agent, artifact_id, side, tokens_units, parse_price_wad(limit_price),
+                                       expires_in_days=expires_in, command_id=command_id)  # fmt: skip
+        message = f"Order {result['order']} is {result['status']}."
+    else:
+        if expires_in is not None:
+            raise InvalidInputError("--expires-in applies to limit orders only")
+        result = app.open_position(
+            agent, artifact_id, side, tokens_units,
+            max_price_wad=parse_price_wad(max_price) if max_price is not None else None,
+            min_shares_units=parse_amount(min_shares, d) if min_shares is not None else None, command_id=command_id,
+        )  # fmt: skip
+        message = (f"Opened {result['position']}: {format_amount(int(result['shares_units']), d)} {side} shares for "
+                   f"{tokens} tokens (avg {price(result['average_price_wad'])}); p(long) now {price(result['price_long_wad'])}.")  # fmt: skip
+    if context.as_json:
+        emit_json(result)
+        return
+    say(message)
+    for fill in result.get("fills", []):
+        say(f"  filled {fill['order']} → {fill['position']}: {format_amount(int(fill['shares_units']), d)} shares "
+            f"for {format_amount(int(fill['cost_units']), d)}")  # fmt: skip
+
+
+@trade_app.command("close")
+def close(
+    ctx: typer.Context,
+    position_id: Annotated[str, typer.Argument(metavar="POSITION")],
+    agent: Annotated[Optional[str], typer.Option(help="Refuse unless the position belongs to this agent.")] = None,
+    command_id: CommandId = None,
+) -> None:
+    """Sell a position back to the market maker at the current price."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.close_position(position_id, agent=agent, command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+    else:
+        d = app.decimals
+        say(f"Closed {position_id} for {format_amount(int(result['proceeds_units']), d)} "
+            f"(P&L {format_amount(int(result['pnl_units']), d)}); p(long) now {price(result['price_long_wad'])}.")  # fmt: skip
+
+
+@trade_app.command("cancel")
+def cancel(
+    ctx: typer.Context,
+    order_id: Annotated[str, typer.Argument(metavar="ORDER")],
+    agent: Annotated[str, typer.Option(help="The agent who placed the order.")],
+    command_id: CommandId = None,
+) -> None:
+    """Cancel a resting limit order and release its escrow."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.cancel_order(order_id, agent, command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+    else:
+        say(f"Cancelled {order_id}; released {format_amount(int(result['released_units']), app.decimals)} tokens.")
+
+
+@trade_app.command("batch")
+def batch(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="CSV (agent,artifact,side,tokens[,limit_price,expires_in_days]) or a JSON list of such objects.")],
+    command_id: CommandId = None,
+) -> None:
+    """Place many orders in one transaction: each sees the state the earlier ones left; all or nothing."""
+    context = get_context(ctx)
+    app = context.app
+    orders = [_order_from_row(row, app.decimals, number) for number, row in enumerate(_read_rows(file), start=1)]
+    result = app.trade_batch(orders, command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+        return
+    say(f"Placed {len(orders)} orders in one transaction.")
+    for outcome in result["results"]:
+        say(f"  {outcome.get('position') or outcome.get('order')}")
+
+
+def _read_rows(file: Path) -> list[dict[str, Any]]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidInputError(f"cannot read {file}: {error.strerror}") from None
+    if file.suffix.lower() == ".json":
+        try:
+            rows = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInputError(f"{file} is not valid JSON: {error.msg} at line {error.lineno}") from None
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise InvalidInputError(f"{file} must hold a JSON list of order objects")
+        return rows
+    return list(csv.DictReader(text.splitlines()))
+
+
+def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOrder | LimitOrder:
+    try:
+        agent, artifact_id, side = str(row["agent"]), str(row["artifact"]), check_side(str(row["side"]).strip())
+        tokens_units = parse_amount(str(row["tokens"]), decimals)
+        limit = row.get("limit_price") or None
+        if limit is None:
+            return MarketOrder(agent, artifact_id, side, tokens_units)
+        if row.get("expires_in_days"):
+            raise InvalidInputError("expiring orders are placed one at a time with 'trade open --expires-in'")
+        return LimitOrder(agent, artifact_id, side, tokens_units, parse_price_wad(str(limit)))
+    except KeyError as missing:
+        raise InvalidInputError(f"order {number}: missing field {missing}") from None
+    except InvalidInputError as error:
+        raise InvalidInputError(f"order {number}: {error}") from None
+    except Exception as error:
+        from domain.errors import LedgerError
+
+        if isinstance(error, LedgerError):
+            raise type(error)(f"order {number}: {error}") from None
+        raise
