@@ -16,11 +16,22 @@ from domain.application import StakeLedger, TransferRequest
 from domain.clock import ManualClock
 from domain.errors import LedgerError
 from domain.ids import SeededIds
-from domain.money import format_amount, parse_amount
+from domain.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+from domain.positions import position_uuid
+from domain.reputation import reputation_uuid
+from eventsourcing.application import AggregateNotFoundError
+from cli.markets import price
 from projections.audit import audit
 from projections.statements import statement_lines
 
 AGENTS = ("ada", "grace", "linus", "margaret", "dennis")
+ARTIFACTS = (
+    ("ART-CRISPR", "Prime editing corrects the sickle-cell mutation in vivo", "biology", 90),
+    ("ART-LLM", "Scaling laws hold past 10^26 FLOPs", "machine-learning", 90),
+    ("ART-FUSION", "Net energy gain from a tabletop fusor", "physics", 90),
+    ("ART-ROOM-TEMP", "A room-temperature ambient-pressure superconductor", "physics", 90),
+    ("ART-PROTEIN", "De-novo enzyme folds as designed", "biology", 0),
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -47,13 +58,15 @@ class Demo:
         return parse_amount(text, self.app.decimals)
 
     def show(self, units: int) -> str:
-        return format_amount(units, self.app.decimals)
+        return format_amount(units, self.app.decimals, places=2)
 
     def chapter(self, title: str) -> None:
         console.print(Rule(f"[bold]{title}"))
 
     def run(self) -> None:
         self.accounts()
+        self.markets()
+        self.lifecycle()
         self.closing_audit()
 
     # Chapters ------------------------------------------------------------------------
@@ -89,6 +102,117 @@ class Demo:
             for line in statement_lines(self.app, name)
         ]  # fmt: skip
         table(f"Statement — {name}", ["pos", "date", "reason", "counterparty", "amount", "balance"], rows, right=["pos", "amount", "balance"])
+
+    def price(self, wad: int) -> str:
+        return price(wad)
+
+    def markets(self) -> None:
+        self.chapter("2. Artifact markets: an LMSR pool quotes every artifact")
+        for artifact_id, title, group, hold in ARTIFACTS:
+            self.app.list_artifact(artifact_id, title, self.tokens("1000"), group=group, min_hold_days=hold)
+        say(f"Listed {len(ARTIFACTS)} artifacts; each pool was funded from the treasury with b·ln 2 ≈ 693.15 tokens.")
+        # Limit orders rest first, so the market orders below cross and fill them.
+        self.app.place_limit_order("dennis", "ART-CRISPR", "long", self.tokens("300"), parse_price_wad("0.45"), expires_in_days=30)
+        self.app.place_limit_order("margaret", "ART-LLM", "short", self.tokens("250"), parse_price_wad("0.40"))
+        self.app.place_limit_order("linus", "ART-FUSION", "long", self.tokens("200"), parse_price_wad("0.30"), expires_in_days=2)
+        trades = [
+            ("ada", "ART-CRISPR", "long", "800"), ("grace", "ART-CRISPR", "short", "1200"),
+            ("linus", "ART-LLM", "long", "900"), ("margaret", "ART-LLM", "long", "400"),
+            ("dennis", "ART-FUSION", "short", "600"), ("ada", "ART-FUSION", "long", "150"),
+            ("grace", "ART-ROOM-TEMP", "short", "700"), ("linus", "ART-ROOM-TEMP", "long", "350"),
+            ("margaret", "ART-PROTEIN", "long", "500"), ("dennis", "ART-PROTEIN", "short", "200"),
+        ]  # fmt: skip
+        fills = 0
+        for agent, artifact_id, side, amount in trades:
+            fills += len(self.app.open_position(agent, artifact_id, side, self.tokens(amount))["fills"])
+        say(f"Placed {len(trades)} market orders; they crossed and filled {fills} resting limit orders in the same transactions.")
+        try:
+            self.app.open_position("ada", "ART-LLM", "long", self.tokens("100"), max_price_wad=parse_price_wad("0.5"))
+        except LedgerError as refused:
+            say(f"Refused as expected: [bold]{refused.code}[/] — {refused}")
+        for artifact_id, *_ in ARTIFACTS[:2]:
+            self.book(artifact_id)
+        self.positions()
+
+    def book(self, artifact_id: str) -> None:
+        artifact = self.app.get_artifact(artifact_id)
+        long_wad, short_wad = artifact.prices()
+        say(f"[bold]{artifact_id}[/] — p(long) {self.price(long_wad)}, p(short) {self.price(short_wad)}, "
+            f"pool {self.show(self.app.balance_of(f'pool:{artifact_id}'))}")  # fmt: skip
+        orders = sorted(artifact.orders.values(), key=lambda o: (o["side"], -o["limit_price_wad"]))
+        if orders:
+            table(None, ["order", "agent", "side", "limit", "remaining"],
+                  [[o["order_id"], o["agent"], o["side"], self.price(o["limit_price_wad"]), self.show(o["remaining_units"])] for o in orders],
+                  right=["limit", "remaining"])  # fmt: skip
+        depth = self.app.market_depth(artifact_id)
+        table(None, ["move p(long) to", *[self.price(int(r["target_long_wad"]))[:3] for r in depth]],
+              [["cost (tokens)", *[f"{int(r['cost_units']) // 10**self.app.decimals:,}" for r in depth]]])  # fmt: skip
+
+    def positions(self) -> None:
+        rows = []
+        for artifact_id, *_ in ARTIFACTS:
+            artifact = self.app.get_artifact(artifact_id)
+            for position_id in artifact.position_ids:
+                p = self.app.repository.get(position_uuid(position_id))
+                rows.append([p.position_id, p.owner, p.side, self.show(p.quantity_units), self.show(p.cost_units),
+                             self.price(p.entry_price_wad)[:6], p.status])  # fmt: skip
+        table("Positions", ["position", "owner", "side", "shares", "cost", "entry p(long)", "status"], rows,
+              right=["shares", "cost", "entry p(long)"])  # fmt: skip
+
+    def lifecycle(self) -> None:
+        self.chapter("3. Lifecycle: transitions settle positions, the pool is the counterparty")
+        app = self.app
+        self.clock.advance(days=3)  # linus's FUSION order expires unfilled on the next touch
+        results = [
+            app.transition_artifact("ART-CRISPR", "validated", actor="review-board", reason="replicated twice",
+                                    price_wad=parse_price_wad("0.92")),
+            app.transition_artifact("ART-ROOM-TEMP", "deprecated", actor="review-board", reason="failed replication",
+                                    price_wad=parse_price_wad("0.04")),
+            app.transition_artifact("ART-LLM", "flagged", actor="moderator", reason="possible data leak"),
+            app.transition_artifact("ART-LLM", "listed", actor="moderator", reason="leak ruled out"),
+            app.transition_artifact("ART-FUSION", "challenged", actor="rival-lab", reason="calorimetry disputed"),
+        ]
+        try:
+            app.close_position("ART-FUSION/p1")
+        except LedgerError as refused:
+            say(f"While challenged: [bold]{refused.code}[/] — {refused}")
+        results.append(app.transition_artifact("ART-FUSION", "listed", actor="review-board", reason="challenge resolved"))
+        self.clock.advance(days=91)
+        closed = app.close_position("ART-FUSION/p2")
+        say(f"After the 90-day hold, ART-FUSION/p2 closed at market for {self.show(int(closed['proceeds_units']))} "
+            f"(P&L {self.show(int(closed['pnl_units']))}).")  # fmt: skip
+        results.append(app.transition_artifact("ART-PROTEIN", "validated", price_wad=parse_price_wad("0.97"), reason="structure confirmed"))
+        table("Transitions", ["artifact", "from → to", "p(long)", "live positions", "paid", "tax"],
+              [[r["artifact"], f"{r['from']} → {r['to']}", self.price(int(r["price_long_wad"])), r["positions"],
+                self.show(int(r.get("paid_units", 0))), self.show(int(r.get("tax_units", 0)))] for r in results],
+              right=["p(long)", "live positions", "paid", "tax"])  # fmt: skip
+        bounty = app.post_bounty("ART-CRISPR", "grace", self.tokens("15"))
+        shares = app.distribute_bounty(bounty["bounty"], [("ada", parse_fraction("4/5")), ("linus", parse_fraction("2/25")),
+                                                           ("dennis", parse_fraction("3/25"))])  # fmt: skip
+        say(f"Bounty {bounty['bounty']} of 15 tokens split 4/5, 2/25, 3/25: "
+            + ", ".join(f"{name} {self.show(int(units))}" for name, units in shares["shares"].items()))
+        self.settlements()
+        self.reputation()
+
+    def settlements(self) -> None:
+        rows = []
+        for artifact_id, *_ in ARTIFACTS:
+            for position_id in self.app.get_artifact(artifact_id).position_ids:
+                p = self.app.repository.get(position_uuid(position_id))
+                if p.status in ("settled", "partially_settled"):
+                    rows.append([position_id, p.owner, p.side, p.status, self.show(p.payout_units), self.show(p.realized_pnl_units)])
+        table("Settlements", ["position", "agent", "side", "status", "paid out", "realised P&L"], rows, right=["paid out", "realised P&L"])
+
+    def reputation(self) -> None:
+        rows = []
+        for name in AGENTS:
+            try:
+                r = self.app.repository.get(reputation_uuid(name))
+            except AggregateNotFoundError:
+                continue
+            rows.append([name, self.price(r.believability_wad), r.predictions, r.correct])
+        table("Reputation (believability starts at 0.5)", ["agent", "believability", "predictions", "correct"], rows,
+              right=["believability", "predictions", "correct"])  # fmt: skip
 
     def closing_audit(self) -> None:
         self.chapter("Audit")

@@ -10,8 +10,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-error_console = Console(stderr=True)
+# Piped output (CI logs, `make demo | less`) gets a fixed width wide enough for our tables.
+console = Console(width=None if sys.stdout.isatty() else 110)
+error_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 def emit_json(data: Any) -> None:

@@ -65,9 +65,14 @@ def check_units(units: int, *, allow_zero: bool = False) -> int:
     return units
 
 
-def format_amount(units: int, decimals: int) -> str:
-    """Render base units as a decimal string with no trailing zeros: 12500 (d=3) -> "12.5"."""
+def format_amount(units: int, decimals: int, places: int | None = None) -> str:
+    """Render base units as a decimal string with no trailing zeros: 12500 (d=3) -> "12.5".
+    With ``places``, cut (toward zero) to that many fractional digits for display."""
     sign = "-" if units < 0 else ""
+    if places is not None and places < decimals:
+        cut = 10 ** (decimals - places)
+        units, decimals = (abs(units) // cut) * (1 if units >= 0 else -1), places
+        sign = "-" if units < 0 else ""
     whole, fraction = divmod(abs(units), 10**decimals)
     if decimals == 0 or fraction == 0:
         return f"{sign}{whole}"

@@ -1,0 +1,104 @@
+"""Lifecycle transitions (which settle positions) and bounties."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from cli.context import get_context
+from cli.markets import artifact_app, price
+from cli.output import emit_json, say
+from domain.errors import InvalidInputError
+from domain.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+
+bounty_app = typer.Typer(help="Bounties: sponsors escrow tokens on an artifact; claimants share them by weight.", no_args_is_help=True)
+
+CommandId = Annotated[
+    Optional[str],
+    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    artifact_app.command("transition")(transition)
+    app.add_typer(bounty_app, name="bounty")
+
+
+def transition(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ID")],
+    state: Annotated[str, typer.Argument(metavar="STATE", help="listed, flagged, challenged, validated or deprecated")],
+    price_: Annotated[Optional[str], typer.Option("--price", help="Settlement long price; default: the pool's price now.")] = None,
+    reason: Annotated[str, typer.Option(help="Why the artifact changes state.")] = "",
+    actor: Annotated[str, typer.Option(help="Who decided the transition.")] = "operator",
+    command_id: CommandId = None,
+) -> None:
+    """Move an artifact through its lifecycle; settles its positions in the same transaction."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.transition_artifact(
+        artifact_id, state, actor=actor, reason=reason,
+        price_wad=parse_price_wad(price_) if price_ is not None else None, command_id=command_id,
+    )  # fmt: skip
+    if context.as_json:
+        emit_json(result)
+        return
+    d = app.decimals
+    line = f"{artifact_id}: {result['from']} → {result['to']} at p(long) {price(result['price_long_wad'])}; {result['positions']} live positions"
+    if "paid_units" in result:
+        line += f"; paid {format_amount(int(result['paid_units']), d)}"
+    if "tax_units" in result:
+        line += f"; {format_amount(int(result['tax_units']), d)} returned to the treasury"
+    say(line + ".")
+
+
+@bounty_app.command("post")
+def post(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
+    sponsor: str,
+    amount: str,
+    command_id: CommandId = None,
+) -> None:
+    """Escrow tokens from a sponsor as a bounty on an artifact."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.post_bounty(artifact_id, sponsor, parse_amount(amount, app.decimals), command_id=command_id)
+    emit_json(result) if context.as_json else say(f"Posted bounty {result['bounty']} of {amount} tokens.")
+
+
+@bounty_app.command("distribute")
+def distribute(
+    ctx: typer.Context,
+    bounty_id: Annotated[str, typer.Argument(metavar="BOUNTY")],
+    claimants: Annotated[list[str], typer.Argument(metavar="CLAIMANT=WEIGHT...", help="e.g. ada=4/5 grace=0.08")],
+    command_id: CommandId = None,
+) -> None:
+    """Split a bounty among claimants by weight: floors first, leftover units in the order given."""
+    context = get_context(ctx)
+    app = context.app
+    weights = []
+    for item in claimants:
+        name, equals, weight = item.partition("=")
+        if not equals or not name or not weight:
+            raise InvalidInputError(f"claimants look like NAME=WEIGHT, got {item!r}")
+        weights.append((name, parse_fraction(weight)))
+    result = app.distribute_bounty(bounty_id, weights, command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+        return
+    shares = ", ".join(f"{name} {format_amount(int(units), app.decimals)}" for name, units in result["shares"].items())
+    say(f"Distributed {bounty_id}: {shares}.")
+
+
+@bounty_app.command("refund")
+def refund(ctx: typer.Context, bounty_id: Annotated[str, typer.Argument(metavar="BOUNTY")], command_id: CommandId = None) -> None:
+    """Return an unclaimed bounty to its sponsor."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.refund_bounty(bounty_id, command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+    else:
+        say(f"Refunded {format_amount(int(result['refunded_units']), app.decimals)} to {result['sponsor']}.")
