@@ -167,6 +167,50 @@ class Artifact(Aggregate):
         def apply(self, artifact: "Artifact") -> None:
             artifact.bounties[self.bounty_id]["status"] = self.how
 
+    class StopSet(Aggregate.Event):
+        """A trailing stop on one position, on the price of the position's own side."""
+
+        position_id: Name
+        owner: Name
+        side: str
+        stop: dict[str, Any]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id] = {"owner": self.owner, "side": self.side, "stop": dict(self.stop),
+                                                "triggered": False}  # fmt: skip
+
+    class StopRatcheted(Aggregate.Event):
+        position_id: Name
+        price_wad: PriceWad
+        stop: dict[str, Any]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id]["stop"] = dict(self.stop)
+
+    class StopTriggered(Aggregate.Event):
+        """The price touched the trigger; the position closes now, or as soon as it may."""
+
+        position_id: Name
+        price_wad: PriceWad
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id]["triggered"] = True
+
+    class StopCleared(Aggregate.Event):
+        position_id: Name
+        why: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            del artifact.stops[self.position_id]
+
+    class RiskWatched(Aggregate.Event):
+        """An agent with risk limits holds a position here: price moves re-check its equity."""
+
+        agent: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.risk_agents.append(self.agent)
+
     class Transitioned(Aggregate.Event):
         from_state: Name
         to_state: Name
@@ -200,6 +244,8 @@ class Artifact(Aggregate):
         self.settlement_price_wad: Optional[int] = None
         self.bounties: dict[str, dict[str, Any]] = {}
         self.bounty_count = 0
+        self.stops: dict[str, dict[str, Any]] = {}
+        self.risk_agents: list[str] = []
 
     @property
     def listed_at(self) -> datetime:

@@ -31,6 +31,7 @@ from domain.lmsr import WAD, Side, average_price_wad, max_subsidy_units, sell_pr
 from domain.lmsr import shares_to_reach_price
 from domain.money import check_units
 from domain.positions import Position, position_uuid
+from domain.risk_engine import after_price_move, pre_trade_check, track_position
 from domain.unit_of_work import UnitOfWork
 
 MAX_FILLS_PER_TRADE = 500
@@ -118,6 +119,9 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
     artifact = load_artifact(unit, order.artifact_id)
+    rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units)
+    if rejection is not None:
+        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
     artifact.require_tradable()
     expire_orders(unit, artifact)
     shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, order.side, order.tokens_units)
@@ -130,10 +134,12 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
         raise SlippageError(f"{shares_units} shares would fall short of the minimum {order.min_shares_units}")
     position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None)
     fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
     return {
         "position": position.position_id, "artifact": artifact.artifact_id, "side": order.side.value,
         "shares_units": str(shares_units), "cost_units": str(order.tokens_units),
         "average_price_wad": str(average_wad), "price_long_wad": str(artifact.price_long_wad), "fills": fills,
+        **_risk(actions),
     }  # fmt: skip
 
 
@@ -145,7 +151,9 @@ def _buy(
     unit.post(payer_account, pool_account_id(artifact.artifact_id), cost_units, "trade:open",
               artifact=artifact.artifact_id, position=position_id, order=order_id)  # fmt: skip
     artifact.record_trade(side, shares_units, cost_units, position_id, agent, order_id, unit.at)
-    return unit.add(Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at))
+    position = unit.add(Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at))
+    track_position(unit, position, artifact)
+    return position
 
 
 def close_position(unit: UnitOfWork, position_id: str, *, how: str = "close", owner: str | None = None) -> dict[str, Any]:
@@ -162,19 +170,27 @@ def close_position(unit: UnitOfWork, position_id: str, *, how: str = "close", ow
             f"artifact {artifact.artifact_id!r} must be listed longer than {artifact.min_hold_days} days before closing"
         )
     expire_orders(unit, artifact)
-    side = Side(position.side)
-    proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units)
-    artifact.record_trade(side, -position.quantity_units, -proceeds_units, position_id, position.owner, None, unit.at)
-    if proceeds_units > 0:
-        unit.post(pool_account_id(artifact.artifact_id), position.owner, proceeds_units, "trade:close",
-                  artifact=artifact.artifact_id, position=position_id)  # fmt: skip
-    position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
+    proceeds_units = close_live_position(unit, position, how=how)
     fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
     return {
         "position": position_id, "proceeds_units": str(proceeds_units),
         "pnl_units": str(proceeds_units - position.cost_units), "price_long_wad": str(artifact.price_long_wad),
-        "fills": fills,
+        "fills": fills, **_risk(actions),
     }  # fmt: skip
+
+
+def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
+    """Sell a live position back to the pool; the caller has checked it may close."""
+    artifact = load_artifact(unit, position.artifact_id)
+    side = Side(position.side)
+    proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units)
+    artifact.record_trade(side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at)
+    if proceeds_units > 0:
+        unit.post(pool_account_id(artifact.artifact_id), position.owner, proceeds_units, "trade:close",
+                  artifact=artifact.artifact_id, position=position.position_id)  # fmt: skip
+    position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
+    return proceeds_units
 
 
 # Limit orders -------------------------------------------------------------------------------
@@ -189,15 +205,19 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     if order.expires_at is not None and order.expires_at <= unit.at:
         raise InvalidInputError("an order must expire in the future")
     artifact = load_artifact(unit, order.artifact_id)
+    order_id = artifact.next_order_id()
+    rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units, order_id)
+    if rejection is not None:
+        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
     artifact.require_tradable()
     expire_orders(unit, artifact)
-    order_id = artifact.next_order_id()
     unit.post(agent, order_escrow_account_id(artifact.artifact_id), order.tokens_units, "order:escrow",
               artifact=artifact.artifact_id, order=order_id)  # fmt: skip
     placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, order.expires_at, unit.at)
     assert placed == order_id
     fills = fill_crossed_orders(unit, artifact)
-    return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills}
+    actions = after_price_move(unit, artifact)
+    return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills, **_risk(actions)}
 
 
 def cancel_order(unit: UnitOfWork, order_id: str, agent: str) -> dict[str, Any]:
@@ -274,12 +294,21 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
             # Dust: rounding a few base units up would pay more than the limit per share.
             skipped.add(order["order_id"])
             continue
+        if pre_trade_check(unit, order["agent"], artifact, side, spend_units, order["order_id"], adding_to_order=True):
+            # The agent's limits no longer allow this fill: the order leaves the book.
+            _release(unit, artifact, order["order_id"], "rejected")
+            continue
         position = _buy(unit, artifact, order["agent"], side, shares_units, spend_units,
                         order_escrow_account_id(artifact.artifact_id), order["order_id"])  # fmt: skip
         artifact.fill_order(order["order_id"], position.position_id, shares_units, spend_units, unit.at)
         fills.append({"order": order["order_id"], "position": position.position_id, "shares_units": str(shares_units),
                       "cost_units": str(spend_units)})  # fmt: skip
     return fills
+
+
+def _risk(actions: list[dict[str, str]]) -> dict[str, Any]:
+    """Stops and liquidations a trade set off, when there were any."""
+    return {"risk_actions": actions} if actions else {}
 
 
 def _price(wad: int) -> str:

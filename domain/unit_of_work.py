@@ -41,6 +41,7 @@ class UnitOfWork:
         self.new_id = new_id
         self._aggregates: dict[UUID, Aggregate] = {}
         self._loaded_versions: dict[UUID, int] = {}
+        self.risk_in_progress = False
 
     # Loading -------------------------------------------------------------------------
 
