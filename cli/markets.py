@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from cli.context import get_context
-from cli.output import emit_json, say, table
+from cli.output import emit_json, report_rejection, say, table
 from domain.artifacts import Artifact, check_side
 from domain.errors import InvalidInputError
 from domain.lmsr import WAD
@@ -172,6 +172,7 @@ def open_trade(
             raise InvalidInputError("--max-price and --min-shares apply to market orders, not limit orders")
         result = app.place_limit_order(agent, artifact_id, side, tokens_units, parse_price_wad(limit_price),
                                        expires_in_days=expires_in, command_id=command_id)  # fmt: skip
+        report_rejection(context, result)
         message = f"Order {result['order']} is {result['status']}."
     else:
         if expires_in is not None:
@@ -181,6 +182,7 @@ def open_trade(
             max_price_wad=parse_price_wad(max_price) if max_price is not None else None,
             min_shares_units=parse_amount(min_shares, d) if min_shares is not None else None, command_id=command_id,
         )  # fmt: skip
+        report_rejection(context, result)
         message = (f"Opened {result['position']}: {format_amount(int(result['shares_units']), d)} {side} shares for "
                    f"{tokens} tokens (avg {price(result['average_price_wad'])}); p(long) now {price(result['price_long_wad'])}.")  # fmt: skip
     if context.as_json:
@@ -244,7 +246,7 @@ def batch(
         return
     say(f"Placed {len(orders)} orders in one transaction.")
     for outcome in result["results"]:
-        say(f"  {outcome.get('position') or outcome.get('order')}")
+        say(f"  {outcome.get('position') or outcome.get('order') or 'rejected: ' + outcome.get('message', '')}")
 
 
 def _read_rows(file: Path) -> list[dict[str, Any]]:

@@ -34,3 +34,20 @@ def say(message: str) -> None:
 
 def fail(code: str, message: str) -> None:
     error_console.print(f"error: {code}: {message}", highlight=False, markup=False, soft_wrap=True)
+
+
+REJECTED_EXIT = 3
+
+
+def report_rejection(context: Any, result: dict[str, Any]) -> None:
+    """A risk rejection is recorded as an event, printed with its reason code and
+    context, and ends the command with exit code 3 (the order was not placed)."""
+    import typer
+
+    if "rejected" not in result:
+        return
+    if context.as_json:
+        emit_json(result)
+    else:
+        fail(result["rejected"]["reason"], result["message"])
+    raise typer.Exit(REJECTED_EXIT)

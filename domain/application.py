@@ -38,6 +38,7 @@ from domain.errors import (
 from domain.ids import IdFactory, random_id
 from domain.market_commands import MarketCommands
 from domain.settlement_commands import SettlementCommands
+from domain.risk_commands import RiskCommands
 from domain.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
 from domain.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
 from domain.store_url import env_for_url
@@ -65,7 +66,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class StakeLedger(MarketCommands, SettlementCommands, Application):
+class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application):
     name = "stakeledger"
     is_snapshotting_enabled = True
     # Long-running processes (the API, workers, benchmarks) keep recently used aggregates

@@ -1,0 +1,46 @@
+"""The portfolio chart: equity curve, drawdown and exposure by correlation group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from domain.application import StakeLedger
+from domain.errors import InvalidInputError
+from projections import dashboard
+
+
+def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on servers and CI
+    import matplotlib.pyplot as plt
+
+    if out.suffix.lower() != ".png":
+        raise InvalidInputError("the chart is written as PNG: give --out a .png file name")
+    if not out.parent.exists():
+        raise InvalidInputError(f"directory does not exist: {out.parent}")
+    scale = 10**app.decimals
+    curve = dashboard.equity_curve(app, agent)
+    days = [day for day, _ in curve]
+    equity = [units / scale for _, units in curve]
+    peak, drawdown = float("-inf"), []
+    for value in equity:
+        peak = max(peak, value)
+        drawdown.append((value / peak - 1) * 100 if peak > 0 else 0.0)
+    groups = dashboard.summary(app, agent)["exposure_by_group_units"]
+
+    figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [3, 2, 2]})
+    top.plot(days, equity, marker="o", color="#1f6feb")
+    top.set_title(f"{agent}: equity (tokens)")
+    top.grid(alpha=0.3)
+    middle.fill_between(days, drawdown, 0, color="#d1242f", alpha=0.4)
+    middle.set_title("drawdown (%)")
+    middle.grid(alpha=0.3)
+    if groups:
+        bottom.bar(list(groups), [int(units) / scale for units in groups.values()], color="#2da44e")
+    bottom.set_title("cost committed by correlation group (tokens)")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    figure.savefig(out, dpi=110)
+    plt.close(figure)
+    return out
