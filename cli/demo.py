@@ -21,10 +21,13 @@ from domain.positions import position_uuid
 from domain.reputation import reputation_uuid
 from eventsourcing.application import AggregateNotFoundError
 from cli.markets import price
+from projections import dashboard
 from projections.audit import audit
+from fractions import Fraction
 from projections.statements import statement_lines
 
 AGENTS = ("ada", "grace", "linus", "margaret", "dennis")
+CHART_FILE = "demo-equity.png"
 ARTIFACTS = (
     ("ART-CRISPR", "Prime editing corrects the sickle-cell mutation in vivo", "biology", 90),
     ("ART-LLM", "Scaling laws hold past 10^26 FLOPs", "machine-learning", 90),
@@ -67,6 +70,7 @@ class Demo:
         self.accounts()
         self.markets()
         self.lifecycle()
+        self.portfolios()
         self.closing_audit()
 
     # Chapters ------------------------------------------------------------------------
@@ -213,6 +217,82 @@ class Demo:
             rows.append([name, self.price(r.believability_wad), r.predictions, r.correct])
         table("Reputation (believability starts at 0.5)", ["agent", "believability", "predictions", "correct"], rows,
               right=["believability", "predictions", "correct"])  # fmt: skip
+
+    def portfolios(self) -> None:
+        self.chapter("4. Portfolios: risk limits, Kelly sizing, trailing stops, emergency liquidation")
+        app = self.app
+        for index, (group, count) in enumerate((("genomics", 3), ("climate", 3), ("materials", 2))):
+            for n in range(count):
+                app.list_artifact(f"{group[:3].upper()}-{n + 1}", f"{group} claim {n + 1}", self.tokens("2000"),
+                                  group=group, min_hold_days=0)  # fmt: skip
+        markets = [f"{g[:3].upper()}-{n + 1}" for g, c in (("genomics", 3), ("climate", 3), ("materials", 2)) for n in range(c)]
+        say(f"Listed {len(markets)} more markets in 3 correlation groups: {', '.join(markets)}.")
+        # margaret keeps the default limits (5% a position, 20% a group, 30% in all) but a wider stop-loss.
+        app.configure_portfolio("margaret", emergency_liquidation_loss_pct="-20")
+        app.configure_portfolio("grace", max_position_size_pct="12", max_correlated_exposure_pct="25",
+                                max_total_exposure_pct="60", emergency_liquidation_loss_pct="-8")  # fmt: skip
+        app.configure_portfolio("dennis", max_position_size_pct="8")
+        for artifact_id in markets[:4]:
+            app.configure_market("dennis", artifact_id, trail_pct="15")
+        table("Risk limits", ["agent", "max position %", "max group %", "max total %", "liquidate at %"],
+              [[name, c["max_position_size_pct"], c["max_correlated_exposure_pct"], c["max_total_exposure_pct"],
+                c["emergency_liquidation_loss_pct"]] for name in ("margaret", "grace", "dennis")
+               for c in [app.configure_portfolio(name)["config"]]])  # fmt: skip
+        beliefs = {
+            "margaret": {"GEN-1": "0.70", "GEN-2": "0.62", "CLI-1": "0.35", "MAT-1": "0.66"},
+            "grace": {"GEN-1": "0.80", "GEN-2": "0.75", "GEN-3": "0.72", "CLI-2": "0.70", "MAT-2": "0.20"},
+            "dennis": {"GEN-1": "0.68", "CLI-1": "0.74", "CLI-3": "0.30"},
+        }
+        rows = []
+        for agent, views in beliefs.items():
+            for artifact_id, belief in views.items():
+                result = app.kelly_order(agent, artifact_id, parse_price_wad(belief), fraction=parse_fraction("0.5"))
+                trade = result.get("trade") or {}
+                outcome = (f"rejected {trade['rejected']['reason']}" if "rejected" in trade
+                           else f"placed {trade['position']}" if result["placed"] else f"no order: {result['reason']}")  # fmt: skip
+                rows.append([agent, artifact_id, belief, self.price(int(result["price_long_wad"]))[:5], result["side"],
+                             f"{float(Fraction(result['full_kelly'])):.3f}", self.show(int(result["size_units"])),
+                             result["capped_by"] or "", outcome])  # fmt: skip
+        table("Half-Kelly orders", ["agent", "market", "belief", "price", "side", "full f*", "size", "capped by", "outcome"], rows,
+              right=["belief", "price", "full f*", "size"])  # fmt: skip
+        # A large trader moves the genomics markets hard against the longs.
+        app.open_account("whale")
+        app.mint("whale", self.tokens("50000"))
+        self.clock.advance(days=1)
+        actions = []
+        for artifact_id in ("GEN-1", "GEN-2", "GEN-3", "CLI-1"):
+            actions += app.open_position("whale", artifact_id, "short", self.tokens("6000")).get("risk_actions", [])
+            self.clock.advance(days=1)
+        for action in actions:
+            what = "trailing stop closed" if action["action"] == "stop" else f"emergency liquidation of {action['agent']} closed"
+            say(f"  {what} {action['position']}")
+        for agent in ("margaret", "grace", "dennis"):
+            self.dashboard(agent)
+        self.chart("dennis")
+
+    def dashboard(self, agent: str) -> None:
+        summary = dashboard.summary(self.app, agent)
+        metrics = dashboard.metrics(self.app, agent)
+        advice = dashboard.rebalance(self.app, agent)
+        money = lambda key: self.show(int(summary[key]))  # noqa: E731
+        fmt = lambda value, spec: "—" if value is None else format(value, spec)  # noqa: E731
+        table(f"Dashboard — {agent}", ["equity", "available", "deployed", "active", "closed", "total P&L", "win %",
+                                       "top-3 %", "Sharpe", "max DD %"],
+              [[money("equity_units"), money("available_units"), money("deployed_units"), summary["active_positions"],
+                summary["closed_positions"], money("total_pnl_units"), summary["win_rate_pct"] or "—",
+                summary["concentration_top3_pct"] or "—", fmt(metrics["sharpe"], ".2f"), fmt(metrics["max_drawdown_pct"], ".2f")]],
+              right=["equity", "available", "deployed", "active", "closed", "total P&L", "win %", "top-3 %", "Sharpe", "max DD %"])  # fmt: skip
+        if advice:
+            say("  rebalance: " + "; ".join(f"{a['action']} {a['artifact_id']} ({a['reason']}, weight {a['current_pct']}% vs "
+                                            f"target {a['target_pct']}%)" for a in advice))  # fmt: skip
+
+    def chart(self, agent: str) -> None:
+        from pathlib import Path
+
+        from projections.chart import draw_portfolio_chart
+
+        path = draw_portfolio_chart(self.app, agent, Path(CHART_FILE))
+        say(f"Wrote {agent}'s equity curve, drawdown and exposure by group to {path}.")
 
     def closing_audit(self) -> None:
         self.chapter("Audit")

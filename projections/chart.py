@@ -38,8 +38,13 @@ def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
     middle.grid(alpha=0.3)
     if groups:
         bottom.bar(list(groups), [int(units) / scale for units in groups.values()], color="#2da44e")
+    else:
+        bottom.text(0.5, 0.5, "no open positions", ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_xticks([])
+        bottom.set_yticks([])
     bottom.set_title("cost committed by correlation group (tokens)")
-    figure.autofmt_xdate()
+    for axis in (top, middle):
+        axis.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
     figure.savefig(out, dpi=110)
     plt.close(figure)
