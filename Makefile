@@ -15,8 +15,13 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[test]"
+install-test: $(BIN)/python tools/ozverify/node_modules
+	$(BIN)/pip install --quiet -e ".[test,evm]"
+
+# The npm package @openzeppelin/merkle-tree checks our Merkle dumps in the tests.
+tools/ozverify/node_modules: tools/ozverify/package-lock.json
+	npm ci --prefix tools/ozverify --no-audit --no-fund --loglevel=error
+	touch $@
 
 demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
