@@ -41,6 +41,7 @@ class UnitOfWork:
         self.new_id = new_id
         self._aggregates: dict[UUID, Aggregate] = {}
         self._loaded_versions: dict[UUID, int] = {}
+        self._missing: set[UUID] = set()
         self.risk_in_progress = False
 
     # Loading -------------------------------------------------------------------------
@@ -49,9 +50,13 @@ class UnitOfWork:
         """The aggregate with this id, loaded once per unit of work; None if absent."""
         aggregate = self._aggregates.get(aggregate_id)
         if aggregate is None:
+            if aggregate_id in self._missing:
+                return None
             try:
                 aggregate = self.app.repository.get(aggregate_id, projector_func=replay)
             except AggregateNotFoundError:
+                # Remember the miss: risk checks ask "has this agent a portfolio?" per order.
+                self._missing.add(aggregate_id)
                 return None
             self._aggregates[aggregate_id] = aggregate
             self._loaded_versions[aggregate_id] = aggregate.version
@@ -61,6 +66,7 @@ class UnitOfWork:
 
     def add(self, aggregate: A) -> A:
         """Track a newly created aggregate so it is saved with the rest."""
+        self._missing.discard(aggregate.id)
         self._aggregates.setdefault(aggregate.id, aggregate)
         self._loaded_versions.setdefault(aggregate.id, 0)
         return aggregate
