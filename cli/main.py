@@ -46,7 +46,8 @@ demo.register(app)
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode, typer returns the code of a raised typer.Exit.
+        code = app(standalone_mode=False)
     except LedgerError as error:
         fail(error.code, str(error))
         sys.exit(1)
@@ -61,6 +62,7 @@ def main() -> None:
     except typer.TyperException as error:  # usage errors: unknown option, missing argument
         error.show()
         sys.exit(getattr(error, "exit_code", 2))
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

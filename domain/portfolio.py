@@ -50,6 +50,14 @@ class Portfolio(Aggregate):
         def apply(self, portfolio: "Portfolio") -> None:
             portfolio.position_ids.append(self.position_id)
 
+    class OrdersWatched(Aggregate.Event):
+        """The agent rests orders on this artifact: their escrow counts toward equity."""
+
+        artifact_id: Name
+
+        def apply(self, portfolio: "Portfolio") -> None:
+            portfolio.order_artifacts.append(self.artifact_id)
+
     class OrderRejected(Aggregate.Event):
         """A business outcome, not an error: the order broke a limit and was not placed."""
 
@@ -78,6 +86,7 @@ class Portfolio(Aggregate):
         self.baseline_units = baseline_units
         self.position_ids = list(position_ids)
         self.market_configs: dict[str, dict[str, Any]] = {}
+        self.order_artifacts: list[str] = []
         self.rejections = 0
         self.liquidations = 0
 
@@ -108,6 +117,10 @@ class Portfolio(Aggregate):
         if len(self.position_ids) >= MAX_TRACKED_POSITIONS:
             raise AssertionError("portfolio tracks too many positions")
         self.trigger_event(self.PositionTracked, timestamp=at, position_id=position_id)
+
+    def watch_orders(self, artifact_id: str, at: datetime) -> None:
+        if artifact_id not in self.order_artifacts:
+            self.trigger_event(self.OrdersWatched, timestamp=at, artifact_id=artifact_id)
 
     def reject(
         self, artifact_id: str, side: str, tokens_units: int, rejection: Rejection, order_id: Optional[str], at: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,19 @@ if TYPE_CHECKING:
 
 def _config_error(error: ValueError) -> InvalidInputError:
     return InvalidInputError(f"invalid risk setting: {error}")
+
+
+def _pct(name: str, value: Any) -> Decimal:
+    """A percentage given as text or number; NaN, infinities and junk are refused."""
+    if isinstance(value, (bool, float)):
+        raise InvalidInputError(f"{name} must be a decimal string, got {value!r}")
+    try:
+        pct = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidInputError(f"{name} must be a number of percent, got {value!r}") from None
+    if not pct.is_finite():
+        raise InvalidInputError(f"{name} must be finite, got {value!r}")
+    return pct
 
 
 class RiskCommands:
@@ -73,7 +86,7 @@ class RiskCommands:
             artifact = load_artifact(unit, position.artifact_id)
             if position_id in artifact.stops:
                 raise StateError(f"position {position_id!r} already has a stop")
-            return start_stop(unit, artifact, position, Decimal(str(trail_pct)), Decimal(str(min_ratchet_pct)))
+            return start_stop(unit, artifact, position, _pct("trail_pct", trail_pct), _pct("min_ratchet_pct", min_ratchet_pct))
 
         return self.execute("trade.stop", decide, payload={"position": position_id, "trail": str(trail_pct),
                                                            "ratchet": str(min_ratchet_pct)}, command_id=command_id)  # fmt: skip

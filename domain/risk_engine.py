@@ -63,10 +63,11 @@ def portfolio_state(unit: UnitOfWork, portfolio: Portfolio) -> PortfolioState:
 
 
 def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: Portfolio | None) -> PortfolioState:
-    """Equity = cash + every live position marked at its side's pool price."""
+    """Equity = cash + tokens escrowed in the agent's resting orders + every live position
+    marked at its side's pool price. Escrow is still the agent's money, only parked."""
     from domain.trading import load_artifact, load_position
 
-    cash_units = unit.account(agent).balance_units
+    cash_units = unit.account(agent).balance_units + (escrowed_units(unit, portfolio) if portfolio else 0)
     exposures, marked_units = [], 0
     for position in (load_position(unit, position_id) for position_id in position_ids):
         if not position.is_live:
@@ -74,7 +75,18 @@ def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: P
         artifact = load_artifact(unit, position.artifact_id)
         marked_units += position.quantity_units * side_price_wad(artifact, position.side) // WAD
         exposures.append(OpenExposure(artifact.artifact_id, group_of(portfolio, artifact), position.cost_units))
-    return PortfolioState(cash_units + marked_units, cash_units, tuple(exposures))
+    return PortfolioState(cash_units + marked_units, unit.account(agent).balance_units, tuple(exposures))
+
+
+def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
+    """What the agent's resting limit orders still hold in escrow."""
+    from domain.trading import load_artifact
+
+    total = 0
+    for artifact_id in sorted(portfolio.order_artifacts):
+        artifact = load_artifact(unit, artifact_id)
+        total += sum(order["remaining_units"] for order in artifact.orders.values() if order["agent"] == portfolio.agent)
+    return total
 
 
 # Pre-trade checks ---------------------------------------------------------------------------
@@ -94,7 +106,11 @@ def pre_trade_check(
         artifact.artifact_id, side.value, tokens_units, group_of(portfolio, artifact),
         market_frozen=artifact.state == CHALLENGED, allow_add_to_existing=adding_to_order,
     )  # fmt: skip
-    rejection = check_order(portfolio.limits, portfolio_state(unit, portfolio), intent, _without_group(market))
+    state = portfolio_state(unit, portfolio)
+    if order_id is not None and adding_to_order:
+        # A fill is paid from the order's escrow, not from free cash.
+        state = PortfolioState(state.equity_units, state.available_units + tokens_units, state.open_positions)
+    rejection = check_order(portfolio.limits, state, intent, _without_group(market))
     if rejection is not None:
         portfolio.reject(artifact.artifact_id, side.value, tokens_units, rejection, order_id, unit.at)
     return rejection
@@ -210,7 +226,10 @@ def liquidate(unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_un
         if _may_close(unit, artifact, position):
             close_live_position(unit, position, how="liquidation")
             closed.append(position.position_id)
-    portfolio.liquidated(equity_units, trigger, closed, unit.at)
+    if closed or trigger == "manual":
+        # Below the breaker with nothing closable, later price moves try again; only an
+        # actual liquidation (or an operator's request) is recorded.
+        portfolio.liquidated(equity_units, trigger, closed, unit.at)
     return [{"action": "liquidation", "agent": portfolio.agent, "position": position_id} for position_id in closed]
 
 
@@ -252,6 +271,8 @@ def kelly_sizing(unit: UnitOfWork, agent: str, artifact: Artifact, belief_wad: i
         state = PortfolioState(cash, cash, ())
     long_wad = artifact.price_long_wad
     side = "long" if belief_wad > long_wad else "short"
-    market = _without_group(portfolio.market_config(artifact.artifact_id)) if portfolio else None
-    sizing = kelly_order_size_units(config, state, long_wad, belief_wad, side, fraction, market)
+    market = portfolio.market_config(artifact.artifact_id) if portfolio else None
+    group = group_of(portfolio, artifact)
+    sizing_market = MarketConfig(market.position_size_pct if market else None, None, group)
+    sizing = kelly_order_size_units(config, state, long_wad, belief_wad, side, fraction, sizing_market)
     return side, sizing

@@ -31,7 +31,7 @@ from domain.lmsr import WAD, Side, average_price_wad, max_subsidy_units, sell_pr
 from domain.lmsr import shares_to_reach_price
 from domain.money import check_units
 from domain.positions import Position, position_uuid
-from domain.risk_engine import after_price_move, pre_trade_check, track_position
+from domain.risk_engine import after_price_move, load_portfolio, pre_trade_check, track_position
 from domain.unit_of_work import UnitOfWork
 
 MAX_FILLS_PER_TRADE = 500
@@ -215,6 +215,9 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
               artifact=artifact.artifact_id, order=order_id)  # fmt: skip
     placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, order.expires_at, unit.at)
     assert placed == order_id
+    portfolio = load_portfolio(unit, agent)
+    if portfolio is not None:
+        portfolio.watch_orders(artifact.artifact_id, unit.at)
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
     return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills, **_risk(actions)}
