@@ -21,7 +21,7 @@ from domain.money import check_units, split_by_weights
 from domain.positions import FROZEN, Position
 from domain.reputation import Reputation, reputation_uuid
 from domain.settlement_rules import compute_settlement_pnl
-from domain.trading import load_artifact, load_position, release_all_orders, require_agent
+from domain.trading import load_artifact, load_position, pay_from_pool, release_all_orders, require_agent
 from domain.unit_of_work import UnitOfWork
 
 REFERENCE_STAKE_TOKENS = 100
@@ -114,15 +114,9 @@ def _settle_finally(
 
 
 def _pay(unit: UnitOfWork, artifact: Artifact, position: Position, amount_units: int, reason: str, transition: int) -> None:
-    """Pay from the pool, minting any shortfall into it from the treasury first."""
-    if amount_units == 0:
-        return
-    pool = pool_account_id(artifact.artifact_id)
-    shortfall = amount_units - unit.account(pool).balance_units
-    if shortfall > 0:
-        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact.artifact_id, transition=transition)
-    unit.post(pool, position.owner, amount_units, reason, artifact=artifact.artifact_id,
-              position=position.position_id, transition=transition)  # fmt: skip
+    if amount_units > 0:
+        pay_from_pool(unit, artifact.artifact_id, position.owner, amount_units, reason,
+                      position=position.position_id, transition=transition)  # fmt: skip
 
 
 # Bounties -----------------------------------------------------------------------------------

@@ -187,10 +187,21 @@ def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> in
     proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units)
     artifact.record_trade(side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at)
     if proceeds_units > 0:
-        unit.post(pool_account_id(artifact.artifact_id), position.owner, proceeds_units, "trade:close",
-                  artifact=artifact.artifact_id, position=position.position_id)  # fmt: skip
+        pay_from_pool(unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id)
     position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
+
+
+def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
+    """Pay from the artifact's pool. Partial settlements can leave the pool short of what
+    the LMSR owes; the shortfall is minted into it from the treasury first (amm:subsidy)."""
+    pool = pool_account_id(artifact_id)
+    shortfall = amount_units - unit.account(pool).balance_units
+    if shortfall > 0:
+        # The subsidy is the market's, not the payee's: it names the transition, not the position.
+        market_refs = {key: value for key, value in refs.items() if key != "position"}
+        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact_id, **market_refs)
+    unit.post(pool, payee, amount_units, reason, artifact=artifact_id, **refs)
 
 
 # Limit orders -------------------------------------------------------------------------------
