@@ -28,6 +28,9 @@ from projections.statements import statement_lines
 
 AGENTS = ("ada", "grace", "linus", "margaret", "dennis")
 CHART_FILE = "demo-equity.png"
+EXPORT_DIR = "demo-export"
+# A publicly known development key (Hardhat's account #0): fine for a demo, never for real funds.
+DEMO_SIGNING_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 ARTIFACTS = (
     ("ART-CRISPR", "Prime editing corrects the sickle-cell mutation in vivo", "biology", 90),
     ("ART-LLM", "Scaling laws hold past 10^26 FLOPs", "machine-learning", 90),
@@ -72,6 +75,7 @@ class Demo:
         self.lifecycle()
         self.portfolios()
         self.closing_audit()
+        self.export()
 
     # Chapters ------------------------------------------------------------------------
 
@@ -293,6 +297,24 @@ class Demo:
 
         path = draw_portfolio_chart(self.app, agent, Path(CHART_FILE))
         say(f"Wrote {agent}'s equity curve, drawdown and exposure by group to {path}.")
+
+    def export(self) -> None:
+        from projections.evm.export import balance_proof, export_ledger
+        from projections.evm.verification import verify_export
+
+        self.chapter("6. EVM export: ABI records, Merkle roots, a signed EIP-712 header")
+        summary = export_ledger(self.app, EXPORT_DIR, signing_key=DEMO_SIGNING_KEY, overwrite=True)
+        table(f"Snapshot written to {EXPORT_DIR}/", ["field", "value"], [
+            ["records (lastSeq)", summary.last_seq], ["eventsRoot", summary.events_root],
+            ["balancesRoot", summary.balances_root], ["totalSupply", self.show(int(summary.total_supply_units))],
+            ["EIP-712 digest", summary.typed_data_hash], ["signer", summary.signer],
+        ])  # fmt: skip
+        proof = balance_proof(self.app, "ada")
+        say(f"ada's balance row: address {proof['address']}, balance {proof['balance']} base units; "
+            f"proof of {len(proof['proof'])} hashes, first {proof['proof'][0] if proof['proof'] else '—'}")  # fmt: skip
+        verified = verify_export(EXPORT_DIR)  # raises, naming the first bad record, if anything is off
+        say(f"verify {EXPORT_DIR}: [green]{verified.last_seq} records, {verified.balance_rows} balance rows, both roots "
+            f"and the signature of {verified.signer} check out[/] ({verified.seconds:.2f} s).")  # fmt: skip
 
     def closing_audit(self) -> None:
         self.chapter("Audit")

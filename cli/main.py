@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from eventsourcing.persistence import PersistenceError
 
-from cli import accounts, admin, demo, markets, portfolio, settlement
+from cli import accounts, admin, demo, evm, markets, portfolio, settlement
 from cli.context import CliContext
 from cli.output import fail
 from domain.errors import LedgerError
@@ -40,6 +40,7 @@ accounts.register(app)
 markets.register(app)
 settlement.register(app)
 portfolio.register(app)
+evm.register(app)
 demo.register(app)
 
 

@@ -108,7 +108,7 @@ def decode_record(data: bytes) -> EventRecord:
     """Decode one record, refusing any encoding other than the canonical one."""
     try:
         (values,) = abi_decode([EVENT_RECORD_ABI_TYPE], data)
-    except (DecodingError, UnicodeDecodeError, ValueError) as error:
+    except (DecodingError, UnicodeDecodeError, ValueError, OverflowError) as error:
         raise RecordDecodeError(f"not an event record: {error}") from error
     seq, prev_hash, originator_id, version, topic, timestamp, account_hex, credit, debit, payload = values
     # eth_abi hands addresses back as 0x-hex text; the record holds the 20 raw bytes.

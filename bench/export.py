@@ -1,0 +1,217 @@
+"""How fast the EVM export runs on a large ledger: seconds, events/s and proofs/s.
+
+    python bench/export.py [--accounts 100000] [--events 1000000] [--quick] [--proofs 10000]
+                           [--verify] [--keep DIR]
+
+The ledger is a SQLite file in a temporary directory. Building a million events through
+one command per transfer would take far longer than the export itself, so the store is
+generated in bulk with the domain's own code: ``Account.open`` creates each account,
+``Account.debit``/``credit`` record each side of a mint or transfer exactly as
+``UnitOfWork.post`` does (same events, same order: debit side then credit side), the
+application's mapper turns the pending events into stored events (payload validation
+included), and ``app.recorder.insert_events`` writes them 20,000 per transaction. The
+result is a valid ledger: the first events come from ``app.initialise``, every transfer
+has both sides, no agent goes negative. (``--audit`` runs the audit to show it.)
+
+Events: 2 (init) + A account openings + 2·A mints + 2 per transfer, transfers between
+seeded random agents until the event count is reached.
+
+Measured:
+- export: ``export_ledger`` into an empty directory (read the log, ABI-encode and hash
+  every record, write events.abi/events.jsonl, build both trees, write every file);
+- proofs: ``get_proof`` for N balance rows of the exported balances tree, each checked
+  with ``verify`` against the root (what a client does before a contract call);
+- verify (with ``--verify``): ``verify_export`` over the whole directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+# bench/ holds a script named projections.py: keep this directory off the import path
+# while importing the project's packages, then put it back (last) for ``_common``.
+_BENCH_DIR = str(Path(__file__).resolve().parent)
+sys.path[:] = [entry for entry in sys.path if entry not in ("", _BENCH_DIR)]
+if not hasattr(sys.modules.get("projections"), "__path__"):
+    sys.modules.pop("projections", None)
+
+from domain.accounts import TREASURY, Account, Transfer  # noqa: E402
+from domain.application import StakeLedger  # noqa: E402
+from domain.clock import ManualClock  # noqa: E402
+from projections.audit import audit  # noqa: E402
+from projections.evm import StandardMerkleTree, verify  # noqa: E402
+from projections.evm.bundle import BALANCES_TREE  # noqa: E402
+from projections.evm.export import export_ledger  # noqa: E402
+from projections.evm.verification import verify_export  # noqa: E402
+
+sys.path.append(_BENCH_DIR)
+
+from _common import log, machine_info, per_second, report  # noqa: E402
+
+INSERT_BATCH = 20_000
+MINT_UNITS = 1_000 * 10**18
+SEED = 2026
+
+
+def build_ledger(url: str, accounts: int, events: int) -> tuple[StakeLedger, dict[str, Any]]:
+    clock = ManualClock()
+    app = StakeLedger.from_url(url, clock=clock)
+    started = time.perf_counter()
+    app.initialise(decimals=18)
+    fixed = 2 + 3 * accounts
+    if events < fixed:
+        raise SystemExit(f"--events must be at least {fixed} for {accounts} accounts (init, opening and a mint each)")
+    transfers = (events - fixed) // 2
+    treasury = app.get_account(TREASURY)
+    rng = random.Random(SEED)
+    pending: list[Any] = []
+    written = 2
+    ids = iter(range(1, 1 << 62))
+
+    def flush(force: bool = False) -> None:
+        nonlocal pending, written
+        if pending and (force or len(pending) >= INSERT_BATCH):
+            app.recorder.insert_events([app.mapper.to_stored_event(event) for event in pending])
+            written += len(pending)
+            pending = []
+            if written % 200_000 < INSERT_BATCH:
+                log(f"  built {written:,} events")
+
+    def post(debit: Account, credit: Account, amount: int, reason: str) -> None:
+        transfer = Transfer(f"{next(ids):032x}", debit.account_id, credit.account_id, amount, reason)
+        debit.debit(transfer, clock.now())
+        credit.credit(transfer, clock.now())
+        pending.extend(debit.collect_events())
+        pending.extend(credit.collect_events())
+        flush()
+
+    agents: list[Account] = []
+    for index in range(accounts):
+        account = Account.open(f"agent-{index:07d}", clock.now())
+        pending.extend(account.collect_events())
+        agents.append(account)
+        flush()
+    for account in agents:
+        post(treasury, account, MINT_UNITS, "mint")
+    for number in range(transfers):
+        if number % 1_000 == 0:
+            clock.advance(seconds=1)
+        source, destination = rng.sample(agents, 2)
+        amount = rng.randint(1, max(1, source.balance_units // 100))
+        post(source, destination, amount, "transfer")
+    flush(force=True)
+    seconds = time.perf_counter() - started
+    return app, {"events": written, "transfers": transfers, "seconds": round(seconds, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--proofs", type=int, default=10_000, help="balance proofs to generate and verify")
+    parser.add_argument("--quick", action="store_true", help="2,000 accounts, 20,000 events, 2,000 proofs")
+    parser.add_argument("--verify", action="store_true", help="also time 'verify' over the export")
+    parser.add_argument("--audit", action="store_true", help="also audit the generated ledger (slow at 1M)")
+    parser.add_argument("--keep", type=Path, help="keep the store and the export in this directory")
+    args = parser.parse_args()
+    if args.quick:
+        args.accounts, args.events, args.proofs = 2_000, 20_000, 2_000
+
+    directory = Path(tempfile.mkdtemp(prefix="stakeledger-bench-export-")) if args.keep is None else args.keep
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        run(args, directory)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, directory: Path) -> None:
+    url = f"sqlite:///{directory / 'ledger.db'}"
+    log(f"building a ledger of {args.accounts:,} accounts and {args.events:,} events in {url}")
+    app, built = build_ledger(url, args.accounts, args.events)
+    log(f"  built {built['events']:,} events in {built['seconds']} s")
+    audited: dict[str, Any] | None = None
+    if args.audit:
+        result = audit(app)
+        audited = {"clean": result.clean, "seconds": round(result.seconds, 2)}
+        log(f"  audit: {audited}")
+
+    out = directory / "export"
+    shutil.rmtree(out, ignore_errors=True)
+    log("exporting")
+    phases: dict[str, float] = {}
+    last = {"phase": None, "at": time.perf_counter()}
+
+    def progress(phase: str, done: int, total: int | None) -> None:
+        now = time.perf_counter()
+        if last["phase"] is not None:
+            phases[last["phase"]] = phases.get(last["phase"], 0.0) + now - last["at"]
+        last["phase"], last["at"] = phase, now
+
+    summary = export_ledger(app, out, progress=progress)
+    progress("end", 0, None)
+    app.close()
+    export_seconds = summary.seconds
+    log(f"  exported {summary.events:,} events in {export_seconds:.1f} s")
+
+    tree = StandardMerkleTree.load(json.loads((out / BALANCES_TREE).read_bytes()))
+    count = min(args.proofs, len(tree))
+    indices = random.Random(SEED).sample(range(len(tree)), count)
+    started = time.perf_counter()
+    proofs = [tree.get_proof(index) for index in indices]
+    generate_seconds = time.perf_counter() - started
+    root, encoding = tree.root, tree.leaf_encoding
+    started = time.perf_counter()
+    verified = sum(1 for index, proof in zip(indices, proofs) if verify(root, encoding, tree.at(index), proof))
+    verify_proofs_seconds = time.perf_counter() - started
+    if verified != count:
+        raise SystemExit(f"only {verified} of {count} proofs verified")
+    proof_seconds = generate_seconds + verify_proofs_seconds
+
+    verify_seconds = None
+    if args.verify:
+        log("verifying the export")
+        checked = verify_export(out)
+        verify_seconds = checked.seconds
+        log(f"  verified in {verify_seconds:.1f} s")
+
+    sizes = {name: size for name, size in summary.files.items()}
+    rows = [
+        ["export", summary.events, round(export_seconds, 2), round(per_second(summary.events, export_seconds))],
+        ["proofs (get + verify)", count, round(proof_seconds, 3), round(per_second(count, proof_seconds))],
+    ]
+    if verify_seconds is not None:
+        rows.append(["verify", summary.events, round(verify_seconds, 2), round(per_second(summary.events, verify_seconds))])
+    document = {
+        "benchmark": "export",
+        "backend": "sqlite",
+        "accounts": args.accounts,
+        "events": summary.events,
+        "build": built,
+        "audit": audited,
+        "export": {"seconds": round(export_seconds, 2), "events_per_second": round(per_second(summary.events, export_seconds)),
+                   "balance_rows": summary.balance_rows, "file_bytes": sizes,
+                   "phase_seconds": {phase: round(seconds, 2) for phase, seconds in phases.items()}},
+        "proofs": {"count": count, "seconds": round(proof_seconds, 3),
+                   "proofs_per_second": round(per_second(count, proof_seconds)),
+                   "get_proof_per_second": round(per_second(count, generate_seconds)),
+                   "verify_per_second": round(per_second(count, verify_proofs_seconds))},
+        "verify": None if verify_seconds is None else {
+            "seconds": round(verify_seconds, 2), "events_per_second": round(per_second(summary.events, verify_seconds))},
+        "machine": machine_info(),
+    }
+    report("export", f"EVM export — {args.accounts:,} accounts, {summary.events:,} events (SQLite)",
+           ["step", "items", "seconds", "per second"], rows, document)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
