@@ -34,6 +34,9 @@ def entry_price_wad(side: Side, quantity_units: int, cost_units: int) -> int:
 
 
 class Position(Aggregate):
+    # A position lives for a few events: loading it never needs a snapshot.
+    short_history = True
+
     class Opened(Aggregate.Created):
         position_id: Name
         owner: Name

@@ -18,7 +18,7 @@ from domain.artifacts import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Artif
 from domain.errors import InvalidInputError, StateError, UnknownBountyError
 from domain.lmsr import Side
 from domain.money import check_units, split_by_weights
-from domain.positions import FROZEN, Position
+from domain.positions import FROZEN, Position, position_uuid
 from domain.reputation import Reputation, reputation_uuid
 from domain.settlement_rules import compute_settlement_pnl
 from domain.trading import load_artifact, load_position, pay_from_pool, release_all_orders, require_agent
@@ -36,6 +36,7 @@ def transition_artifact(
     settlement_price = price_wad if price_wad is not None else artifact.price_long_wad
     from_state = artifact.transition(to_state, actor, reason, settlement_price, unit.at)
     transition = artifact.transition_count
+    unit.preload([position_uuid(position_id) for position_id in artifact.position_ids], Position)
     positions = [load_position(unit, position_id) for position_id in artifact.position_ids]
     live = [position for position in positions if position.is_live]
     summary: dict[str, Any] = {

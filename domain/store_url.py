@@ -46,6 +46,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
             raise InvalidStoreUrlError(f"directory for SQLite file does not exist: {directory}")
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "APPLICATION_RECORDER_TOPIC": "domain.recorders:SQLiteLedgerRecorder",
         "SQLITE_DBNAME": path,
         # Writers queue for up to 30 s instead of failing at once under contention.
         "SQLITE_LOCK_TIMEOUT": "30",
@@ -65,6 +66,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": "domain.recorders:PostgresLedgerRecorder",
         "POSTGRES_DBNAME": unquote(dbname),
         "POSTGRES_HOST": parts.hostname,
         "POSTGRES_PORT": str(port),
@@ -73,6 +75,9 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "8",
+        # Insert through the library's stored function instead of a psycopg pipeline: large
+        # saves (a 10,000-position settlement) could hang in Pipeline.sync() otherwise.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
     }
     schema = parse_qs(parts.query).get("schema")
     if schema:
