@@ -4,12 +4,17 @@ Settling an artifact loads every position on it: 10,000 single-aggregate selects
 more than the settlement's decisions. These subclasses of eventsourcing's recorders add
 ``select_events_many``; the store URL picks them by configuration
 (``APPLICATION_RECORDER_TOPIC``), and a recorder without it is read one id at a time.
+
+On PostgreSQL the recorder also keeps the log's order equal to its commit order when
+events go in through the stored insert function (see ``insert_events``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from uuid import UUID
+
+from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -41,6 +46,40 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def create_table(self) -> None:
+        """Create the tables, types and functions, one process at a time per schema.
+
+        Several processes starting at once (API workers, a projection worker) would
+        otherwise race on ``CREATE OR REPLACE FUNCTION`` and ``CREATE TYPE`` and fail
+        with "tuple concurrently updated". A session advisory lock, keyed by the schema,
+        queues them; the pool has connections to spare for the work itself."""
+        with self.datastore.get_connection() as connection:
+            key = ("stakeledger:create_table:" + self.datastore.schema,)
+            connection.execute("SELECT pg_advisory_lock(hashtext(%s))", key)
+            try:
+                super().create_table()
+            finally:
+                connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert through the stored function, under the events table's EXCLUSIVE lock.
+
+        The function alone takes no lock: two transactions can draw notification ids
+        1 and 2 and commit 2 first, and a reader tailing the log passes id 1 for good.
+        Taking eventsourcing's table lock in the same transaction, before the insert,
+        makes id order commit order. (The function path is kept because a save of
+        thousands of events through psycopg's pipeline can stall in ``sync``.)"""
+        if not self.datastore.enable_db_functions:
+            return super().insert_events(stored_events, **kwargs)
+        if not stored_events:
+            return []
+        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored_events]  # fmt: skip
+        with self.datastore.get_connection() as connection, connection.transaction(), connection.cursor() as cursor:
+            self._lock_table(cursor)
+            cursor.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
+            return [row[self.pg_function_name_insert_events] for row in cursor.fetchall()]
+
     def select_events_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of every given aggregate, in (aggregate, version) order."""
         statement = SQL(

@@ -1,10 +1,15 @@
-"""Two OS processes draining one account at the same moment: no lost update, no overdraft."""
+"""Processes and connections at the same moment: no lost update, no overdraft, no race
+on creating the store, and log positions that commit in order."""
 
 import multiprocessing
+import threading
+
+import psycopg
 
 from domain.application import StakeLedger
 from domain.errors import ConcurrencyError, InsufficientFundsError
 from projections.audit import audit
+from tests.conftest import fresh_postgres_url
 
 START_UNITS = 60
 ATTEMPTS_PER_WORKER = 45  # 2 x 45 = 90 requested > 60 held: some must be refused
@@ -58,3 +63,55 @@ def test_two_processes_when_draining_one_account_then_no_lost_update_and_no_over
     )
     report = audit(reader)
     assert report.clean, report.violations
+
+
+def open_store_at_once(url: str, barrier, results) -> None:
+    barrier.wait()
+    try:
+        app = StakeLedger.from_url(url)  # creates the tables if this process is first
+        results.put(("opened", app.recorder.max_notification_id() or 0))
+        app.close()
+    except Exception as error:  # reported to the test, which names it
+        results.put(("failed", f"{type(error).__name__}: {error}"))
+
+
+def test_four_processes_when_opening_a_fresh_store_at_once_then_all_open_it(durable_store_url):
+    """API and projection workers start together on an empty database: creating the
+    tables, types and functions must not race ("tuple concurrently updated")."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    results = context.Queue()
+    workers = [context.Process(target=open_store_at_once, args=(durable_store_url, barrier, results)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert outcomes == [("opened", 0)] * 4, outcomes
+
+    ledger = StakeLedger.from_url(durable_store_url)
+    ledger.initialise(decimals=0)
+    ledger.open_account("alice")
+    assert ledger.balance_of("alice") == 0
+
+
+def test_postgres_insert_when_another_insert_is_in_flight_then_it_waits_for_its_commit(postgres_server):
+    """Inserts take the events table's EXCLUSIVE lock, so log positions commit in the
+    order they were handed out and a reader tailing the log never passes one for good."""
+    url = fresh_postgres_url(postgres_server)
+    ledger = StakeLedger.from_url(url)
+    ledger.initialise(decimals=0)
+    ledger.open_account("alice")
+    recorder = ledger.recorder
+    table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+    done = threading.Event()
+    with psycopg.connect(postgres_server) as other:
+        # The lock an INSERT holds until its commit: an insert in flight, as far as locks go.
+        other.execute(f"LOCK TABLE {table} IN ROW EXCLUSIVE MODE")
+        writer = threading.Thread(target=lambda: (ledger.mint("alice", 5), done.set()))
+        writer.start()
+        assert not done.wait(1.0), "the insert did not wait for the one in flight"
+        other.commit()
+    writer.join(timeout=30)
+    assert done.is_set()
+    assert ledger.balance_of("alice") == 5
