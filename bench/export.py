@@ -36,25 +36,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-# bench/ holds a script named projections.py: keep this directory off the import path
-# while importing the project's packages, then put it back (last) for ``_common``.
-_BENCH_DIR = str(Path(__file__).resolve().parent)
-sys.path[:] = [entry for entry in sys.path if entry not in ("", _BENCH_DIR)]
-if not hasattr(sys.modules.get("projections"), "__path__"):
-    sys.modules.pop("projections", None)
+from _common import log, machine_info, per_second, report
 
-from domain.accounts import TREASURY, Account, Transfer  # noqa: E402
-from domain.application import StakeLedger  # noqa: E402
-from domain.clock import ManualClock  # noqa: E402
-from projections.audit import audit  # noqa: E402
-from projections.evm import StandardMerkleTree, verify  # noqa: E402
-from projections.evm.bundle import BALANCES_TREE  # noqa: E402
-from projections.evm.export import export_ledger  # noqa: E402
-from projections.evm.verification import verify_export  # noqa: E402
-
-sys.path.append(_BENCH_DIR)
-
-from _common import log, machine_info, per_second, report  # noqa: E402
+from domain.accounts import TREASURY, Account, Transfer
+from domain.application import StakeLedger
+from domain.clock import ManualClock
+from projections.audit import audit
+from projections.evm import StandardMerkleTree, verify
+from projections.evm.bundle import BALANCES_TREE
+from projections.evm.export import export_ledger
+from projections.evm.verification import verify_export
 
 INSERT_BATCH = 20_000
 MINT_UNITS = 1_000 * 10**18

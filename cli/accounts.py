@@ -1,4 +1,4 @@
-"""Accounts and plain token movements: open, list, show, statement, mint, burn, transfer."""
+"""Accounts and plain token movements: open, list, show, mint, burn, transfer (statements are in cli.views)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from domain.accounts import Account, agent_account_id
 from domain.money import format_amount, parse_amount
 from domain.topics import stable_topic
 from projections.log import iter_events
-from projections.statements import statement_lines
 
 account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
 
@@ -70,36 +69,6 @@ def show_account(ctx: typer.Context, agent: str) -> None:
         emit_json(data)
     else:
         table(f"Account {account.account_id}", ["kind", "balance", "version"], [[data["kind"], data["balance"], data["version"]]], right=["balance"])
-
-
-@account_app.command("statement")
-def statement(
-    ctx: typer.Context,
-    agent: str,
-    at: Annotated[Optional[int], typer.Option("--at", help="Log position: show the statement as it stood then.")] = None,
-) -> None:
-    """Every movement on an account with reason, counterparty and running balance."""
-    context = get_context(ctx)
-    app = context.app
-    account = app.get_account(agent)
-    decimals = app.decimals
-    lines = [
-        {
-            "position": line.position, "at": line.at.isoformat(), "reason": line.reason,
-            "counterparty": line.counterparty, "delta_units": str(line.delta_units),
-            "balance_units": str(line.balance_units), "transfer_id": line.transfer_id, "refs": line.refs,
-        }
-        for line in statement_lines(app, account.account_id, until=at)
-    ]  # fmt: skip
-    balance = int(lines[-1]["balance_units"]) if lines else 0
-    if context.as_json:
-        emit_json({"account": account.account_id, "at": at, "balance_units": str(balance), "lines": lines})
-        return
-    rows = [[l["position"], l["at"][:19], l["reason"], l["counterparty"],
-             format_amount(int(l["delta_units"]), decimals), format_amount(int(l["balance_units"]), decimals)] for l in lines]  # fmt: skip
-    title = f"Statement {account.account_id}" + (f" at position {at}" if at is not None else "")
-    table(title, ["pos", "time", "reason", "counterparty", "amount", "balance"], rows, right=["pos", "amount", "balance"])
-    say(f"Balance: {format_amount(balance, decimals)}")
 
 
 def _amount(context, text: str) -> int:

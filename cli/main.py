@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 from eventsourcing.persistence import PersistenceError
 
-from cli import accounts, admin, demo, evm, markets, portfolio, settlement
+from cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
 from cli.context import CliContext
 from cli.output import fail
 from domain.errors import LedgerError
@@ -40,7 +40,9 @@ accounts.register(app)
 markets.register(app)
 settlement.register(app)
 portfolio.register(app)
+views.register(app)  # after accounts, markets and portfolio: it adds commands to their groups
 evm.register(app)
+api.register(app)
 demo.register(app)
 
 

@@ -1,4 +1,4 @@
-"""Artifact markets and trading: artifact add/list/show/quote/book, trade open/close/cancel/batch."""
+"""Artifact markets and trading: artifact add/show/quote, trade open/close/cancel/batch (list and book are in cli.views)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from domain.artifacts import Artifact, check_side
 from domain.errors import InvalidInputError
 from domain.lmsr import WAD
 from domain.money import format_amount, parse_amount, parse_price_wad
-from domain.topics import stable_topic
 from domain.trading import LimitOrder, MarketOrder
-from projections.log import iter_events
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True)
@@ -73,21 +71,6 @@ def add(
         say(f"Listed {artifact_id}; pool funded with {format_amount(int(result['subsidy_units']), app.decimals)} tokens.")
 
 
-@artifact_app.command("list")
-def list_artifacts(ctx: typer.Context) -> None:
-    """Every artifact with its state and prices."""
-    context = get_context(ctx)
-    app = context.app
-    rows = [artifact_summary(app, app.get_artifact(event.artifact_id))
-            for _, event in iter_events(app, topics=(stable_topic(Artifact.Listed),))]  # fmt: skip
-    if context.as_json:
-        emit_json(rows)
-        return
-    table("Artifacts", ["artifact", "state", "group", "p(long)", "pool", "positions", "title"],
-          [[r["artifact"], r["state"], r["group"] or "", r["price_long"], format_amount(int(r["pool_units"]), app.decimals),
-            r["positions"], r["title"]] for r in rows], right=["p(long)", "pool", "positions"])  # fmt: skip
-
-
 @artifact_app.command("show")
 def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """State, outstanding shares, prices, pool balance and open interest."""
@@ -120,33 +103,6 @@ def quote(
     table(f"Quote {artifact_id} {side}", ["shares", "cost", "avg price", "p(long) before", "p(long) after"],
           [[format_amount(int(result["shares_units"]), d), format_amount(int(result["cost_units"]), d),
             price(result["average_price_wad"]), price(result["price_long_before_wad"]), price(result["price_long_after_wad"])]])  # fmt: skip
-
-
-@artifact_app.command("book")
-def book(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """Prices, resting limit orders and the cost to move the long price to 0.1 … 0.9."""
-    context = get_context(ctx)
-    app = context.app
-    d = app.decimals
-    artifact = app.get_artifact(artifact_id)
-    long_wad, short_wad = artifact.prices()
-    orders = sorted(artifact.orders.values(), key=lambda o: (o["side"], -o["limit_price_wad"], o["sequence"]))
-    depth = app.market_depth(artifact_id)
-    if context.as_json:
-        emit_json({
-            "artifact": artifact_id, "price_long": price(long_wad), "price_short": price(short_wad),
-            "orders": [{**o, "remaining_units": str(o["remaining_units"]), "limit_price": price(o["limit_price_wad"]),
-                        "limit_price_wad": str(o["limit_price_wad"])} for o in orders],
-            "depth": depth,
-        })  # fmt: skip
-        return
-    say(f"[bold]{artifact_id}[/]  p(long) {price(long_wad)}  p(short) {price(short_wad)}  state {artifact.state}")
-    table("Resting limit orders", ["order", "agent", "side", "limit", "remaining", "expires"],
-          [[o["order_id"], o["agent"], o["side"], price(o["limit_price_wad"]), format_amount(o["remaining_units"], d),
-            o["expires_at"].isoformat()[:16] if o["expires_at"] else "never"] for o in orders], right=["limit", "remaining"])  # fmt: skip
-    table("Depth: cost to move p(long)", ["target", "buy", "shares", "cost"],
-          [[price(r["target_long_wad"]), r["side"], format_amount(int(r["shares_units"]), d),
-            format_amount(int(r["cost_units"]), d)] for r in depth], right=["target", "shares", "cost"])  # fmt: skip
 
 
 @trade_app.command("open", context_settings={"ignore_unknown_options": True})

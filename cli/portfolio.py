@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from cli.context import get_context
-from cli.markets import artifact_app, price, trade_app
+from cli.markets import price, trade_app
 from cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
 from domain.money import format_amount, parse_fraction, parse_price_wad
 from projections import dashboard

@@ -36,6 +36,7 @@ from domain.errors import (
     UnknownAccountError,
 )
 from domain.ids import IdFactory, random_id
+import domain.apikeys  # noqa: F401 - registers the ApiKey aggregate's stable topics
 from domain.market_commands import MarketCommands
 from domain.settlement_commands import SettlementCommands
 from domain.risk_commands import RiskCommands

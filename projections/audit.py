@@ -21,6 +21,7 @@ from uuid import UUID
 from domain.accounts import TREASURY, Account
 from domain.application import StakeLedger
 from projections.log import iter_events, max_position
+from projections.replay_check import ViewsCheck
 
 MAX_REPORTED = 20
 
@@ -166,13 +167,16 @@ def audit(
     app: StakeLedger,
     *,
     extra_checks: Iterable[Check] = (),
+    views: Check | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> AuditReport:
-    """Replay the whole log through every check. ``progress(done, total)`` is called per page."""
+    """Replay the whole log through every check. ``progress(done, total)`` is called per page.
+
+    ``views`` compares the read views with a fresh replay; by default, the store's own."""
     started = time.perf_counter()
     report = AuditReport()
     balances = BalanceAndTransferCheck()
-    checks: list[Any] = [VersionCheck(), balances, ArtifactCheck(), *extra_checks]
+    checks: list[Any] = [VersionCheck(), balances, ArtifactCheck(), views or ViewsCheck(), *extra_checks]
     total = max_position(app)
     for position, event in iter_events(app):
         report.events += 1

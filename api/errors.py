@@ -1,0 +1,125 @@
+"""One table from refusals to HTTP statuses, and one error body: ``{"error": CODE, "message": ...}``.
+
+- a ``LedgerError`` answers with its own ``http_status`` and stable ``code``
+  (400/422 bad input, 401 no or unknown key, 403 wrong agent or scope, 404 unknown id,
+  409 FROZEN, state conflicts and idempotency mismatches);
+- a request that does not match the schema answers 422 ``INVALID_INPUT``, with details;
+- an unknown route or method answers 404 ``NOT_FOUND`` / 405 ``METHOD_NOT_ALLOWED``;
+- a store that cannot be reached answers 503 ``STORE_UNAVAILABLE`` (retry later);
+- anything else is a bug: 500 ``INTERNAL_ERROR``, logged with its traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import DataError as StoreDataError
+from eventsourcing.persistence import PersistenceError
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import LedgerError
+
+logger = logging.getLogger("stakeledger.api")
+
+MAX_DETAILS = 20
+_HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
+               405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
+               415: "UNSUPPORTED_MEDIA_TYPE"}  # fmt: skip
+
+
+class ErrorDetail(BaseModel):
+    location: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal has this shape."""
+
+    error: str = Field(description="A stable code, e.g. INVALID_AMOUNT, UNAUTHENTICATED, FROZEN.", examples=["FROZEN"])
+    message: str = Field(description="What was wrong, for people.")
+    details: list[ErrorDetail] | None = Field(default=None, description="Schema violations, for 422 INVALID_INPUT.")
+    rejection: dict[str, Any] | None = Field(default=None, description="A risk rejection's reason and context.")
+
+
+def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"error": code, "message": message, **{key: value for key, value in extra.items() if value is not None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def error_response(error: LedgerError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
+    return _error(error.http_status, error.code, str(error), headers=headers)
+
+
+def _ledger_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, LedgerError)
+    return error_response(error)
+
+
+def _validation_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    details = []
+    for item in error.errors()[:MAX_DETAILS]:
+        location = ".".join(str(part) for part in item.get("loc", ()))
+        details.append({"location": location, "message": str(item.get("msg", "")), "type": str(item.get("type", ""))})
+    first = details[0] if details else {"location": "request", "message": "invalid request"}
+    return _error(422, "INVALID_INPUT", f"{first['location']}: {first['message']}", details=details)
+
+
+def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)
+    code = _HTTP_CODES.get(error.status_code, "BAD_REQUEST" if error.status_code < 500 else "INTERNAL_ERROR")
+    return _error(error.status_code, code, str(error.detail), headers=getattr(error, "headers", None))
+
+
+def _store_error(_: Request, error: Exception) -> JSONResponse:
+    if isinstance(error, StoreDataError):
+        # The database refused a value: the edge should have refused it first, so log it.
+        logger.warning("the store refused a value: %s", error)
+        return _error(422, "INVALID_INPUT", "the store refused a value in this request")
+    logger.error("store error: %s", error)
+    return _error(503, "STORE_UNAVAILABLE", "the store is unavailable or overloaded; retry later")
+
+
+def _view_store_error(_: Request, error: Exception) -> JSONResponse:
+    """The views' own connections (plain psycopg or sqlite3) fail the same two ways."""
+    import psycopg
+
+    if isinstance(error, psycopg.DataError):
+        logger.warning("the view store refused a value: %s", error)
+        return _error(422, "INVALID_INPUT", "the store refused a value in this request")
+    logger.error("view store error: %s", error)
+    return _error(503, "STORE_UNAVAILABLE", "the store is unavailable or overloaded; retry later")
+
+
+def _unexpected(_: Request, error: Exception) -> JSONResponse:
+    logger.exception("unexpected error", exc_info=error)
+    return _error(500, "INTERNAL_ERROR", "an unexpected error occurred; it has been logged")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LedgerError, _ledger_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(PersistenceError, _store_error)
+    import sqlite3
+
+    import psycopg
+
+    for error_class in (psycopg.DataError, psycopg.OperationalError, sqlite3.OperationalError):
+        app.add_exception_handler(error_class, _view_store_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals a route can answer with."""
+    text = {400: "Bad input", 401: "Missing, malformed, unknown or revoked key", 403: "Wrong agent or scope",
+            404: "Unknown id", 409: "Frozen, state conflict, risk rejection or idempotency mismatch",
+            422: "Bad input", 503: "Store unavailable"}  # fmt: skip
+    return {status: {"model": ErrorBody, "description": text[status]} for status in (*statuses, 422, 503)}

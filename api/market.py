@@ -1,0 +1,206 @@
+"""/api/market: artifacts, quotes, the book, market and limit orders, closes, cancels,
+settlement history. Market data is public; every write needs a key that may act for
+the order's agent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+from fastapi import APIRouter, Path, Query
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from api.errors import responses
+from api.models import (
+    NAME_PATTERN,
+    TEXT_PATTERN,
+    Amount,
+    ArtifactIn,
+    ArtifactOut,
+    CancelOut,
+    CloseOut,
+    LimitOrderIn,
+    MarketOrderIn,
+    OrderOut,
+    QuoteOut,
+    Side,
+    TradeOut,
+)
+from api.render import human, respond
+from api.state import Caller, CommandId, State
+from domain.accounts import pool_account_id
+from domain.artifacts import Artifact, artifact_of
+from domain.errors import UnknownAccountError, UnknownOrderError
+from domain.money import parse_amount, parse_price_wad
+from projections import queries
+from projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
+
+router = APIRouter(prefix="/api/market", tags=["market"])
+
+ArtifactPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Artifact id.")]
+
+
+def child_id_path(kind: str, example: str) -> Any:
+    """Ids of positions, orders and bounties hold a slash ("ART-1/p7"): send it as is or
+    URL-encoded (%2F). Their shape is checked by the ledger, which answers 422 or 404."""
+    return Path(min_length=3, max_length=140, pattern=TEXT_PATTERN, description=f"{kind} id, e.g. {example}.",
+                openapi_examples={kind.lower(): {"summary": f"a {kind.lower()} id", "value": example}})  # fmt: skip
+
+
+PositionPath = Annotated[str, child_id_path("Position", "ART-1/p1")]
+OrderPath = Annotated[str, child_id_path("Order", "ART-1/o1")]
+Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT, description="At most this many rows.")]
+
+
+def rejected_or(result: dict[str, Any], decimals: int, status_code: int = 200) -> Any:
+    """A risk rejection was recorded as an event but placed nothing: 409 with its reason
+    code (e.g. MAX_POSITION_PCT). Anything else is the command's result."""
+    if "rejected" in result:
+        rejection = result["rejected"]
+        return JSONResponse(jsonable_encoder({"error": str(rejection["reason"]), "rejection": rejection,
+                                              "message": result.get("message", "rejected by risk limits")}),
+                            status_code=409)  # fmt: skip
+    return respond(result, decimals, status_code)
+
+
+def artifact_detail(state: State, artifact: Artifact) -> dict[str, Any]:
+    """An artifact straight from its aggregate: always current, no view involved."""
+    try:
+        pool_units = state.ledger.balance_of(pool_account_id(artifact.artifact_id))
+    except UnknownAccountError:
+        pool_units = 0
+    long_wad, short_wad = artifact.prices()
+    return {
+        "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
+        "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
+        "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
+        "q_short_units": str(artifact.q_short), "price_long_wad": str(long_wad), "price_short_wad": str(short_wad),
+        "pool_units": str(pool_units), "open_interest_units": str(artifact.q_long + artifact.q_short),
+        "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
+        "bounties": {bounty_id: {"status": b["status"], "sponsor": b["sponsor"], "amount_units": str(b["amount_units"])}
+                     for bounty_id, b in artifact.bounties.items()},
+    }  # fmt: skip
+
+
+# Reads -------------------------------------------------------------------------------------------
+
+
+@router.get("/artifacts", summary="Every listed artifact with state, prices, pool and capital committed")
+def list_artifacts(
+    state: State,
+    by_capital: Annotated[bool, Query(description="Order by capital committed in live positions, most first.")] = False,
+) -> list[dict[str, Any]]:
+    with state.views() as store:
+        rows = queries.artifacts(store, by_capital=by_capital)
+    return human(rows, state.decimals)
+
+
+@router.post("/artifacts", status_code=201, response_model=ArtifactOut, responses=responses(401, 403, 409),
+             summary="List an artifact and open its market (admin)")  # fmt: skip
+def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: CommandId) -> Any:
+    caller.require_admin("listing an artifact")
+    ledger = state.ledger
+    ledger.list_artifact(body.artifact, body.title, parse_amount(body.liquidity, state.decimals), group=body.group,
+                         min_hold_days=body.min_hold_days, command_id=command_id)  # fmt: skip
+    return respond(artifact_detail(state, ledger.get_artifact(body.artifact)), state.decimals, 201)
+
+
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut, responses=responses(404),
+            summary="One artifact, read from its aggregate")  # fmt: skip
+def get_artifact(artifact_id: ArtifactPath, state: State) -> Any:
+    return human(artifact_detail(state, state.ledger.get_artifact(artifact_id)), state.decimals)
+
+
+@router.get("/artifacts/{artifact_id}/book", responses=responses(404),
+            summary="Prices, resting limit orders and the depth to move p(long) to 0.1 … 0.9")  # fmt: skip
+def get_book(artifact_id: ArtifactPath, state: State) -> dict[str, Any]:
+    with state.views() as store:
+        data = queries.book(store, artifact_id)
+    return human(data, state.decimals)
+
+
+@router.get("/artifacts/{artifact_id}/quote", response_model=QuoteOut, responses=responses(404),
+            summary="What a buy would cost: give exactly one of shares or tokens; writes nothing")  # fmt: skip
+def get_quote(
+    artifact_id: ArtifactPath,
+    side: Annotated[Side, Query()],
+    state: State,
+    shares: Annotated[Optional[Amount], Query(description="Buy this many shares.")] = None,
+    tokens: Annotated[Optional[Amount], Query(description="Spend this many tokens.")] = None,
+) -> Any:
+    d = state.decimals
+    result = state.ledger.quote(artifact_id, side, shares_units=parse_amount(shares, d) if shares is not None else None,
+                                tokens_units=parse_amount(tokens, d) if tokens is not None else None)  # fmt: skip
+    return human(result, d)
+
+
+@router.get("/settlements", summary="Settlement history, newest first (and bounty payouts)")
+def settlements(
+    state: State,
+    artifact_id: Annotated[Optional[str], Query(pattern=NAME_PATTERN)] = None,
+    agent_id: Annotated[Optional[str], Query(pattern=NAME_PATTERN)] = None,
+    limit: Limit = queries.DEFAULT_LIMIT,
+) -> list[dict[str, Any]]:
+    with state.views() as store:
+        rows = queries.settlement_history(store, artifact=artifact_id, agent=agent_id, limit=limit)
+    return human(rows, state.decimals)
+
+
+# Writes ------------------------------------------------------------------------------------------
+
+
+@router.post("/positions", status_code=201, response_model=TradeOut, responses=responses(401, 403, 404, 409),
+             summary="Market order: buy the shares that `tokens` pay for")  # fmt: skip
+def open_position(body: MarketOrderIn, caller: Caller, state: State, command_id: CommandId) -> Any:
+    caller.require_agent(body.agent)
+    d = state.decimals
+    result = state.ledger.open_position(
+        body.agent, body.artifact, body.side, parse_amount(body.tokens, d),
+        max_price_wad=parse_price_wad(body.max_price) if body.max_price is not None else None,
+        min_shares_units=parse_amount(body.min_shares, d) if body.min_shares is not None else None,
+        command_id=command_id,
+    )  # fmt: skip
+    return rejected_or(result, d, 201)
+
+
+@router.post("/positions/{position_id:path}/close", response_model=CloseOut, responses=responses(401, 403, 404, 409),
+             summary="Sell a position back to the market maker at the current price")  # fmt: skip
+def close_position(position_id: PositionPath, caller: Caller, state: State, command_id: CommandId) -> Any:
+    # A trade key may close only its own agent's positions (403 NOT_OWNER otherwise).
+    agent = None if caller.is_admin else caller.agent
+    result = state.ledger.close_position(position_id, agent=agent, command_id=command_id)
+    return rejected_or(result, state.decimals)
+
+
+@router.post("/orders", status_code=201, response_model=OrderOut, responses=responses(401, 403, 404, 409),
+             summary="Limit order: escrow tokens and buy while the side's price is below the limit")  # fmt: skip
+def place_order(body: LimitOrderIn, caller: Caller, state: State, command_id: CommandId) -> Any:
+    caller.require_agent(body.agent)
+    d = state.decimals
+    result = state.ledger.place_limit_order(body.agent, body.artifact, body.side, parse_amount(body.tokens, d),
+                                            parse_price_wad(body.limit_price), expires_in_days=body.expires_in_days,
+                                            command_id=command_id)  # fmt: skip
+    return rejected_or(result, d, 201)
+
+
+@router.delete("/orders/{order_id:path}", response_model=CancelOut, responses=responses(401, 403, 404, 409),
+               summary="Cancel a resting limit order and release its escrow")  # fmt: skip
+def cancel_order(order_id: OrderPath, caller: Caller, state: State, command_id: CommandId) -> Any:
+    agent = _order_owner(state, order_id) if caller.is_admin else caller.agent
+    result = state.ledger.cancel_order(order_id, agent, command_id=command_id)
+    return rejected_or(result, state.decimals)
+
+
+def _order_owner(state: State, order_id: str) -> str:
+    """Whose order this is, so an admin cancels on the owner's behalf. A resting order is
+    read from its artifact; one that left the book from the orders view, so a retried
+    cancel names the same agent as the first one and replays its result."""
+    resting = state.ledger.get_artifact(artifact_of(order_id)).orders.get(order_id)
+    if resting is not None:
+        return str(resting["agent"])
+    with state.views() as store:
+        with store.read():
+            rows = store.select(ORDERS, "order_id = ?", (order_id,))
+    if not rows:
+        raise UnknownOrderError(f"unknown order {order_id!r}")
+    return str(rows[0]["agent"])

@@ -1,0 +1,224 @@
+"""Request and response bodies. Requests are strict: amounts and prices are decimal
+strings (``"12.5"``), unknown fields are refused, free text has no control characters.
+Responses give amounts both as exact ``*_units`` strings and as human strings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.artifacts import STATES
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+AMOUNT_PATTERN = r"^[0-9]{1,80}(\.[0-9]{1,40})?$"
+WEIGHT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,30}|/[0-9]{1,30})?$"
+# Printable text without control characters: they would break logs and text columns.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+
+AgentName = Annotated[str, Field(pattern=NAME_PATTERN, description="An agent: 1-64 letters, digits, '_', '.', '-'.",
+                                 examples=["alice"])]  # fmt: skip
+ArtifactId = Annotated[str, Field(pattern=NAME_PATTERN, description="An artifact id.", examples=["ART-1"])]
+Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, description="Tokens as a decimal string, at most the ledger's decimals.",
+                              examples=["12.5"])]  # fmt: skip
+Price = Annotated[str, Field(pattern=AMOUNT_PATTERN, max_length=60, description="A probability strictly between 0 and 1.",
+                             examples=["0.65"])]  # fmt: skip
+Side = Literal["long", "short"]
+State = Literal[STATES]  # type: ignore[valid-type]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MarketOrderIn(Body):
+    agent: AgentName
+    artifact: ArtifactId
+    side: Side
+    tokens: Amount = Field(description="Tokens to spend at market.")
+    max_price: Optional[Price] = Field(default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) above this average price.")
+    min_shares: Optional[Amount] = Field(default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) below this many shares.")
+
+
+class LimitOrderIn(Body):
+    agent: AgentName
+    artifact: ArtifactId
+    side: Side
+    tokens: Amount = Field(description="Tokens to escrow.")
+    limit_price: Price = Field(description="Buy while the side's price is below this.")
+    expires_in_days: Optional[float] = Field(default=None, gt=0, le=3650, allow_inf_nan=False)
+
+
+class ArtifactIn(Body):
+    artifact: ArtifactId
+    title: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    liquidity: Amount = Field(description="LMSR liquidity b in tokens; the pool is funded with b·ln 2 from the treasury.")
+    group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Correlation group.")
+    min_hold_days: int = Field(default=90, ge=0, le=36_500)
+
+
+class TransitionIn(Body):
+    state: State
+    price: Optional[Price] = Field(default=None, description="Settlement long price; default: the pool's price now.")
+    reason: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
+    actor: Optional[AgentName] = Field(default=None, description="Who decided; default: the key's agent.")
+
+
+class BountyIn(Body):
+    artifact: ArtifactId
+    sponsor: AgentName
+    amount: Amount
+
+
+class ClaimantIn(Body):
+    agent: AgentName
+    weight: str = Field(pattern=WEIGHT_PATTERN, description="A decimal or a fraction such as 4/5.", examples=["4/5"])
+
+
+class DistributeIn(Body):
+    claimants: list[ClaimantIn] = Field(min_length=1, max_length=1_000)
+
+
+class AccountIn(Body):
+    agent: AgentName
+
+
+class MintIn(Body):
+    amount: Amount
+
+
+class TransferIn(Body):
+    to: AgentName
+    amount: Amount
+    reason: str = Field(default="transfer", max_length=50, pattern=r"^transfer(:[a-z0-9_\-]{1,40})?$")
+
+
+# Responses ------------------------------------------------------------------------------------
+
+
+class Out(BaseModel):
+    """Responses may carry more fields than listed (fills, risk actions, …)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class Health(Out):
+    status: Literal["ok"]
+    initialised: bool
+    log_position: int
+    decimals: Optional[int] = None
+
+
+class QuoteOut(Out):
+    artifact: str
+    side: Side
+    shares_units: str
+    shares: str
+    cost_units: str
+    cost: str
+    average_price_wad: str
+    average_price: str
+    price_long_before_wad: str
+    price_long_before: str
+    price_long_after_wad: str
+    price_long_after: str
+
+
+class ArtifactOut(Out):
+    artifact: str
+    title: str
+    group: Optional[str]
+    state: str
+    liquidity_units: str
+    liquidity: str
+    min_hold_days: int
+    listed_at: str
+    q_long_units: str
+    q_short_units: str
+    price_long_wad: str
+    price_long: str
+    price_short: str
+    pool_units: str
+    pool: str
+    resting_orders: int
+    positions: int
+    bounties: dict[str, Any] = Field(default_factory=dict)
+
+
+class TradeOut(Out):
+    position: str
+    artifact: str
+    side: Side
+    shares_units: str
+    shares: str
+    cost_units: str
+    cost: str
+    average_price_wad: str
+    average_price: str
+    price_long_wad: str
+    price_long: str
+    fills: list[dict[str, Any]]
+
+
+class OrderOut(Out):
+    order: str
+    status: str
+    fills: list[dict[str, Any]]
+
+
+class CancelOut(Out):
+    order: str
+    status: str
+    released_units: str
+    released: str
+
+
+class CloseOut(Out):
+    position: str
+    proceeds_units: str
+    proceeds: str
+    pnl_units: str
+    pnl: str
+    price_long_wad: str
+    price_long: str
+    fills: list[dict[str, Any]]
+
+
+class AccountOut(Out):
+    account: str
+    kind: str
+    balance_units: str
+    balance: str
+    version: int
+
+
+class TransferOut(Out):
+    transfer_id: str
+    amount_units: str
+    amount: str
+    reason: str
+
+
+class TransitionOut(Out):
+    artifact: str
+    to: str
+    transition: int
+    price_long_wad: str
+    price_long: str
+    positions: int
+
+
+class BountyOut(Out):
+    bounty: str
+
+
+class AuditOut(Out):
+    clean: bool
+    events: int
+    last_position: int
+    accounts: int
+    transfers: int
+    total_supply_units: str
+    seconds: float
+    violation_count: int
+    violations: list[str]

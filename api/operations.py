@@ -1,0 +1,44 @@
+"""Health, the audit and the projection views' status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.errors import responses
+from api.models import AuditOut, Health
+from api.render import human
+from api.state import Caller, State
+from projections import queries
+from projections.audit import audit as run_audit
+from projections.log import max_position
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness and the store's reachability")
+def healthz(state: State) -> Any:
+    ledger = state.ledger
+    initialised = ledger.is_initialised()
+    return {"status": "ok", "initialised": initialised, "log_position": max_position(ledger),
+            "decimals": ledger.decimals if initialised else None}  # fmt: skip
+
+
+@router.get("/api/audit", response_model=AuditOut, responses=responses(401, 403),
+            summary="Replay the whole log and check every invariant (admin)")  # fmt: skip
+def audit(caller: Caller, state: State) -> Any:
+    """Admin only: it replays the whole log, so anyone could otherwise keep a worker busy."""
+    caller.require_admin("the audit")
+    report = run_audit(state.ledger)
+    return human({
+        "clean": report.clean, "events": report.events, "last_position": report.last_position,
+        "accounts": report.accounts, "transfers": report.transfers,
+        "total_supply_units": str(report.total_supply_units), "seconds": round(report.seconds, 3),
+        "violation_count": report.violation_count, "violations": [str(v) for v in report.violations],
+    }, state.decimals)  # fmt: skip
+
+
+@router.get("/api/projections", summary="Per view: last applied log position, lag behind the log, rows")
+def projections_status(state: State) -> list[dict[str, Any]]:
+    return queries.status(state.store(), state.ledger)

@@ -1,0 +1,608 @@
+"""Keeping views current: a pull-based runner over the application's notification log.
+
+eventsourcing's ProjectionRunner needs a recorder that can subscribe, which its SQLite
+recorder cannot, so this runner pulls: it reads a page of stored notifications after
+the lowest position any view has applied (``select_notifications``), decodes each
+event once with the application's mapper, and hands the page to every view that is
+behind. Those views apply the page, write their rows and move their tracking
+positions in one transaction of the views' database, holding the tracking rows' locks
+(SQLite's write lock, PostgreSQL's ``FOR UPDATE``) for the whole transaction. So:
+
+- a crash at any moment (even SIGKILL) leaves each view at the end of some page, with
+  exactly that page's rows: a restart applies nothing twice and loses nothing;
+- two runners (a worker and a CLI command) never apply the same page twice: the second
+  finds the position moved and skips what is already applied;
+- only topics some view handles are read and decoded, so unknown events are ignored.
+
+``Runner.run_forever`` is the worker: on PostgreSQL it sleeps on LISTEN for the channel
+the eventsourcing recorder NOTIFYs on every insert (with a timeout fallback poll), on
+SQLite and in memory it polls.
+
+    python -m projections.runner --db URL [--page-size N] [--once]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventsourcing.application import Application
+
+from projections.store import (
+    CACHE_ROWS_MAX,
+    TRACKING_TABLE,
+    Rows,
+    Table,
+    ViewStore,
+    is_postgres,
+    open_store,
+    postgres_connection,
+)
+from projections.views import ALL_VIEWS, View
+
+PAGE_SIZE = 20_000
+# A rebuild is a bulk job: larger pages mean fewer, larger transactions, in which SQLite
+# writes each B-tree page once (about 100 MB more memory than PAGE_SIZE at this size).
+REBUILD_PAGE_SIZE = 50_000
+MAX_PAGE_SIZE = 100_000
+READ_AHEAD_PAGES = 2
+POLL_SECONDS = 0.2
+LISTEN_FALLBACK_SECONDS = 5.0
+MAX_BACKOFF_SECONDS = 30.0
+# The longest a catch-up waits for inserts in flight on PostgreSQL (see Runner.head).
+WRITERS_WAIT_SECONDS = 60.0
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class CatchUpReport:
+    """What one catch-up did: log positions ``start``..``head``, events read, seconds."""
+
+    views: tuple[str, ...]
+    start: int
+    head: int
+    events: int = 0
+    pages: int = 0
+    rows_written: int = 0
+    seconds: float = 0.0
+    positions: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class ViewStatus:
+    view: str
+    position: int | None
+    head: int
+    rows: int
+    version: int
+    stored_version: int | None
+
+    @property
+    def lag(self) -> int:
+        return self.head - (self.position or 0)
+
+    @property
+    def needs_rebuild(self) -> bool:
+        return self.stored_version is not None and self.stored_version != self.version
+
+
+class _ViewState:
+    """A view as one runner sees it: its last known position and its cached rows,
+    which are valid only while the stored position is the one this runner last saw."""
+
+    def __init__(self, view: View) -> None:
+        self.view = view
+        self.tables: dict[str, Table] = view.tables_by_name()
+        self.dispatch = view.dispatch()
+        self.position = -1
+        self.committed: dict[str, dict[Any, Any]] = {}
+
+    def forget(self) -> None:
+        self.committed = {}
+
+    def trim(self) -> None:
+        if sum(len(rows) for rows in self.committed.values()) > CACHE_ROWS_MAX:
+            self.committed = {}
+
+
+@dataclass
+class _Page:
+    start: int
+    end: int
+    count: int
+    work: list[list[tuple[int, Any, Any]]]
+
+
+class _PageReader:
+    """Pages in order from ``start``. With ``ahead``, a thread reads and decodes the next
+    pages while the views apply this one, so waiting on the database server for reads
+    and for writes overlap. At most ``READ_AHEAD_PAGES`` wait in memory."""
+
+    def __init__(self, runner: Runner, start: int, head: int, *, ahead: bool) -> None:
+        self.runner = runner
+        self.head = head
+        self.next_start = start
+        self._queue: queue.Queue[_Page | BaseException] | None = None
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+        if ahead:
+            self._queue = queue.Queue(maxsize=READ_AHEAD_PAGES)
+            self._thread = threading.Thread(target=self._read_ahead, args=(start,), name="projections-reader", daemon=True)
+            self._thread.start()
+
+    def _read_ahead(self, cursor: int) -> None:
+        assert self._queue is not None
+        try:
+            while cursor < self.head and not self._closing.is_set():
+                page = self.runner.read_page(cursor, self.head)
+                if not self._offer(page):
+                    return
+                cursor = page.end
+        except BaseException as error:  # handed to the applying thread, which raises it
+            self._offer(error)
+
+    def _offer(self, item: _Page | BaseException) -> bool:
+        assert self._queue is not None
+        while not self._closing.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def next(self) -> _Page:
+        if self._queue is None:
+            page = self.runner.read_page(self.next_start, self.head)
+        else:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            page = item
+        assert page.start == self.next_start
+        self.next_start = page.end
+        return page
+
+    def close(self) -> None:
+        self._closing.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class Runner:
+    """Keeps ``views`` (default: every view) in ``store`` current with ``app``'s log."""
+
+    def __init__(
+        self, app: Application, store: ViewStore, views: Sequence[View] | None = None, *, page_size: int | None = None
+    ) -> None:
+        if page_size is not None and not 0 < page_size <= MAX_PAGE_SIZE:
+            raise ValueError(f"page size must be 1..{MAX_PAGE_SIZE}, got {page_size}")
+        self.app = app
+        self.store = store
+        self.views = tuple(views if views is not None else ALL_VIEWS)
+        _check_unique_tables(self.views)
+        # Events per page: PAGE_SIZE for catching up, REBUILD_PAGE_SIZE for a rebuild
+        # (unless one size is given for both).
+        self.page_size = page_size or PAGE_SIZE
+        self.rebuild_page_size = page_size or REBUILD_PAGE_SIZE
+        self.states = [_ViewState(view) for view in self.views]
+        self.topics = tuple(sorted({topic for view in self.views for topic in view.topics()}))
+        self.topic_set = frozenset(self.topics)
+        # Event class -> (view index, bound handler) for every view that handles it, so a
+        # page is sorted into per-view work in one pass.
+        routes: dict[type, list[tuple[int, Any, Any]]] = {}
+        for index, state in enumerate(self.states):
+            for event_class, handler in state.dispatch.items():
+                routes.setdefault(event_class, []).append((index, handler, state.view.accepts(event_class)))
+        self.routes = {event_class: tuple(targets) for event_class, targets in routes.items()}
+        self._prepared = False
+        self._unindexed: set[str] = set()
+        # Reading ahead on a thread pays where reading waits on a server (PostgreSQL);
+        # reading SQLite is CPU work in this process, and two threads contending for the
+        # GIL measured no faster than one.
+        self._read_ahead = READ_AHEAD_PAGES > 0 and is_postgres(app.recorder)
+
+    # Catching up ----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create missing view tables: a new view backfills from position 0, and gets its
+        secondary indexes when the backfill is done. A view whose indexes are missing
+        (a backfill that was interrupted) gets them now."""
+        stored = dict(self.store.fetchall(f"SELECT view, version FROM {TRACKING_TABLE}"))
+        for state in self.states:
+            view = state.view
+            if stored.get(view.name) != view.version:
+                self.store.prepare(view.name, view.version, view.tables, indexes=False)
+                self._unindexed.add(view.name)
+                state.forget()
+        self.store.create_missing_indexes(
+            [table for view in self.views if view.name not in self._unindexed for table in view.tables]
+        )
+        self._prepared = True
+
+    def _index_backfilled_views(self) -> None:
+        if self._unindexed:
+            self.store.create_missing_indexes(
+                [table for view in self.views if view.name in self._unindexed for table in view.tables]
+            )
+            self._unindexed.clear()
+
+    def head(self) -> int:
+        """The log position the views may safely catch up to now.
+
+        On PostgreSQL a position is safe once no transaction that could still commit a
+        lower one is in flight. The ledger's recorder serialises inserts with a table
+        lock, but a writer that inserts through eventsourcing's stored function alone
+        takes none: ids are handed out at insert and become visible at commit, so a
+        tailing reader could pass an id that a slower transaction commits later, and never
+        see it. So: read the highest visible id, then wait for every transaction that was
+        writing to the events table at that moment to finish."""
+        head = self.app.recorder.max_notification_id() or 0
+        if is_postgres(self.app.recorder):
+            self._wait_for_writers_in_flight()
+        return head
+
+    def _wait_for_writers_in_flight(self) -> None:
+        recorder = self.app.recorder
+        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+        statement = ("SELECT DISTINCT virtualtransaction AS writer FROM pg_locks WHERE relation = %s::regclass "
+                     "AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()")  # fmt: skip
+
+        def writers() -> set[str]:
+            # Asked of the events' database itself: the views may live elsewhere (a replay).
+            with recorder.datastore.get_connection() as connection:
+                return {row["writer"] for row in connection.execute(statement, (table,)).fetchall()}
+
+        writing = writers()
+        deadline = time.monotonic() + WRITERS_WAIT_SECONDS
+        while writing:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"writers to the event log still in flight after {WRITERS_WAIT_SECONDS} s; try again")
+            time.sleep(0.002)
+            writing &= writers()
+
+    def catch_up(
+        self, *, until: int | None = None, progress: Progress | None = None, stop: threading.Event | None = None
+    ) -> CatchUpReport:
+        """Apply every event up to ``until`` (default: the log's head now) to every view.
+
+        The cyclic garbage collector is paused meanwhile: a page creates hundreds of
+        thousands of small acyclic objects, and the view caches keep many alive, so
+        collections would rescan them again and again (it doubled a rebuild's time)."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            report = self._catch_up(until, progress, stop)
+            if not report.stopped:
+                self._index_backfilled_views()
+        finally:
+            if collecting:
+                gc.enable()
+        if report.rows_written:
+            self.store.checkpoint()
+        return report
+
+    def _catch_up(self, until: int | None, progress: Progress | None, stop: threading.Event | None) -> CatchUpReport:
+        started = time.perf_counter()
+        if not self._prepared:
+            self.prepare()
+        head = self.head() if until is None else until
+        stored = self.store.positions()
+        for state in self.states:
+            if stored.get(state.view.name, 0) != state.position:
+                state.forget()
+                state.position = stored.get(state.view.name, 0)
+        behind = [state for state in self.states if state.position < head]
+        start = min((state.position for state in behind), default=head)
+        report = CatchUpReport(tuple(view.name for view in self.views), start, head)
+        if progress is not None:
+            progress(0, head - start)
+        reader: _PageReader | None = None
+        try:
+            while behind:
+                if stop is not None and stop.is_set():
+                    report.stopped = True
+                    break
+                cursor = min(state.position for state in behind)
+                if reader is None or reader.next_start != cursor:
+                    # First page, or a view moved behind the pages read ahead (another
+                    # runner rebuilt it): read from here.
+                    if reader is not None:
+                        reader.close()
+                    reader = _PageReader(self, cursor, head, ahead=self._read_ahead and head - cursor > self.page_size)
+                page = reader.next()
+                report.events += page.count
+                report.pages += 1
+                report.rows_written += self._apply(page)
+                behind = [state for state in behind if state.position < head]
+                if progress is not None:
+                    done = min((state.position for state in behind), default=head)
+                    progress(max(done - start, 0), head - start)
+        finally:
+            if reader is not None:
+                reader.close()
+        report.positions = {state.view.name: state.position for state in self.states}
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def read_page(self, cursor: int, head: int) -> _Page:
+        """The events after ``cursor`` up to ``head``, decoded once and sorted into each
+        view's work as (position, handler, event). Only topics some view handles are
+        decoded: the rest (and topics this code does not know) are skipped unread. A page
+        shorter than asked for ends at ``head``."""
+        work: list[list[tuple[int, Any, Any]]] = [[] for _ in self.states]
+        page = self.app.recorder.select_notifications(
+            start=cursor, limit=self.page_size, stop=head, inclusive_of_start=False
+        )
+        end = page[-1].id if len(page) == self.page_size else head
+        to_domain_event = self.app.mapper.to_domain_event
+        routes, topics = self.routes, self.topic_set
+        count = 0
+        for notification in page:
+            if notification.topic not in topics:
+                continue
+            count += 1
+            event = to_domain_event(notification)
+            for index, handler, where in routes.get(type(event), ()):
+                if where is None or where(event):
+                    work[index].append((notification.id, handler, event))
+        return _Page(cursor, end, count, work)
+
+    def _apply(self, page: _Page) -> int:
+        """Apply one page to every view that has not seen it, and move each such view's
+        position to the page's end: rows and positions in one transaction. The tracking
+        rows are locked first, so a second runner waits and then skips what is done."""
+        due = [(index, state) for index, state in enumerate(self.states) if page.start <= state.position < page.end]
+        if not due:
+            return 0
+        store = self.store
+        applied: list[tuple[_ViewState, Rows]] = []
+        written = 0
+        try:
+            with store.transaction():
+                stored = store.lock_positions([state.view.name for _, state in due])
+                for index, state in due:
+                    position = stored[state.view.name]
+                    if position != state.position:
+                        state.forget()  # another runner moved it: our cached rows may be stale
+                        state.position = position
+                    if position >= page.end or position < page.start:
+                        # Already applied, or rebuilt behind this page: the loop goes back for it.
+                        continue
+                    rows = Rows(store, state.tables, state.committed)
+                    for event_position, handler, event in page.work[index]:
+                        if event_position > position:
+                            handler(rows, event_position, event)
+                    written += rows.flush()
+                    store.set_position(state.view.name, page.end)
+                    applied.append((state, rows))
+        except BaseException:
+            for _, state in due:
+                state.forget()
+            raise
+        for state, rows in applied:
+            rows.committed_changes()
+            state.position = page.end
+            state.trim()
+        return written
+
+    # Rebuilding -----------------------------------------------------------------------
+
+    def rebuild(self, *, progress: Progress | None = None, stop: threading.Event | None = None) -> CatchUpReport:
+        """Drop every view's rows, set its position to 0 (one transaction per view), and
+        catch up from the start of the log."""
+        for state in self.states:
+            view = state.view
+            self.store.restart(view.name, view.version, view.tables)
+            self._unindexed.add(view.name)
+            state.forget()
+            state.position = 0
+        self._prepared = True
+        page_size, self.page_size = self.page_size, self.rebuild_page_size
+        try:
+            return self.catch_up(progress=progress, stop=stop)
+        finally:
+            self.page_size = page_size
+
+    # The worker -----------------------------------------------------------------------
+
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        listen_fallback_seconds: float = LISTEN_FALLBACK_SECONDS,
+        on_catch_up: Callable[[CatchUpReport], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Keep every view current until ``stop`` is set. A failure (a page that cannot
+        be applied, a lost database connection) goes to ``on_error`` and is retried after
+        a pause that doubles each time, up to 30 s."""
+        waiter: _Poller | _Listener | None = None
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    if waiter is None:
+                        waiter = _waiter_for(self.app, poll_seconds, listen_fallback_seconds)
+                    report = self.catch_up(stop=stop)
+                    failures = 0
+                    if on_catch_up is not None and report.events:
+                        on_catch_up(report)
+                    if not report.stopped:
+                        waiter.wait(stop)
+                except Exception as error:  # a worker reports and retries; it must not die
+                    failures += 1
+                    if on_error is not None:
+                        on_error(error)
+                    if waiter is not None:
+                        _close_quietly(waiter)
+                        waiter = None
+                    try:
+                        self.store.reconnect_if_broken()
+                    except Exception:  # noqa: BLE001 - the server is still away: try again later
+                        pass
+                    stop.wait(min(MAX_BACKOFF_SECONDS, poll_seconds * 2**min(failures, 16)))
+        finally:
+            if waiter is not None:
+                _close_quietly(waiter)
+
+    def status(self) -> list[ViewStatus]:
+        head = self.head()
+        stored = {view: (position, version) for view, position, version in
+                  self.store.fetchall(f"SELECT view, position, version FROM {TRACKING_TABLE}")}  # fmt: skip
+        result = []
+        for view in self.views:
+            position, version = stored.get(view.name, (None, None))
+            rows = sum(self.store.count(table) for table in view.tables) if position is not None else 0
+            result.append(ViewStatus(view.name, position, head, rows, view.version, version))
+        return result
+
+
+def _check_unique_tables(views: Iterable[View]) -> None:
+    seen: dict[str, str] = {}
+    for view in views:
+        for table in view.tables:
+            if table.name in seen:
+                raise ValueError(f"table {table.name!r} belongs to both {seen[table.name]!r} and {view.name!r}")
+            seen[table.name] = view.name
+    names = [view.name for view in views]
+    if len(set(names)) != len(names):
+        raise ValueError("two views share a name")
+
+
+# Waiting for new events ------------------------------------------------------------------
+
+
+class _Poller:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def wait(self, stop: threading.Event) -> None:
+        stop.wait(self.seconds)
+
+    def close(self) -> None:
+        pass
+
+
+class _Listener:
+    """PostgreSQL: sleep until the events table's channel is notified, or the fallback
+    poll interval passes (a notification can be lost when a connection drops)."""
+
+    def __init__(self, app: Application, fallback_seconds: float) -> None:
+        from psycopg import sql
+
+        recorder = app.recorder
+        self.fallback_seconds = fallback_seconds
+        self.connection = postgres_connection(recorder.datastore)
+        # LISTEN before the first catch-up, so an insert between the two still wakes us.
+        self.connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(recorder.channel_name)))
+
+    def wait(self, stop: threading.Event) -> None:
+        deadline = time.monotonic() + self.fallback_seconds
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            # Short slices, so a stop request is seen within half a second. The generator
+            # holds the connection's lock until it is exhausted: no early return from it.
+            notified = False
+            for _ in self.connection.notifies(timeout=min(0.5, remaining), stop_after=1):
+                notified = True
+            if notified:
+                self._drain()
+                return
+
+    def _drain(self) -> None:
+        # Every insert notifies: one wake-up is enough for a burst. (A timeout of 0
+        # would mean "no timeout" to psycopg.)
+        for _ in self.connection.notifies(timeout=0.001, stop_after=1_000):
+            pass
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _close_quietly(waiter: _Poller | _Listener) -> None:
+    try:
+        waiter.close()
+    except Exception:  # noqa: BLE001 - closing a broken connection may fail too; nothing to do
+        pass
+
+
+def _waiter_for(app: Application, poll_seconds: float, fallback_seconds: float) -> _Poller | _Listener:
+    if is_postgres(app.recorder):
+        return _Listener(app, fallback_seconds)
+    return _Poller(poll_seconds)
+
+
+# Module-level verbs ------------------------------------------------------------------------
+
+
+def catch_up(
+    app: Application,
+    store: ViewStore | None = None,
+    views: Sequence[View] | None = None,
+    *,
+    until: int | None = None,
+    page_size: int | None = None,
+    progress: Progress | None = None,
+) -> CatchUpReport:
+    store = store if store is not None else open_store(app)
+    return Runner(app, store, views, page_size=page_size).catch_up(until=until, progress=progress)
+
+
+def rebuild(
+    app: Application,
+    store: ViewStore | None = None,
+    views: Sequence[View] | None = None,
+    *,
+    page_size: int | None = None,
+    progress: Progress | None = None,
+) -> CatchUpReport:
+    store = store if store is not None else open_store(app)
+    return Runner(app, store, views, page_size=page_size).rebuild(progress=progress)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """A worker process: keep every view of the store at ``--db`` current until SIGTERM."""
+    from domain.application import StakeLedger
+    from domain.store_url import resolve_url
+
+    parser = argparse.ArgumentParser(prog="python -m projections.runner", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="store URL (default: STAKELEDGER_DATABASE_URL or ./stakeledger.db)")
+    parser.add_argument("--page-size", type=int, default=None, help=f"events per page (default {PAGE_SIZE:,})")
+    parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
+    parser.add_argument("--once", action="store_true", help="catch up once and exit")
+    args = parser.parse_args(argv)
+    app = StakeLedger.from_url(resolve_url(args.db))
+    store = open_store(app)
+    runner = Runner(app, store, page_size=args.page_size)
+    if args.once:
+        report = runner.catch_up()
+        print(f"applied {report.events} events up to position {report.head}", file=sys.stderr)
+        return 0
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.run_forever(stop, poll_seconds=args.poll_seconds,
+                       on_error=lambda error: print(f"projections: {type(error).__name__}: {error}", file=sys.stderr))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Portfolio: every position of every agent with its status, cost still at risk and
+realised P&L, mirroring the Position aggregate's own fold event for event.
+
+Resting orders per agent come from the markets view's order table; unrealised P&L is
+marked at read time against the market's current price (projections.queries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.positions import CLOSED, FROZEN, LIQUIDATED, OPEN, PARTIALLY_SETTLED, SETTLED, Position
+from projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
+from projections.views.base import View, handles, iso
+
+POSITIONS = Table(
+    "portfolio_positions",
+    columns=(
+        ("aggregate_id", UUID), ("position_id", TEXT), ("owner", TEXT), ("artifact_id", TEXT), ("side", TEXT),
+        ("quantity_units", AMOUNT), ("cost_units", AMOUNT), ("entry_price_wad", AMOUNT), ("order_id", TEXT),
+        ("status", TEXT), ("status_before_freeze", TEXT), ("realized_pnl_units", AMOUNT),
+        ("proceeds_units", AMOUNT), ("payout_units", AMOUNT), ("opened_at", TEXT), ("closed_at", TEXT),
+        ("opened_position", INT), ("updated_position", INT),
+    ),  # fmt: skip
+    key=("aggregate_id",),
+    unique=(("position_id",),),
+    indexes=(("owner", "opened_position"), ("artifact_id",)),
+)
+
+
+class PortfolioView(View):
+    name = "portfolio"
+    version = 1
+    tables = (POSITIONS,)
+
+    @handles(Position.Opened)
+    def opened(self, rows: Rows, position: int, event: Any) -> None:
+        rows.put("portfolio_positions", {
+            "aggregate_id": event.originator_id.int, "position_id": event.position_id, "owner": event.owner,
+            "artifact_id": event.artifact_id, "side": event.side, "quantity_units": event.quantity_units,
+            "cost_units": event.cost_units, "entry_price_wad": event.entry_price_wad, "order_id": event.order_id,
+            "status": OPEN, "status_before_freeze": None, "realized_pnl_units": 0, "proceeds_units": 0,
+            "payout_units": 0, "opened_at": iso(event.timestamp), "closed_at": None, "opened_position": position,
+            "updated_position": position,
+        })  # fmt: skip
+
+    def _position(self, rows: Rows, event: Any) -> dict[str, Any] | None:
+        return rows.get("portfolio_positions", event.originator_id.int)
+
+    @handles(Position.Closed)
+    def closed(self, rows: Rows, position: int, event: Any) -> None:
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status"] = LIQUIDATED if event.how == "liquidation" else CLOSED
+        row["closed_at"] = iso(event.timestamp)
+        row["realized_pnl_units"] += event.pnl_units
+        row["proceeds_units"] += event.proceeds_units
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.PartiallySettled)
+    def partially_settled(self, rows: Rows, position: int, event: Any) -> None:
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status"] = PARTIALLY_SETTLED
+        row["quantity_units"] = event.quantity_left_units
+        row["cost_units"] = event.cost_left_units
+        row["realized_pnl_units"] += event.pnl_units
+        row["payout_units"] += event.payout_units
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.Settled)
+    def settled(self, rows: Rows, position: int, event: Any) -> None:
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status_before_freeze"] = None
+        row["status"] = SETTLED
+        row["closed_at"] = iso(event.timestamp)
+        row["realized_pnl_units"] += event.pnl_units
+        row["payout_units"] += event.payout_units
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.Frozen)
+    def frozen(self, rows: Rows, position: int, event: Any) -> None:
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status_before_freeze"] = row["status"]
+        row["status"] = FROZEN
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.Reopened)
+    def reopened(self, rows: Rows, position: int, event: Any) -> None:
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status"] = row["status_before_freeze"] or OPEN
+        row["status_before_freeze"] = None
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)

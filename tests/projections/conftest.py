@@ -1,0 +1,24 @@
+"""Fixtures for the projection tests: a ledger with the scenario run on it, and its view store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from domain.application import StakeLedger
+from domain.clock import ManualClock
+from projections.store import ViewStore, open_store
+from tests.projections.scenario import Scenario, run_scenario
+
+
+@pytest.fixture
+def scenario(ledger: StakeLedger, clock: ManualClock) -> Scenario:
+    return run_scenario(ledger, clock)
+
+
+@pytest.fixture
+def store(ledger: StakeLedger) -> Iterator[ViewStore]:
+    views = open_store(ledger)
+    yield views
+    views.close()
