@@ -34,9 +34,17 @@ test: install-test
 	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	.ci/postgres.sh stop $(PG_DIR); exit $$status
 
+# Every benchmark against one throwaway PostgreSQL; each prints a table and JSON and
+# writes bench/results/NAME.json. `make bench BENCH_ARGS=--quick` for a smoke run,
+# `make bench BENCHES="ledger views"` for some of them.
+BENCHES ?= ledger trading settlement views api export
+BENCH_ARGS ?=
 bench: install-test
-	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
-	STAKELEDGER_BENCH_POSTGRES_URL=$$url $(BIN)/python bench/ledger.py; status=$$?; \
+	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; status=0; \
+	for name in $(BENCHES); do \
+	  echo "== bench/$$name.py $(BENCH_ARGS)"; \
+	  STAKELEDGER_BENCH_POSTGRES_URL=$$url $(BIN)/python bench/$$name.py $(BENCH_ARGS) || status=$$?; \
+	done; \
 	.ci/postgres.sh stop $(PG_DIR); exit $$status
 
 clean:
