@@ -36,6 +36,12 @@ POSTGRES_PORT_ENV = "STAKELEDGER_BENCH_POSTGRES_PORT"
 DEFAULT_POSTGRES_PORT = 55499
 BACKENDS = ("sqlite", "postgresql")
 
+# Run as ``python bench/NAME.py``, a script's own folder comes first on the import path,
+# and bench/projections.py would then shadow the projections package it measures. Every
+# script imports this module first: from here on the project's packages win.
+sys.path[:] = [str(ROOT)] + [entry for entry in sys.path if Path(entry or ".").resolve() not in (BENCH_DIR, ROOT)]
+sys.path.append(str(BENCH_DIR))
+
 
 def log(message: str) -> None:
     """Progress goes to stderr so stdout holds only the table and the JSON."""

@@ -41,12 +41,10 @@ from typing import Any
 
 from _common import BACKENDS, ROOT, backend_version, fresh_store, log, machine_info, postgres_server, report
 
-sys.path.insert(0, str(ROOT))
+import httpx
 
-import httpx  # noqa: E402
-
-from domain import apikeys  # noqa: E402
-from domain.application import StakeLedger  # noqa: E402
+from domain import apikeys
+from domain.application import StakeLedger
 
 ART = "BENCH-1"
 TOKEN = 10**18

@@ -293,6 +293,11 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
         table("Resting limit orders", ["order", "side", "limit", "remaining", "expires"],
               [[o["order_id"], o["side"], o["limit_price"], _amount(o["remaining_units"], d), (o["expires_at"] or "never")[:16]]
                for o in data["orders"]], right=["limit", "remaining"])  # fmt: skip
+    if data["risk_events"]:
+        table("Risk decisions, newest first", ["pos", "decision", "reason", "artifact", "side", "tokens", "context"],
+              [[e["position"], e["kind"], e["reason"], e["artifact"] or "", e["side"] or "", _amount(e["tokens_units"], d),
+                ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items()))] for e in data["risk_events"]],
+              right=["pos", "tokens"])  # fmt: skip
     say(f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
         f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}")  # fmt: skip
 

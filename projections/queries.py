@@ -21,7 +21,7 @@ from projections.store import ViewStore
 from projections.views import inbox as inbox_view
 from projections.views.inbox import MESSAGES
 from projections.views.markets import ARTIFACTS, ORDERS, RESTING
-from projections.views.portfolio import POSITIONS
+from projections.views.portfolio import POSITIONS, RISK_EVENTS
 from projections.views.reputation import AGENTS, HISTORY
 from projections.views.settlements import SETTLEMENTS
 from projections.views.statements import ACCOUNTS, LINES
@@ -174,6 +174,7 @@ def portfolio(store: ViewStore, agent: str) -> dict[str, Any]:
         _require_agent(store, agent)
         positions = store.select(POSITIONS, "owner = ?", (agent,), order="opened_position DESC")
         orders = store.select(ORDERS, "agent = ? AND status IN (?, ?)", (agent, *RESTING), order="placed_position")
+        risk_events = store.select(RISK_EVENTS, "agent = ?", (agent,), order="position DESC", limit=DEFAULT_LIMIT)
         artifact_ids = sorted({p["artifact_id"] for p in positions if p["status"] in LIVE_STATUSES})
         markets = {}
         for artifact_id in artifact_ids:
@@ -208,6 +209,7 @@ def portfolio(store: ViewStore, agent: str) -> dict[str, Any]:
     rows.sort(key=lambda r: not r["live"])  # stable: live first, each group newest first
     return {
         "agent": agent, "positions": rows, "orders": [_order(order) for order in orders],
+        "risk_events": [{**_strings(event, "tokens_units"), "artifact": event["artifact_id"]} for event in risk_events],
         "live_positions": sum(1 for r in rows if r["live"]), "closed_positions": sum(1 for r in rows if not r["live"]),
         **{key: str(value) for key, value in totals.items()},
     }  # fmt: skip

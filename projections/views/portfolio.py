@@ -1,5 +1,6 @@
 """Portfolio: every position of every agent with its status, cost still at risk and
-realised P&L, mirroring the Position aggregate's own fold event for event.
+realised P&L, mirroring the Position aggregate's own fold event for event; and every
+order the risk engine rejected, and every emergency liquidation, with its reason.
 
 Resting orders per agent come from the markets view's order table; unrealised P&L is
 marked at read time against the market's current price (projections.queries).
@@ -9,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.portfolio import Portfolio
 from domain.positions import CLOSED, FROZEN, LIQUIDATED, OPEN, PARTIALLY_SETTLED, SETTLED, Position
-from projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
+from projections.store import AMOUNT, INT, JSON, TEXT, UUID, Rows, Table
 from projections.views.base import View, handles, iso
 
 POSITIONS = Table(
@@ -26,12 +28,51 @@ POSITIONS = Table(
     unique=(("position_id",),),
     indexes=(("owner", "opened_position"), ("artifact_id",)),
 )
+# Risk decisions: a rejected order (kind "rejected", with its reason code and context) or
+# an emergency liquidation (kind "liquidated", reason = its trigger), one row each.
+RISK_EVENTS = Table(
+    "portfolio_risk_events",
+    columns=(
+        ("position", INT), ("agent", TEXT), ("kind", TEXT), ("reason", TEXT), ("artifact_id", TEXT),
+        ("side", TEXT), ("tokens_units", AMOUNT), ("order_id", TEXT), ("context", JSON), ("at", TEXT),
+    ),  # fmt: skip
+    key=("position",),
+    indexes=(("agent", "position"),),
+)
+# Whose portfolio each Portfolio aggregate is: its later events carry only its id.
+AGENTS = Table("portfolio_agents", columns=(("aggregate_id", UUID), ("agent", TEXT)), key=("aggregate_id",))
+REJECTED, LIQUIDATED_KIND = "rejected", "liquidated"
 
 
 class PortfolioView(View):
     name = "portfolio"
-    version = 1
-    tables = (POSITIONS,)
+    version = 2
+    tables = (POSITIONS, RISK_EVENTS, AGENTS)
+
+    @handles(Portfolio.Configured)
+    def configured(self, rows: Rows, position: int, event: Any) -> None:
+        rows.put("portfolio_agents", {"aggregate_id": event.originator_id.int, "agent": event.agent})
+
+    def _risk_event(self, rows: Rows, position: int, event: Any, **fields: Any) -> None:
+        owner = rows.get("portfolio_agents", event.originator_id.int)
+        if owner is None:
+            return
+        row = {"position": position, "agent": owner["agent"], "artifact_id": None, "side": None, "tokens_units": None,
+               "order_id": None, "context": {}, "at": iso(event.timestamp)}  # fmt: skip
+        row.update(fields)
+        rows.append("portfolio_risk_events", row)
+
+    @handles(Portfolio.OrderRejected)
+    def order_rejected(self, rows: Rows, position: int, event: Any) -> None:
+        self._risk_event(rows, position, event, kind=REJECTED, reason=event.reason, artifact_id=event.artifact_id,
+                         side=event.side, tokens_units=event.tokens_units, order_id=event.order_id,
+                         context=dict(event.context))  # fmt: skip
+
+    @handles(Portfolio.Liquidated)
+    def liquidated(self, rows: Rows, position: int, event: Any) -> None:
+        self._risk_event(rows, position, event, kind=LIQUIDATED_KIND, reason=event.trigger,
+                         context={"equity_units": str(event.equity_units), "baseline_units": str(event.baseline_units),
+                                  "positions": ",".join(event.position_ids)})  # fmt: skip
 
     @handles(Position.Opened)
     def opened(self, rows: Rows, position: int, event: Any) -> None:

@@ -11,6 +11,7 @@ from domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifac
 from domain.positions import LIVE_STATUSES, Position, position_uuid
 from domain.reputation import Reputation, reputation_uuid
 from projections import queries
+from projections.replay_check import replay_check
 from projections.runner import Runner
 from projections.statements import statement_lines
 from projections.store import ViewStore
@@ -201,3 +202,23 @@ def test_catch_up_when_page_size_differs_then_rows_are_identical(ledger, scenari
     Runner(ledger, other, page_size=10_000).catch_up()
     assert view_rows(store) == view_rows(other)
     assert view_rows(store)[ARTIFACTS.name]
+
+
+def test_portfolio_when_order_rejected_and_portfolio_liquidated_then_both_listed_newest_first(ledger, scenario, store):
+    ledger.configure_portfolio("cy")  # cy already holds a position on MKT
+    rejected = ledger.open_position("cy", "MKT", "long", 50 * TOKEN)
+    assert rejected["rejected"]["reason"] == "ALREADY_IN_MARKET"
+    ledger.configure_portfolio("ada")
+    liquidation = ledger.liquidate_portfolio("ada")
+    caught_up(ledger, store)
+
+    cy = queries.portfolio(store, "cy")["risk_events"]
+    assert [(e["kind"], e["reason"], e["artifact"], e["side"], e["tokens_units"]) for e in cy] == [
+        ("rejected", "ALREADY_IN_MARKET", "MKT", "long", str(50 * TOKEN))
+    ]
+    assert cy[0]["context"] == rejected["rejected"]["context"]
+    ada = queries.portfolio(store, "ada")["risk_events"]
+    assert [(e["kind"], e["reason"]) for e in ada] == [("liquidated", "manual")]
+    assert ada[0]["context"]["positions"] == ",".join(liquidation["closed"])
+    assert queries.portfolio(store, "bob")["risk_events"] == []
+    assert replay_check(ledger, store) == []

@@ -17,7 +17,7 @@ Per backend, on a fresh store:
 Steps 2 and 3 run ``--rounds`` times, alternating; the table shows the best round of
 each and the JSON keeps every round. Goal: the SQLite rebuild reaches 50,000 events/s.
 
-    python bench/views.py [--events N] [--page-size N] [--rounds N] [--backend sqlite|postgresql]
+    python bench/projections.py [--events N] [--page-size N] [--rounds N] [--backend sqlite|postgresql]
                                 [--quick] [--profile]
 """
 
@@ -33,7 +33,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
-from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report  # noqa: E402
+from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 
 from domain.application import StakeLedger, TransferRequest
 from domain.clock import ManualClock
