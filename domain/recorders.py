@@ -5,17 +5,21 @@ more than the settlement's decisions. These subclasses of eventsourcing's record
 ``select_events_many``; the store URL picks them by configuration
 (``APPLICATION_RECORDER_TOPIC``), and a recorder without it is read one id at a time.
 
-On PostgreSQL the recorder also keeps the log's order equal to its commit order when
-events go in through the stored insert function (see ``insert_events``).
+They also make creating the tables safe when several processes open a new store at
+once (API and projection workers starting together), and, on PostgreSQL, keep the log's
+order equal to its commit order when events go in through the stored insert function
+(see ``insert_events``).
 """
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
-from typing import Any
-
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
@@ -25,7 +29,28 @@ from psycopg.sql import SQL, Identifier
 IDS_PER_QUERY = 500
 
 
+# Processes creating one SQLite file's tables at once: how often to try, and the first pause.
+CREATE_ATTEMPTS = 20
+CREATE_PAUSE_SECONDS = 0.02
+
+
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+    def create_table(self) -> None:
+        """Create the tables, trying again while another process is creating them.
+
+        eventsourcing runs ``CREATE TABLE IF NOT EXISTS`` in a deferred transaction: it
+        reads the schema, then asks to write. If another process commits the same tables
+        in between, WAL mode refuses the stale writer at once ("database is locked")
+        instead of waiting. The statements are idempotent, so trying again is safe; the
+        second try finds the tables there."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return super().create_table()
+            except (sqlite3.OperationalError, PersistenceOperationalError) as error:
+                if "locked" not in str(error) or attempt == CREATE_ATTEMPTS:
+                    raise
+                time.sleep(CREATE_PAUSE_SECONDS * attempt)
+
     def select_events_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of every given aggregate, in (aggregate, version) order."""
         events: list[StoredEvent] = []

@@ -2,9 +2,11 @@
 on creating the store, and log positions that commit in order."""
 
 import multiprocessing
+import sqlite3
 import threading
 
 import psycopg
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from domain.application import StakeLedger
 from domain.errors import ConcurrencyError, InsufficientFundsError
@@ -115,3 +117,21 @@ def test_postgres_insert_when_another_insert_is_in_flight_then_it_waits_for_its_
     writer.join(timeout=30)
     assert done.is_set()
     assert ledger.balance_of("alice") == 5
+
+
+def test_sqlite_create_table_when_another_process_wins_the_race_then_tries_again(tmp_path, monkeypatch):
+    """The race above is rare on a quiet machine: stand in for the losing moment directly."""
+    create = SQLiteApplicationRecorder.create_table
+    attempts = []
+
+    def lose_twice(recorder):
+        attempts.append(1)
+        if len(attempts) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return create(recorder)
+
+    monkeypatch.setattr(SQLiteApplicationRecorder, "create_table", lose_twice)
+    ledger = StakeLedger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert len(attempts) == 3
+    ledger.initialise(decimals=0)
+    assert ledger.is_initialised()
