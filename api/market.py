@@ -28,9 +28,8 @@ from api.models import (
 )
 from api.render import human, respond
 from api.state import Caller, CommandId, State
-from domain.accounts import pool_account_id
-from domain.artifacts import Artifact, artifact_of
-from domain.errors import UnknownAccountError, UnknownOrderError
+from domain.artifacts import artifact_of
+from domain.errors import UnknownOrderError
 from domain.money import parse_amount, parse_price_wad
 from projections import queries
 from projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
@@ -63,23 +62,6 @@ def rejected_or(result: dict[str, Any], decimals: int, status_code: int = 200) -
     return respond(result, decimals, status_code)
 
 
-def artifact_detail(state: State, artifact: Artifact) -> dict[str, Any]:
-    """An artifact straight from its aggregate: always current, no view involved."""
-    try:
-        pool_units = state.ledger.balance_of(pool_account_id(artifact.artifact_id))
-    except UnknownAccountError:
-        pool_units = 0
-    long_wad, short_wad = artifact.prices()
-    return {
-        "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
-        "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
-        "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
-        "q_short_units": str(artifact.q_short), "price_long_wad": str(long_wad), "price_short_wad": str(short_wad),
-        "pool_units": str(pool_units), "open_interest_units": str(artifact.q_long + artifact.q_short),
-        "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
-        "bounties": {bounty_id: {"status": b["status"], "sponsor": b["sponsor"], "amount_units": str(b["amount_units"])}
-                     for bounty_id, b in artifact.bounties.items()},
-    }  # fmt: skip
 
 
 # Reads -------------------------------------------------------------------------------------------
@@ -102,13 +84,13 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
     ledger = state.ledger
     ledger.list_artifact(body.artifact, body.title, parse_amount(body.liquidity, state.decimals), group=body.group,
                          min_hold_days=body.min_hold_days, command_id=command_id)  # fmt: skip
-    return respond(artifact_detail(state, ledger.get_artifact(body.artifact)), state.decimals, 201)
+    return respond(ledger.artifact_state(body.artifact), state.decimals, 201)
 
 
 @router.get("/artifacts/{artifact_id}", response_model=ArtifactOut, responses=responses(404),
             summary="One artifact, read from its aggregate")  # fmt: skip
 def get_artifact(artifact_id: ArtifactPath, state: State) -> Any:
-    return human(artifact_detail(state, state.ledger.get_artifact(artifact_id)), state.decimals)
+    return human(state.ledger.artifact_state(artifact_id), state.decimals)
 
 
 @router.get("/artifacts/{artifact_id}/book", responses=responses(404),

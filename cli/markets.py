@@ -12,7 +12,7 @@ import typer
 
 from cli.context import get_context
 from cli.output import emit_json, report_rejection, say, table
-from domain.artifacts import Artifact, check_side
+from domain.artifacts import check_side
 from domain.errors import InvalidInputError
 from domain.lmsr import WAD
 from domain.money import format_amount, parse_amount, parse_price_wad
@@ -37,17 +37,6 @@ def price(wad: int | str) -> str:
     return str((Decimal(int(wad)) / WAD).quantize(Decimal("0.000001")))
 
 
-def artifact_summary(app: Any, artifact: Artifact) -> dict[str, Any]:
-    long_wad, short_wad = artifact.prices()
-    pool_units = app.balance_of(f"pool:{artifact.artifact_id}")
-    return {
-        "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
-        "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
-        "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
-        "q_short_units": str(artifact.q_short), "price_long": price(long_wad), "price_short": price(short_wad),
-        "pool_units": str(pool_units), "open_interest_units": str(artifact.q_long + artifact.q_short),
-        "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
-    }  # fmt: skip
 
 
 @artifact_app.command("add")
@@ -76,11 +65,13 @@ def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar=
     """State, outstanding shares, prices, pool balance and open interest."""
     context = get_context(ctx)
     app = context.app
-    summary = artifact_summary(app, app.get_artifact(artifact_id))
+    state = app.artifact_state(artifact_id)
+    summary = {**state, "price_long": price(state["price_long_wad"]), "price_short": price(state["price_short_wad"])}
     if context.as_json:
         emit_json(summary)
         return
-    table(f"Artifact {artifact_id}", ["field", "value"], [[key, value] for key, value in summary.items()])
+    shown = {**summary, "pool": format_amount(int(state["pool_units"]), app.decimals), "bounties": ", ".join(state["bounties"]) or "none"}
+    table(f"Artifact {artifact_id}", ["field", "value"], [[key, value] for key, value in shown.items()])
 
 
 @artifact_app.command("quote")

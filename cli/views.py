@@ -149,19 +149,25 @@ def _page_size(value: int | None) -> int | None:
 PageSize = Annotated[Optional[int], typer.Option("--page-size", help="Events per page, one transaction each (default 20,000; 50,000 for a rebuild).")]
 
 
-@projections_app.command("catch-up")
-def catch_up(ctx: typer.Context, page_size: PageSize = None) -> None:
-    """Apply every event the views have not seen yet."""
-    context = get_context(ctx)
+def _run_and_report(context: CliContext, label: str, work: Any, views: Any = None, page_size: int | None = None) -> CatchUpReport:
+    """Run ``work(runner, progress)`` over the views with a progress bar; print or emit its report."""
     store = open_store(context.app)
     try:
-        runner = Runner(context.app, store, page_size=_page_size(page_size))
-        report = _run_with_progress(context, "catching up", lambda p: runner.catch_up(progress=p), transient=False)
+        runner = Runner(context.app, store, views, page_size=_page_size(page_size))
+        report = _run_with_progress(context, label, lambda progress: work(runner, progress), transient=False)
     finally:
         store.close()
     if context.as_json:
         emit_json(_report_json(report))
-    else:
+    return report
+
+
+@projections_app.command("catch-up")
+def catch_up(ctx: typer.Context, page_size: PageSize = None) -> None:
+    """Apply every event the views have not seen yet."""
+    context = get_context(ctx)
+    report = _run_and_report(context, "catching up", lambda runner, p: runner.catch_up(progress=p), page_size=page_size)
+    if not context.as_json:
         say(f"Views at position {report.head}: applied {report.events} events in {report.seconds:.2f} s "
             f"({report.events_per_second:,.0f} events/s).")  # fmt: skip
 
@@ -178,15 +184,8 @@ def rebuild(
         raise InvalidInputError("name one view to rebuild, or pass --all (not both)")
     context = get_context(ctx)
     chosen = views_named(None if all_views else [name])
-    store = open_store(context.app)
-    try:
-        runner = Runner(context.app, store, chosen, page_size=_page_size(page_size))
-        report = _run_with_progress(context, "rebuilding", lambda p: runner.rebuild(progress=p), transient=False)
-    finally:
-        store.close()
-    if context.as_json:
-        emit_json(_report_json(report))
-    else:
+    report = _run_and_report(context, "rebuilding", lambda runner, p: runner.rebuild(progress=p), chosen, page_size)
+    if not context.as_json:
         say(f"Rebuilt {', '.join(report.views)} from {report.events} events in {report.seconds:.2f} s "
             f"({report.events_per_second:,.0f} events/s).")  # fmt: skip
 

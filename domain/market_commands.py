@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Union
 
+from domain.accounts import pool_account_id
 from domain.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
 from domain.errors import InvalidInputError, UnknownArtifactError
 from domain.lmsr import WAD, Side, average_price_wad, buy_cost_units, prices_wad, shares_for_tokens
@@ -137,11 +138,33 @@ class MarketCommands:
     def market_depth(self: StakeLedger, artifact_id: str) -> list[dict[str, str]]:
         """The cost to move the long price to 0.1, 0.2, ... 0.9 from where it stands."""
         artifact = self.get_artifact(artifact_id)
-        rows = []
-        for target in DEPTH_TARGETS_WAD:
-            side, shares, cost = shares_to_reach_price(artifact.q_long, artifact.q_short, artifact.b_units, target)
-            rows.append({"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)})
-        return rows
+        return depth(artifact.q_long, artifact.q_short, artifact.b_units)
+
+    def artifact_state(self: StakeLedger, artifact_id: str) -> dict[str, Any]:
+        """An artifact and its market straight from the aggregate (always current, no view):
+        lifecycle state, outstanding shares, prices, pool balance, open interest, bounties."""
+        artifact = self.get_artifact(artifact_id)
+        long_wad, short_wad = artifact.prices()
+        return {
+            "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
+            "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
+            "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
+            "q_short_units": str(artifact.q_short), "price_long_wad": str(long_wad), "price_short_wad": str(short_wad),
+            "pool_units": str(self.balance_of(pool_account_id(artifact.artifact_id))),
+            "open_interest_units": str(artifact.q_long + artifact.q_short),
+            "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
+            "bounties": {bounty_id: {"status": b["status"], "sponsor": b["sponsor"], "amount_units": str(b["amount_units"])}
+                         for bounty_id, b in artifact.bounties.items()},
+        }  # fmt: skip
+
+
+def depth(q_long: int, q_short: int, b_units: int) -> list[dict[str, str]]:
+    """For each target long price 0.1 … 0.9: the side to buy, and the shares and cost that get there."""
+    rows = []
+    for target in DEPTH_TARGETS_WAD:
+        side, shares, cost = shares_to_reach_price(q_long, q_short, b_units, target)
+        rows.append({"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)})
+    return rows
 
 
 def _order_payload(order: Order) -> dict[str, Any]:

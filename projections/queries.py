@@ -12,7 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 from domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
-from domain.lmsr import WAD, Side, prices_wad, shares_to_reach_price
+from domain.lmsr import WAD, Side, prices_wad
+from domain.market_commands import depth
 from domain.money import format_amount
 from domain.positions import LIVE_STATUSES
 from domain.settlement_rules import REPUTATION_START_WAD
@@ -28,7 +29,6 @@ from projections.views.statements import ACCOUNTS, LINES
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 50
-DEPTH_TARGETS_WAD = tuple(k * WAD // 10 for k in range(1, 10))
 
 
 def price(wad: int | None) -> str | None:
@@ -151,12 +151,9 @@ def book(store: ViewStore, artifact: str) -> dict[str, Any]:
     market = _market(rows[0])
     resting.sort(key=lambda o: (o["side"], -o["limit_price_wad"], o["sequence"]))
     row = rows[0]
-    depth = []
-    for target in DEPTH_TARGETS_WAD:
-        side, shares, cost = shares_to_reach_price(row["q_long_units"], row["q_short_units"], row["b_units"], target)
-        depth.append({"target_long_wad": str(target), "target_long": price(target), "side": side.value,
-                      "shares_units": str(shares), "cost_units": str(cost)})  # fmt: skip
-    return {**market, "orders": [_order(order) for order in resting], "depth": depth}
+    levels = [{**level, "target_long": price(int(level["target_long_wad"]))}
+              for level in depth(row["q_long_units"], row["q_short_units"], row["b_units"])]  # fmt: skip
+    return {**market, "orders": [_order(order) for order in resting], "depth": levels}
 
 
 # Portfolio ------------------------------------------------------------------------------------

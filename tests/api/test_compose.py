@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,7 +25,7 @@ from domain import apikeys
 from domain.application import StakeLedger
 from projections.runner import Runner
 from projections.store import open_store
-from tests.api.test_multiworker import free_port
+from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,16 +70,6 @@ def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
     return subprocess.Popen(_as_in_the_container(command), cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def _stop(process: subprocess.Popen) -> int:
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        return -9
-
-
 def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_keeps_views_current(postgres_server, tmp_path):
     url = fresh_postgres_url(postgres_server)
     env = {**os.environ, "STAKELEDGER_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
@@ -98,16 +87,7 @@ def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_k
     worker = _start(SERVICES["projections"]["command"], env, tmp_path / "worker.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert api.poll() is None, (tmp_path / "api.log").read_text()
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.2)
+        wait_until_serving(base, api, tmp_path / "api.log")
         key = apikeys.issue_key(ledger, "operator", scope="admin")["key"]
         headers = {"Authorization": f"Bearer {key}"}
         assert httpx.post(f"{base}/api/accounts", json={"agent": "alice"}, headers=headers).status_code == 201
@@ -131,7 +111,7 @@ def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_k
         statement = httpx.get(f"{base}/api/accounts/alice/statement", headers=headers).json()
         assert statement["balance_units"] == str(12_500_000_000_000_000_000)
     finally:
-        worker_exit, api_exit = _stop(worker), _stop(api)
+        worker_exit, api_exit = stop(worker), stop(api)
         ledger.close()
     assert worker_exit == 0, (tmp_path / "worker.log").read_text()
     assert api_exit == 0, (tmp_path / "api.log").read_text()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ from domain.positions import Position
 from domain.topics import stable_topic
 from projections.audit import audit
 from projections.log import iter_events
+from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +36,6 @@ WORKERS = 3
 ART = "LOAD-1"
 MAX_ATTEMPTS = 30
 TIME_LIMIT_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -71,24 +65,10 @@ def server(postgres_server: str, tmp_path: Path) -> Iterator[tuple[str, StakeLed
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                pytest.fail(f"the server did not come up:\n{(tmp_path / 'serve.log').read_text()}")
-            time.sleep(0.2)
+        wait_until_serving(base, process, tmp_path / "serve.log")
         yield base, ledger, keys, process
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, signal.SIGINT)
         log.close()
         ledger.close()
 

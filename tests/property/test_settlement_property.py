@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import hypothesis.strategies as st
-from hypothesis import HealthCheck, Phase, event, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import event as note_case
 
 from domain.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
 from domain.application import StakeLedger
@@ -172,14 +173,14 @@ def describe(ledger: StakeLedger) -> None:
     artifact = ledger.get_artifact(ART)
     reasons = {event.reason for event in movements(ledger, POOL)}
     count = len(artifact.position_ids)
-    event(f"terminal with {'5+' if count >= 5 else count} positions")
+    note_case(f"terminal with {'5+' if count >= 5 else count} positions")
     for reason in ("trade:close", "settlement:partial", "settlement:profit", "settlement:loss"):
         if reason in reasons:
-            event(reason)
+            note_case(reason)
     if any(status == "filled" or status == "partially_filled" for status in artifact.order_status.values()):
-        event("a limit order filled")
+        note_case("a limit order filled")
     if sum(e.reason == "amm:subsidy" for e in movements(ledger, POOL)) > 1:
-        event("shortfall minted")
+        note_case("shortfall minted")
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
