@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Snapshot
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import OperationalError, RecordConflictError
 
 from domain.accounts import TREASURY, Account, account_uuid, agent_account_id
@@ -116,14 +116,16 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
                     CommandRecord.Recorded, id=command_uuid(command_id), timestamp=unit.at,
                     command_id=command_id, command=command, payload_hash=digest, result=result,
                 ))  # fmt: skip
+            changed = unit.aggregates()
             try:
-                self.save(*unit.aggregates())
+                self.save(*changed)
             except (RecordConflictError, OperationalError):
                 # Another writer saved one of these aggregates first (or held the
                 # SQLite write lock past its timeout): decide again on fresh state.
                 time.sleep(random.uniform(0, 0.005 * 2**min(attempt, 6)))
                 continue
             self._snapshot(unit)
+            self._remember(changed)
             return result
         raise ConcurrencyError(f"{command}: gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
 
@@ -139,6 +141,17 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
                 f"command id {command_id!r} was already used for a different {record.command} command"
             )
         return record.result
+
+    def _remember(self, saved: list[Aggregate]) -> None:
+        """Put what was just saved in the aggregate cache: the next command then reads
+        no events back that this process wrote itself (another process's events are
+        still read, by the cache's fast-forward). Short histories skip the cache."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in saved:
+            if not getattr(type(aggregate), "short_history", False):
+                cache.put(aggregate.id, aggregate)
 
     def _snapshot(self, unit: UnitOfWork) -> None:
         # Snapshots are a cache for loading long-lived accounts (the treasury, pools);

@@ -135,3 +135,48 @@ def test_sqlite_create_table_when_another_process_wins_the_race_then_tries_again
     assert len(attempts) == 3
     ledger.initialise(decimals=0)
     assert ledger.is_initialised()
+
+
+def test_cached_account_when_another_process_writes_then_the_next_command_sees_it(durable_store_url):
+    """What a command saves stays in its process's aggregate cache; a write by another
+    application object must still be read before the next decision."""
+    first = StakeLedger.from_url(durable_store_url)
+    first.initialise(decimals=0)
+    for name in ("alice", "bob"):
+        first.open_account(name)
+    first.mint("alice", 10)
+    first.transfer("alice", "bob", 4)  # alice (6) is now in first's cache at this version
+
+    second = StakeLedger.from_url(durable_store_url)
+    second.transfer("alice", "bob", 5)  # alice (1), written behind first's back
+
+    assert first.balance_of("alice") == 1
+    try:
+        first.transfer("alice", "bob", 2)
+    except InsufficientFundsError:
+        pass
+    else:
+        raise AssertionError("a stale cached balance let alice overdraw")
+    assert audit(first).clean
+
+
+def test_saved_account_when_read_again_in_this_process_then_no_events_are_read_back(durable_store_url, monkeypatch):
+    ledger = StakeLedger.from_url(durable_store_url)
+    ledger.initialise(decimals=0)
+    for name in ("alice", "bob"):
+        ledger.open_account(name)
+    ledger.mint("alice", 1_000)
+    for _ in range(20):
+        ledger.transfer("alice", "bob", 1)
+    read_back = []
+    select_events = ledger.recorder.select_events
+
+    def counting(originator_id, **kwargs):
+        events = select_events(originator_id, **kwargs)
+        read_back.extend(events)
+        return events
+
+    monkeypatch.setattr(ledger.recorder, "select_events", counting)
+    ledger.transfer("alice", "bob", 1)
+    assert read_back == []  # both accounts came from the cache, already current
+    assert ledger.balance_of("alice") == 1_000 - 21
