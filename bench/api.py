@@ -29,14 +29,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from _common import BACKENDS, ROOT, backend_version, fresh_store, log, machine_info, postgres_server, report
@@ -45,6 +46,7 @@ import httpx
 
 from domain import apikeys
 from domain.application import StakeLedger
+from tests.api.serving import free_port, stop, wait_until_serving
 
 ART = "BENCH-1"
 TOKEN = 10**18
@@ -56,12 +58,6 @@ MAX_ORDER_ATTEMPTS = 50
 
 def own_market(agent: str) -> str:
     return f"{ART}-{agent}"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def seeded_ledger(url: str, clients: int) -> list[tuple[str, str]]:
@@ -89,27 +85,16 @@ def served(url: str, workers: int) -> Iterator[str]:
     command = [sys.executable, "-m", "cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(workers),
                "--no-access-log"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the server did not start: {process.stderr.read() if process.stderr else ''}")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGINT)
+    with tempfile.TemporaryDirectory() as folder:
+        server_log = Path(folder) / "server.log"
+        with server_log.open("w") as sink:
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=sink)
+        base = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            wait_until_serving(base, process, server_log, seconds=START_SECONDS)
+            yield base
+        finally:
+            stop(process, signal.SIGINT, seconds=30)
 
 
 def run_load(base: str, agents: list[tuple[str, str]], total: int, make_request: Callable[..., tuple[bool, int]],
