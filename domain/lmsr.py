@@ -40,9 +40,11 @@ from decimal import (
     DivisionByZero,
     InvalidOperation,
     Overflow,
+    getcontext,
     localcontext,
 )
 from enum import StrEnum
+from functools import lru_cache
 
 _Affordable = Callable[[int], bool]
 
@@ -253,8 +255,12 @@ def _working_context(*magnitudes_units: int) -> Context:
     by a gap as small as 1/b, which loses b's digits again; hence two times the digits.
     """
     digits = max(len(str(abs(magnitude))) for magnitude in magnitudes_units)
+    return _context_of_precision(_GUARD_DIGITS + 2 * digits)
+
+
+def _context_of_precision(prec: int) -> Context:
     return Context(
-        prec=_GUARD_DIGITS + 2 * digits,
+        prec=prec,
         rounding=ROUND_HALF_EVEN,
         Emax=MAX_EMAX,
         Emin=MIN_EMIN,
@@ -290,10 +296,23 @@ def _cost(q_a: int, q_b: int, b_units: int) -> Decimal:
 
 
 def _spread_term(q_a: int, q_b: int, b_units: int) -> Decimal:
-    """b · ln(1 + e^{−|q_a − q_b|/b}) = C(q) − max(q), in (0, b·ln 2]."""
-    b = Decimal(b_units)
-    shifted_gap = Decimal(abs(q_a - q_b)) / b
-    return b * (1 + (-shifted_gap).exp()).ln()
+    """b · ln(1 + e^{−|q_a − q_b|/b}) = C(q) − max(q), in (0, b·ln 2].
+
+    It depends on q only through the gap |q_a − q_b|. A trade evaluates it at the same points
+    several times (the closed form, the affordability check, the cost it then charges, and the next
+    trade starts where this one ended), so the values are remembered per gap and context. The
+    arithmetic is deterministic, so a remembered value is exactly the value recomputed.
+    """
+    return _spread_term_at(abs(q_a - q_b), b_units, getcontext().prec)
+
+
+@lru_cache(maxsize=4096)
+def _spread_term_at(gap_units: int, b_units: int, prec: int) -> Decimal:
+    """_spread_term in the working context of precision ``prec`` (the only contexts it runs in)."""
+    with localcontext(_context_of_precision(prec)):
+        b = Decimal(b_units)
+        shifted_gap = Decimal(gap_units) / b
+        return b * (1 + (-shifted_gap).exp()).ln()
 
 
 def _sigmoid(z: Decimal) -> Decimal:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain import lmsr
 from domain.lmsr import (
     WAD,
     Side,
@@ -242,8 +243,33 @@ def test_trades_when_global_decimal_context_is_coarse_then_results_do_not_change
         )
 
     expected = quote()
+    lmsr._spread_term_at.cache_clear()  # recompute, rather than recall, under the coarse context
     with localcontext(Context(prec=3, Emax=10, Emin=-10)):
         assert quote() == expected
+
+
+def test_trades_when_spread_terms_are_remembered_then_results_equal_a_fresh_computation() -> None:
+    # One gap at three magnitudes runs at three precisions: a cache that ignored the precision would
+    # hand the coarser value to the finer computation, and C(q) would lose digits.
+    gap_units = 3 * 10**17
+
+    def quote(q_long: int) -> tuple[object, ...]:
+        q_short = q_long - gap_units
+        return (
+            cost_function(q_long, q_short, ONE_TOKEN_UNITS),
+            buy_cost_units(q_long, q_short, ONE_TOKEN_UNITS, Side.LONG, 7 * 10**17),
+            shares_for_tokens(q_long, q_short, ONE_TOKEN_UNITS, Side.SHORT, 10**17),
+        )
+
+    magnitudes = (10**18, 10**40, 10**70)
+    each_alone = []
+    for q_long in magnitudes:
+        lmsr._spread_term_at.cache_clear()
+        each_alone.append(quote(q_long))
+    lmsr._spread_term_at.cache_clear()
+    sharing_one_cache = [quote(q_long) for q_long in magnitudes]
+    assert lmsr._spread_term_at.cache_info().hits > 0  # a trade does reuse its own terms
+    assert sharing_one_cache == each_alone
 
 
 def test_side_when_built_from_its_value_then_is_the_member() -> None:
