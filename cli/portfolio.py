@@ -88,7 +88,8 @@ def kelly(
     """Size an order by fractional Kelly from your belief, then place it — or say why not."""
     context = get_context(ctx)
     app = context.app
-    result = app.kelly_order(agent, artifact_id, parse_price_wad(belief), fraction=Fraction(parse_fraction(fraction)),
+    result = app.kelly_order(agent, artifact_id, parse_price_wad(belief, "belief"),
+                             fraction=parse_fraction(fraction, "fraction"),
                              command_id=command_id)  # fmt: skip
     if result.get("trade"):
         report_rejection(context, result["trade"])

@@ -172,6 +172,8 @@ def issue_key(app: StakeLedger, agent: str, scope: str = TRADE, *, key_id: str |
     def decide(unit: UnitOfWork) -> dict[str, Any]:
         if unit.find(apikey_uuid(key_id), ApiKey) is not None:
             raise StateError(f"key id {key_id} is already taken")
+        if scope == TRADE:
+            unit.account(agent)  # a trade key acts for an account, which must exist; an admin key names its operator
         unit.add(ApiKey._create(
             ApiKey.Issued, id=apikey_uuid(key_id), timestamp=unit.at, key_id=key_id, agent=agent, scope=scope,
             hash=digest_of(token), created=unit.at,

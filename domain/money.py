@@ -79,27 +79,28 @@ def format_amount(units: int, decimals: int, places: int | None = None) -> str:
     return f"{sign}{whole}.{str(fraction).rjust(decimals, '0').rstrip('0')}"
 
 
-def parse_price_wad(text: str) -> int:
-    """Parse a probability such as ``"0.65"`` into a WAD-scaled int strictly inside (0, 1)."""
+def parse_price_wad(text: str, what: str = "price") -> int:
+    """Parse a probability such as ``"0.65"`` into a WAD-scaled int strictly inside (0, 1);
+    ``what`` names the input in the refusal."""
     try:
         wad = parse_amount(text, 18)
     except InvalidAmountError as error:
-        raise InvalidAmountError(f"price must be a decimal between 0 and 1: {error}") from None
+        raise InvalidAmountError(f"{what} must be a decimal between 0 and 1: {error}") from None
     if not 0 < wad < WAD:
-        raise InvalidAmountError(f"price must be strictly between 0 and 1: {text!r}")
+        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {text!r}")
     return wad
 
 
-def parse_fraction(text: str) -> Fraction:
-    """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"``."""
+def parse_fraction(text: str, what: str = "weight") -> Fraction:
+    """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"``; ``what`` names it in the refusal."""
     try:
         value = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
-        raise InvalidAmountError(f"weight must be a decimal or a fraction like 4/5: {text!r}") from None
+        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {text!r}") from None
     if "e" in text.lower():
-        raise InvalidAmountError(f"weight must be written without an exponent: {text!r}")
+        raise InvalidAmountError(f"{what} must be written without an exponent: {text!r}")
     if value < 0:
-        raise InvalidAmountError(f"weight must not be negative: {text!r}")
+        raise InvalidAmountError(f"{what} must not be negative: {text!r}")
     return value
 
 

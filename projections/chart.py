@@ -46,6 +46,10 @@ def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
     for axis in (top, middle):
         axis.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
-    figure.savefig(out, dpi=110)
-    plt.close(figure)
+    try:
+        figure.savefig(out, dpi=110)
+    except OSError as error:
+        raise InvalidInputError(f"cannot write the chart to {out}: {error.strerror or error}") from None
+    finally:
+        plt.close(figure)
     return out

@@ -66,7 +66,9 @@ def statement(store: ViewStore, account: str, *, at: int | None = None, limit: i
         if not found:
             raise UnknownAccountError(f"unknown account {account!r}")
         view_position = _view_position(store, "statements")
-        until = view_position if at is None else min(at, view_position)
+        if at is not None and at > view_position:
+            raise InvalidInputError(f"log position {at} is beyond {view_position}, the last position the statements view holds")
+        until = view_position if at is None else at
         lines = store.select(LINES, "account = ? AND position <= ?", (account, until), order="position DESC", limit=limit)
         total = store.fetchone("SELECT COUNT(*) FROM statement_lines WHERE account = ? AND position <= ?", (account, until))
     lines.reverse()

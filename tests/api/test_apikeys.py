@@ -14,7 +14,7 @@ from cli import api as cli_api
 from cli.context import CliContext
 from domain import apikeys
 from domain.application import StakeLedger
-from domain.errors import InvalidInputError, StateError
+from domain.errors import InvalidInputError, StateError, UnknownAccountError
 from domain.topics import stable_topic
 from projections.audit import audit
 
@@ -23,8 +23,18 @@ from projections.audit import audit
 def ledger_url(durable_store_url: str) -> str:
     ledger = StakeLedger.from_url(durable_store_url)
     ledger.initialise(decimals=6)
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
     ledger.close()
     return durable_store_url
+
+
+@pytest.fixture
+def ledger(ledger: StakeLedger) -> StakeLedger:
+    """The shared ledger, with the two agents these keys act for."""
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
+    return ledger
 
 
 def test_issue_when_key_created_then_only_its_sha256_digest_is_stored(ledger):
@@ -67,6 +77,8 @@ def test_issue_when_scope_or_agent_invalid_then_refused_and_nothing_written(ledg
         apikeys.issue_key(ledger, "alice", "root")
     with pytest.raises(InvalidInputError):
         apikeys.issue_key(ledger, "not a name")
+    with pytest.raises(UnknownAccountError):
+        apikeys.issue_key(ledger, "nobody")  # a trade key acts for an account that must exist
 
     assert ledger.recorder.max_notification_id() == head
 

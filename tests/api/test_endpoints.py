@@ -175,6 +175,18 @@ def test_statement_when_at_an_earlier_position_then_balance_as_it_stood(api: Api
     assert then["balance_units"] == str(int(FUNDS) * TOKEN) and then["balance"] == FUNDS
 
 
+def test_statement_when_at_is_beyond_the_log_then_422_naming_the_last_position(api: Api):
+    beyond = api.head() + 1
+
+    response = api.get("/api/accounts/alice/statement", api.alice, params={"at": beyond})
+
+    assert response.status_code == 422, response.text
+    assert response.json() == {
+        "error": "INVALID_INPUT",
+        "message": f"log position {beyond} is beyond {beyond - 1}, the last position the statements view holds",
+    }
+
+
 def test_open_account_mint_and_transfer_when_allowed_then_balances_move(api: Api):
     carol = api.post("/api/accounts/alice/transfers", {"to": "bob", "amount": "2.5"}, api.alice)
     opened = api.post("/api/accounts", {"agent": "carol"}, api.admin)

@@ -185,6 +185,19 @@ def test_portfolio_chart_when_out_is_not_png_then_refused_and_no_file(db, capsys
     assert not out_path.exists()
 
 
+@pytest.mark.parametrize("where", ["under a file", "a directory"])
+def test_portfolio_chart_when_out_cannot_be_written_then_one_line_error(db, capsys, monkeypatch, tmp_path, where):
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-dir.png").mkdir()
+    out_path = tmp_path / "a-file" / "chart.png" if where == "under a file" else tmp_path / "a-dir.png"
+
+    code, _, err = cli(capsys, monkeypatch, db, "portfolio", "chart", "alice", "--out", str(out_path))
+
+    assert code not in (0, "uncaught"), err
+    assert err.startswith("error: INVALID_INPUT: cannot write the chart"), err
+    assert err.strip().count("\n") == 0, err
+
+
 BAD_INPUTS = [
     ("negative pct", ["portfolio", "config", "alice", "--max-position-size-pct", "-5"], "INVALID_INPUT"),
     ("NaN pct", ["portfolio", "config", "alice", "--max-total-exposure-pct", "NaN"], "INVALID_INPUT"),
@@ -194,6 +207,7 @@ BAD_INPUTS = [
     ("bad belief", ["trade", "kelly", "alice", "ART2", "--belief", "1.5"], "INVALID_AMOUNT"),
     ("NaN belief", ["trade", "kelly", "alice", "ART2", "--belief", "NaN"], "INVALID_AMOUNT"),
     ("kelly unknown agent", ["trade", "kelly", "nobody", "ART2", "--belief", "0.7"], "UNKNOWN_ACCOUNT"),
+    ("NaN fraction", ["trade", "kelly", "alice", "ART2", "--belief", "0.7", "--fraction", "nan"], "INVALID_AMOUNT"),
     ("negative trail", ["trade", "stop", "ART/p1", "--trail-pct", "-5"], "INVALID_INPUT"),
     ("non-numeric trail", ["trade", "stop", "ART/p1", "--trail-pct", "abc"], "INVALID_INPUT"),
     ("stop unknown position", ["trade", "stop", "ART/p9", "--trail-pct", "10"], "UNKNOWN_POSITION"),
@@ -214,3 +228,14 @@ def test_bad_input_when_refused_then_one_line_on_stderr_nonzero_exit_and_log_unc
     assert err.strip().count("\n") == 0, err
     assert err.startswith(f"error: {code}:"), err
     assert event_count(db) == before
+
+
+@pytest.mark.parametrize(("option", "value"), [("--belief", "1.5"), ("--fraction", "nan")])
+def test_trade_kelly_when_option_is_bad_then_the_error_names_that_option(db, capsys, monkeypatch, option, value):
+    args = {"--belief": "0.7", "--fraction": "0.25", option: value}
+
+    code, _, err = cli(capsys, monkeypatch, db, "trade", "kelly", "alice", "ART2", *(t for kv in args.items() for t in kv))
+
+    assert code not in (0, "uncaught")
+    assert err.startswith(f"error: INVALID_AMOUNT: {option.lstrip('-')} must"), err
+

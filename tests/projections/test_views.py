@@ -65,6 +65,14 @@ def test_statement_at_position_when_earlier_positions_then_balance_as_it_stood(l
         assert int(queries.statement(store, "cy", at=at)["balance_units"]) == expected
 
 
+def test_statement_at_position_when_beyond_the_view_then_refused(ledger, scenario, store):
+    caught_up(ledger, store)
+    last = head(ledger)
+    assert queries.statement(store, "ada", at=last)["as_of_position"] == last
+    with pytest.raises(InvalidInputError, match=f"log position {last + 1} is beyond {last}"):
+        queries.statement(store, "ada", at=last + 1)
+
+
 def test_statement_when_limit_then_latest_lines_oldest_first(ledger, scenario, store):
     caught_up(ledger, store)
     full = queries.statement(store, "ada")
