@@ -18,7 +18,7 @@ from domain.application import StakeLedger, TransferRequest
 from domain.clock import ManualClock
 from domain.ids import SeededIds
 from projections.audit import audit
-from projections.evm import Eip712Domain, SnapshotHeader, StandardMerkleTree, recover_signer
+from projections.evm import BALANCES_LEAF_ENCODING, Eip712Domain, SnapshotHeader, StandardMerkleTree, recover_signer
 from projections.evm import verify as verify_proof
 from projections.evm.bundle import (
     ACCOUNTS,
@@ -31,7 +31,9 @@ from projections.evm.bundle import (
     ExportError,
     ExportInvalidError,
     ImportTargetNotEmptyError,
+    tree_document,
 )
+from projections.evm.addresses import account_address_bytes
 from projections.evm.export import balance_proof, export_ledger
 from projections.evm.importer import import_export, stored_event_count
 from projections.evm.verification import verify_export
@@ -281,6 +283,56 @@ def test_verify_when_a_notification_id_changes_then_blames_events_jsonl(exported
         verify_export(exported)
     assert caught.value.file == EVENTS_JSONL
     assert "notificationId" in str(caught.value)
+
+
+# What a tree cannot prove: a consistent tree over the wrong rows ---------------------------------
+
+
+def _rewrite_balance_rows(directory: Path, edit) -> None:
+    """Replace balances-tree.json by a well-formed tree over ``edit(rows)``: only verify's own checks
+    of the rows, not the tree's hashes, can catch it."""
+    loaded = StandardMerkleTree.load(json.loads((directory / BALANCES_TREE).read_text()))
+    rows = [row for _, row in sorted(loaded.entries())]
+    rebuilt = StandardMerkleTree.of(edit(rows), BALANCES_LEAF_ENCODING)
+    (directory / BALANCES_TREE).write_bytes(tree_document(rebuilt))
+
+
+TREASURY_ADDRESS = account_address_bytes(TREASURY)
+STRANGER_ADDRESS = bytes.fromhex("11" * 20)
+ROW_EDITS = {
+    "a second row": (lambda rows: rows + [rows[0]], "a second row for"),
+    "a missing row": (lambda rows: rows[1:], "has no row"),
+    "a treasury row": (lambda rows: rows + [(TREASURY_ADDRESS, 0)], "the treasury has no row"),
+    "a stranger's row": (lambda rows: rows + [(STRANGER_ADDRESS, 0)], "is no account opened in the records"),
+    "a balance plus one": (lambda rows: [(rows[0][0], rows[0][1] + 1)] + rows[1:], "the row says"),
+}
+
+
+@pytest.mark.parametrize("case", list(ROW_EDITS))
+def test_verify_when_balance_rows_are_wrong_under_a_valid_tree_then_names_the_row(
+        case: str, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str) -> None:
+    edit, message = ROW_EDITS[case]
+    _rewrite_balance_rows(exported, edit)
+    target_url = other_backend_url(durable_store_url, tmp_path, request)
+    open_store(target_url).close()
+
+    with pytest.raises(ExportInvalidError) as caught:
+        verify_export(exported)
+    assert caught.value.file == BALANCES_TREE and message in str(caught.value), str(caught.value)
+    with pytest.raises(ExportInvalidError):
+        import_export(exported, target_url)
+    assert stored_event_count(target_url) == 0
+
+
+def test_verify_when_total_supply_is_not_the_issuance_then_names_the_header(exported: Path) -> None:
+    document = json.loads((exported / HEADER).read_text())
+    inflated = str(int(document["header"]["totalSupply"]) + 1)
+    document["header"]["totalSupply"] = document["typedData"]["message"]["totalSupply"] = inflated
+    (exported / HEADER).write_text(json.dumps(document, indent=2) + "\n")
+
+    with pytest.raises(ExportInvalidError) as caught:
+        verify_export(exported)
+    assert caught.value.file == HEADER and "is not the treasury's issuance" in str(caught.value)
 
 
 # Proofs, signatures and prefixes ---------------------------------------------------------------
