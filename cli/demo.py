@@ -300,26 +300,27 @@ class Demo:
         say(f"Wrote {agent}'s equity curve, drawdown and exposure by group to {path}.")
 
     def views(self) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
         from projections import queries
-        from projections.replay_check import replay_check
+        from projections.replay_check import replay_check, view_contents
         from projections.runner import Runner
         from projections.store import open_store
+
+        from cli.views import progress_bar
 
         self.chapter("5. Read views: kept current from the log, dropped and rebuilt at will")
         store = open_store(self.app)
         try:
             live = Runner(self.app, store).catch_up()
             say(f"Caught the six views up with the log: {live.events} events folded in {live.seconds:.2f} s.")
-            before = {name: queries.statement(store, name)["lines"] for name in AGENTS}
-            with Progress(TextColumn("rebuilding, log position"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+            before = view_contents(store)
+            with progress_bar("rebuilding, log position", console=console, transient=False) as bar:
                 task = bar.add_task("rebuild", total=None)
                 rebuilt = Runner(self.app, store).rebuild(progress=lambda done, total: bar.update(task, completed=done, total=total))
-            after = {name: queries.statement(store, name)["lines"] for name in AGENTS}
+            after = view_contents(store)
             differences = replay_check(self.app, store)
-            say(f"Dropped every view and replayed {rebuilt.events} events ({rebuilt.rows_written} rows) in "
-                f"{rebuilt.seconds:.2f} s; statements before and after the rebuild "
+            rows = sum(len(table) for table in after.values())
+            say(f"Dropped every view and replayed {rebuilt.events} events in {rebuilt.seconds:.2f} s; all "
+                f"{len(after)} tables ({rows} rows) before and after the rebuild "
                 + ("[green]identical[/]" if before == after else "[red]DIFFER[/]")
                 + f"; a fresh replay finds {len(differences)} differing rows.")  # fmt: skip
             table("Views", ["view", "position", "lag", "rows"],

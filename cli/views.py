@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
@@ -68,15 +69,22 @@ def register(
 
 class _RateColumn(ProgressColumn):
     def render(self, task: Any) -> Text:
-        speed = task.finished_speed or task.speed
+        # A pass that ends within rich's sampling window has no sampled speed: use the average.
+        speed = task.finished_speed or task.speed or (task.completed / task.elapsed if task.elapsed else None)
         return Text(f"{speed:,.0f} events/s" if speed else "… events/s", style="progress.data.speed")
 
 
-def _progress_bar(context: CliContext, label: str, *, transient: bool) -> Progress:
+def progress_bar(label: str, *, console: Console, transient: bool, disable: bool = False) -> Progress:
+    """Log positions folded, events/s and time left: the bar of every pass over the log."""
     return Progress(
         TextColumn(label), BarColumn(), MofNCompleteColumn(), _RateColumn(), TextColumn("left"), TimeRemainingColumn(),
-        console=error_console, transient=transient, disable=context.as_json or not error_console.is_terminal,
+        console=console, transient=transient, disable=disable,
     )  # fmt: skip
+
+
+def _progress_bar(context: CliContext, label: str, *, transient: bool) -> Progress:
+    return progress_bar(label, console=error_console, transient=transient,
+                        disable=context.as_json or not error_console.is_terminal)  # fmt: skip
 
 
 def _run_with_progress(context: CliContext, label: str, work: Any, *, transient: bool) -> CatchUpReport:

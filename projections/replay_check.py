@@ -56,6 +56,14 @@ def _keyed(table: Table, rows: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...
     return {tuple(row[i] for i in positions): row for row in rows}
 
 
+def view_contents(store: ViewStore, views: Sequence[View] = ALL_VIEWS) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """Every table of the views, its rows as stored and keyed by primary key: two states of the
+    views (before and after a rebuild, or two databases) compare with ``==``."""
+    _, rows = _snapshot(store, views)
+    tables = {table.name: table for view in views for table in view.tables}
+    return {name: _keyed(tables[name], table_rows) for name, table_rows in rows.items()}
+
+
 def _compare(view: View, table: Table, live: list[tuple[Any, ...]], replayed: list[tuple[Any, ...]]) -> Iterable[Difference]:
     live_rows, replayed_rows = _keyed(table, live), _keyed(table, replayed)
     for key in sorted(live_rows.keys() | replayed_rows.keys(), key=repr):

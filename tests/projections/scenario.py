@@ -16,7 +16,7 @@ from domain.clock import ManualClock
 from domain.lmsr import WAD, Side
 from domain.trading import LimitOrder, MarketOrder
 from projections.store import ViewStore
-from projections.views import ALL_VIEWS
+from projections.replay_check import view_contents
 
 TOKEN = 10**6
 AGENTS = ("ada", "bob", "cy", "dee")
@@ -121,11 +121,6 @@ def _exists(app: StakeLedger, name: str) -> bool:
 
 def view_rows(store: ViewStore) -> dict[str, Any]:
     """Every view table's rows as stored, keyed by primary key, plus the tracking positions."""
-    tables: dict[str, Any] = {}
-    with store.read():
-        for view in ALL_VIEWS:
-            for table in view.tables:
-                key_index = [table.column_names.index(column) for column in table.key]
-                tables[table.name] = {tuple(row[i] for i in key_index): row for row in store.raw_rows(table)}
-        tables["positions"] = store.positions()
+    tables: dict[str, Any] = view_contents(store)
+    tables["positions"] = store.positions()
     return tables
