@@ -7,9 +7,7 @@ fixed bytes and dynamic bytes as full-length lowercase 0x-hex, booleans as JSON
 booleans and strings as themselves.
 
 In Python a value is held in one native form per type: int, 20-byte bytes, bytes,
-bool or str. Encoding a row of static types is a concatenation of 32-byte words, done
-here directly because eth_abi's general encoder costs more than the two keccak256
-calls of a leaf hash; rows with ``string`` or ``bytes`` go through eth_abi.
+bool or str. Every row is ABI-encoded by eth_abi.
 
 Supported leaf types: uint<N>, int<N>, address, bool, bytes<N>, bytes, string.
 Arrays and tuples are not needed by the ledger's trees and are refused.
@@ -36,9 +34,7 @@ class LeafCodec:
     """How one ABI type is checked, encoded and written as JSON."""
 
     abi_type: str
-    is_static: bool
     native: Callable[[Any], Any]  # JSON or native form -> native form; raises LeafValueError
-    word: Callable[[Any], bytes] | None  # native -> 32-byte head word, static types only
     to_json: Callable[[Any], Any]  # native -> JSON form
 
 
@@ -58,9 +54,7 @@ class RowCodec:
 
     def encode(self, row: tuple) -> bytes:
         """abi.encode of a native row."""
-        if all(codec.is_static for codec in self.codecs):
-            return b"".join(codec.word(item) for codec, item in zip(self.codecs, row))
-        return abi_encode(list(self.leaf_encoding), list(row))
+        return abi_encode(self.leaf_encoding, row)
 
     def to_json(self, row: tuple) -> list:
         return [codec.to_json(item) for codec, item in zip(self.codecs, row)]
@@ -89,20 +83,18 @@ def _codec(abi_type: str) -> LeafCodec:
             return _integer_codec(abi_type, 0, 2**bits - 1)
         return _integer_codec(abi_type, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     if abi_type == "address":
-        return LeafCodec(abi_type, True, _native_address, lambda value: bytes(12) + value,
-                         to_checksum_address)
+        return LeafCodec(abi_type, _native_address, to_checksum_address)
     if abi_type == "bool":
-        return LeafCodec(abi_type, True, _native_bool, lambda value: (1 if value else 0).to_bytes(32, "big"),
-                         lambda value: value)
+        return LeafCodec(abi_type, _native_bool, lambda value: value)
     if match := _FIXED_BYTES.fullmatch(abi_type):
         length = int(match.group(1))
-        return LeafCodec(abi_type, True, lambda value: _native_bytes(abi_type, value, length),
-                         lambda value: value.ljust(32, b"\0"), lambda value: "0x" + value.hex())
+        return LeafCodec(abi_type, lambda value: _native_bytes(abi_type, value, length),
+                         lambda value: "0x" + value.hex())
     if abi_type == "bytes":
-        return LeafCodec(abi_type, False, lambda value: _native_bytes(abi_type, value, None), None,
+        return LeafCodec(abi_type, lambda value: _native_bytes(abi_type, value, None),
                          lambda value: "0x" + value.hex())
     if abi_type == "string":
-        return LeafCodec(abi_type, False, _native_string, None, lambda value: value)
+        return LeafCodec(abi_type, _native_string, lambda value: value)
     raise LeafValueError(f"unsupported leaf type {abi_type!r}")
 
 
@@ -118,8 +110,7 @@ def _integer_codec(abi_type: str, minimum: int, maximum: int) -> LeafCodec:
             raise LeafValueError(f"{value} is out of range for {abi_type}")
         return int(value)
 
-    return LeafCodec(abi_type, True, native, lambda value: value.to_bytes(32, "big", signed=minimum < 0),
-                     str)
+    return LeafCodec(abi_type, native, str)
 
 
 def _native_address(value: Any) -> bytes:
