@@ -116,7 +116,7 @@ def get_quote(
     return human(result, d)
 
 
-@router.get("/settlements", summary="Settlement history, newest first (and bounty payouts)")
+@router.get("/settlements", summary="Settlement history, newest first (and bounty payouts)", responses=responses(404))
 def settlements(
     state: State,
     artifact_id: Annotated[Optional[str], Query(pattern=NAME_PATTERN)] = None,

@@ -28,7 +28,7 @@ from projections.runner import Runner
 from projections.store import ViewStore, open_store
 
 IDEMPOTENCY_KEY_MAX = 128
-_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}$")
+_IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}\Z")
 
 
 @dataclass

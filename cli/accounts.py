@@ -57,20 +57,6 @@ def list_accounts(ctx: typer.Context) -> None:
         table("Accounts", ["account", "kind", "balance"], [[r["account"], r["kind"], r["balance"]] for r in rows], right=["balance"])
 
 
-@account_app.command("show")
-def show_account(ctx: typer.Context, agent: str) -> None:
-    """One account's balance."""
-    context = get_context(ctx)
-    app = context.app
-    account = app.get_account(agent)
-    data = {"account": account.account_id, "kind": account.kind, "balance_units": str(account.balance_units),
-            "balance": format_amount(account.balance_units, app.decimals), "version": account.version}  # fmt: skip
-    if context.as_json:
-        emit_json(data)
-    else:
-        table(f"Account {account.account_id}", ["kind", "balance", "version"], [[data["kind"], data["balance"], data["version"]]], right=["balance"])
-
-
 def _amount(context, text: str) -> int:
     return parse_amount(text, context.app.decimals)
 

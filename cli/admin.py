@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from cli.context import get_context
 from cli.output import emit_json, fail, say, table
+from domain.application import check_decimals
 from domain.money import DEFAULT_DECIMALS, format_amount
 from projections.audit import audit as run_audit
 
@@ -24,6 +25,7 @@ def init(
 ) -> None:
     """Create a new ledger: its settings and the treasury account."""
     context = get_context(ctx)
+    check_decimals(decimals)  # before the store exists: a refused init leaves no database behind
     context.creating = True
     result = context.app.initialise(decimals=decimals)
     if context.as_json:

@@ -13,10 +13,10 @@ import typer
 from cli.context import get_context
 from cli.output import emit_json, report_rejection, say, table
 from domain.artifacts import check_side
-from domain.errors import InvalidInputError
+from domain.errors import InvalidInputError, LedgerError
 from domain.lmsr import WAD
 from domain.money import format_amount, parse_amount, parse_price_wad
-from domain.trading import LimitOrder, MarketOrder
+from domain.trading import LimitOrder, MarketOrder, order_lifetime
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True)
@@ -164,7 +164,7 @@ def close(
 def cancel(
     ctx: typer.Context,
     order_id: Annotated[str, typer.Argument(metavar="ORDER")],
-    agent: Annotated[str, typer.Option(help="The agent who placed the order.")],
+    agent: Annotated[Optional[str], typer.Option(help="Refuse unless this agent placed the order.")] = None,
     command_id: CommandId = None,
 ) -> None:
     """Cancel a resting limit order and release its escrow."""
@@ -197,13 +197,17 @@ def batch(
 
 
 def _read_rows(file: Path) -> list[dict[str, Any]]:
+    """The file's order rows, every value as the text it was written as (JSON numbers too, so
+    no amount passes through a float)."""
     try:
-        text = file.read_text(encoding="utf-8")
+        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark, as spreadsheets write, is not data
     except OSError as error:
         raise InvalidInputError(f"cannot read {file}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"{file} is not UTF-8 text (byte {error.start})") from None
     if file.suffix.lower() == ".json":
         try:
-            rows = json.loads(text)
+            rows = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
         except json.JSONDecodeError as error:
             raise InvalidInputError(f"{file} is not valid JSON: {error.msg} at line {error.lineno}") from None
         if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
@@ -213,22 +217,32 @@ def _read_rows(file: Path) -> list[dict[str, Any]]:
 
 
 def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOrder | LimitOrder:
-    try:
-        agent, artifact_id, side = str(row["agent"]), str(row["artifact"]), check_side(str(row["side"]).strip())
-        tokens_units = parse_amount(str(row["tokens"]), decimals)
-        limit = row.get("limit_price") or None
-        if limit is None:
-            return MarketOrder(agent, artifact_id, side, tokens_units)
-        if row.get("expires_in_days"):
-            raise InvalidInputError("expiring orders are placed one at a time with 'trade open --expires-in'")
-        return LimitOrder(agent, artifact_id, side, tokens_units, parse_price_wad(str(limit)))
-    except KeyError as missing:
-        raise InvalidInputError(f"order {number}: missing field {missing}") from None
-    except InvalidInputError as error:
-        raise InvalidInputError(f"order {number}: {error}") from None
-    except Exception as error:
-        from domain.errors import LedgerError
+    def field(name: str, *, required: bool = True) -> str | None:
+        value = row.get(name)
+        if value is None or (isinstance(value, str) and not value.strip() and not required):
+            if required:
+                raise InvalidInputError(f"order {number}: missing field {name!r}")
+            return None
+        if not isinstance(value, str):
+            raise InvalidInputError(f"order {number}: {name} must be text or a number, not {value!r}")
+        return value.strip()
 
-        if isinstance(error, LedgerError):
-            raise type(error)(f"order {number}: {error}") from None
-        raise
+    agent, artifact_id, side, tokens = field("agent"), field("artifact"), field("side"), field("tokens")
+    limit, lifetime = field("limit_price", required=False), field("expires_in_days", required=False)
+    try:
+        side, tokens_units = check_side(side), parse_amount(tokens, decimals)
+        if limit is None:
+            if lifetime is not None:
+                raise InvalidInputError("expires_in_days applies to limit orders only")
+            return MarketOrder(agent, artifact_id, side, tokens_units)
+        expires_in = order_lifetime(_days(lifetime)) if lifetime is not None else None
+        return LimitOrder(agent, artifact_id, side, tokens_units, parse_price_wad(limit, "limit_price"), expires_in=expires_in)
+    except LedgerError as error:
+        raise type(error)(f"order {number}: {error}") from None
+
+
+def _days(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidInputError(f"expires_in_days must be a number of days, not {text!r}") from None

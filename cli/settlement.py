@@ -53,7 +53,7 @@ def transition(
     say(line + ".")
 
 
-@bounty_app.command("post")
+@bounty_app.command("post", context_settings={"ignore_unknown_options": True})  # "-1" is an amount to refuse, not an option
 def post(
     ctx: typer.Context,
     artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],

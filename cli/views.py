@@ -22,6 +22,7 @@ from rich.text import Text
 
 from cli.context import CliContext, get_context
 from cli.output import emit_json, error_console, fail, say, table
+from domain.accounts import AGENT
 from domain.errors import InvalidInputError
 from domain.money import format_amount
 from projections import queries
@@ -58,6 +59,7 @@ def register(
     app.command("settlements")(settlements)
     app.command("reputation")(reputation)
     portfolio_app.command("show")(portfolio_show)
+    account_app.command("show")(account_show)
     account_app.command("statement")(statement)
     account_app.command("inbox")(inbox)
     artifact_app.command("book")(book)
@@ -291,7 +293,18 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
         emit_json(data)
         return
     d = context.app.decimals
-    table(f"Portfolio {agent}", ["position", "side", "status", "quantity", "cost", "entry", "value", "unrealized", "realized"],
+    _positions_and_orders(f"Portfolio {agent}", data, d)
+    if data["risk_events"]:
+        table("Risk decisions, newest first", ["pos", "decision", "reason", "artifact", "side", "tokens", "context"],
+              [[e["position"], e["kind"], e["reason"], e["artifact"] or "", e["side"] or "", _amount(e["tokens_units"], d),
+                ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items()))] for e in data["risk_events"]],
+              right=["pos", "tokens"])  # fmt: skip
+    say(f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
+        f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}")  # fmt: skip
+
+
+def _positions_and_orders(title: str, data: dict[str, Any], d: int) -> None:
+    table(title, ["position", "side", "status", "quantity", "cost", "entry", "value", "unrealized", "realized"],
           [[p["position_id"], p["side"], p["status"], _amount(p["quantity_units"], d), _amount(p["cost_units"], d),
             p["entry_price"], _amount(p["value_units"], d), _amount(p["unrealized_pnl_units"], d),
             _amount(p["realized_pnl_units"], d)] for p in data["positions"]],
@@ -300,13 +313,32 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
         table("Resting limit orders", ["order", "side", "limit", "remaining", "expires"],
               [[o["order_id"], o["side"], o["limit_price"], _amount(o["remaining_units"], d), (o["expires_at"] or "never")[:16]]
                for o in data["orders"]], right=["limit", "remaining"])  # fmt: skip
-    if data["risk_events"]:
-        table("Risk decisions, newest first", ["pos", "decision", "reason", "artifact", "side", "tokens", "context"],
-              [[e["position"], e["kind"], e["reason"], e["artifact"] or "", e["side"] or "", _amount(e["tokens_units"], d),
-                ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items()))] for e in data["risk_events"]],
-              right=["pos", "tokens"])  # fmt: skip
-    say(f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
-        f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}")  # fmt: skip
+
+
+def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False) -> None:
+    """One account's balance; for an agent, also its live positions and resting limit orders."""
+    context = get_context(ctx)
+    app = context.app
+    account = app.get_account(agent)  # the balance from the account itself, not a view
+    data: dict[str, Any] = {
+        "account": account.account_id, "kind": account.kind, "balance_units": str(account.balance_units),
+        "balance": format_amount(account.balance_units, app.decimals), "version": account.version,
+    }  # fmt: skip
+    if account.kind == AGENT:
+        with current_views(context, no_catch_up=no_catch_up) as store:
+            held = queries.portfolio(store, account.account_id)
+        data["positions"] = [p for p in held["positions"] if p["live"]]
+        data["orders"] = held["orders"]
+    if context.as_json:
+        emit_json(data)
+        return
+    table(f"Account {account.account_id}", ["kind", "balance", "version"], [[data["kind"], data["balance"], data["version"]]],
+          right=["balance"])  # fmt: skip
+    if account.kind == AGENT:
+        if data["positions"] or data["orders"]:
+            _positions_and_orders("Live positions", data, app.decimals)
+        else:
+            say("No live positions and no resting orders.")
 
 
 def statement(

@@ -24,7 +24,7 @@ AGENT, TREASURY_KIND, POOL, ESCROW = "agent", "treasury", "pool", "escrow"
 ACCOUNT_KINDS = (AGENT, TREASURY_KIND, POOL, ESCROW)
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/account")
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 # Reason codes are a stable vocabulary: reports, the audit and the EVM export key on them.
 REASONS = frozenset(

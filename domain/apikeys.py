@@ -53,8 +53,8 @@ MAX_LISTED_KEYS = 100_000
 LIST_PAGE_SIZE = 1_000
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/api-key")
-_KEY_ID = re.compile(rf"^[0-9a-f]{{{KEY_ID_HEX_DIGITS}}}$")
-_TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<key_id>[0-9a-f]{{{KEY_ID_HEX_DIGITS}}})_(?P<secret>[A-Za-z0-9_\-]{{20,100}})$")
+_KEY_ID = re.compile(rf"^[0-9a-f]{{{KEY_ID_HEX_DIGITS}}}\Z")
+_TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<key_id>[0-9a-f]{{{KEY_ID_HEX_DIGITS}}})_(?P<secret>[A-Za-z0-9_\-]{{20,100}})\Z")
 
 
 class UnauthenticatedError(LedgerError):

@@ -51,7 +51,7 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 12
 SNAPSHOT_INTERVAL = 256
 MAX_BATCH = 10_000
-_USER_REASON = re.compile(r"^transfer(:[a-z0-9_\-]{1,40})?$")
+_USER_REASON = re.compile(r"^transfer(:[a-z0-9_\-]{1,40})?\Z")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,13 @@ class TransferRequest:
 def payload_hash(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def check_decimals(decimals: int) -> int:
+    """A ledger's fractional digits: an integer from 0 to MAX_DECIMALS."""
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= MAX_DECIMALS:
+        raise InvalidInputError(f"decimals must be an integer from 0 to {MAX_DECIMALS}, got {decimals!r}")
+    return decimals
 
 
 class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application):
@@ -198,8 +205,7 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
     # Commands ----------------------------------------------------------------------------
 
     def initialise(self, decimals: int = DEFAULT_DECIMALS, name: str = "stakeledger") -> dict[str, Any]:
-        if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= MAX_DECIMALS:
-            raise InvalidInputError(f"decimals must be an integer from 0 to {MAX_DECIMALS}, got {decimals!r}")
+        check_decimals(decimals)
         if self.is_initialised():
             raise AlreadyInitialisedError(f"this ledger is already initialised with {self.decimals} decimals")
 

@@ -32,7 +32,7 @@ ALLOWED_TRANSITIONS = {
 }
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/artifact")
-_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 
 def artifact_uuid(artifact_id: str) -> UUID:

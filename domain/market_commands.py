@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Union
 
 from domain.accounts import pool_account_id
@@ -19,6 +18,7 @@ from domain.trading import (
     close_position,
     list_artifact,
     open_market_position,
+    order_lifetime,
     place_limit_order,
 )
 from domain.unit_of_work import UnitOfWork
@@ -58,19 +58,21 @@ class MarketCommands:
         self: StakeLedger, agent: str, artifact_id: str, side: str, tokens_units: int, limit_price_wad: int, *,
         expires_in_days: float | None = None, command_id: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        if expires_in_days is not None and not 0 < expires_in_days <= 3650:
-            raise InvalidInputError("expiry must be more than 0 and at most 3650 days away")
+        lifetime = order_lifetime(expires_in_days) if expires_in_days is not None else None
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
-            expires_at = unit.at + timedelta(days=expires_in_days) if expires_in_days is not None else None
-            order = LimitOrder(agent, artifact_id, check_side(side), check_units(tokens_units), limit_price_wad, expires_at)
+            order = LimitOrder(agent, artifact_id, check_side(side), check_units(tokens_units), limit_price_wad,
+                               expires_in=lifetime)  # fmt: skip
             return place_limit_order(unit, order)
 
         payload = {"agent": agent, "artifact": artifact_id, "side": side, "tokens": str(tokens_units),
                    "limit": str(limit_price_wad), "expires_in_days": expires_in_days}  # fmt: skip
         return self.execute("trade.limit", decide, payload=payload, command_id=command_id)
 
-    def cancel_order(self: StakeLedger, order_id: str, agent: str, *, command_id: str | None = None) -> dict[str, Any]:
+    def cancel_order(
+        self: StakeLedger, order_id: str, agent: str | None = None, *, command_id: str | None = None
+    ) -> dict[str, Any]:
+        """Cancel a resting order; with ``agent``, only if that agent placed it."""
         return self.execute("trade.cancel", lambda unit: cancel_order(unit, order_id, agent),
                             payload={"order": order_id, "agent": agent}, command_id=command_id)  # fmt: skip
 

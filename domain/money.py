@@ -22,7 +22,8 @@ WAD = 10**18
 
 # Plain positional notation only: exponents ("1e999"), signs, spaces, NaN and
 # infinities are refused by construction rather than by a list of special cases.
-_DECIMAL_STRING = re.compile(r"^(?P<whole>\d+)(?:\.(?P<fraction>\d+))?$")
+_DECIMAL_STRING = re.compile(r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?\Z")
+_FRACTION_STRING = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?")
 
 K = TypeVar("K")
 
@@ -92,16 +93,17 @@ def parse_price_wad(text: str, what: str = "price") -> int:
 
 
 def parse_fraction(text: str, what: str = "weight") -> Fraction:
-    """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"``; ``what`` names it in the refusal."""
+    """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"`` (ASCII digits only, no
+    exponent, no underscores); ``what`` names it in the refusal."""
+    written = text.strip() if isinstance(text, str) else ""
+    if not _FRACTION_STRING.fullmatch(written):
+        if written.startswith("-"):
+            raise InvalidAmountError(f"{what} must not be negative: {text!r}")
+        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {text!r}")
     try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {text!r}") from None
-    if "e" in text.lower():
-        raise InvalidAmountError(f"{what} must be written without an exponent: {text!r}")
-    if value < 0:
-        raise InvalidAmountError(f"{what} must not be negative: {text!r}")
-    return value
+        return Fraction(written)
+    except ZeroDivisionError:
+        raise InvalidAmountError(f"{what} divides by zero: {text!r}") from None
 
 
 def mul_div_down(value: int, numerator: int, denominator: int) -> int:

@@ -9,7 +9,7 @@ through ``Artifact.record_trade``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -56,6 +56,17 @@ class LimitOrder:
     tokens_units: int
     limit_price_wad: int
     expires_at: datetime | None = None
+    expires_in: timedelta | None = None  # a lifetime, counted from the transaction's clock time
+
+
+MAX_ORDER_LIFETIME_DAYS = 3650
+
+
+def order_lifetime(days: float) -> timedelta:
+    """A limit order's lifetime from a number of days: more than 0, at most ten years."""
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
+        raise InvalidInputError(f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}")
+    return timedelta(days=days)
 
 
 # Loading ------------------------------------------------------------------------------------
@@ -213,7 +224,12 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     check_units(order.tokens_units)
     if not 0 < order.limit_price_wad < WAD:
         raise InvalidAmountError("limit price must be strictly between 0 and 1")
-    if order.expires_at is not None and order.expires_at <= unit.at:
+    expires_at = order.expires_at
+    if order.expires_in is not None:
+        if expires_at is not None:
+            raise InvalidInputError("give an order an expiry time or a lifetime, not both")
+        expires_at = unit.at + order.expires_in
+    if expires_at is not None and expires_at <= unit.at:
         raise InvalidInputError("an order must expire in the future")
     artifact = load_artifact(unit, order.artifact_id)
     order_id = artifact.next_order_id()
@@ -224,7 +240,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     expire_orders(unit, artifact)
     unit.post(agent, order_escrow_account_id(artifact.artifact_id), order.tokens_units, "order:escrow",
               artifact=artifact.artifact_id, order=order_id)  # fmt: skip
-    placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, order.expires_at, unit.at)
+    placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at)
     assert placed == order_id
     portfolio = load_portfolio(unit, agent)
     if portfolio is not None:
@@ -234,7 +250,8 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills, **_risk(actions)}
 
 
-def cancel_order(unit: UnitOfWork, order_id: str, agent: str) -> dict[str, Any]:
+def cancel_order(unit: UnitOfWork, order_id: str, agent: str | None) -> dict[str, Any]:
+    """Release a resting order's escrow; ``agent``, when given, must be the one who placed it."""
     artifact = load_artifact(unit, artifact_of(order_id))
     status = artifact.order_status.get(order_id)
     if status is None:
@@ -242,7 +259,7 @@ def cancel_order(unit: UnitOfWork, order_id: str, agent: str) -> dict[str, Any]:
     order = artifact.orders.get(order_id)
     if order is None:
         raise StateError(f"order {order_id!r} is already {status}")
-    if order["agent"] != agent_account_id(agent):
+    if agent is not None and order["agent"] != agent_account_id(agent):
         raise NotOwnerError(f"order {order_id!r} belongs to another agent")
     artifact.require_tradable()  # a challenged market freezes cancels too
     released_units = _release(unit, artifact, order_id, "cancelled")

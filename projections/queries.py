@@ -146,9 +146,7 @@ def book(store: ViewStore, artifact: str) -> dict[str, Any]:
     """Prices, resting limit orders (best limit first, then oldest, per side) and the depth:
     the shares and cost that move the long price to 0.1 … 0.9 from where it stands."""
     with store.read():
-        rows = store.select(ARTIFACTS, "artifact_id = ? AND listed_position IS NOT NULL", (artifact,))
-        if not rows:
-            raise UnknownArtifactError(f"unknown artifact {artifact!r}")
+        rows = _require_artifact(store, artifact)
         resting = store.select(ORDERS, "artifact_id = ? AND status IN (?, ?)", (artifact, *RESTING))
     market = _market(rows[0])
     resting.sort(key=lambda o: (o["side"], -o["limit_price_wad"], o["sequence"]))
@@ -159,6 +157,13 @@ def book(store: ViewStore, artifact: str) -> dict[str, Any]:
 
 
 # Portfolio ------------------------------------------------------------------------------------
+
+
+def _require_artifact(store: ViewStore, artifact: str) -> list[dict[str, Any]]:
+    rows = store.select(ARTIFACTS, "artifact_id = ? AND listed_position IS NOT NULL", (artifact,))
+    if not rows:
+        raise UnknownArtifactError(f"unknown artifact {artifact!r}")
+    return rows
 
 
 def _require_agent(store: ViewStore, agent: str) -> None:
@@ -230,6 +235,10 @@ def settlement_history(
         clauses.append("agent = ?")
         params.append(agent)
     with store.read():
+        if artifact is not None:
+            _require_artifact(store, artifact)  # an unknown filter is a mistake, not an empty history
+        if agent is not None:
+            _require_agent(store, agent)
         rows = store.select(SETTLEMENTS, " AND ".join(clauses), params, order="position DESC, agent", limit=limit)
     return [
         {**_strings(row, "price_long_wad", "quantity_units", "cost_units", "payout_units", "pnl_units"),

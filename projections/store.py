@@ -39,7 +39,7 @@ LOCK_TIMEOUT_SECONDS = 30
 CACHE_KIB = 65_536
 # PostgreSQL writes this many rows or more with COPY; fewer with executemany.
 COPY_ROWS_MIN = 64
-_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
 _MISSING = object()
 
 

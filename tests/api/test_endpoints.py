@@ -126,6 +126,8 @@ def test_lifecycle_transition_when_validated_then_positions_settle_and_reads_sho
     assert {row["position_id"] for row in history} == {long_id, short_id}
     bob_only = api.get("/api/market/settlements", params={"agent_id": "bob", "limit": 1}).json()
     assert [row["position_id"] for row in bob_only] == [short_id] and bob_only[0]["payout_units"] == "0"
+    assert api.get("/api/market/settlements", params={"artifact_id": "NOPE"}).json()["error"] == "UNKNOWN_ARTIFACT"
+    assert api.get("/api/market/settlements", params={"agent_id": "nobody"}).status_code == 404
     reputation = {row["agent"]: row for row in api.get("/api/reputation").json()}
     assert Decimal(reputation["alice"]["believability"]) > Decimal("0.5") > Decimal(reputation["bob"]["believability"])
     assert api.get("/api/reputation/bob").json()["history"][0]["position_id"] == short_id

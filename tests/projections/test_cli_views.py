@@ -130,3 +130,16 @@ def test_reads_when_tables_wanted_then_people_see_amounts_in_tokens(ledger_url):
     assert "Statement ada at position 20" in result.stdout and "Balance: 975" in result.stdout
     result = invoke(ledger_url, "artifact", "list", "--by-capital")
     assert result.exit_code == 0 and "by capital committed" in result.stdout and "MKT" in result.stdout
+
+
+def test_account_show_when_agent_holds_positions_and_orders_then_lists_them(ledger_url):
+    ada = json_of(ledger_url, "account", "show", "ada")
+    assert [p["position_id"] for p in ada["positions"]] == ["MKT/p1"] and ada["orders"] == []
+    dee = json_of(ledger_url, "account", "show", "dee")
+    assert [(o["artifact"], o["side"], o["remaining_units"]) for o in dee["orders"]] == [("MKT", "short", str(15 * TOKEN))]
+    assert all(p["live"] for p in dee["positions"])
+    shown = invoke(ledger_url, "account", "show", "dee")
+    assert shown.exit_code == 0 and "Resting limit orders" in shown.stdout and dee["orders"][0]["order_id"] in shown.stdout
+    pool = json_of(ledger_url, "account", "show", "pool:MKT")
+    assert pool["kind"] == "pool" and "positions" not in pool  # a pool holds no positions of its own
+    assert isinstance(invoke(ledger_url, "account", "show", "nobody").exception, UnknownAccountError)
