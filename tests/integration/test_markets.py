@@ -6,9 +6,13 @@ Amounts are in base units of a ledger with 6 decimals: ``TOKEN`` is one whole to
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import hypothesis.strategies as st
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
@@ -44,7 +48,7 @@ from domain.lmsr import (
 from domain.positions import Position, position_uuid
 from domain.trading import LimitOrder, MarketOrder
 from projections.audit import audit
-from tests.conftest import stored_event_count
+from tests.conftest import BACKENDS, fresh_postgres_url, stored_event_count
 
 TOKEN = 10**6
 FUNDS_UNITS = 1_000 * TOKEN
@@ -426,6 +430,25 @@ def test_cancel_order_when_cancelled_twice_then_state_error_and_nothing_written(
     assert state_of(ledger) == before
 
 
+def test_cancel_order_when_already_filled_then_state_error_and_nothing_written(ledger):
+    open_funded(ledger, "alice", "bob")
+    list_market(ledger)
+    order_id = ledger.place_limit_order("bob", ART, "long", 5 * TOKEN, price("0.4"))["order"]
+    fills = ledger.open_position("alice", ART, "short", 60 * TOKEN)["fills"]  # pushes long well below 0.4
+    assert [(fill["order"], fill["cost_units"]) for fill in fills] == [(order_id, str(5 * TOKEN))]
+    artifact = ledger.get_artifact(ART)
+    assert artifact.order_status[order_id] == "filled"
+    assert order_id not in artifact.orders
+    assert ledger.balance_of(ESCROW) == 0  # the whole escrow bought bob's position
+    bob_units = ledger.balance_of("bob")
+    before = state_of(ledger)
+    with pytest.raises(StateError, match=r"already filled"):
+        ledger.cancel_order(order_id, "bob")
+    assert state_of(ledger) == before
+    assert ledger.balance_of("bob") == bob_units == FUNDS_UNITS - 5 * TOKEN  # no second release of the escrow
+    assert_audit_clean(ledger)
+
+
 # Closes -------------------------------------------------------------------------------------
 
 
@@ -713,34 +736,67 @@ def _run(ledger: StakeLedger, clock: ManualClock, action: tuple) -> None:
         clock.advance(days=action[1])
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(actions=ACTIONS)
-def test_random_trading_when_any_sequence_then_audit_clean_and_pool_covers_winning_side(actions):
-    clock = ManualClock()
-    ledger = StakeLedger.from_url("memory://", clock=clock, new_id=SeededIds(11))
-    ledger.initialise(decimals=6)
-    open_funded(ledger, "alice", "bob", "carol", amount_units=500 * TOKEN)
-    list_market(ledger, min_hold_days=0)
-    for action in actions:
-        before = state_of(ledger)
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """The PostgreSQL server's URL, asked for only by a PostgreSQL run."""
+    return lambda: request.getfixturevalue("postgres_server")
+
+
+@contextmanager
+def example_ledger(backend: str, server: Callable[[], str], clock: ManualClock) -> Iterator[StakeLedger]:
+    """A new empty ledger for one hypothesis example (pytest fixtures are not reset between
+    examples): a SQLite file in a new directory, or a new PostgreSQL schema dropped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="stakeledger-markets-") as directory:
+        if backend == "memory":
+            url = "memory://"
+        elif backend == "sqlite":
+            url = f"sqlite:///{directory}/ledger.db"
+        else:
+            server_url = server()
+            url = fresh_postgres_url(server_url)
+        ledger = StakeLedger.from_url(url, clock=clock, new_id=SeededIds(11))
         try:
-            _run(ledger, clock, action)
-        except LedgerError:
-            assert state_of(ledger) == before, action  # a refusal writes nothing
-        artifact = ledger.get_artifact(ART)
-        pool_units = ledger.balance_of(POOL)
-        assert pool_units >= max(artifact.q_long, artifact.q_short), (action, pool_units, artifact.q_long, artifact.q_short)
-        resting_units = sum(order["remaining_units"] for order in artifact.orders.values())
-        assert balance_or_zero(ledger, ESCROW) == resting_units, action
-        # No resting order is left crossing by more than dust: every trade fills what it crossed,
-        # except a fill so small that rounding up would price it above the limit.
-        for order in artifact.orders.values():
-            side = Side(order["side"])
-            if artifact.side_price_wad(side) < order["limit_price_wad"]:
-                target_wad = order["limit_price_wad"] if side == Side.LONG else WAD - order["limit_price_wad"]
-                _, shares_units, _ = shares_to_reach_price(artifact.q_long, artifact.q_short, LIQUIDITY_UNITS, target_wad)
-                dust = shares_units <= DUST_SHARES_UNITS or order["remaining_units"] <= DUST_SHARES_UNITS
-                assert dust, (action, order, shares_units)
-    assert_audit_clean(ledger)
-    total_units = sum(ledger.balance_of(name) for name in ("alice", "bob", "carol"))
-    assert total_units + ledger.balance_of(POOL) + balance_or_zero(ledger, ESCROW) == ledger.total_supply()
+            ledger.initialise(decimals=6)
+            yield ledger
+        finally:
+            ledger.close()
+            if backend == "postgres":
+                with psycopg.connect(server_url, autocommit=True) as connection:
+                    connection.execute(f'DROP SCHEMA "{url.rpartition("schema=")[2]}" CASCADE')
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_trading_when_any_sequence_then_audit_clean_and_pool_covers_winning_side(backend, server):
+    # Fewer examples where every command is a database round trip.
+    @settings(max_examples=25 if backend == "memory" else 12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(actions=ACTIONS)
+    def example(actions: list[tuple]) -> None:
+        clock = ManualClock()
+        with example_ledger(backend, server, clock) as ledger:
+            open_funded(ledger, "alice", "bob", "carol", amount_units=500 * TOKEN)
+            list_market(ledger, min_hold_days=0)
+            for action in actions:
+                before = state_of(ledger)
+                try:
+                    _run(ledger, clock, action)
+                except LedgerError:
+                    assert state_of(ledger) == before, action  # a refusal writes nothing
+                artifact = ledger.get_artifact(ART)
+                pool_units = ledger.balance_of(POOL)
+                assert pool_units >= max(artifact.q_long, artifact.q_short), (action, pool_units, artifact.q_long, artifact.q_short)
+                resting_units = sum(order["remaining_units"] for order in artifact.orders.values())
+                assert balance_or_zero(ledger, ESCROW) == resting_units, action
+                # No resting order is left crossing by more than dust: every trade fills what it crossed,
+                # except a fill so small that rounding up would price it above the limit.
+                for order in artifact.orders.values():
+                    side = Side(order["side"])
+                    if artifact.side_price_wad(side) < order["limit_price_wad"]:
+                        target_wad = order["limit_price_wad"] if side == Side.LONG else WAD - order["limit_price_wad"]
+                        _, shares_units, _ = shares_to_reach_price(artifact.q_long, artifact.q_short, LIQUIDITY_UNITS, target_wad)
+                        dust = shares_units <= DUST_SHARES_UNITS or order["remaining_units"] <= DUST_SHARES_UNITS
+                        assert dust, (action, order, shares_units)
+            assert_audit_clean(ledger)
+            total_units = sum(ledger.balance_of(name) for name in ("alice", "bob", "carol"))
+            assert total_units + ledger.balance_of(POOL) + balance_or_zero(ledger, ESCROW) == ledger.total_supply()
+
+    example()

@@ -1,4 +1,5 @@
-"""Random trading followed by a random legal walk through the lifecycle, on the in-memory store.
+"""Random trading followed by a random legal walk through the lifecycle, on the in-memory store,
+a SQLite file and PostgreSQL (a fresh store for every example; fewer examples on the durable ones).
 
 Whatever the trades and the walk, the audit stays clean; a refused command writes nothing;
 a retried transition is idempotent; and once the walk reaches a terminal state, per artifact and
@@ -9,9 +10,14 @@ funding plus its P&L, and the pool, the order escrow and the outstanding shares 
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import hypothesis.strategies as st
+import psycopg
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note_case
 
@@ -24,6 +30,7 @@ from domain.ids import SeededIds
 from domain.lmsr import WAD
 from domain.positions import Position, position_uuid
 from projections.audit import audit
+from tests.conftest import BACKENDS, fresh_postgres_url
 
 TOKEN = 10**6
 FUNDS_UNITS = 300 * TOKEN
@@ -42,6 +49,36 @@ ACTIONS = st.one_of(
     st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
 )
 PRICES = st.one_of(st.none(), st.integers(min_value=1, max_value=WAD - 1), st.sampled_from([1, WAD // 2, WAD - 1]))
+
+
+def examples(backend: str, in_memory: int) -> int:
+    """A durable store costs a file or a schema, and a round trip per command: run fewer examples there."""
+    return in_memory if backend == "memory" else max(8, in_memory // 2)
+
+
+@pytest.fixture
+def server(request: pytest.FixtureRequest) -> Callable[[], str]:
+    """The PostgreSQL server's URL, asked for only by a PostgreSQL run."""
+    return lambda: request.getfixturevalue("postgres_server")
+
+
+@contextmanager
+def example_store(backend: str, server: Callable[[], str]) -> Iterator[str]:
+    """A new empty store for one hypothesis example (pytest fixtures are not reset between examples)."""
+    if backend == "memory":
+        yield "memory://"
+    elif backend == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="stakeledger-property-") as directory:
+            yield f"sqlite:///{directory}/ledger.db"
+    else:
+        server_url = server()
+        url = fresh_postgres_url(server_url)
+        try:
+            yield url
+        finally:
+            schema = url.rpartition("schema=")[2]
+            with psycopg.connect(server_url, autocommit=True) as connection:
+                connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def movements(ledger: StakeLedger, account_id: str) -> list[Any]:
@@ -67,14 +104,24 @@ def snapshot(ledger: StakeLedger) -> tuple[Any, ...]:
 class Run:
     """One example: a ledger, its agents, and the command outcomes the test expects."""
 
-    def __init__(self, liquidity_units: int) -> None:
-        self.ledger = StakeLedger.from_url("memory://", clock=ManualClock(), new_id=SeededIds(11))
+    def __init__(self, url: str, liquidity_units: int) -> None:
+        self.ledger = StakeLedger.from_url(url, clock=ManualClock(), new_id=SeededIds(11))
         self.ledger.initialise(decimals=6)
         for agent in AGENTS:
             self.ledger.open_account(agent)
             self.ledger.mint(agent, FUNDS_UNITS)
         self.ledger.list_artifact(ART, "Artifact", liquidity_units, min_hold_days=0)
         self.state = "listed"
+
+    @classmethod
+    @contextmanager
+    def on(cls, backend: str, server: Callable[[], str], liquidity_units: int) -> Iterator["Run"]:
+        with example_store(backend, server) as url:
+            run = cls(url, liquidity_units)
+            try:
+                yield run
+            finally:
+                run.ledger.close()
 
     def act(self, action: tuple[Any, ...]) -> None:
         """Run one action, expecting exactly the refusal (or success) the lifecycle model predicts."""
@@ -183,11 +230,24 @@ def describe(ledger: StakeLedger) -> None:
         note_case("shortfall minted")
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(data=st.data())
-def test_random_trades_and_transitions_when_run_then_audit_clean_and_terminal_identity_exact(data):
-    liquidity_units = data.draw(st.sampled_from([1, 20, 100]), label="liquidity tokens") * TOKEN
-    run = Run(liquidity_units)
+# Each test runs a hypothesis property built inside it, so the number of examples can follow the
+# backend; every example opens (and afterwards drops) a store of its own.
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_trades_and_transitions_when_run_then_audit_clean_and_terminal_identity_exact(backend, server):
+    @settings(max_examples=examples(backend, 60), deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @given(data=st.data())
+    def example(data: st.DataObject) -> None:
+        liquidity_units = data.draw(st.sampled_from([1, 20, 100]), label="liquidity tokens") * TOKEN
+        with Run.on(backend, server, liquidity_units) as run:
+            random_walk(data, run)
+
+    example()
+
+
+def random_walk(data: st.DataObject, run: Run) -> None:
     detours = data.draw(st.integers(min_value=0, max_value=3), label="non-terminal transitions")
     ends_terminal = data.draw(st.integers(min_value=0, max_value=4), label="ends terminal unless 0") > 0
     for step in range(detours + 1):
@@ -218,51 +278,61 @@ def test_random_trades_and_transitions_when_run_then_audit_clean_and_terminal_id
     assert report.clean, report.violations
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=120)), min_size=1, max_size=10),
-    path=st.sampled_from([
-        ["validated"], ["deprecated"], ["flagged", "validated"], ["flagged", "deprecated"],
-        ["challenged", "flagged", "listed", "deprecated"], ["flagged", "listed", "flagged", "validated"],
-    ]),
-    price_wad=PRICES,
-)  # fmt: skip
-def test_market_orders_then_a_terminal_path_when_any_price_then_identity_exact(trades, path, price_wad):
-    run = Run(20 * TOKEN)
-    for agent, side, tokens in trades:
-        run.act(("buy", agent, side, tokens))
-    for index, to_state in enumerate(path):
-        run.transition(to_state, price_wad if to_state in TERMINAL_STATES else None, command_id=f"t-{index}")
-    assert_settled_exactly(run.ledger)
-    describe(run.ledger)
-    report = audit(run.ledger)
-    assert report.clean, report.violations
+TERMINAL_PATHS = st.sampled_from([
+    ["validated"], ["deprecated"], ["flagged", "validated"], ["flagged", "deprecated"],
+    ["challenged", "flagged", "listed", "deprecated"], ["flagged", "listed", "flagged", "validated"],
+])  # fmt: skip
 
 
-# No shrinking here: tests/integration/test_settlement.py holds the minimal example by hand.
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=(Phase.explicit, Phase.reuse, Phase.generate))  # fmt: skip
-@given(
-    liquidity_tokens=st.sampled_from([1, 20, 100]),
-    trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=90)), min_size=1, max_size=8),
-    terminal=st.sampled_from(sorted(TERMINAL_STATES)),
-    price_wad=PRICES,
-)
-def test_flagged_then_closing_every_live_position_when_market_listed_again_then_each_close_succeeds(
-    liquidity_tokens, trades, terminal, price_wad
-):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_market_orders_then_a_terminal_path_when_any_price_then_identity_exact(backend, server):
+    @settings(max_examples=examples(backend, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=120)), min_size=1, max_size=10),
+        path=TERMINAL_PATHS,
+        price_wad=PRICES,
+    )
+    def example(trades: list[tuple[str, str, int]], path: list[str], price_wad: int | None) -> None:
+        with Run.on(backend, server, 20 * TOKEN) as run:
+            for agent, side, tokens in trades:
+                run.act(("buy", agent, side, tokens))
+            for index, to_state in enumerate(path):
+                run.transition(to_state, price_wad if to_state in TERMINAL_STATES else None, command_id=f"t-{index}")
+            assert_settled_exactly(run.ledger)
+            describe(run.ledger)
+            report = audit(run.ledger)
+            assert report.clean, report.violations
+
+    example()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_flagged_then_closing_every_live_position_when_market_listed_again_then_each_close_succeeds(backend, server):
     # After a flag every position is still live and "may close at the current market price".
     # The flag paid refunds and bonuses out of the pool, so a close may owe more than the pool
     # holds; as with a settlement payout, the pool is the counterparty and the close must go through.
-    run = Run(liquidity_tokens * TOKEN)
-    for agent, side, tokens in trades:
-        run.act(("buy", agent, side, tokens))
-    run.transition("flagged", None, command_id="flag")
-    run.transition("listed", None, command_id="relist")
-    for index, position_id in enumerate(run.ledger.get_artifact(ART).position_ids):
-        run.act(("close", index))
-        assert run.ledger.repository.get(position_uuid(position_id)).status == "closed"
-    run.transition(terminal, price_wad, command_id="end")
-    assert_settled_exactly(run.ledger)
-    report = audit(run.ledger)
-    assert report.clean, report.violations
+
+    # No shrinking here: tests/integration/test_settlement.py holds the minimal example by hand.
+    @settings(max_examples=examples(backend, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow],
+              phases=(Phase.explicit, Phase.reuse, Phase.generate))  # fmt: skip
+    @given(
+        liquidity_tokens=st.sampled_from([1, 20, 100]),
+        trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=90)), min_size=1, max_size=8),
+        terminal=st.sampled_from(sorted(TERMINAL_STATES)),
+        price_wad=PRICES,
+    )
+    def example(liquidity_tokens: int, trades: list[tuple[str, str, int]], terminal: str, price_wad: int | None) -> None:
+        with Run.on(backend, server, liquidity_tokens * TOKEN) as run:
+            for agent, side, tokens in trades:
+                run.act(("buy", agent, side, tokens))
+            run.transition("flagged", None, command_id="flag")
+            run.transition("listed", None, command_id="relist")
+            for index, position_id in enumerate(run.ledger.get_artifact(ART).position_ids):
+                run.act(("close", index))
+                assert run.ledger.repository.get(position_uuid(position_id)).status == "closed"
+            run.transition(terminal, price_wad, command_id="end")
+            assert_settled_exactly(run.ledger)
+            report = audit(run.ledger)
+            assert report.clean, report.violations
+
+    example()

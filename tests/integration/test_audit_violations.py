@@ -1,0 +1,239 @@
+"""The audit's per-artifact identity catches a settled market whose books do not add up.
+
+For a settled artifact, to the unit: long profits + short profits − losses = subsidies − tax.
+Each test settles a small market, checks that the audit passes it, then dirties the log so that
+every transfer still has two equal sides and every balance still nets to zero, but the identity
+no longer holds; the audit (and ``stakeledger audit``) must report exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from cli.main import main as cli_main
+from domain.accounts import TREASURY, Account, account_uuid, pool_account_id
+from domain.application import StakeLedger
+from domain.artifacts import Artifact
+from domain.clock import ManualClock
+from domain.ids import SeededIds
+from domain.positions import Position, position_uuid
+from domain.unit_of_work import UnitOfWork
+from projections.audit import audit
+from projections.log import iter_events
+from tests.conftest import stored_event_count
+
+TOKEN = 10**6
+ART = "ART"
+POOL = pool_account_id(ART)
+DELTA_UNITS = 5
+
+
+def open_ledger(url: str) -> StakeLedger:
+    ledger = StakeLedger.from_url(url, clock=ManualClock(), new_id=SeededIds(7))
+    if not ledger.is_initialised():
+        ledger.initialise(decimals=6)
+    return ledger
+
+
+def trade(ledger: StakeLedger) -> None:
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
+        ledger.mint(agent, 100 * TOKEN)
+    ledger.list_artifact(ART, "Artifact", 20 * TOKEN, min_hold_days=0)
+    ledger.open_position("alice", ART, "long", 10 * TOKEN)
+    ledger.open_position("bob", ART, "short", 4 * TOKEN)
+
+
+def settle(ledger: StakeLedger) -> None:
+    ledger.transition_artifact(ART, "validated", price_wad=None, command_id="settle")
+
+
+def post(ledger: StakeLedger, *transfers: tuple[str, str, str]) -> None:
+    """Write transfers straight through the command loop, past every market rule."""
+
+    def decide(unit: UnitOfWork) -> dict[str, Any]:
+        for debit, credit, reason in transfers:
+            unit.post(debit, credit, DELTA_UNITS, reason, artifact=ART)
+        return {}
+
+    ledger.execute("forged", decide)
+
+
+def positions_pnl(ledger: StakeLedger) -> int:
+    """Long profits + short profits − losses, from the positions' own events."""
+    total = 0
+    for position_id in ledger.get_artifact(ART).position_ids:
+        for event in ledger.events.get(position_uuid(position_id)):
+            if isinstance(event, (Position.Closed, Position.PartiallySettled, Position.Settled)):
+                total += event.pnl_units
+    return total
+
+
+def net_subsidy(ledger: StakeLedger) -> int:
+    """Subsidies the pool received minus the tax it returned, from the pool's own movements."""
+    total = 0
+    for event in ledger.events.get(account_uuid(POOL)):
+        if isinstance(event, Account.Credited) and event.reason == "amm:subsidy":
+            total += event.amount_units
+        elif isinstance(event, Account.Debited) and event.reason == "amm:tax":
+            total -= event.amount_units
+    return total
+
+
+def settlement_position(ledger: StakeLedger) -> int:
+    """The log position of the artifact's terminal transition, where the audit pins the violation."""
+    return next(
+        position for position, event in iter_events(ledger)
+        if isinstance(event, Artifact.Transitioned) and event.to_state == "validated"
+    )  # fmt: skip
+
+
+# Three ways to break the identity -----------------------------------------------------------
+
+
+def stray_deposit_swept_as_tax(ledger: StakeLedger) -> None:
+    # Tokens reach the pool outside any trade; the settlement sweeps them to the treasury as tax.
+    post(ledger, ("alice", POOL, "trade:open"))
+    settle(ledger)
+
+
+def subsidy_paid_straight_out(ledger: StakeLedger) -> None:
+    # After settlement the treasury subsidises the pool again and the pool pays it to an agent
+    # with no position behind it: the pool is still empty and all balances still net to zero.
+    settle(ledger)
+    post(ledger, (TREASURY, POOL, "amm:subsidy"), (POOL, "alice", "settlement:profit"))
+
+
+def forged_second_settlement_event(ledger: StakeLedger) -> None:
+    # A crafted stored event: a second Settled on a position, moving no tokens but adding P&L.
+    settle(ledger)
+    position_id = ledger.get_artifact(ART).position_ids[0]
+    last = ledger.recorder.select_events(position_uuid(position_id))[-1]
+    assert last.topic == "stakeledger:Position.Settled"
+    state = json.loads(last.state)
+    state["pnl_units"] = DELTA_UNITS
+    ledger.recorder.insert_events(
+        [StoredEvent(position_uuid(position_id), last.originator_version + 1, last.topic, json.dumps(state).encode())]
+    )
+
+
+# (dirtying, how it moves P&L − (subsidies − tax) away from zero)
+DIRTY_LOGS = [
+    ("stray deposit swept as tax", stray_deposit_swept_as_tax, +DELTA_UNITS),
+    ("subsidy paid straight out", subsidy_paid_straight_out, -DELTA_UNITS),
+    ("forged second settlement", forged_second_settlement_event, +DELTA_UNITS),
+]
+IDS = [case for case, _, _ in DIRTY_LOGS]
+
+
+def dirty_ledger(url: str, dirty: Callable[[StakeLedger], None]) -> StakeLedger:
+    ledger = open_ledger(url)
+    trade(ledger)
+    clean = audit(ledger)
+    assert clean.clean, clean.violations
+    dirty(ledger)
+    return ledger
+
+
+def expected_message(ledger: StakeLedger) -> str:
+    return f"artifact {ART!r}: positions' P&L {positions_pnl(ledger)} != subsidies − tax {net_subsidy(ledger)}"
+
+
+def test_audit_when_settled_cleanly_then_identity_holds_and_report_clean(store_url):
+    ledger = open_ledger(store_url)
+    try:
+        trade(ledger)
+        settle(ledger)
+        assert positions_pnl(ledger) == net_subsidy(ledger) != 0
+        report = audit(ledger)
+        assert report.clean, report.violations
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize(("case", "dirty", "delta"), DIRTY_LOGS, ids=IDS)
+def test_audit_when_artifact_identity_broken_then_only_that_violation_reported(store_url, case, dirty, delta):
+    ledger = dirty_ledger(store_url, dirty)
+    try:
+        assert positions_pnl(ledger) - net_subsidy(ledger) == delta
+        # Nothing else is wrong: the pool is empty, every balance nets to zero, every transfer pairs.
+        assert ledger.balance_of(POOL) == 0
+        report = audit(ledger)
+        assert report.total_supply_units == ledger.total_supply()
+        assert not report.clean
+        assert report.violation_count == 1, [str(v) for v in report.violations]
+        [violation] = report.violations
+        assert (violation.check, violation.position) == ("markets", settlement_position(ledger))
+        assert violation.message == expected_message(ledger)
+        assert str(violation) == f"[markets] @{violation.position} {violation.message}"
+    finally:
+        ledger.close()
+
+
+def test_audit_when_pool_keeps_a_stray_subsidy_then_identity_and_pool_violations_reported(store_url):
+    def subsidy_left_in_pool(ledger: StakeLedger) -> None:
+        settle(ledger)
+        post(ledger, (TREASURY, POOL, "amm:subsidy"))
+
+    ledger = dirty_ledger(store_url, subsidy_left_in_pool)
+    try:
+        report = audit(ledger)
+        at = settlement_position(ledger)
+        assert [(v.check, v.position, v.message) for v in report.violations] == [
+            ("markets", at, expected_message(ledger)),
+            ("markets", at, f"artifact {ART!r} is settled but its pool holds {DELTA_UNITS}"),
+        ]
+    finally:
+        ledger.close()
+
+
+# The command line ---------------------------------------------------------------------------
+
+
+def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["stakeledger", *args])
+    try:
+        cli_main()
+        code = 0
+    except SystemExit as done:
+        code = done.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(("case", "dirty", "delta"), DIRTY_LOGS, ids=IDS)
+def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_printed(
+    durable_store_url, capsys, monkeypatch, case, dirty, delta
+):
+    ledger = open_ledger(durable_store_url)
+    try:
+        trade(ledger)
+    finally:
+        ledger.close()
+    code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "--json", "audit")
+    assert (code, json.loads(out)["clean"]) == (0, True), err
+
+    ledger = open_ledger(durable_store_url)
+    try:
+        dirty(ledger)
+        expected = f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
+        events = stored_event_count(ledger)
+    finally:
+        ledger.close()
+
+    code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "audit")
+    assert code == 1
+    assert err.splitlines()[0] == f"error: AUDIT: {expected}"
+    assert "VIOLATIONS" in out
+
+    code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "--json", "audit")
+    assert code == 1, err
+    report = json.loads(out)
+    assert (report["clean"], report["violation_count"], report["violations"]) == (False, 1, [expected])
+    assert report["events"] == events  # the audit only reads
