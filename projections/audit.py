@@ -200,9 +200,12 @@ def audit(
 
 class ArtifactCheck:
     """Per artifact, to the unit: every position's realised P&L sums to the subsidies the
-    pool received minus the tax it returned, and a terminal market's pool is empty."""
+    pool received minus the tax it returned, and a terminal market's pool is empty. Per
+    position: what its events say it was paid (settlement payouts, sale proceeds) is what the
+    pool's transfers naming it paid its owner."""
 
     name = "markets"
+    _PAYING_REASONS = ("settlement:profit", "settlement:loss", "settlement:partial", "trade:close")
 
     def __init__(self) -> None:
         from domain.artifacts import Artifact
@@ -211,25 +214,35 @@ class ArtifactCheck:
         self._artifact_events = Artifact
         self._position_events = Position
         self.terminal: dict[str, int] = {}
-        self.position_artifact: dict[UUID, str] = {}
+        self.positions: dict[UUID, tuple[str, str, str]] = {}  # uuid -> (position id, owner, artifact)
         self.pnl_units: dict[str, int] = {}
         self.subsidy_units: dict[str, int] = {}
         self.tax_units: dict[str, int] = {}
         self.artifacts_by_uuid: dict[UUID, str] = {}
+        self.owed_units: dict[str, tuple[int, int]] = {}  # position id -> (units its events say, first position)
+        self.paid_units: dict[tuple[str, str], int] = {}  # (position id, owner) -> units the pool paid
 
     def observe(self, position: int, event: Any) -> Iterable[Violation]:
         artifact_events, position_events = self._artifact_events, self._position_events
-        if isinstance(event, artifact_events.Transitioned):
-            if event.to_state in ("validated", "deprecated"):
-                self.terminal[self._artifact_of(event)] = position
-        elif isinstance(event, artifact_events.Listed):
+        if isinstance(event, artifact_events.Listed):
             self.artifacts_by_uuid[event.originator_id] = event.artifact_id
+        elif isinstance(event, artifact_events.Transitioned) and event.to_state in ("validated", "deprecated"):
+            artifact_id = self.artifacts_by_uuid.get(event.originator_id)
+            if artifact_id is None:
+                return [Violation(self.name, position, f"artifact {event.originator_id} transitions but was never listed")]
+            self.terminal[artifact_id] = position
         elif isinstance(event, position_events.Opened):
-            self.position_artifact[event.originator_id] = event.artifact_id
+            self.positions[event.originator_id] = (event.position_id, event.owner, event.artifact_id)
             self.pnl_units.setdefault(event.artifact_id, 0)
         elif isinstance(event, (position_events.Closed, position_events.PartiallySettled, position_events.Settled)):
-            artifact_id = self.position_artifact[event.originator_id]
+            known = self.positions.get(event.originator_id)
+            if known is None:
+                return [Violation(self.name, position, f"position {event.originator_id} settles or closes but was never opened")]
+            position_id, _, artifact_id = known
             self.pnl_units[artifact_id] += event.pnl_units
+            paid = event.proceeds_units if isinstance(event, position_events.Closed) else event.payout_units
+            owed, first = self.owed_units.get(position_id, (0, position))
+            self.owed_units[position_id] = (owed + paid, first)
         elif isinstance(event, (Account.Credited, Account.Debited)):
             if event.reason == "amm:subsidy" and isinstance(event, Account.Credited):
                 artifact_id = event.refs.get("artifact", "")
@@ -237,10 +250,10 @@ class ArtifactCheck:
             elif event.reason == "amm:tax" and isinstance(event, Account.Debited):
                 artifact_id = event.refs.get("artifact", "")
                 self.tax_units[artifact_id] = self.tax_units.get(artifact_id, 0) + event.amount_units
+            elif event.reason in self._PAYING_REASONS and isinstance(event, Account.Debited):  # the pool's side
+                key = (str(event.refs.get("position", "")), event.counterparty)
+                self.paid_units[key] = self.paid_units.get(key, 0) + event.amount_units
         return ()
-
-    def _artifact_of(self, event: Any) -> str:
-        return self.artifacts_by_uuid[event.originator_id]
 
     def finish(self, app: StakeLedger) -> Iterable[Violation]:
         for artifact_id, position in self.terminal.items():
@@ -252,3 +265,13 @@ class ArtifactCheck:
             pool = app.balance_of(f"pool:{artifact_id}")
             if pool != 0:
                 yield Violation(self.name, position, f"artifact {artifact_id!r} is settled but its pool holds {pool}")
+        owners = {position_id: owner for position_id, owner, _ in self.positions.values()}
+        for position_id, (owed, first) in self.owed_units.items():
+            paid = self.paid_units.pop((position_id, owners[position_id]), 0)
+            if paid != owed:
+                yield Violation(self.name, first, f"position {position_id!r}: its events pay {owed}, "
+                                f"the pool's transfers to its owner pay {paid}")  # fmt: skip
+        for (position_id, owner), paid in self.paid_units.items():
+            named = f"for position {position_id!r}" if position_id else "naming no position"
+            yield Violation(self.name, None, f"a pool paid {paid} to {owner!r} {named} as a settlement or sale "
+                            "that no position's events account for")  # fmt: skip

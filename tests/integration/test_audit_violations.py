@@ -3,7 +3,8 @@
 For a settled artifact, to the unit: long profits + short profits − losses = subsidies − tax.
 Each test settles a small market, checks that the audit passes it, then dirties the log so that
 every transfer still has two equal sides and every balance still nets to zero, but the identity
-no longer holds; the audit (and ``stakeledger audit``) must report exactly that.
+no longer holds; the audit (and ``stakeledger audit``) must report exactly that, and any payment
+that no position's events account for.
 """
 
 from __future__ import annotations
@@ -123,13 +124,31 @@ def forged_second_settlement_event(ledger: StakeLedger) -> None:
     )
 
 
-# (dirtying, how it moves P&L − (subsidies − tax) away from zero)
+def no_payment_violation(ledger: StakeLedger) -> list[tuple[int | None, str]]:
+    return []
+
+
+def payment_naming_no_position(ledger: StakeLedger) -> list[tuple[int | None, str]]:
+    return [(None, f"a pool paid {DELTA_UNITS} to 'alice' naming no position as a settlement or sale that no "
+                   "position's events account for")]  # fmt: skip
+
+
+def payout_paid_once_but_recorded_twice(ledger: StakeLedger) -> list[tuple[int | None, str]]:
+    position_id = ledger.get_artifact(ART).position_ids[0]
+    settled = [(position, event) for position, event in iter_events(ledger)
+               if isinstance(event, Position.Settled) and event.originator_id == position_uuid(position_id)]  # fmt: skip
+    payout = settled[0][1].payout_units
+    return [(settled[0][0], f"position {position_id!r}: its events pay {2 * payout}, the pool's transfers to its "
+                            f"owner pay {payout}")]  # fmt: skip
+
+
+# (dirtying, how it moves P&L − (subsidies − tax) away from zero, the payment violations it also causes)
 DIRTY_LOGS = [
-    ("stray deposit swept as tax", stray_deposit_swept_as_tax, +DELTA_UNITS),
-    ("subsidy paid straight out", subsidy_paid_straight_out, -DELTA_UNITS),
-    ("forged second settlement", forged_second_settlement_event, +DELTA_UNITS),
+    ("stray deposit swept as tax", stray_deposit_swept_as_tax, +DELTA_UNITS, no_payment_violation),
+    ("subsidy paid straight out", subsidy_paid_straight_out, -DELTA_UNITS, payment_naming_no_position),
+    ("forged second settlement", forged_second_settlement_event, +DELTA_UNITS, payout_paid_once_but_recorded_twice),
 ]
-IDS = [case for case, _, _ in DIRTY_LOGS]
+IDS = [case for case, *_ in DIRTY_LOGS]
 
 
 def dirty_ledger(url: str, dirty: Callable[[StakeLedger], None]) -> StakeLedger:
@@ -157,8 +176,10 @@ def test_audit_when_settled_cleanly_then_identity_holds_and_report_clean(store_u
         ledger.close()
 
 
-@pytest.mark.parametrize(("case", "dirty", "delta"), DIRTY_LOGS, ids=IDS)
-def test_audit_when_artifact_identity_broken_then_only_that_violation_reported(store_url, case, dirty, delta):
+@pytest.mark.parametrize(("case", "dirty", "delta", "payments"), DIRTY_LOGS, ids=IDS)
+def test_audit_when_artifact_identity_broken_then_it_and_the_payments_behind_it_are_reported(
+    store_url, case, dirty, delta, payments
+):
     ledger = dirty_ledger(store_url, dirty)
     try:
         assert positions_pnl(ledger) - net_subsidy(ledger) == delta
@@ -167,11 +188,11 @@ def test_audit_when_artifact_identity_broken_then_only_that_violation_reported(s
         report = audit(ledger)
         assert report.total_supply_units == ledger.total_supply()
         assert not report.clean
-        assert report.violation_count == 1, [str(v) for v in report.violations]
-        [violation] = report.violations
-        assert (violation.check, violation.position) == ("markets", settlement_position(ledger))
-        assert violation.message == expected_message(ledger)
-        assert str(violation) == f"[markets] @{violation.position} {violation.message}"
+        found = [(v.check, v.position, v.message) for v in report.violations]
+        assert found == [("markets", settlement_position(ledger), expected_message(ledger))] + [
+            ("markets", at, message) for at, message in payments(ledger)
+        ]
+        assert str(report.violations[0]) == f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
     finally:
         ledger.close()
 
@@ -207,9 +228,9 @@ def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize(("case", "dirty", "delta"), DIRTY_LOGS, ids=IDS)
+@pytest.mark.parametrize(("case", "dirty", "delta", "payments"), DIRTY_LOGS, ids=IDS)
 def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_printed(
-    durable_store_url, capsys, monkeypatch, case, dirty, delta
+    durable_store_url, capsys, monkeypatch, case, dirty, delta, payments
 ):
     ledger = open_ledger(durable_store_url)
     try:
@@ -223,6 +244,7 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
     try:
         dirty(ledger)
         expected = f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
+        also = [f"[markets] {'@' + str(at) + ' ' if at is not None else ''}{message}" for at, message in payments(ledger)]
         events = stored_event_count(ledger)
     finally:
         ledger.close()
@@ -235,5 +257,25 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
     code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "--json", "audit")
     assert code == 1, err
     report = json.loads(out)
-    assert (report["clean"], report["violation_count"], report["violations"]) == (False, 1, [expected])
+    assert (report["clean"], report["violation_count"], report["violations"]) == (False, 1 + len(also), [expected, *also])
     assert report["events"] == events  # the audit only reads
+
+
+def test_audit_when_a_position_event_has_no_opening_then_reported_not_raised(store_url):
+    ledger = open_ledger(store_url)
+    try:
+        trade(ledger)
+        settle(ledger)
+        position_id = ledger.get_artifact(ART).position_ids[0]
+        settled = ledger.recorder.select_events(position_uuid(position_id))[-1]
+        orphan = position_uuid("ART/p999")
+        ledger.recorder.insert_events([StoredEvent(orphan, 2, settled.topic, settled.state)])
+        at = ledger.recorder.max_notification_id()
+
+        report = audit(ledger)
+
+        assert ("markets", at, f"position {orphan} settles or closes but was never opened") in [
+            (v.check, v.position, v.message) for v in report.violations
+        ]
+    finally:
+        ledger.close()
