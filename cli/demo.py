@@ -226,7 +226,7 @@ class Demo:
     def portfolios(self) -> None:
         self.chapter("4. Portfolios: risk limits, Kelly sizing, trailing stops, emergency liquidation")
         app = self.app
-        for index, (group, count) in enumerate((("genomics", 3), ("climate", 3), ("materials", 2))):
+        for group, count in (("genomics", 3), ("climate", 3), ("materials", 2)):
             for n in range(count):
                 app.list_artifact(f"{group[:3].upper()}-{n + 1}", f"{group} claim {n + 1}", self.tokens("2000"),
                                   group=group, min_hold_days=0)  # fmt: skip

@@ -183,7 +183,7 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
 
     def is_initialised(self) -> bool:
         try:
-            self.settings
+            self.settings  # noqa: B018 - loading the settings is the question
         except NotInitialisedError:
             return False
         return True

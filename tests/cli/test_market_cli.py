@@ -2,7 +2,6 @@
 nothing; order files are read exactly as written."""
 
 import json
-from pathlib import Path
 
 import pytest
 

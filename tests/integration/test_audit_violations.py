@@ -10,15 +10,13 @@ that no position's events account for.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from cli.main import main as cli_main
-from domain.accounts import TREASURY, Account, account_uuid, pool_account_id
+from domain.accounts import TREASURY, pool_account_id
 from domain.application import StakeLedger
 from domain.artifacts import Artifact
 from domain.clock import ManualClock
@@ -27,7 +25,9 @@ from domain.positions import Position, position_uuid
 from domain.unit_of_work import UnitOfWork
 from projections.audit import audit
 from projections.log import iter_events
+from tests.cli.test_cli import run
 from tests.conftest import stored_event_count
+from tests.integration.test_settlement import net_subsidy_from_pool, realised_pnl_from_events
 
 TOKEN = 10**6
 ART = "ART"
@@ -64,27 +64,6 @@ def post(ledger: StakeLedger, *transfers: tuple[str, str, str]) -> None:
         return {}
 
     ledger.execute("forged", decide)
-
-
-def positions_pnl(ledger: StakeLedger) -> int:
-    """Long profits + short profits − losses, from the positions' own events."""
-    total = 0
-    for position_id in ledger.get_artifact(ART).position_ids:
-        for event in ledger.events.get(position_uuid(position_id)):
-            if isinstance(event, (Position.Closed, Position.PartiallySettled, Position.Settled)):
-                total += event.pnl_units
-    return total
-
-
-def net_subsidy(ledger: StakeLedger) -> int:
-    """Subsidies the pool received minus the tax it returned, from the pool's own movements."""
-    total = 0
-    for event in ledger.events.get(account_uuid(POOL)):
-        if isinstance(event, Account.Credited) and event.reason == "amm:subsidy":
-            total += event.amount_units
-        elif isinstance(event, Account.Debited) and event.reason == "amm:tax":
-            total -= event.amount_units
-    return total
 
 
 def settlement_position(ledger: StakeLedger) -> int:
@@ -161,7 +140,7 @@ def dirty_ledger(url: str, dirty: Callable[[StakeLedger], None]) -> StakeLedger:
 
 
 def expected_message(ledger: StakeLedger) -> str:
-    return f"artifact {ART!r}: positions' P&L {positions_pnl(ledger)} != subsidies − tax {net_subsidy(ledger)}"
+    return f"artifact {ART!r}: positions' P&L {realised_pnl_from_events(ledger)} != subsidies − tax {net_subsidy_from_pool(ledger)}"
 
 
 def test_audit_when_settled_cleanly_then_identity_holds_and_report_clean(store_url):
@@ -169,7 +148,7 @@ def test_audit_when_settled_cleanly_then_identity_holds_and_report_clean(store_u
     try:
         trade(ledger)
         settle(ledger)
-        assert positions_pnl(ledger) == net_subsidy(ledger) != 0
+        assert realised_pnl_from_events(ledger) == net_subsidy_from_pool(ledger) != 0
         report = audit(ledger)
         assert report.clean, report.violations
     finally:
@@ -182,7 +161,7 @@ def test_audit_when_artifact_identity_broken_then_it_and_the_payments_behind_it_
 ):
     ledger = dirty_ledger(store_url, dirty)
     try:
-        assert positions_pnl(ledger) - net_subsidy(ledger) == delta
+        assert realised_pnl_from_events(ledger) - net_subsidy_from_pool(ledger) == delta
         # Nothing else is wrong: the pool is empty, every balance nets to zero, every transfer pairs.
         assert ledger.balance_of(POOL) == 0
         report = audit(ledger)
@@ -215,17 +194,6 @@ def test_audit_when_pool_keeps_a_stray_subsidy_then_identity_and_pool_violations
 
 
 # The command line ---------------------------------------------------------------------------
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["stakeledger", *args])
-    try:
-        cli_main()
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize(("case", "dirty", "delta", "payments"), DIRTY_LOGS, ids=IDS)
