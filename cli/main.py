@@ -46,11 +46,33 @@ api.register(app)
 demo.register(app)
 
 
+def global_options_first(args: list[str]) -> list[str]:
+    """Move ``--json`` and ``--db URL`` to the front, so ``stakeledger audit --json`` works as
+    ``stakeledger --json audit`` does. Nothing after a ``--`` is touched."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg == "--json" or arg.startswith("--db="):
+            front.append(arg)
+        elif arg == "--db" and index + 1 < len(args):
+            front.extend(args[index:index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
     try:
         # Without standalone mode, typer returns the code of a raised typer.Exit.
-        code = app(standalone_mode=False)
+        code = app(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
     except LedgerError as error:
         fail(error.code, str(error))
         sys.exit(1)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from cli.main import main
+from cli.main import global_options_first, main
 from domain.application import StakeLedger
 
 
@@ -110,3 +110,22 @@ def test_help_when_any_command_then_describes_it(capsys, monkeypatch):
         code, out, _ = run(capsys, monkeypatch, *args)
         assert code == 0
         assert "Usage" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["audit", "--json"], ["--json", "audit"]),
+        (["account", "show", "ada", "--db", "sqlite:///x.db"], ["--db", "sqlite:///x.db", "account", "show", "ada"]),
+        (["mint", "ada", "5", "--db=sqlite:///x.db", "--json"], ["--db=sqlite:///x.db", "--json", "mint", "ada", "5"]),
+        (["transfer", "a", "b", "1", "--", "--json"], ["transfer", "a", "b", "1", "--", "--json"]),
+    ],
+)
+def test_global_options_when_written_after_the_command_then_moved_to_the_front(args, expected):
+    assert global_options_first(args) == expected
+
+
+def test_read_command_when_json_comes_last_then_json_printed(db, capsys, monkeypatch):
+    code, out, err = run(capsys, monkeypatch, "account", "show", "alice", "--json", "--db", db)
+    assert code == 0, err
+    assert json.loads(out)["balance_units"] == "100500000"
