@@ -36,7 +36,7 @@ test: install-test
 
 # Every benchmark against one throwaway PostgreSQL; each prints a table and JSON and
 # writes bench/results/NAME.json. `make bench BENCH_ARGS=--quick` for a smoke run,
-# `make bench BENCHES="ledger views"` for some of them.
+# `make bench BENCHES="ledger projections"` for some of them.
 BENCHES ?= ledger trading settlement projections api export
 BENCH_ARGS ?=
 bench: install-test

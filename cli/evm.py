@@ -209,5 +209,5 @@ def import_command(
     )
     say(f"eventsRoot    {summary.events_root}")
     say(f"balancesRoot  {summary.balances_root}")
-    say("Run 'stakeledger projections rebuild' against the new store to build its views.")
+    say("Build its read views with 'stakeledger projections catch-up' (the first read does it too).")
 
