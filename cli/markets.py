@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -196,6 +197,9 @@ def batch(
         say(f"  {outcome.get('position') or outcome.get('order') or 'rejected: ' + outcome.get('message', '')}")
 
 
+_DAYS = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
+
+
 def _read_rows(file: Path) -> list[dict[str, Any]]:
     """The file's order rows, every value as the text it was written as (JSON numbers too, so
     no amount passes through a float)."""
@@ -242,7 +246,6 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
 
 
 def _days(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise InvalidInputError(f"expires_in_days must be a number of days, not {text!r}") from None
+    if not _DAYS.fullmatch(text):
+        raise InvalidInputError(f"expires_in_days must be a number of days such as 7 or 0.5, not {text!r}")
+    return float(text)

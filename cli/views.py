@@ -23,7 +23,7 @@ from rich.text import Text
 from cli.context import CliContext, get_context
 from cli.output import emit_json, error_console, fail, say, table
 from domain.accounts import AGENT
-from domain.errors import InvalidInputError
+from domain.errors import InvalidInputError, UnknownAccountError
 from domain.money import format_amount
 from projections import queries
 from projections.runner import POLL_SECONDS, CatchUpReport, Runner
@@ -326,7 +326,10 @@ def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False)
     }  # fmt: skip
     if account.kind == AGENT:
         with current_views(context, no_catch_up=no_catch_up) as store:
-            held = queries.portfolio(store, account.account_id)
+            try:
+                held = queries.portfolio(store, account.account_id)
+            except UnknownAccountError:  # opened after the views' position (--no-catch-up): nothing held yet
+                held = {"positions": [], "orders": []}
         data["positions"] = [p for p in held["positions"] if p["live"]]
         data["orders"] = held["orders"]
     if context.as_json:

@@ -23,7 +23,7 @@ WAD = 10**18
 # Plain positional notation only: exponents ("1e999"), signs, spaces, NaN and
 # infinities are refused by construction rather than by a list of special cases.
 _DECIMAL_STRING = re.compile(r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?\Z")
-_FRACTION_STRING = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?")
+_FRACTION_STRING = re.compile(r"[0-9]+(?:\.[0-9]+|/[0-9]+)?")  # 0.8 or 4/5, as the HTTP API takes them
 
 K = TypeVar("K")
 

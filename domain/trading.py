@@ -66,7 +66,10 @@ def order_lifetime(days: float) -> timedelta:
     """A limit order's lifetime from a number of days: more than 0, at most ten years."""
     if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
         raise InvalidInputError(f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}")
-    return timedelta(days=days)
+    lifetime = timedelta(days=days)
+    if lifetime < timedelta(seconds=1):
+        raise InvalidInputError(f"expiry must be at least a second away, got {days!r} days")
+    return lifetime
 
 
 # Loading ------------------------------------------------------------------------------------

@@ -143,3 +143,16 @@ def test_account_show_when_agent_holds_positions_and_orders_then_lists_them(ledg
     pool = json_of(ledger_url, "account", "show", "pool:MKT")
     assert pool["kind"] == "pool" and "positions" not in pool  # a pool holds no positions of its own
     assert isinstance(invoke(ledger_url, "account", "show", "nobody").exception, UnknownAccountError)
+
+
+def test_account_show_when_views_lag_behind_a_new_account_then_balance_shown_without_holdings(ledger_url):
+    json_of(ledger_url, "account", "show", "ada")  # the views are caught up here
+    app = StakeLedger.from_url(ledger_url)
+    app.open_account("zed")
+    app.mint("zed", 5 * TOKEN)
+    app.close()
+
+    zed = json_of(ledger_url, "account", "show", "zed", "--no-catch-up")
+
+    assert (zed["balance_units"], zed["positions"], zed["orders"]) == (str(5 * TOKEN), [], [])
+

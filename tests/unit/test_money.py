@@ -102,6 +102,12 @@ def test_parse_fraction_when_slash_or_decimal_then_exact():
         parse_fraction("1/0")
 
 
+@pytest.mark.parametrize("text", ["1.5/2", "0.5/1", "4/5/6", "1_000", "\u0663", "1e3", ".5", "5.", "+1", "nan", "", " "])
+def test_parse_fraction_when_not_a_plain_decimal_or_fraction_then_one_clear_refusal(text):
+    with pytest.raises(InvalidAmountError, match="weight must"):
+        parse_fraction(text)
+
+
 def test_mul_div_when_inexact_then_down_and_up_differ_by_one():
     assert mul_div_down(10, 1, 3) == 3
     assert mul_div_up(10, 1, 3) == 4
