@@ -223,13 +223,14 @@ def _read_rows(file: Path) -> list[dict[str, Any]]:
 def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOrder | LimitOrder:
     def field(name: str, *, required: bool = True) -> str | None:
         value = row.get(name)
-        if value is None or (isinstance(value, str) and not value.strip() and not required):
+        if value is None:
             if required:
                 raise InvalidInputError(f"order {number}: missing field {name!r}")
             return None
         if not isinstance(value, str):
             raise InvalidInputError(f"order {number}: {name} must be text or a number, not {value!r}")
-        return value.strip()
+        text = value.strip()
+        return text if text or required else None  # an empty optional cell is an absent one
 
     agent, artifact_id, side, tokens = field("agent"), field("artifact"), field("side"), field("tokens")
     limit, lifetime = field("limit_price", required=False), field("expires_in_days", required=False)

@@ -9,7 +9,7 @@ through ``Artifact.record_trade``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -55,7 +55,6 @@ class LimitOrder:
     side: Side
     tokens_units: int
     limit_price_wad: int
-    expires_at: datetime | None = None
     expires_in: timedelta | None = None  # a lifetime, counted from the transaction's clock time
 
 
@@ -227,11 +226,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     check_units(order.tokens_units)
     if not 0 < order.limit_price_wad < WAD:
         raise InvalidAmountError("limit price must be strictly between 0 and 1")
-    expires_at = order.expires_at
-    if order.expires_in is not None:
-        if expires_at is not None:
-            raise InvalidInputError("give an order an expiry time or a lifetime, not both")
-        expires_at = unit.at + order.expires_in
+    expires_at = unit.at + order.expires_in if order.expires_in is not None else None
     if expires_at is not None and expires_at <= unit.at:
         raise InvalidInputError("an order must expire in the future")
     artifact = load_artifact(unit, order.artifact_id)

@@ -219,8 +219,10 @@ class ArtifactCheck:
         self.subsidy_units: dict[str, int] = {}
         self.tax_units: dict[str, int] = {}
         self.artifacts_by_uuid: dict[UUID, str] = {}
-        self.owed_units: dict[str, tuple[int, int]] = {}  # position id -> (units its events say, first position)
-        self.paid_units: dict[tuple[str, str], int] = {}  # (position id, owner) -> units the pool paid
+        # Keyed by (position id, owner): what the position's events say it was paid (and the log
+        # position of the first such event), and what the pool's transfers naming it paid.
+        self.owed_units: dict[tuple[str, str], tuple[int, int]] = {}
+        self.paid_units: dict[tuple[str, str], int] = {}
 
     def observe(self, position: int, event: Any) -> Iterable[Violation]:
         artifact_events, position_events = self._artifact_events, self._position_events
@@ -238,11 +240,11 @@ class ArtifactCheck:
             known = self.positions.get(event.originator_id)
             if known is None:
                 return [Violation(self.name, position, f"position {event.originator_id} settles or closes but was never opened")]
-            position_id, _, artifact_id = known
+            position_id, owner, artifact_id = known
             self.pnl_units[artifact_id] += event.pnl_units
             paid = event.proceeds_units if isinstance(event, position_events.Closed) else event.payout_units
-            owed, first = self.owed_units.get(position_id, (0, position))
-            self.owed_units[position_id] = (owed + paid, first)
+            owed, first = self.owed_units.get((position_id, owner), (0, position))
+            self.owed_units[(position_id, owner)] = (owed + paid, first)
         elif isinstance(event, (Account.Credited, Account.Debited)):
             if event.reason == "amm:subsidy" and isinstance(event, Account.Credited):
                 artifact_id = event.refs.get("artifact", "")
@@ -265,9 +267,8 @@ class ArtifactCheck:
             pool = app.balance_of(f"pool:{artifact_id}")
             if pool != 0:
                 yield Violation(self.name, position, f"artifact {artifact_id!r} is settled but its pool holds {pool}")
-        owners = {position_id: owner for position_id, owner, _ in self.positions.values()}
-        for position_id, (owed, first) in self.owed_units.items():
-            paid = self.paid_units.pop((position_id, owners[position_id]), 0)
+        for (position_id, owner), (owed, first) in self.owed_units.items():
+            paid = self.paid_units.pop((position_id, owner), 0)
             if paid != owed:
                 yield Violation(self.name, first, f"position {position_id!r}: its events pay {owed}, "
                                 f"the pool's transfers to its owner pay {paid}")  # fmt: skip
