@@ -1,0 +1,6 @@
+"""``stakeledger.agents``: see docs/architecture.md for the layers and the direction of imports."""
+
+# Run from a checkout, the folder also answers to a bare `import agents`; that second name
+# would load every module twice (two Account classes, two topic registries). Refuse it.
+if __name__ != "stakeledger.agents":
+    raise ImportError(f"import stakeledger.agents, not {__name__}: this folder installs as stakeledger.agents")

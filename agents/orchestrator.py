@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from domain.application import StakeLedger
-from domain.errors import InvalidInputError, LedgerError
-from domain.risk import MarketConfig
-from projections import dashboard
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError, LedgerError
+from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.projections import dashboard
 
 Signal = Mapping[str, Any]
 SignalFn = Callable[[str], Awaitable[Signal]]

@@ -8,13 +8,13 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Path, Query
 
-from api.errors import responses
-from api.models import NAME_PATTERN, AccountIn, AccountOut, MintIn, TransferIn, TransferOut
-from api.render import human, respond
-from api.state import Caller, CommandId, State
-from domain.accounts import agent_account_id
-from domain.money import parse_amount
-from projections import dashboard, queries
+from stakeledger.api.errors import responses
+from stakeledger.api.models import NAME_PATTERN, AccountIn, AccountOut, MintIn, TransferIn, TransferOut
+from stakeledger.api.render import human, respond
+from stakeledger.api.state import Caller, CommandId, State
+from stakeledger.domain.model.accounts import agent_account_id
+from stakeledger.domain.rules.money import parse_amount
+from stakeledger.projections import dashboard, queries
 
 router = APIRouter(tags=["accounts"])
 

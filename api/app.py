@@ -16,12 +16,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import accounts, errors, market, operations, settlement
-from api.limits import BodyLimit
-from api.state import ApiState
-from domain.application import StakeLedger
-from domain.clock import Clock
-from domain.store_url import resolve_url
+from stakeledger.api import accounts, errors, market, operations, settlement
+from stakeledger.api.limits import BodyLimit
+from stakeledger.api.state import ApiState
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import Clock
+from stakeledger.adapters.persistence.store_url import resolve_url
 
 CATCH_UP_ENV = "STAKELEDGER_API_CATCH_UP"
 DESCRIPTION = """\

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import LedgerError
+from stakeledger.domain.errors import LedgerError
 
 logger = logging.getLogger("stakeledger.api")
 

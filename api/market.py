@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from api.errors import responses
-from api.models import (
+from stakeledger.api.errors import responses
+from stakeledger.api.models import (
     NAME_PATTERN,
     TEXT_PATTERN,
     Amount,
@@ -26,13 +26,13 @@ from api.models import (
     Side,
     TradeOut,
 )
-from api.render import human, respond
-from api.state import Caller, CommandId, State
-from domain.artifacts import artifact_of
-from domain.errors import UnknownOrderError
-from domain.money import parse_amount, parse_price_wad
-from projections import queries
-from projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
+from stakeledger.api.render import human, respond
+from stakeledger.api.state import Caller, CommandId, State
+from stakeledger.domain.model.artifacts import artifact_of
+from stakeledger.domain.errors import UnknownOrderError
+from stakeledger.domain.rules.money import parse_amount, parse_price_wad
+from stakeledger.projections import queries
+from stakeledger.projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
 
 router = APIRouter(prefix="/api/market", tags=["market"])
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.errors import responses
-from api.models import AuditOut, Health
-from api.render import human
-from api.state import Caller, State
-from projections import queries
-from projections.audit import audit as run_audit
-from projections.log import max_position
+from stakeledger.api.errors import responses
+from stakeledger.api.models import AuditOut, Health
+from stakeledger.api.render import human
+from stakeledger.api.state import Caller, State
+from stakeledger.projections import queries
+from stakeledger.projections.audit import audit as run_audit
+from stakeledger.projections.log import max_position
 
 router = APIRouter(tags=["operations"])
 

@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from api.errors import responses
-from api.market import ArtifactPath, child_id_path
-from api.models import NAME_PATTERN, BountyIn, BountyOut, DistributeIn, TransitionIn, TransitionOut
-from api.render import human, respond
-from api.state import Caller, CommandId, State
-from domain.money import parse_amount, parse_fraction, parse_price_wad
-from projections import queries
+from stakeledger.api.errors import responses
+from stakeledger.api.market import ArtifactPath, child_id_path
+from stakeledger.api.models import NAME_PATTERN, BountyIn, BountyOut, DistributeIn, TransitionIn, TransitionOut
+from stakeledger.api.render import human, respond
+from stakeledger.api.state import Caller, CommandId, State
+from stakeledger.domain.rules.money import parse_amount, parse_fraction, parse_price_wad
+from stakeledger.projections import queries
 
 router = APIRouter(tags=["settlement"])
 

@@ -21,11 +21,11 @@ from typing import Annotated, Optional
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from domain.apikeys import Principal, authenticate
-from domain.application import StakeLedger
-from domain.errors import InvalidInputError
-from projections.runner import Runner
-from projections.store import ViewStore, open_store
+from stakeledger.domain.service.apikeys import Principal, authenticate
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.store import ViewStore, open_store
 
 IDEMPOTENCY_KEY_MAX = 128
 _IDEMPOTENCY_KEY = re.compile(rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}\Z")

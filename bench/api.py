@@ -44,8 +44,8 @@ from _common import BACKENDS, ROOT, backend_version, fresh_store, log, machine_i
 
 import httpx
 
-from domain import apikeys
-from domain.application import StakeLedger
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
 from tests.api.serving import free_port, stop, wait_until_serving
 
 ART = "BENCH-1"
@@ -82,7 +82,7 @@ def seeded_ledger(url: str, clients: int) -> list[tuple[str, str]]:
 @contextmanager
 def served(url: str, workers: int) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(workers),
+    command = [sys.executable, "-m", "stakeledger.cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(workers),
                "--no-access-log"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as folder:

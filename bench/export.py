@@ -38,14 +38,14 @@ from typing import Any
 
 from _common import log, machine_info, per_second, report
 
-from domain.accounts import TREASURY, Account, Transfer
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from projections.audit import audit
-from projections.evm import StandardMerkleTree, verify
-from projections.evm.bundle import BALANCES_TREE
-from projections.evm.export import export_ledger
-from projections.evm.verification import verify_export
+from stakeledger.domain.model.accounts import TREASURY, Account, Transfer
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.projections.audit import audit
+from stakeledger.adapters.evm import StandardMerkleTree, verify
+from stakeledger.adapters.evm.bundle import BALANCES_TREE
+from stakeledger.adapters.evm.export import export_ledger
+from stakeledger.adapters.evm.verification import verify_export
 
 INSERT_BATCH = 20_000
 MINT_UNITS = 1_000 * 10**18

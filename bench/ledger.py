@@ -52,9 +52,9 @@ from _common import (
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
-from domain.accounts import Account
-from domain.application import StakeLedger, TransferRequest
-from domain.store_url import env_for_url
+from stakeledger.domain.model.accounts import Account
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.adapters.persistence.store_url import env_for_url
 
 AGENTS = [f"agent-{i}" for i in range(10)]
 AMOUNT = 10**18  # one token at 18 decimals

@@ -35,14 +35,14 @@ from typing import Any
 
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 
-from domain.application import StakeLedger, TransferRequest
-from domain.clock import ManualClock
-from domain.ids import SeededIds
-from domain.lmsr import WAD, Side
-from domain.trading import LimitOrder, MarketOrder
-from projections.log import iter_notifications
-from projections.runner import REBUILD_PAGE_SIZE, Runner
-from projections.store import open_store
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.projections.log import iter_notifications
+from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
+from stakeledger.projections.store import open_store
 
 GOAL_SQLITE_EVENTS_PER_S = 50_000
 TOKEN = 10**18

@@ -48,14 +48,14 @@ from eventsourcing.application import AggregateNotFoundError
 
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 
-from domain.accounts import account_uuid, pool_account_id
-from domain.application import StakeLedger, TransferRequest
-from domain.artifacts import artifact_uuid
-from domain.lmsr import Side
-from domain.positions import position_uuid
-from domain.reputation import reputation_uuid
-from domain.store_url import env_for_url
-from domain.trading import MarketOrder
+from stakeledger.domain.model.accounts import account_uuid, pool_account_id
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.model.artifacts import artifact_uuid
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.model.positions import position_uuid
+from stakeledger.domain.model.reputation import reputation_uuid
+from stakeledger.adapters.persistence.store_url import env_for_url
+from stakeledger.domain.decisions.trading import MarketOrder
 
 TOKEN = 10**18
 GOAL_SECONDS = 2.0

@@ -23,10 +23,10 @@ from typing import Any
 
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, measure, per_second, postgres_server, report
 
-from domain.application import StakeLedger, TransferRequest
-from domain.clock import ManualClock
-from domain.lmsr import Side
-from domain.trading import MarketOrder
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.decisions.trading import MarketOrder
 
 TOKEN = 10**18
 AGENTS = [f"trader-{i}" for i in range(20)]

@@ -6,12 +6,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.context import get_context
-from cli.output import emit_json, say, table
-from domain.accounts import Account, agent_account_id
-from domain.money import format_amount, parse_amount
-from domain.topics import stable_topic
-from projections.log import iter_events
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, say, table
+from stakeledger.domain.model.accounts import Account, agent_account_id
+from stakeledger.domain.rules.money import format_amount, parse_amount
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.projections.log import iter_events
 
 account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
 

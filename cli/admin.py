@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.context import get_context
-from cli.output import emit_json, fail, say, table
-from domain.application import check_decimals
-from domain.money import DEFAULT_DECIMALS, format_amount
-from projections.audit import audit as run_audit
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, fail, say, table
+from stakeledger.domain.service.application import check_decimals
+from stakeledger.domain.rules.money import DEFAULT_DECIMALS, format_amount
+from stakeledger.projections.audit import audit as run_audit
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
-from cli.context import get_context
-from cli.output import emit_json, error_console, say, table
-from domain import apikeys
-from domain.errors import InvalidInputError, NotInitialisedError
-from domain.store_url import URL_ENV
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, error_console, say, table
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.errors import InvalidInputError, NotInitialisedError
+from stakeledger.adapters.persistence.store_url import URL_ENV
 
 apikey_app = typer.Typer(help="API keys for the HTTP API: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -48,7 +48,7 @@ def serve(
     os.environ[URL_ENV] = context.url
     error_console.print(f"serving {context.url.split('@')[-1]} on http://{host}:{port} with {workers} worker(s)",
                         highlight=False, markup=False)  # fmt: skip
-    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log,
+    uvicorn.run("stakeledger.api.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log,
                 proxy_headers=False, server_header=False)  # fmt: skip
 
 
@@ -93,7 +93,7 @@ def revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(metavar="KE
 def _main() -> None:
     """``python -m cli.api …``: the stakeledger command with these commands registered,
     whether or not cli.main registers them itself."""
-    from cli import main as cli_main
+    from stakeledger.cli import main as cli_main
 
     names = {command.name for command in cli_main.app.registered_commands}
     if "serve" not in names:

@@ -9,22 +9,22 @@ from __future__ import annotations
 import typer
 from rich.rule import Rule
 
-from cli.context import get_context
-from cli.output import console, say, table
-from domain.accounts import TREASURY
-from domain.application import StakeLedger, TransferRequest
-from domain.clock import ManualClock
-from domain.errors import LedgerError
-from domain.ids import SeededIds
-from domain.money import format_amount, parse_amount, parse_fraction, parse_price_wad
-from domain.positions import position_uuid
-from domain.reputation import reputation_uuid
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import console, say, table
+from stakeledger.domain.model.accounts import TREASURY
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+from stakeledger.domain.model.positions import position_uuid
+from stakeledger.domain.model.reputation import reputation_uuid
 from eventsourcing.application import AggregateNotFoundError
-from cli.markets import price
-from projections import dashboard
-from projections.audit import audit
+from stakeledger.cli.markets import price
+from stakeledger.projections import dashboard
+from stakeledger.projections.audit import audit
 from fractions import Fraction
-from projections.statements import statement_lines
+from stakeledger.projections.statements import statement_lines
 
 AGENTS = ("ada", "grace", "linus", "margaret", "dennis")
 CHART_FILE = "demo-equity.png"
@@ -294,18 +294,18 @@ class Demo:
     def chart(self, agent: str) -> None:
         from pathlib import Path
 
-        from projections.chart import draw_portfolio_chart
+        from stakeledger.projections.chart import draw_portfolio_chart
 
         path = draw_portfolio_chart(self.app, agent, Path(CHART_FILE))
         say(f"Wrote {agent}'s equity curve, drawdown and exposure by group to {path}.")
 
     def views(self) -> None:
-        from projections import queries
-        from projections.replay_check import replay_check, view_contents
-        from projections.runner import Runner
-        from projections.store import open_store
+        from stakeledger.projections import queries
+        from stakeledger.projections.replay_check import replay_check, view_contents
+        from stakeledger.projections.runner import Runner
+        from stakeledger.projections.store import open_store
 
-        from cli.views import progress_bar
+        from stakeledger.cli.views import progress_bar
 
         self.chapter("5. Read views: kept current from the log, dropped and rebuilt at will")
         store = open_store(self.app)
@@ -341,8 +341,8 @@ class Demo:
         return f"{self.price(int(settled))} (settled)" if settled is not None else (market["price_long"] or "")
 
     def export(self) -> None:
-        from projections.evm.export import balance_proof, export_ledger
-        from projections.evm.verification import verify_export
+        from stakeledger.adapters.evm.export import balance_proof, export_ledger
+        from stakeledger.adapters.evm.verification import verify_export
 
         self.chapter("6. EVM export: ABI records, Merkle roots, a signed EIP-712 header")
         summary = export_ledger(self.app, EXPORT_DIR, signing_key=DEMO_SIGNING_KEY, overwrite=True)

@@ -20,19 +20,19 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.context import get_context
-from cli.output import emit_json, error_console, say, table
-from domain.money import format_amount
-from projections.evm.bundle import ExportInvalidError, ProgressFn
-from projections.evm.export import (
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, error_console, say, table
+from stakeledger.domain.rules.money import format_amount
+from stakeledger.adapters.evm.bundle import ExportInvalidError, ProgressFn
+from stakeledger.adapters.evm.export import (
     balance_proof,
     export_ledger,
     load_signing_key,
     make_domain,
     proof_from_export,
 )
-from projections.evm.importer import import_export
-from projections.evm.verification import verify_export
+from stakeledger.adapters.evm.importer import import_export
+from stakeledger.adapters.evm.verification import verify_export
 
 export_app = typer.Typer(
     help="Export the ledger as ABI records, OpenZeppelin Merkle trees and a signed EIP-712 header.",

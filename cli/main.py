@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 from eventsourcing.persistence import PersistenceError
 
-from cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
-from cli.context import CliContext
-from cli.output import fail
-from domain.errors import LedgerError
-from domain.store_url import resolve_url
+from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
+from stakeledger.cli.context import CliContext
+from stakeledger.cli.output import fail
+from stakeledger.domain.errors import LedgerError
+from stakeledger.adapters.persistence.store_url import resolve_url
 
 app = typer.Typer(
     name="stakeledger",

@@ -11,13 +11,13 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from cli.context import get_context
-from cli.output import emit_json, report_rejection, say, table
-from domain.artifacts import check_side
-from domain.errors import InvalidInputError, LedgerError
-from domain.lmsr import WAD
-from domain.money import format_amount, parse_amount, parse_price_wad
-from domain.trading import LimitOrder, MarketOrder, order_lifetime
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, report_rejection, say, table
+from stakeledger.domain.model.artifacts import check_side
+from stakeledger.domain.errors import InvalidInputError, LedgerError
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True)

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.context import get_context
-from cli.markets import price, trade_app
-from cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
-from domain.money import format_amount, parse_fraction, parse_price_wad
-from projections import dashboard
+from stakeledger.cli.context import get_context
+from stakeledger.cli.markets import price, trade_app
+from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
+from stakeledger.domain.rules.money import format_amount, parse_fraction, parse_price_wad
+from stakeledger.projections import dashboard
 
 portfolio_app = typer.Typer(help="Risk limits, dashboards and emergency liquidation for an agent's portfolio.", no_args_is_help=True)
 
@@ -45,7 +45,7 @@ def config(
     """Set an agent's risk limits: from now on every order of theirs passes the pre-trade checks."""
     context = get_context(ctx)
     app = context.app
-    from domain.money import parse_amount
+    from stakeledger.domain.rules.money import parse_amount
 
     result = app.configure_portfolio(
         agent, command_id=command_id, max_position_size_pct=max_position_size_pct, max_positions=max_positions,
@@ -221,7 +221,7 @@ def chart(
 ) -> None:
     """Draw the equity curve, drawdown and exposure by group to a PNG."""
     context = get_context(ctx)
-    from projections.chart import draw_portfolio_chart
+    from stakeledger.projections.chart import draw_portfolio_chart
 
     path = draw_portfolio_chart(context.app, agent, out)
     emit_json({"chart": str(path)}) if context.as_json else say(f"Wrote {path}.")

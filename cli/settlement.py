@@ -6,11 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.context import get_context
-from cli.markets import artifact_app, price
-from cli.output import emit_json, say
-from domain.errors import InvalidInputError
-from domain.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+from stakeledger.cli.context import get_context
+from stakeledger.cli.markets import artifact_app, price
+from stakeledger.cli.output import emit_json, say
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
 
 bounty_app = typer.Typer(help="Bounties: sponsors escrow tokens on an artifact; claimants share them by weight.", no_args_is_help=True)
 

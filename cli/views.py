@@ -20,15 +20,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from cli.context import CliContext, get_context
-from cli.output import emit_json, error_console, fail, say, table
-from domain.accounts import AGENT
-from domain.errors import InvalidInputError, UnknownAccountError
-from domain.money import format_amount
-from projections import queries
-from projections.runner import POLL_SECONDS, CatchUpReport, Runner
-from projections.store import ViewStore, open_store
-from projections.views import view_names, views_named
+from stakeledger.cli.context import CliContext, get_context
+from stakeledger.cli.output import emit_json, error_console, fail, say, table
+from stakeledger.domain.model.accounts import AGENT
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.domain.rules.money import format_amount
+from stakeledger.projections import queries
+from stakeledger.projections.runner import POLL_SECONDS, CatchUpReport, Runner
+from stakeledger.projections.store import ViewStore, open_store
+from stakeledger.projections.views import view_names, views_named
 
 projections_app = typer.Typer(help="The read-side views: status, catch-up, rebuild, and the worker that keeps them current.",
                               no_args_is_help=True)  # fmt: skip
@@ -50,11 +50,11 @@ def register(
     """Add the view-backed commands. The ``account``, ``artifact`` and ``portfolio``
     groups default to the ones cli.accounts, cli.markets and cli.portfolio register."""
     if account_app is None:
-        from cli.accounts import account_app
+        from stakeledger.cli.accounts import account_app
     if artifact_app is None:
-        from cli.markets import artifact_app
+        from stakeledger.cli.markets import artifact_app
     if portfolio_app is None:
-        from cli.portfolio import portfolio_app
+        from stakeledger.cli.portfolio import portfolio_app
     app.add_typer(projections_app, name="projections")
     app.command("settlements")(settlements)
     app.command("reputation")(reputation)

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from domain.accounts import TREASURY, Account
-from domain.application import StakeLedger
-from projections.log import iter_events, max_position
-from projections.replay_check import ViewsCheck
+from stakeledger.domain.model.accounts import TREASURY, Account
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.projections.log import iter_events, max_position
+from stakeledger.projections.replay_check import ViewsCheck
 
 MAX_REPORTED = 20
 
@@ -208,8 +208,8 @@ class ArtifactCheck:
     _PAYING_REASONS = ("settlement:profit", "settlement:loss", "settlement:partial", "trade:close")
 
     def __init__(self) -> None:
-        from domain.artifacts import Artifact
-        from domain.positions import Position
+        from stakeledger.domain.model.artifacts import Artifact
+        from stakeledger.domain.model.positions import Position
 
         self._artifact_events = Artifact
         self._position_events = Position

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from domain.application import StakeLedger
-from domain.errors import InvalidInputError
-from projections import dashboard
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.projections import dashboard
 
 
 def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:

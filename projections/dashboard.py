@@ -13,15 +13,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from domain.accounts import Account, account_uuid, agent_account_id
-from domain.application import StakeLedger
-from domain.artifacts import Artifact
-from domain.lmsr import WAD, Side, prices_wad
-from domain.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
-from domain.portfolio import Portfolio, portfolio_uuid
-from domain.positions import Position, position_uuid
-from domain.risk import PortfolioConfig, rebalance_actions
-from projections.log import iter_events
+from stakeledger.domain.model.accounts import Account, account_uuid, agent_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
+from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
+from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.risk import PortfolioConfig, rebalance_actions
+from stakeledger.projections.log import iter_events
 
 
 @dataclass(frozen=True)

@@ -11,21 +11,21 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
-from domain.lmsr import WAD, Side, prices_wad
-from domain.market_commands import depth
-from domain.money import format_amount
-from domain.positions import LIVE_STATUSES
-from domain.settlement_rules import REPUTATION_START_WAD
-from projections.runner import Runner, ViewStatus
-from projections.store import ViewStore
-from projections.views import inbox as inbox_view
-from projections.views.inbox import MESSAGES
-from projections.views.markets import ARTIFACTS, ORDERS, RESTING
-from projections.views.portfolio import POSITIONS, RISK_EVENTS
-from projections.views.reputation import AGENTS, HISTORY
-from projections.views.settlements import SETTLEMENTS
-from projections.views.statements import ACCOUNTS, LINES
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
+from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
+from stakeledger.domain.service.trading import depth
+from stakeledger.domain.rules.money import format_amount
+from stakeledger.domain.model.positions import LIVE_STATUSES
+from stakeledger.domain.rules.settlement import REPUTATION_START_WAD
+from stakeledger.projections.runner import Runner, ViewStatus
+from stakeledger.projections.store import ViewStore
+from stakeledger.projections.views import inbox as inbox_view
+from stakeledger.projections.views.inbox import MESSAGES
+from stakeledger.projections.views.markets import ARTIFACTS, ORDERS, RESTING
+from stakeledger.projections.views.portfolio import POSITIONS, RISK_EVENTS
+from stakeledger.projections.views.reputation import AGENTS, HISTORY
+from stakeledger.projections.views.settlements import SETTLEMENTS
+from stakeledger.projections.views.statements import ACCOUNTS, LINES
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 50

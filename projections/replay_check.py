@@ -15,9 +15,9 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections.runner import REBUILD_PAGE_SIZE, Runner
-from projections.store import TRACKING_TABLE, Table, ViewStore, memory_store, open_store
-from projections.views import ALL_VIEWS, View
+from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
+from stakeledger.projections.store import TRACKING_TABLE, Table, ViewStore, memory_store, open_store
+from stakeledger.projections.views import ALL_VIEWS, View
 
 MAX_DIFFERENCES = 50
 
@@ -129,7 +129,7 @@ class ViewsCheck:
         return ()
 
     def finish(self, app: Application) -> Iterable[Any]:
-        from projections.audit import Violation
+        from stakeledger.projections.audit import Violation
 
         store = self.store if self.store is not None else open_store(app)
         try:

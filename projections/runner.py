@@ -36,7 +36,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from projections.store import (
+from stakeledger.projections.store import (
     CACHE_ROWS_MAX,
     TRACKING_TABLE,
     Rows,
@@ -46,7 +46,7 @@ from projections.store import (
     open_store,
     postgres_connection,
 )
-from projections.views import ALL_VIEWS, View
+from stakeledger.projections.views import ALL_VIEWS, View
 
 PAGE_SIZE = 20_000
 # A rebuild is a bulk job: larger pages mean fewer, larger transactions, in which SQLite
@@ -580,8 +580,8 @@ def rebuild(
 
 def main(argv: list[str] | None = None) -> int:
     """A worker process: keep every view of the store at ``--db`` current until SIGTERM."""
-    from domain.application import StakeLedger
-    from domain.store_url import resolve_url
+    from stakeledger.domain.service.application import StakeLedger
+    from stakeledger.adapters.persistence.store_url import resolve_url
 
     parser = argparse.ArgumentParser(prog="python -m projections.runner", description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="store URL (default: STAKELEDGER_DATABASE_URL or ./stakeledger.db)")

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.accounts import Account, account_uuid
-from domain.application import StakeLedger
-from domain.topics import stable_topic
-from projections.log import iter_events
+from stakeledger.domain.model.accounts import Account, account_uuid
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.projections.log import iter_events
 
 
 @dataclass(frozen=True)

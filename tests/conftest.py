@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.ids import SeededIds
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL_ENV = "STAKELEDGER_TEST_POSTGRES_URL"

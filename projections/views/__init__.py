@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from domain.errors import InvalidInputError
-from projections.views.base import View, handles
-from projections.views.inbox import InboxView
-from projections.views.markets import MarketsView
-from projections.views.portfolio import PortfolioView
-from projections.views.reputation import ReputationView
-from projections.views.settlements import SettlementsView
-from projections.views.statements import StatementsView
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.projections.views.base import View, handles
+from stakeledger.projections.views.inbox import InboxView
+from stakeledger.projections.views.markets import MarketsView
+from stakeledger.projections.views.portfolio import PortfolioView
+from stakeledger.projections.views.reputation import ReputationView
+from stakeledger.projections.views.settlements import SettlementsView
+from stakeledger.projections.views.statements import StatementsView
 
 ALL_VIEWS: tuple[View, ...] = (
     StatementsView(), MarketsView(), PortfolioView(), SettlementsView(), ReputationView(), InboxView(),

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from domain.topics import stable_topic
-from projections.store import Rows, Table
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.projections.store import Rows, Table
 
 Handler = Callable[[Any, Rows, int, Any], None]
 

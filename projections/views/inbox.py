@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.artifacts import Artifact, artifact_of
-from domain.positions import Position
-from projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
-from projections.views.base import View, handles, iso
+from stakeledger.domain.model.artifacts import Artifact, artifact_of
+from stakeledger.domain.model.positions import Position
+from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
+from stakeledger.projections.views.base import View, handles, iso
 
 MESSAGES = Table(
     "inbox_messages",

@@ -11,12 +11,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from domain.accounts import Account
-from domain.artifacts import TERMINAL_STATES, Artifact, artifact_uuid
-from domain.lmsr import Side
-from domain.positions import Position
-from projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table, uuid_text
-from projections.views.base import View, handles, iso
+from stakeledger.domain.model.accounts import Account
+from stakeledger.domain.model.artifacts import TERMINAL_STATES, Artifact, artifact_uuid
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.model.positions import Position
+from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table, uuid_text
+from stakeledger.projections.views.base import View, handles, iso
 
 ARTIFACTS = Table(
     "market_artifacts",

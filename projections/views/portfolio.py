@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.portfolio import Portfolio
-from domain.positions import CLOSED, FROZEN, LIQUIDATED, OPEN, PARTIALLY_SETTLED, SETTLED, Position
-from projections.store import AMOUNT, INT, JSON, TEXT, UUID, Rows, Table
-from projections.views.base import View, handles, iso
+from stakeledger.domain.model.portfolio import Portfolio
+from stakeledger.domain.model.positions import CLOSED, FROZEN, LIQUIDATED, OPEN, PARTIALLY_SETTLED, SETTLED, Position
+from stakeledger.projections.store import AMOUNT, INT, JSON, TEXT, UUID, Rows, Table
+from stakeledger.projections.views.base import View, handles, iso
 
 POSITIONS = Table(
     "portfolio_positions",

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.reputation import Reputation
-from projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
-from projections.views.base import View, handles, iso
+from stakeledger.domain.model.reputation import Reputation
+from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
+from stakeledger.projections.views.base import View, handles, iso
 
 AGENTS = Table(
     "reputation_agents",

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.accounts import Account
-from projections.store import AMOUNT, INT, JSON, TEXT, UUID, Rows, Table, encode_json, uuid_text
-from projections.views.base import View, handles, iso
+from stakeledger.domain.model.accounts import Account
+from stakeledger.projections.store import AMOUNT, INT, JSON, TEXT, UUID, Rows, Table, encode_json, uuid_text
+from stakeledger.projections.views.base import View, handles, iso
 
 ACCOUNTS = Table(
     "statement_accounts",

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from domain import apikeys
-from domain.application import StakeLedger
-from domain.clock import ManualClock
+from stakeledger.api.app import create_app
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
 
 TOKEN = 10**6
 FUNDS = "1000"

@@ -10,13 +10,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli import api as cli_api
-from cli.context import CliContext
-from domain import apikeys
-from domain.application import StakeLedger
-from domain.errors import InvalidInputError, StateError, UnknownAccountError
-from domain.topics import stable_topic
-from projections.audit import audit
+from stakeledger.cli import api as cli_api
+from stakeledger.cli.context import CliContext
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError, StateError, UnknownAccountError
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.projections.audit import audit
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain import apikeys
+from stakeledger.domain.service import apikeys
 from tests.api.conftest import ART, Api
 
 ORDER = {"agent": "alice", "artifact": ART, "side": "long", "tokens": "5"}

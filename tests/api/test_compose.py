@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from domain import apikeys
-from domain.application import StakeLedger
-from projections.runner import Runner
-from projections.store import open_store
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.store import open_store
 from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from domain.accounts import pool_account_id
+from stakeledger.domain.model.accounts import pool_account_id
 from tests.api.conftest import ART, FUNDS, SLOW_ART, TOKEN, Api
 
 

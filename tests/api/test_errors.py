@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from stakeledger.api.app import create_app
 from tests.api.conftest import ART, SLOW_ART, Api
 
 ORDER = {"agent": "alice", "artifact": ART, "side": "long", "tokens": "10"}

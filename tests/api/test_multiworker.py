@@ -18,13 +18,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from domain import apikeys
-from domain.accounts import pool_account_id
-from domain.application import StakeLedger
-from domain.positions import Position
-from domain.topics import stable_topic
-from projections.audit import audit
-from projections.log import iter_events
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.positions import Position
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.projections.audit import audit
+from stakeledger.projections.log import iter_events
 from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 
@@ -60,7 +60,7 @@ def server(postgres_server: str, tmp_path: Path) -> Iterator[tuple[str, StakeLed
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(WORKERS),
+        [sys.executable, "-m", "stakeledger.cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(WORKERS),
          "--no-access-log"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

@@ -16,8 +16,8 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation.modes import GenerationMode
 
-from api.app import create_app
-from domain.clock import ManualClock
+from stakeledger.api.app import create_app
+from stakeledger.domain.service.clock import ManualClock
 from tests.api.conftest import seed
 
 EXAMPLES_PER_OPERATION = 12

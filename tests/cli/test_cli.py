@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from cli.main import global_options_first, main
-from domain.application import StakeLedger
+from stakeledger.cli.main import global_options_first, main
+from stakeledger.domain.service.application import StakeLedger
 
 
 def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:

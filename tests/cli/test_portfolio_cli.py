@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
-from domain.application import StakeLedger
-from domain.portfolio import Portfolio
-from projections.log import iter_events
+from stakeledger.cli.main import main
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.portfolio import Portfolio
+from stakeledger.projections.log import iter_events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOKEN = 10**6

@@ -6,8 +6,8 @@ from uuid import UUID
 
 from hypothesis import strategies as st
 
-from projections.evm import RawEvent, account_address_bytes, canonical_json
-from projections.evm.records import UINT64_MAX, UINT256_MAX, EventRecord
+from stakeledger.adapters.evm import RawEvent, account_address_bytes, canonical_json
+from stakeledger.adapters.evm.records import UINT64_MAX, UINT256_MAX, EventRecord
 
 ACCOUNT_IDS = ("treasury", "agent:alice", "agent:bob", "pool:ART-1", "escrow:bounty:7")
 

@@ -8,7 +8,7 @@ from eth_utils import is_checksum_address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from projections.evm import AddressCollisionError, account_address, account_address_bytes, address_map
+from stakeledger.adapters.evm import AddressCollisionError, account_address, account_address_bytes, address_map
 
 
 def test_account_address_when_called_twice_then_returns_the_same_20_bytes() -> None:
@@ -50,7 +50,7 @@ def test_address_map_when_given_ids_then_maps_each_in_id_order() -> None:
 
 
 def test_address_map_when_two_ids_share_an_address_then_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    import projections.evm.addresses as addresses
+    import stakeledger.adapters.evm.addresses as addresses
 
     monkeypatch.setattr(addresses, "account_address", lambda account_id: "0x" + "11" * 20)
     with pytest.raises(AddressCollisionError):

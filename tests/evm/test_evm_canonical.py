@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from projections.evm import canonical_json, is_canonical_json, timestamp_micros
+from stakeledger.adapters.evm import canonical_json, is_canonical_json, timestamp_micros
 
 
 def test_canonical_json_when_keys_are_unordered_then_sorts_them_without_spaces() -> None:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import pytest
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     ZERO_ADDRESS,
     ZERO_HASH,
     ChainErrorCode,

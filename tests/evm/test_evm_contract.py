@@ -8,7 +8,7 @@ import boa
 import pytest
 from eth_utils import to_checksum_address
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     Eip712Domain,
     SnapshotHeader,
     account_address,

@@ -12,7 +12,7 @@ from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     Eip712Domain,
     SnapshotHeader,
     header_digest,

@@ -10,7 +10,7 @@ from eth_abi import encode as abi_encode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     BALANCES_LEAF_ENCODING,
     EVENTS_LEAF_ENCODING,
     InvalidTreeError,
@@ -21,7 +21,7 @@ from projections.evm import (
     events_tree,
     verify,
 )
-from projections.evm.abi_values import row_codec
+from stakeledger.adapters.evm.abi_values import row_codec
 from tests.evm.factories import raw_events
 
 # The example in the @openzeppelin/merkle-tree README, with the tree it documents.

@@ -10,7 +10,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     StandardMerkleTree,
     balances_tree,
     chain_records,

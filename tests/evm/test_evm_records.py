@@ -10,7 +10,7 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from hypothesis import given, settings
 
-from projections.evm import (
+from stakeledger.adapters.evm import (
     EVENT_RECORD_ABI_TYPE,
     EVENT_RECORD_FIELDS,
     ZERO_ADDRESS,
@@ -19,7 +19,7 @@ from projections.evm import (
     RecordDecodeError,
     decode_record,
 )
-from projections.evm.records import UINT256_MAX
+from stakeledger.adapters.evm.records import UINT256_MAX
 from tests.evm.factories import event_records
 
 

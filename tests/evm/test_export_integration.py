@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from cli import evm as evm_cli
-from cli import main as cli_main
-from domain.accounts import TREASURY
-from domain.application import StakeLedger, TransferRequest
-from domain.clock import ManualClock
-from domain.ids import SeededIds
-from projections.audit import audit
-from projections.evm import BALANCES_LEAF_ENCODING, Eip712Domain, SnapshotHeader, StandardMerkleTree, recover_signer
-from projections.evm import verify as verify_proof
-from projections.evm.bundle import (
+from stakeledger.cli import evm as evm_cli
+from stakeledger.cli import main as cli_main
+from stakeledger.domain.model.accounts import TREASURY
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.projections.audit import audit
+from stakeledger.adapters.evm import BALANCES_LEAF_ENCODING, Eip712Domain, SnapshotHeader, StandardMerkleTree, recover_signer
+from stakeledger.adapters.evm import verify as verify_proof
+from stakeledger.adapters.evm.bundle import (
     ACCOUNTS,
     ALL_FILES,
     BALANCES_TREE,
@@ -33,14 +33,14 @@ from projections.evm.bundle import (
     ImportTargetNotEmptyError,
     tree_document,
 )
-from projections.evm.addresses import account_address_bytes
-from projections.evm.export import balance_proof, export_ledger
-from projections.evm.importer import import_export, stored_event_count
-from projections.evm.verification import verify_export
-from projections.runner import Runner
-from projections.statements import statement_lines
-from projections.store import open_store as open_views
-from projections.views import ALL_VIEWS
+from stakeledger.adapters.evm.addresses import account_address_bytes
+from stakeledger.adapters.evm.export import balance_proof, export_ledger
+from stakeledger.adapters.evm.importer import import_export, stored_event_count
+from stakeledger.adapters.evm.verification import verify_export
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.statements import statement_lines
+from stakeledger.projections.store import open_store as open_views
+from stakeledger.projections.views import ALL_VIEWS
 from tests.conftest import make_store_url
 from tests.evm.conftest import VERIFY_SCRIPT, node_with_ozverify
 

@@ -4,8 +4,8 @@ import json
 
 from eventsourcing.persistence import StoredEvent
 
-from domain.accounts import account_uuid
-from projections.audit import audit
+from stakeledger.domain.model.accounts import account_uuid
+from stakeledger.projections.audit import audit
 
 
 def forged(account: str, version: int, topic: str, transfer_id: str, amount: int, counterparty: str) -> StoredEvent:

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from domain.accounts import TREASURY, pool_account_id
-from domain.application import StakeLedger
-from domain.artifacts import Artifact
-from domain.clock import ManualClock
-from domain.ids import SeededIds
-from domain.positions import Position, position_uuid
-from domain.unit_of_work import UnitOfWork
-from projections.audit import audit
-from projections.log import iter_events
+from stakeledger.domain.model.accounts import TREASURY, pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.service.unit_of_work import UnitOfWork
+from stakeledger.projections.audit import audit
+from stakeledger.projections.log import iter_events
 from tests.cli.test_cli import run
 from tests.conftest import stored_event_count
 from tests.integration.test_settlement import net_subsidy_from_pool, realised_pnl_from_events

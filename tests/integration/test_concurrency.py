@@ -8,9 +8,9 @@ import threading
 import psycopg
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from domain.application import StakeLedger
-from domain.errors import ConcurrencyError, InsufficientFundsError
-from projections.audit import audit
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import ConcurrencyError, InsufficientFundsError
+from stakeledger.projections.audit import audit
 from tests.conftest import fresh_postgres_url
 
 START_UNITS = 60

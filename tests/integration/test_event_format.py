@@ -5,9 +5,9 @@ import json
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from domain.accounts import Account, account_uuid
-from domain.errors import InvalidInputError
-from domain.topics import registered_event_classes
+from stakeledger.domain.model.accounts import Account, account_uuid
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.adapters.persistence.topics import registered_event_classes
 from tests.conftest import stored_event_count
 
 # The stored names are a contract with every ledger already written: renaming or

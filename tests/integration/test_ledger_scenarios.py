@@ -2,9 +2,9 @@
 
 import pytest
 
-from domain.accounts import TREASURY, Account, account_uuid
-from domain.application import StakeLedger, TransferRequest
-from domain.errors import (
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.errors import (
     AccountExistsError,
     AlreadyInitialisedError,
     CommandConflictError,
@@ -14,8 +14,8 @@ from domain.errors import (
     SelfTransferError,
     UnknownAccountError,
 )
-from domain.money import MAX_UINT256
-from projections.audit import audit
+from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.projections.audit import audit
 from tests.conftest import stored_event_count
 
 

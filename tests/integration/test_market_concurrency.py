@@ -8,12 +8,12 @@ artifact's outstanding shares and in the pool's balance, and nothing given up ma
 
 import multiprocessing
 
-from domain.accounts import pool_account_id
-from domain.application import StakeLedger
-from domain.errors import ConcurrencyError
-from domain.lmsr import max_subsidy_units
-from domain.positions import Position, position_uuid
-from projections.audit import audit
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import ConcurrencyError
+from stakeledger.domain.rules.lmsr import max_subsidy_units
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.projections.audit import audit
 
 TOKEN = 10**6
 LIQUIDITY_UNITS = 100 * TOKEN

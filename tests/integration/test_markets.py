@@ -16,10 +16,10 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from domain.accounts import TREASURY, order_escrow_account_id, pool_account_id
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.errors import (
+from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import (
     ArtifactExistsError,
     HoldPeriodError,
     InsufficientFundsError,
@@ -34,8 +34,8 @@ from domain.errors import (
     UnknownOrderError,
     UnknownPositionError,
 )
-from domain.ids import SeededIds
-from domain.lmsr import (
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.lmsr import (
     WAD,
     Side,
     buy_cost_units,
@@ -45,9 +45,9 @@ from domain.lmsr import (
     shares_for_tokens,
     shares_to_reach_price,
 )
-from domain.positions import Position, position_uuid
-from domain.trading import LimitOrder, MarketOrder
-from projections.audit import audit
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url, stored_event_count
 
 TOKEN = 10**6
@@ -619,7 +619,7 @@ def test_bad_market_request_when_refused_then_nothing_written(ledger, case, requ
 
 
 def test_list_artifact_when_ledger_not_initialised_then_refused_and_nothing_written(store_url, clock):
-    from domain.errors import NotInitialisedError
+    from stakeledger.domain.errors import NotInitialisedError
 
     app = StakeLedger.from_url(store_url, clock=clock)
     try:

@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from agents.orchestrator import Entry, MultiMarketOrchestrator
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.errors import InvalidInputError
-from domain.ids import SeededIds
-from domain.portfolio import Portfolio, portfolio_uuid
-from domain.positions import Position, position_uuid
-from domain.risk import MarketConfig
-from projections.log import iter_events
+from stakeledger.agents.orchestrator import Entry, MultiMarketOrchestrator
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.projections.log import iter_events
 from tests.conftest import stored_event_count
 
 TOKEN = 10**6

@@ -19,19 +19,19 @@ from typing import Any
 
 import pytest
 
-from domain.accounts import TREASURY, order_escrow_account_id, pool_account_id
-from domain.application import StakeLedger
-from domain.artifacts import Artifact
-from domain.clock import ManualClock
-from domain.errors import InvalidAmountError, InvalidInputError, LedgerError, StateError
-from domain.ids import SeededIds
-from domain.lmsr import WAD, Side
-from domain.portfolio import Portfolio, portfolio_uuid
-from domain.positions import Position, position_uuid
-from domain.trading import MarketOrder
-from projections import dashboard
-from projections.audit import audit
-from projections.log import iter_events
+from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, LedgerError, StateError
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.decisions.trading import MarketOrder
+from stakeledger.projections import dashboard
+from stakeledger.projections.audit import audit
+from stakeledger.projections.log import iter_events
 from tests.conftest import stored_event_count
 
 TOKEN = 10**6

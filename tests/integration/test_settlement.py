@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
-from domain.accounts import TREASURY, Account, account_uuid, bounty_escrow_account_id, order_escrow_account_id
-from domain.accounts import pool_account_id
-from domain.application import StakeLedger
-from domain.artifacts import Artifact, artifact_uuid
-from domain.errors import (
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, bounty_escrow_account_id, order_escrow_account_id
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
+from stakeledger.domain.errors import (
     CommandConflictError,
     FrozenError,
     HoldPeriodError,
@@ -31,11 +31,11 @@ from domain.errors import (
     UnknownBountyError,
     UnknownPositionError,
 )
-from domain.lmsr import WAD
-from domain.positions import Position, position_uuid
-from domain.reputation import Reputation, reputation_uuid
-from projections.audit import audit
-from projections.statements import statement_lines
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.projections.audit import audit
+from stakeledger.projections.statements import statement_lines
 from tests.conftest import stored_event_count
 
 TOKEN = 10**6

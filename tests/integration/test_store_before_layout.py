@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.application import StakeLedger
+from stakeledger.domain.service.application import StakeLedger
 from tests.fixtures.dump_ledger import dump, run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

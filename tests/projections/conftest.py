@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from projections.store import ViewStore, open_store
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.projections.store import ViewStore, open_store
 from tests.projections.scenario import Scenario, run_scenario
 
 

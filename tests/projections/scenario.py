@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from domain.application import StakeLedger, TransferRequest
-from domain.clock import ManualClock
-from domain.lmsr import WAD, Side
-from domain.trading import LimitOrder, MarketOrder
-from projections.store import ViewStore
-from projections.replay_check import view_contents
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.projections.store import ViewStore
+from stakeledger.projections.replay_check import view_contents
 
 TOKEN = 10**6
 AGENTS = ("ada", "bob", "cy", "dee")
@@ -110,7 +110,7 @@ def bulk_log(app: StakeLedger, clock: ManualClock, events: int, *, seed: int = 1
 
 
 def _exists(app: StakeLedger, name: str) -> bool:
-    from domain.errors import UnknownAccountError
+    from stakeledger.domain.errors import UnknownAccountError
 
     try:
         app.get_account(name)

@@ -10,13 +10,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli import views
-from cli.context import CliContext
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.errors import InvalidInputError, UnknownAccountError
-from domain.ids import SeededIds
-from projections.views import view_names
+from stakeledger.cli import views
+from stakeledger.cli.context import CliContext
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.projections.views import view_names
 from tests.projections.scenario import TOKEN, head, run_scenario
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.ids import SeededIds
-from projections.replay_check import replay_check
-from projections.store import open_store
-from projections.views import ALL_VIEWS
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.projections.replay_check import replay_check
+from stakeledger.projections.store import open_store
+from stakeledger.projections.views import ALL_VIEWS
 from tests.projections.scenario import bulk_log, head
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ PAGE_SIZE = 250
 def start_worker(url: str, log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "projections.runner", "--db", url, "--page-size", str(PAGE_SIZE), "--poll-seconds", "0.05"],
+            [sys.executable, "-m", "stakeledger.projections.runner", "--db", url, "--page-size", str(PAGE_SIZE), "--poll-seconds", "0.05"],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         )  # fmt: skip
 

@@ -12,18 +12,18 @@ import uuid
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from cli.demo import Demo
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.ids import SeededIds
-from projections import queries
-from projections.audit import audit
-from projections.replay_check import ViewsCheck, replay_check
-from projections.runner import Runner
-from projections.store import ViewStore, open_store
-from projections.views import ALL_VIEWS
-from projections.views.inbox import InboxView
-from projections.views.statements import ACCOUNTS, LINES
+from stakeledger.cli.demo import Demo
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.projections import queries
+from stakeledger.projections.audit import audit
+from stakeledger.projections.replay_check import ViewsCheck, replay_check
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.store import ViewStore, open_store
+from stakeledger.projections.views import ALL_VIEWS
+from stakeledger.projections.views.inbox import InboxView
+from stakeledger.projections.views.statements import ACCOUNTS, LINES
 from tests.projections.scenario import TOKEN, bulk_log, head, run_scenario, view_rows
 
 
@@ -52,7 +52,7 @@ def test_catch_up_when_failure_mid_page_then_rows_and_position_unchanged(ledger,
 
 
 def test_catch_up_when_handler_fails_then_later_pages_are_not_applied(ledger, scenario, store, monkeypatch):
-    from projections.views.statements import StatementsView
+    from stakeledger.projections.views.statements import StatementsView
 
     original = StatementsView.moved
     seen = []
@@ -288,8 +288,8 @@ def wait_for_views(store: ViewStore, app: StakeLedger, seconds: float = 10) -> N
 
 
 def test_catch_up_when_a_lower_position_commits_late_on_postgres_then_it_is_not_skipped(postgres_server):
-    from domain.reputation import Reputation
-    from projections.store import postgres_connection
+    from stakeledger.domain.model.reputation import Reputation
+    from stakeledger.projections.store import postgres_connection
     from tests.conftest import fresh_postgres_url
 
     clock = ManualClock()

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from domain.accounts import pool_account_id
-from domain.application import StakeLedger
-from domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
-from domain.positions import LIVE_STATUSES, Position, position_uuid
-from domain.reputation import Reputation, reputation_uuid
-from projections import queries
-from projections.replay_check import replay_check
-from projections.runner import Runner
-from projections.statements import statement_lines
-from projections.store import ViewStore
-from projections.views.markets import ARTIFACTS
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
+from stakeledger.domain.model.positions import LIVE_STATUSES, Position, position_uuid
+from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.projections import queries
+from stakeledger.projections.replay_check import replay_check
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.statements import statement_lines
+from stakeledger.projections.store import ViewStore
+from stakeledger.projections.views.markets import ARTIFACTS
 from tests.projections.scenario import AGENTS, TOKEN, head
 
 ARTIFACT_IDS = ("MKT", "LIFE", "DEP")
@@ -203,7 +203,7 @@ def test_inbox_when_life_of_an_artifact_then_one_message_per_change_newest_first
 
 def test_catch_up_when_page_size_differs_then_rows_are_identical(ledger, scenario, store):
     caught_up(ledger, store, page_size=3)
-    from projections.store import memory_store
+    from stakeledger.projections.store import memory_store
     from tests.projections.scenario import view_rows
 
     other = memory_store()

@@ -4,12 +4,12 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from domain.accounts import TREASURY
-from domain.application import StakeLedger
-from domain.clock import ManualClock
-from domain.errors import LedgerError
-from domain.money import MAX_UINT256
-from projections.audit import audit
+from stakeledger.domain.model.accounts import TREASURY
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.projections.audit import audit
 
 NAMES = st.sampled_from(["alice", "bob", "carol", "dave"])
 AMOUNTS = st.one_of(

@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note_case
 
-from domain.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
-from domain.application import StakeLedger
-from domain.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
-from domain.clock import ManualClock
-from domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError
-from domain.ids import SeededIds
-from domain.lmsr import WAD
-from domain.positions import Position, position_uuid
-from projections.audit import audit
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url
 
 TOKEN = 10**6

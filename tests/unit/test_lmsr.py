@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import lmsr
-from domain.lmsr import (
+from stakeledger.domain.rules import lmsr
+from stakeledger.domain.rules.lmsr import (
     WAD,
     Side,
     average_price_wad,

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from domain.metrics import (
+from stakeledger.domain.rules.metrics import (
     PERIODS_PER_YEAR_MONTHLY,
     PERIODS_PER_YEAR_WEEKLY,
     annual_volatility,

@@ -2,8 +2,8 @@ from fractions import Fraction
 
 import pytest
 
-from domain.errors import InvalidAmountError
-from domain.money import (
+from stakeledger.domain.errors import InvalidAmountError
+from stakeledger.domain.rules.money import (
     MAX_UINT256,
     format_amount,
     mul_div_down,

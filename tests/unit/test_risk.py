@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.risk import (
+from stakeledger.domain.rules.risk import (
     BATCH_ORDERS_MAX,
     WAD,
     MarketConfig,

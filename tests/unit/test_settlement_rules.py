@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.errors import InvalidInputError
-from domain.lmsr import WAD
-from domain.settlement_rules import (
+from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.rules.settlement import (
     LEARNING_RATE_WAD,
     LOSS,
     PARTIAL,

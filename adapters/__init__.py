@@ -1,0 +1,6 @@
+"""``stakeledger.adapters``: see docs/architecture.md for the layers and the direction of imports."""
+
+# Run from a checkout, the folder also answers to a bare `import adapters`; that second name
+# would load every module twice (two Account classes, two topic registries). Refuse it.
+if __name__ != "stakeledger.adapters":
+    raise ImportError(f"import stakeledger.adapters, not {__name__}: this folder installs as stakeledger.adapters")

@@ -1,0 +1,462 @@
+"""``stakeledger export``: the ledger at a log position as files Ethereum tooling can check.
+
+``export_ledger(app, out_dir, at=None, signing_key=None)`` writes the directory that
+projections/evm/bundle.py describes and returns an ``ExportSummary``;
+``balance_proof(app, account_id, at=None)`` gives one balance row with its Merkle
+proof, ready for a contract call. docs/evm-export.md is the reference.
+
+A stored event becomes a record like this:
+- ``seq`` counts 1, 2, 3, ... in log order (the store's notification ids may have gaps
+  on PostgreSQL; the id is kept in events.jsonl for reference);
+- ``originatorId``/``originatorVersion``/``topic`` are the stored event's own;
+- ``timestampMicros`` is the event's timestamp in whole microseconds since the epoch;
+- ``payload`` is the canonical JSON of the stored state (keys sorted, no spaces), from
+  which import rebuilds the stored event exactly;
+- for ``Account.Debited``/``Credited``: ``account`` is the address of the account the
+  aggregate holds (learnt from its ``Account.Opened``, earlier in the log) and
+  ``debit``/``credit`` is ``amount_units``; every other event has the zero address and 0/0.
+
+``at`` is an export seq (the at-th event), not a notification id. A position inside a
+transaction (one side of a transfer written, not the other) is refused: its balances
+would not add up to the header's totalSupply.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eth_account import Account as EthAccount
+from eth_hash.auto import keccak
+from eth_utils import to_checksum_address
+
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.adapters.evm.addresses import account_address_bytes
+from stakeledger.adapters.evm.bundle import (
+    ACCOUNTS,
+    ALL_FILES,
+    BALANCES_TREE,
+    DATA_FILES,
+    EVENTS_ABI,
+    EVENTS_JSONL,
+    EVENTS_TREE,
+    HEADER,
+    MANIFEST,
+    ExportError,
+    FoldError,
+    LedgerFold,
+    ProgressFn,
+    SigningKeyError,
+    abi_line,
+    accounts_document,
+    events_tree_of,
+    header_document,
+    hex0x,
+    json_document,
+    jsonl_line,
+    make_header,
+    manifest_document,
+    no_progress,
+    notification_id_line,
+    stored_state_timestamp_micros,
+    tree_document,
+)
+from stakeledger.adapters.evm.canonical import canonical_json
+from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, header_digest, sign_header
+from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, StandardMerkleTree
+from stakeledger.adapters.evm.records import ZERO_ADDRESS, ZERO_HASH, EventRecord
+from stakeledger.adapters.evm.trees import balances_tree
+from stakeledger.projections.log import iter_notifications, max_position
+
+PROGRESS_EVERY = 1_000
+PAGE_SIZE = 5_000
+_KEY = re.compile(r"(0x)?([0-9a-fA-F]{64})")
+
+
+@dataclass
+class Snapshot:
+    """The ledger at one log position, everything but the files' bytes."""
+
+    last_seq: int
+    record_hashes: list[bytes]
+    fold: LedgerFold
+    events_tree: StandardMerkleTree
+    balances_tree: StandardMerkleTree
+    header: SnapshotHeader
+    domain: Eip712Domain
+    last_notification_id: int
+
+    @property
+    def balances_root(self) -> str:
+        return self.balances_tree.root
+
+    @property
+    def events_root(self) -> str:
+        return self.events_tree.root
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    out_dir: Path
+    last_seq: int
+    events: int
+    accounts: int
+    balance_rows: int
+    events_root: str
+    balances_root: str
+    snapshot_id: str
+    total_supply_units: int
+    typed_data_hash: str
+    decimals: int | None
+    signature: str | None
+    signer: str | None
+    last_notification_id: int
+    seconds: float
+    files: dict[str, int] = field(default_factory=dict)  # name -> bytes
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out_dir), "lastSeq": self.last_seq, "events": self.events, "accounts": self.accounts,
+            "balanceRows": self.balance_rows, "eventsRoot": self.events_root, "balancesRoot": self.balances_root,
+            "snapshotId": self.snapshot_id, "totalSupply": str(self.total_supply_units),
+            "typedDataHash": self.typed_data_hash, "decimals": self.decimals, "signature": self.signature,
+            "signer": self.signer, "lastNotificationId": self.last_notification_id,
+            "seconds": round(self.seconds, 3), "files": self.files,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChainedRecord:
+    """One record as the exporter writes it, with the facts events.jsonl adds."""
+
+    record: EventRecord
+    encoded: bytes
+    record_hash: bytes
+    notification_id: int
+    account_id: str | None
+
+
+# Public API ----------------------------------------------------------------------------
+
+
+def export_ledger(
+    app: StakeLedger,
+    out_dir: str | os.PathLike[str],
+    *,
+    at: int | None = None,
+    signing_key: str | None = None,
+    domain: Eip712Domain | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> ExportSummary:
+    """Write the export of ``app``'s log (up to seq ``at``) into ``out_dir``.
+
+    ``signing_key`` is a 0x-hex secp256k1 private key; with it the header carries an
+    EIP-712 signature and the signer's address. Files are written under temporary names
+    and renamed at the end, the manifest last; on any refusal nothing is left behind.
+    """
+    started = time.perf_counter()
+    domain = domain or Eip712Domain()
+    key = check_signing_key(signing_key) if signing_key is not None else None
+    out = Path(out_dir)
+    created = not out.exists()
+    _prepare_directory(out, overwrite)
+    partial = {name: out / f".{name}.partial" for name in ALL_FILES}
+    digests = {name: hashlib.sha256() for name in DATA_FILES}
+    sizes = dict.fromkeys(DATA_FILES, 0)
+    ids_digest = hashlib.sha256()
+    try:
+        with open(partial[EVENTS_ABI], "wb") as abi_file, open(partial[EVENTS_JSONL], "wb") as jsonl_file:
+            def write(name: str, handle: Any, data: bytes) -> None:
+                handle.write(data)
+                digests[name].update(data)
+                sizes[name] += len(data)
+
+            def sink(item: ChainedRecord) -> None:
+                ids_digest.update(notification_id_line(item.notification_id))
+                write(EVENTS_ABI, abi_file, abi_line(item.encoded))
+                write(EVENTS_JSONL, jsonl_file, jsonl_line(item.record, item.record_hash, item.notification_id,
+                                                           item.account_id))
+
+            snapshot = build_snapshot(app, at=at, domain=domain, progress=progress, sink=sink)
+        signature, signer = sign_header(snapshot.header, domain, key) if key else (None, None)
+        report = progress or no_progress
+        report("writing trees", 0, 4)
+        documents = {
+            EVENTS_TREE: tree_document(snapshot.events_tree),
+            BALANCES_TREE: tree_document(snapshot.balances_tree),
+            ACCOUNTS: json_document(accounts_document(snapshot.fold)),
+            HEADER: json_document(header_document(snapshot.header, domain, signature, signer)),
+        }
+        for done, (name, data) in enumerate(documents.items(), start=1):
+            partial[name].write_bytes(data)
+            digests[name].update(data)
+            sizes[name] = len(data)
+            report("writing trees", done, 4)
+        files = {name: {"bytes": sizes[name], "sha256": digests[name].hexdigest()} for name in DATA_FILES}
+        manifest = manifest_document(
+            header=snapshot.header, fold=snapshot.fold, events=snapshot.last_seq,
+            last_record_hash=snapshot.record_hashes[-1], balance_rows=len(snapshot.balances_tree),
+            signer=signer, files=files, notification_ids=notification_ids_document(snapshot, ids_digest),
+        )  # fmt: skip
+        partial[MANIFEST].write_bytes(json_document(manifest))
+        for name in ALL_FILES:  # the manifest last: a directory with a manifest is complete
+            os.replace(partial[name], out / name)
+    except BaseException:
+        for path in partial.values():
+            path.unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    header = snapshot.header
+    return ExportSummary(
+        out_dir=out, last_seq=header.last_seq, events=snapshot.last_seq, accounts=len(snapshot.fold.by_uuid),
+        balance_rows=len(snapshot.balances_tree), events_root=hex0x(header.events_root),
+        balances_root=hex0x(header.balances_root), snapshot_id=hex0x(header.snapshot_id),
+        total_supply_units=header.total_supply, typed_data_hash=hex0x(header_digest(header, domain)),
+        decimals=snapshot.fold.decimals, signature=signature, signer=signer,
+        last_notification_id=snapshot.last_notification_id, seconds=time.perf_counter() - started,
+        files={name: (out / name).stat().st_size for name in ALL_FILES},
+    )  # fmt: skip
+
+
+def notification_ids_document(snapshot: Snapshot, digest: Any) -> dict[str, Any]:
+    return {"last": snapshot.last_notification_id, "sha256": digest.hexdigest()}
+
+
+def balance_proof(
+    app: StakeLedger, account_id: str, *, at: int | None = None, domain: Eip712Domain | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """The balance row of ``account_id`` at seq ``at`` (default: the end) and its proof."""
+    snapshot = build_snapshot(app, at=at, domain=domain or Eip712Domain(), progress=progress)
+    return proof_document(snapshot.balances_tree, snapshot.header, account_id, snapshot.fold.decimals,
+                          treasury_id=snapshot.fold.treasury_id, known=snapshot.fold.balances)
+
+
+def proof_from_export(directory: str | os.PathLike[str], account_id: str) -> dict[str, Any]:
+    """The same proof read from an export directory (its tree is validated against its header).
+
+    Only the balances tree and the header are checked here; ``verify_export`` checks all.
+    """
+    from stakeledger.adapters.evm.verification import read_header_file
+
+    root = Path(directory)
+    header, _, _, _ = read_header_file(root / HEADER)
+    try:
+        tree = StandardMerkleTree.load(json.loads((root / BALANCES_TREE).read_bytes()))
+    except (OSError, ValueError) as error:
+        raise ExportError(f"{root / BALANCES_TREE}: {error}") from None
+    if tree.root_bytes != header.balances_root:
+        raise ExportError(f"{BALANCES_TREE} root {tree.root} is not the header's balancesRoot "
+                          f"{hex0x(header.balances_root)}: run 'stakeledger verify'")
+    try:
+        manifest = json.loads((root / MANIFEST).read_bytes())
+        decimals = manifest.get("decimals") if isinstance(manifest, dict) else None
+    except (OSError, ValueError):
+        decimals = None
+    return proof_document(tree, header, account_id, decimals if isinstance(decimals, int) else None)
+
+
+def check_signing_key(text: str) -> str:
+    """A 0x-hex secp256k1 private key, checked; the key itself never appears in an error."""
+    match = _KEY.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise SigningKeyError("a signing key is 0x followed by 64 hex digits (a secp256k1 private key)")
+    key = "0x" + match.group(2).lower()
+    try:
+        EthAccount.from_key(key)
+    except (ValueError, TypeError):
+        raise SigningKeyError("the signing key is not a valid secp256k1 private key (zero or above the curve order)") from None
+    return key
+
+
+def load_signing_key(path: str | os.PathLike[str]) -> str:
+    """Read a key file holding one 0x-hex private key."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SigningKeyError(f"cannot read signing key file {path}: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        return check_signing_key(text)
+    except SigningKeyError as error:
+        raise SigningKeyError(f"{path}: {error}") from None
+
+
+def make_domain(name: str = "stakeledger", version: str = "1", chain_id: int = 1,
+                verifying_contract: str = "0x" + "00" * 20) -> Eip712Domain:
+    try:
+        return Eip712Domain(name=name, version=version, chain_id=chain_id, verifying_contract=verifying_contract)
+    except ValueError as error:
+        raise InvalidInputError(f"EIP-712 domain: {error}") from None
+
+
+# Building the snapshot -------------------------------------------------------------------
+
+
+def build_snapshot(
+    app: StakeLedger,
+    *,
+    at: int | None = None,
+    domain: Eip712Domain | None = None,
+    progress: ProgressFn | None = None,
+    sink: Any = None,
+    decode: bool = False,
+) -> Snapshot:
+    """Replay the log into records, trees and the header; ``sink(ChainedRecord)`` sees each record.
+
+    ``decode`` also turns every stored event into its domain event with the app's mapper
+    (import uses it to prove the rebuilt store reads back).
+    """
+    domain = domain or Eip712Domain()
+    if at is not None and (isinstance(at, bool) or not isinstance(at, int) or at < 1):
+        raise InvalidInputError(f"--at is an export seq (1 for the first event), got {at!r}")
+    report = progress or no_progress
+    fold = LedgerFold()
+    hashes: list[bytes] = []
+    last_notification_id = 0
+    until = max_position(app)
+    total = min(at, until) if at is not None else until
+    report("exporting events", 0, total)
+    for item in iter_records(app, fold, until=until, limit=at, decode=decode):
+        hashes.append(item.record_hash)
+        last_notification_id = item.notification_id
+        if sink is not None:
+            sink(item)
+        if item.record.seq % PROGRESS_EVERY == 0:
+            report("exporting events", item.record.seq, max(total, item.record.seq))
+    last_seq = len(hashes)
+    report("exporting events", last_seq, last_seq)
+    if last_seq == 0:
+        raise ExportError("the log is empty: nothing to export (run 'stakeledger init' first)")
+    if at is not None and last_seq < at:
+        raise ExportError(f"--at {at} is beyond the last event (seq {last_seq})")
+    if fold.net_units != 0:
+        raise ExportError(
+            f"seq {last_seq} falls inside a transaction (a transfer has one side only, balances are off by "
+            f"{fold.net_units} units); the nearest earlier consistent position is seq {fold.last_balanced_seq}"
+        )
+    rows = fold.row_balances()
+    if not rows:
+        raise ExportError(f"no account besides the treasury at seq {last_seq}: a balances tree needs a row")
+    report("building trees", 0, 2)
+    events = events_tree_of(hashes)
+    report("building trees", 1, 2)
+    balances = balances_tree(rows)
+    report("building trees", 2, 2)
+    header = make_header(domain, last_seq, events.root_bytes, balances.root_bytes, fold.total_supply_units)
+    return Snapshot(last_seq, hashes, fold, events, balances, header, domain, last_notification_id)
+
+
+def iter_records(app: StakeLedger, fold: LedgerFold, *, until: int, limit: int | None = None,
+                 decode: bool = False) -> Iterator[ChainedRecord]:
+    """Stored notifications (ids up to ``until``) as chained records, seq from 1."""
+    mapper = app.mapper
+    if getattr(mapper, "cipher", None) is not None or getattr(mapper, "compressor", None) is not None:
+        raise ExportError("this store encrypts or compresses its events; the export needs plain JSON states")
+    seq = 0
+    prev_hash = ZERO_HASH
+    if limit is not None and limit <= 0:
+        return
+    for notification in iter_notifications(app, until=until, page_size=PAGE_SIZE):
+        seq += 1
+        originator_id = notification.originator_id
+        if not isinstance(originator_id, UUID):
+            originator_id = UUID(str(originator_id))
+        try:
+            state = json.loads(bytes(notification.state))
+            if not isinstance(state, dict):
+                raise FoldError("the stored state is not a JSON object")
+            payload = canonical_json(state)
+            stamp = stored_state_timestamp_micros(state)
+            entry, credit, debit = fold.movement(originator_id, notification.topic, state)
+        except (FoldError, TypeError, ValueError) as error:
+            raise ExportError(f"event at notification {notification.id} (seq {seq}, {notification.topic}, "
+                              f"aggregate {originator_id} v{notification.originator_version}): {error}") from None
+        if decode:
+            try:
+                mapper.to_domain_event(notification)
+            except Exception as error:  # any failure to read an event back is the finding
+                raise ExportError(f"event at notification {notification.id} (seq {seq}) does not decode: "
+                                  f"{type(error).__name__}: {error}") from None
+        fold.settle(seq)
+        if entry is not None:
+            account, account_id = entry.address, entry.account_id
+        else:
+            account, account_id = ZERO_ADDRESS, None
+        record = EventRecord(seq, prev_hash, originator_id, notification.originator_version, notification.topic,
+                             stamp, account, credit, debit, payload)
+        encoded = record.encode()
+        record_hash = keccak(encoded)
+        yield ChainedRecord(record, encoded, record_hash, notification.id, account_id)
+        prev_hash = record_hash
+        if limit is not None and seq >= limit:
+            return
+
+
+# Proofs -----------------------------------------------------------------------------------
+
+
+def proof_document(tree: StandardMerkleTree, header: SnapshotHeader, account_id: str, decimals: int | None, *,
+                   treasury_id: str | None = None, known: dict[str, int] | None = None) -> dict[str, Any]:
+    if treasury_id is not None and account_id == treasury_id:
+        raise ExportError(f"the treasury {account_id!r} has no balance row: its balance is minus the "
+                          f"header's totalSupply ({header.total_supply} units)")
+    try:
+        address_bytes = account_address_bytes(account_id)
+    except (TypeError, ValueError) as error:
+        raise InvalidInputError(f"account id: {error}") from None
+    address = to_checksum_address(address_bytes)
+    index = next((i for i, (row_address, _) in tree.entries() if row_address == address_bytes), None)
+    if index is None:
+        if known is not None and account_id not in known:
+            raise UnknownAccountError(f"unknown account {account_id!r} at seq {header.last_seq}")
+        raise UnknownAccountError(f"account {account_id!r} ({address}) has no row in the balances tree")
+    _, balance = tree.at(index)
+    proof = tree.get_proof(index)
+    leaf = tree.leaf_hash((address, balance))
+    root = tree.root
+    return {
+        "account": account_id,
+        "address": address,
+        "balance": str(balance),
+        "decimals": decimals,
+        "lastSeq": header.last_seq,
+        "snapshotId": hex0x(header.snapshot_id),
+        "eventsRoot": hex0x(header.events_root),
+        "balancesRoot": root,
+        "totalSupply": str(header.total_supply),
+        "leafEncoding": list(BALANCES_LEAF_ENCODING),
+        "leaf": hex0x(leaf),
+        "proof": proof,
+        "treeIndex": index,
+        "contractCall": {
+            "function": "verify_balance(bytes32 root, address account, uint256 balance, bytes32[] proof)",
+            "args": [root, address, str(balance), proof],
+            "openZeppelin": "MerkleProof.verify(proof, balancesRoot, leaf)",
+        },
+    }
+
+
+def _prepare_directory(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} exists and is not a directory")
+    if out.is_dir() and not overwrite:
+        present = [name for name in ALL_FILES if (out / name).exists()]
+        if present:
+            raise ExportError(f"{out} already holds an export ({', '.join(present)}); choose another "
+                              "directory or pass --force to replace it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ExportError(f"cannot create {out}: {error.strerror or error}") from None

@@ -1,0 +1,278 @@
+"""Risk decisions against live state: pre-trade checks, stops, emergency liquidation, Kelly.
+
+The pure rules live in ``domain.risk``; this module feeds them the state a unit of work
+has loaded and records what they decide as events. Stops and liquidations act only on
+recorded prices and the unit's clock, so a replay reaches the same decisions.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from stakeledger.domain.model.accounts import agent_account_id
+from stakeledger.domain.model.artifacts import CHALLENGED, TRADABLE_STATES, Artifact
+from stakeledger.domain.errors import InvalidInputError, StateError
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
+from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.risk import (
+    KellySizing,
+    MarketConfig,
+    OpenExposure,
+    OrderIntent,
+    PortfolioConfig,
+    PortfolioState,
+    Rejection,
+    TrailingStop,
+    check_order,
+    kelly_order_size_units,
+    new_trailing_stop,
+    should_liquidate,
+    update_trailing_stop,
+)
+
+if TYPE_CHECKING:
+    from stakeledger.domain.service.unit_of_work import UnitOfWork
+
+MAX_STOP_ROUNDS = 50
+
+
+def load_portfolio(unit: UnitOfWork, agent: str) -> Portfolio | None:
+    return unit.find(portfolio_uuid(agent), Portfolio)
+
+
+def group_of(portfolio: Portfolio | None, artifact: Artifact) -> str | None:
+    market = portfolio.market_config(artifact.artifact_id) if portfolio else None
+    return (market.correlation_group if market and market.correlation_group else None) or artifact.group
+
+
+def side_price_wad(artifact: Artifact, side: str) -> int:
+    return artifact.side_price_wad(Side(side))
+
+
+def live_positions(unit: UnitOfWork, portfolio: Portfolio) -> list[Position]:
+    from stakeledger.domain.decisions.trading import load_position
+
+    return [position for position in (load_position(unit, pid) for pid in portfolio.position_ids) if position.is_live]
+
+
+def portfolio_state(unit: UnitOfWork, portfolio: Portfolio) -> PortfolioState:
+    return state_of(unit, portfolio.agent, portfolio.position_ids, portfolio)
+
+
+def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: Portfolio | None) -> PortfolioState:
+    """Equity = cash + tokens escrowed in the agent's resting orders + every live position
+    marked at its side's pool price. Escrow is still the agent's money, only parked."""
+    from stakeledger.domain.decisions.trading import load_artifact, load_position
+
+    cash_units = unit.account(agent).balance_units + (escrowed_units(unit, portfolio) if portfolio else 0)
+    exposures, marked_units = [], 0
+    for position in (load_position(unit, position_id) for position_id in position_ids):
+        if not position.is_live:
+            continue
+        artifact = load_artifact(unit, position.artifact_id)
+        marked_units += position.quantity_units * side_price_wad(artifact, position.side) // WAD
+        exposures.append(OpenExposure(artifact.artifact_id, group_of(portfolio, artifact), position.cost_units))
+    return PortfolioState(cash_units + marked_units, unit.account(agent).balance_units, tuple(exposures))
+
+
+def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
+    """What the agent's resting limit orders still hold in escrow."""
+    from stakeledger.domain.decisions.trading import load_artifact
+
+    total = 0
+    for artifact_id in sorted(portfolio.order_artifacts):
+        artifact = load_artifact(unit, artifact_id)
+        total += sum(order["remaining_units"] for order in artifact.orders.values() if order["agent"] == portfolio.agent)
+    return total
+
+
+# Pre-trade checks ---------------------------------------------------------------------------
+
+
+def pre_trade_check(
+    unit: UnitOfWork, agent: str, artifact: Artifact, side: Side, tokens_units: int, order_id: str | None = None,
+    *, adding_to_order: bool = False,
+) -> Rejection | None:
+    """Check an order against the agent's limits; a rejection is recorded as an event.
+    Agents without a portfolio have no limits."""
+    portfolio = load_portfolio(unit, agent)
+    if portfolio is None:
+        return None
+    market = portfolio.market_config(artifact.artifact_id)
+    intent = OrderIntent(
+        artifact.artifact_id, side.value, tokens_units, group_of(portfolio, artifact),
+        market_frozen=artifact.state == CHALLENGED, allow_add_to_existing=adding_to_order,
+    )  # fmt: skip
+    state = portfolio_state(unit, portfolio)
+    if order_id is not None and adding_to_order:
+        # A fill is paid from the order's escrow, not from free cash.
+        state = PortfolioState(state.equity_units, state.available_units + tokens_units, state.open_positions)
+    rejection = check_order(portfolio.limits, state, intent, _without_group(market))
+    if rejection is not None:
+        portfolio.reject(artifact.artifact_id, side.value, tokens_units, rejection, order_id, unit.at)
+    return rejection
+
+
+def _without_group(market: MarketConfig | None) -> MarketConfig | None:
+    # The group is resolved by group_of (market override, else the artifact's group).
+    if market is None or market.correlation_group is None:
+        return market
+    return MarketConfig(market.position_size_pct, market.trail_pct, None)
+
+
+def track_position(unit: UnitOfWork, position: Position, artifact: Artifact) -> None:
+    """Remember a position opened under risk limits; start its stop if the market has a trail."""
+    portfolio = load_portfolio(unit, position.owner)
+    if portfolio is None:
+        return
+    portfolio.track(position.position_id, unit.at)
+    if position.owner not in artifact.risk_agents:
+        artifact.trigger_event(artifact.RiskWatched, timestamp=unit.at, agent=position.owner)
+    market = portfolio.market_config(artifact.artifact_id)
+    if market is not None and market.trail_pct is not None:
+        start_stop(unit, artifact, position, market.trail_pct, Decimal(0))
+
+
+# Trailing stops -----------------------------------------------------------------------------
+
+
+def start_stop(unit: UnitOfWork, artifact: Artifact, position: Position, trail_pct: Decimal, min_ratchet_pct: Decimal) -> dict[str, Any]:
+    if not position.is_live:
+        raise StateError(f"position {position.position_id!r} is {position.status}")
+    try:
+        stop = new_trailing_stop(side_price_wad(artifact, position.side), trail_pct, min_ratchet_pct)
+    except ValueError as error:
+        raise InvalidInputError(str(error)) from None
+    artifact.trigger_event(
+        artifact.StopSet, timestamp=unit.at, position_id=position.position_id, owner=position.owner,
+        side=position.side, stop=stop.to_dict(),
+    )  # fmt: skip
+    return {"position": position.position_id, **{k: str(v) for k, v in stop.to_dict().items()}}
+
+
+def after_price_move(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
+    """Re-evaluate the market's stops and its risk-limited agents after the price moved."""
+    if getattr(unit, "risk_in_progress", False):
+        return []
+    unit.risk_in_progress = True
+    try:
+        actions = _run_stops(unit, artifact)
+        for agent in list(artifact.risk_agents):
+            actions.extend(check_liquidation(unit, agent, trigger=f"price:{artifact.artifact_id}"))
+        return actions
+    finally:
+        unit.risk_in_progress = False
+
+
+def _run_stops(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
+    from stakeledger.domain.decisions.trading import close_live_position, load_position
+
+    actions: list[dict[str, str]] = []
+    for _ in range(MAX_STOP_ROUNDS):
+        closed_one = False
+        for position_id in sorted(artifact.stops):
+            entry = artifact.stops[position_id]
+            position = load_position(unit, position_id)
+            if not position.is_live:
+                artifact.trigger_event(artifact.StopCleared, timestamp=unit.at, position_id=position_id, why=position.status)
+                continue
+            price_wad = side_price_wad(artifact, entry["side"])
+            update = update_trailing_stop(TrailingStop.from_dict(entry["stop"]), price_wad)
+            if update.ratcheted:
+                artifact.trigger_event(artifact.StopRatcheted, timestamp=unit.at, position_id=position_id,
+                                       price_wad=price_wad, stop=update.stop.to_dict())  # fmt: skip
+            if update.triggered and not entry["triggered"]:
+                artifact.trigger_event(artifact.StopTriggered, timestamp=unit.at, position_id=position_id, price_wad=price_wad)
+            if artifact.stops[position_id]["triggered"] and _may_close(unit, artifact, position):
+                close_live_position(unit, position, how="stop")
+                artifact.trigger_event(artifact.StopCleared, timestamp=unit.at, position_id=position_id, why="closed")
+                actions.append({"action": "stop", "position": position_id, "price_wad": str(price_wad)})
+                closed_one = True
+                break  # the close moved the price: evaluate every stop again
+        if not closed_one:
+            break
+    return actions
+
+
+def _may_close(unit: UnitOfWork, artifact: Artifact, position: Position) -> bool:
+    return position.status != "frozen" and artifact.state in TRADABLE_STATES and artifact.may_close_at(unit.at)
+
+
+# Emergency liquidation ----------------------------------------------------------------------
+
+
+def check_liquidation(unit: UnitOfWork, agent: str, *, trigger: str) -> list[dict[str, str]]:
+    portfolio = load_portfolio(unit, agent)
+    if portfolio is None:
+        return []
+    state = portfolio_state(unit, portfolio)
+    if not should_liquidate(state.equity_units, portfolio.baseline_units, portfolio.limits.emergency_liquidation_loss_pct):
+        return []
+    return liquidate(unit, portfolio, trigger=trigger, equity_units=state.equity_units)
+
+
+def liquidate(unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_units: int | None = None) -> list[dict[str, str]]:
+    """Close every position that may be closed now; record the liquidation."""
+    from stakeledger.domain.decisions.trading import close_live_position, load_artifact
+
+    if equity_units is None:
+        equity_units = portfolio_state(unit, portfolio).equity_units
+    closed = []
+    for position in live_positions(unit, portfolio):
+        artifact = load_artifact(unit, position.artifact_id)
+        if _may_close(unit, artifact, position):
+            close_live_position(unit, position, how="liquidation")
+            closed.append(position.position_id)
+    if closed or trigger == "manual":
+        # Below the breaker with nothing closable, later price moves try again; only an
+        # actual liquidation (or an operator's request) is recorded.
+        portfolio.liquidated(equity_units, trigger, closed, unit.at)
+    return [{"action": "liquidation", "agent": portfolio.agent, "position": position_id} for position_id in closed]
+
+
+# Configuration and Kelly --------------------------------------------------------------------
+
+
+def configure_portfolio(unit: UnitOfWork, agent: str, config: PortfolioConfig, existing_position_ids: list[str]) -> dict[str, Any]:
+    account_id = agent_account_id(agent)
+    unit.account(account_id)
+    portfolio = load_portfolio(unit, account_id)
+    if portfolio is None:
+        # The baseline is the equity when limits were first set: cash plus marked positions.
+        baseline_units = max(state_of(unit, account_id, existing_position_ids, None).equity_units, 0)
+        portfolio = unit.add(Portfolio.start(account_id, config, baseline_units, existing_position_ids, unit.at))
+    else:
+        portfolio.reconfigure(config, unit.at)
+    return {"agent": account_id, "config": portfolio.config, "baseline_units": str(portfolio.baseline_units)}
+
+
+def configure_market(unit: UnitOfWork, agent: str, artifact_id: str, config: MarketConfig) -> dict[str, Any]:
+    from stakeledger.domain.decisions.trading import load_artifact
+
+    load_artifact(unit, artifact_id)
+    portfolio = load_portfolio(unit, agent_account_id(agent))
+    if portfolio is None:
+        raise StateError(f"agent {agent!r} has no portfolio yet: run 'portfolio config {agent}' first")
+    portfolio.configure_market(artifact_id, config, unit.at)
+    return {"agent": agent, "artifact": artifact_id, "config": config.to_dict()}
+
+
+def kelly_sizing(unit: UnitOfWork, agent: str, artifact: Artifact, belief_wad: int, fraction: Fraction) -> tuple[str, KellySizing]:
+    """Pick the side with the edge and size it by fractional Kelly under the agent's limits."""
+    portfolio = load_portfolio(unit, agent)
+    config = portfolio.limits if portfolio else PortfolioConfig.default(unit.app.decimals)
+    if portfolio is not None:
+        state = portfolio_state(unit, portfolio)
+    else:
+        cash = unit.account(agent).balance_units
+        state = PortfolioState(cash, cash, ())
+    long_wad = artifact.price_long_wad
+    side = "long" if belief_wad > long_wad else "short"
+    market = portfolio.market_config(artifact.artifact_id) if portfolio else None
+    group = group_of(portfolio, artifact)
+    sizing_market = MarketConfig(market.position_size_pct if market else None, None, group)
+    sizing = kelly_order_size_units(config, state, long_wad, belief_wad, side, fraction, sizing_market)
+    return side, sizing

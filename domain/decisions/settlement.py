@@ -1,0 +1,175 @@
+"""Settlement decisions: lifecycle transitions settle every position on the artifact,
+in the same transaction as the transition itself.
+
+The pool is the counterparty. Payouts come from the artifact's pool; when the pool
+cannot cover one, the shortfall is first minted into it from the treasury
+(``amm:subsidy``). After a terminal settlement whatever is left in the pool goes back
+to the treasury (``amm:tax``), so per artifact, to the unit:
+    sum of every position's realised P&L = subsidies − tax.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
+from stakeledger.domain.model.artifacts import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Artifact, artifact_of
+from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.rules.money import check_units, split_by_weights
+from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
+from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.domain.rules.settlement import compute_settlement_pnl
+from stakeledger.domain.decisions.trading import load_artifact, load_position, pay_from_pool, release_all_orders, require_agent
+from stakeledger.domain.service.unit_of_work import UnitOfWork
+
+REFERENCE_STAKE_TOKENS = 100
+MAX_CLAIMANTS = 1_000
+
+
+def transition_artifact(
+    unit: UnitOfWork, artifact_id: str, to_state: str, actor: str, reason: str, price_wad: int | None
+) -> dict[str, Any]:
+    """Move the artifact to ``to_state`` and settle what that transition settles."""
+    artifact = load_artifact(unit, artifact_id)
+    settlement_price = price_wad if price_wad is not None else artifact.price_long_wad
+    from_state = artifact.transition(to_state, actor, reason, settlement_price, unit.at)
+    transition = artifact.transition_count
+    unit.preload([position_uuid(position_id) for position_id in artifact.position_ids], Position)
+    positions = [load_position(unit, position_id) for position_id in artifact.position_ids]
+    live = [position for position in positions if position.is_live]
+    summary: dict[str, Any] = {
+        "artifact": artifact_id, "from": from_state, "to": to_state, "transition": transition,
+        "price_long_wad": str(settlement_price), "positions": len(live),
+    }  # fmt: skip
+    if to_state == CHALLENGED:
+        for position in live:
+            position.freeze(transition, unit.at)
+        return summary
+    for position in live:
+        position.reopen(transition, unit.at)
+    if to_state == LISTED:
+        return summary
+    redeemed = {Side.LONG: 0, Side.SHORT: 0}
+    if to_state == FLAGGED:
+        paid = sum(_settle_partially(unit, artifact, position, transition, redeemed) for position in live)
+        _redeem(unit, artifact, redeemed)
+        return {**summary, "paid_units": str(paid)}
+    assert to_state in TERMINAL_STATES
+    paid = sum(_settle_finally(unit, artifact, position, transition, settlement_price, redeemed) for position in live)
+    _redeem(unit, artifact, redeemed)
+    release_all_orders(unit, artifact, "settled")
+    tax_units = unit.account(pool_account_id(artifact_id)).balance_units
+    if tax_units > 0:
+        unit.post(pool_account_id(artifact_id), TREASURY, tax_units, "amm:tax", artifact=artifact_id, transition=transition)
+    return {**summary, "paid_units": str(paid), "tax_units": str(tax_units)}
+
+
+def settle_position(unit: UnitOfWork, position_id: str, settlement_price_wad: int) -> dict[str, Any]:
+    """Settle one live position of an artifact that has reached a terminal state."""
+    position = load_position(unit, position_id)
+    artifact = load_artifact(unit, position.artifact_id)
+    if artifact.state not in TERMINAL_STATES:
+        raise StateError(f"artifact {artifact.artifact_id!r} is {artifact.state}; positions settle when it is validated or deprecated")
+    if not position.is_live:
+        raise StateError(f"position {position_id!r} is already {position.status}")
+    redeemed = {Side.LONG: 0, Side.SHORT: 0}
+    paid = _settle_finally(unit, artifact, position, artifact.transition_count, settlement_price_wad, redeemed)
+    _redeem(unit, artifact, redeemed)
+    return {"position": position_id, "payout_units": str(paid), "status": position.status}
+
+
+def _redeem(unit: UnitOfWork, artifact: Artifact, redeemed: dict[Side, int]) -> None:
+    for side, shares_units in redeemed.items():
+        artifact.redeem_shares(side, shares_units, unit.at)
+
+
+def _settle_partially(
+    unit: UnitOfWork, artifact: Artifact, position: Position, transition: int, redeemed: dict[Side, int]
+) -> int:
+    outcome = compute_settlement_pnl(position, artifact.price_long_wad, FLAGGED)
+    released_shares = position.quantity_units - outcome.quantity_left_units
+    if outcome.quantity_left_units == 0 or outcome.cost_left_units == 0:
+        return 0  # too small to halve: nothing to hand back
+    _pay(unit, artifact, position, outcome.payout_units, outcome.reason, transition)
+    redeemed[Side(position.side)] += released_shares
+    position.partially_settle(transition, FLAGGED, outcome, unit.at)
+    return outcome.payout_units
+
+
+def _settle_finally(
+    unit: UnitOfWork, artifact: Artifact, position: Position, transition: int, price_wad: int, redeemed: dict[Side, int]
+) -> int:
+    outcome = compute_settlement_pnl(position, price_wad, artifact.state)
+    _pay(unit, artifact, position, outcome.payout_units, outcome.reason, transition)
+    redeemed[Side(position.side)] += position.quantity_units
+    position.settle(transition, artifact.state, price_wad, outcome, unit.at)
+    reputation = unit.find(reputation_uuid(position.owner), Reputation) or unit.add(Reputation.start(position.owner, unit.at))
+    reputation.record_prediction(
+        position.position_id, artifact.artifact_id, transition, correct=outcome.correct,
+        stake_units=outcome.cost_released_units, reference_stake_units=REFERENCE_STAKE_TOKENS * 10**unit.app.decimals,
+        at=unit.at,
+    )  # fmt: skip
+    return outcome.payout_units
+
+
+def _pay(unit: UnitOfWork, artifact: Artifact, position: Position, amount_units: int, reason: str, transition: int) -> None:
+    if amount_units > 0:
+        pay_from_pool(unit, artifact.artifact_id, position.owner, amount_units, reason,
+                      position=position.position_id, transition=transition)  # fmt: skip
+
+
+# Bounties -----------------------------------------------------------------------------------
+
+
+def post_bounty(unit: UnitOfWork, artifact_id: str, sponsor: str, amount_units: int) -> dict[str, Any]:
+    sponsor_account = require_agent(unit, sponsor)
+    check_units(amount_units)
+    artifact = load_artifact(unit, artifact_id)
+    bounty_id = artifact.post_bounty(sponsor_account, amount_units, unit.at)
+    unit.post(sponsor_account, bounty_escrow_account_id(bounty_id), amount_units, "bounty:fund",
+              artifact=artifact_id, bounty=bounty_id)  # fmt: skip
+    return {"bounty": bounty_id, "amount_units": str(amount_units)}
+
+
+def distribute_bounty(unit: UnitOfWork, bounty_id: str, claimants: list[tuple[str, Fraction]]) -> dict[str, Any]:
+    """Split the escrow among claimants by weight: floor of each share, leftovers in order."""
+    if not claimants:
+        raise InvalidInputError("a distribution needs at least one claimant")
+    if len(claimants) > MAX_CLAIMANTS:
+        raise InvalidInputError(f"at most {MAX_CLAIMANTS} claimants")
+    names = [agent_account_id(name) for name, _ in claimants]
+    if len(set(names)) != len(names):
+        raise InvalidInputError("each claimant may appear once")
+    artifact, bounty = _open_bounty(unit, bounty_id)
+    for name in names:
+        require_agent(unit, name)
+    shares = split_by_weights(bounty["amount_units"], claimants)
+    for name, share in shares:
+        if share > 0:
+            unit.post(bounty_escrow_account_id(bounty_id), name, share, "bounty:payout",
+                      artifact=artifact.artifact_id, bounty=bounty_id)  # fmt: skip
+    artifact.close_bounty(bounty_id, "distributed", {name: share for name, share in shares}, unit.at)
+    return {"bounty": bounty_id, "shares": {name: str(share) for name, share in shares}}
+
+
+def refund_bounty(unit: UnitOfWork, bounty_id: str) -> dict[str, Any]:
+    artifact, bounty = _open_bounty(unit, bounty_id)
+    unit.post(bounty_escrow_account_id(bounty_id), bounty["sponsor"], bounty["amount_units"], "bounty:refund",
+              artifact=artifact.artifact_id, bounty=bounty_id)  # fmt: skip
+    artifact.close_bounty(bounty_id, "refunded", {bounty["sponsor"]: bounty["amount_units"]}, unit.at)
+    return {"bounty": bounty_id, "refunded_units": str(bounty["amount_units"]), "sponsor": bounty["sponsor"]}
+
+
+def _open_bounty(unit: UnitOfWork, bounty_id: str) -> tuple[Artifact, dict[str, Any]]:
+    artifact = load_artifact(unit, artifact_of(bounty_id))
+    bounty = artifact.bounties.get(bounty_id)
+    if bounty is None:
+        raise UnknownBountyError(f"unknown bounty {bounty_id!r}")
+    if bounty["status"] != "open":
+        raise StateError(f"bounty {bounty_id!r} is already {bounty['status']}")
+    return artifact, bounty
+
+
+__all__ = ["FROZEN", "compute_settlement_pnl"]

@@ -1,0 +1,344 @@
+"""Market decisions: listing, market and limit orders, fills, cancels, closes.
+
+Each function takes a unit of work and decides against the state it has loaded, so a
+batch of orders runs them one after another in one transaction and each order sees
+what the earlier ones did. Money moves only through ``unit.post``; shares move only
+through ``Artifact.record_trade``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
+from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
+from stakeledger.domain.errors import (
+    ArtifactExistsError,
+    HoldPeriodError,
+    InvalidAmountError,
+    InvalidInputError,
+    NotOwnerError,
+    SlippageError,
+    StateError,
+    UnknownArtifactError,
+    UnknownOrderError,
+    UnknownPositionError,
+)
+from stakeledger.domain.rules.lmsr import WAD, Side, average_price_wad, max_subsidy_units, sell_proceeds_units, shares_for_tokens
+from stakeledger.domain.rules.lmsr import shares_to_reach_price
+from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
+from stakeledger.domain.service.unit_of_work import UnitOfWork
+
+MAX_FILLS_PER_TRADE = 500
+MAX_HOLD_DAYS = 36_500
+
+
+@dataclass(frozen=True)
+class MarketOrder:
+    agent: str
+    artifact_id: str
+    side: Side
+    tokens_units: int
+    max_price_wad: int | None = None
+    min_shares_units: int | None = None
+
+
+@dataclass(frozen=True)
+class LimitOrder:
+    agent: str
+    artifact_id: str
+    side: Side
+    tokens_units: int
+    limit_price_wad: int
+    expires_in: timedelta | None = None  # a lifetime, counted from the transaction's clock time
+
+
+MAX_ORDER_LIFETIME_DAYS = 3650
+
+
+def order_lifetime(days: float) -> timedelta:
+    """A limit order's lifetime from a number of days: more than 0, at most ten years."""
+    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
+        raise InvalidInputError(f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}")
+    lifetime = timedelta(days=days)
+    if lifetime < timedelta(seconds=1):
+        raise InvalidInputError(f"expiry must be at least a second away, got {days!r} days")
+    return lifetime
+
+
+# Loading ------------------------------------------------------------------------------------
+
+
+def load_artifact(unit: UnitOfWork, artifact_id: str) -> Artifact:
+    artifact = unit.find(artifact_uuid(check_artifact_id(artifact_id)), Artifact)
+    if artifact is None:
+        raise UnknownArtifactError(f"unknown artifact {artifact_id!r}")
+    return artifact
+
+
+def load_position(unit: UnitOfWork, position_id: str) -> Position:
+    artifact_of(position_id)
+    position = unit.find(position_uuid(position_id), Position)
+    if position is None:
+        raise UnknownPositionError(f"unknown position {position_id!r}")
+    return position
+
+
+def require_agent(unit: UnitOfWork, agent: str) -> str:
+    account_id = agent_account_id(agent)
+    unit.account(account_id)  # raises UnknownAccountError for an agent never opened
+    return account_id
+
+
+# Listing ------------------------------------------------------------------------------------
+
+
+def list_artifact(
+    unit: UnitOfWork, artifact_id: str, title: str, b_units: int, group: str | None, min_hold_days: int
+) -> dict[str, Any]:
+    """Open the artifact's binary market, funding its pool with the worst-case loss b·ln 2."""
+    check_artifact_id(artifact_id)
+    if isinstance(b_units, bool) or not isinstance(b_units, int) or b_units <= 0:
+        raise InvalidAmountError(f"liquidity must be a positive amount, got {b_units!r}")
+    check_units(b_units)
+    if not isinstance(title, str) or not title.strip() or len(title) > 200:
+        raise InvalidInputError("title must be 1-200 characters")
+    if isinstance(min_hold_days, bool) or not isinstance(min_hold_days, int) or not 0 <= min_hold_days <= MAX_HOLD_DAYS:
+        raise InvalidInputError(f"min hold days must be a whole number from 0 to {MAX_HOLD_DAYS}")
+    if group is not None and not (isinstance(group, str) and 0 < len(group) <= 64):
+        raise InvalidInputError("group must be 1-64 characters")
+    if unit.find(artifact_uuid(artifact_id), Artifact) is not None:
+        raise ArtifactExistsError(f"artifact {artifact_id!r} already exists")
+    subsidy_units = max_subsidy_units(b_units)
+    artifact = unit.add(Artifact._create(
+        Artifact.Listed, id=artifact_uuid(artifact_id), timestamp=unit.at, artifact_id=artifact_id,
+        title=title.strip(), group=group, b_units=b_units, min_hold_days=min_hold_days, subsidy_units=subsidy_units,
+    ))  # fmt: skip
+    unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, "amm:subsidy", artifact=artifact.artifact_id)
+    return {"artifact": artifact_id, "b_units": str(b_units), "subsidy_units": str(subsidy_units)}
+
+
+# Market orders ------------------------------------------------------------------------------
+
+
+def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]:
+    """Buy the shares that ``tokens_units`` pay for, at the pool's price, then fill any
+    resting limit orders the move crossed."""
+    agent = require_agent(unit, order.agent)
+    check_units(order.tokens_units)
+    artifact = load_artifact(unit, order.artifact_id)
+    rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units)
+    if rejection is not None:
+        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
+    artifact.require_tradable()
+    expire_orders(unit, artifact)
+    shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, order.side, order.tokens_units)
+    average_wad = average_price_wad(order.tokens_units, shares_units)
+    if order.max_price_wad is not None and average_wad > order.max_price_wad:
+        raise SlippageError(
+            f"average price {_price(average_wad)} would exceed the bound {_price(order.max_price_wad)}"
+        )
+    if order.min_shares_units is not None and shares_units < order.min_shares_units:
+        raise SlippageError(f"{shares_units} shares would fall short of the minimum {order.min_shares_units}")
+    position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None)
+    fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
+    return {
+        "position": position.position_id, "artifact": artifact.artifact_id, "side": order.side.value,
+        "shares_units": str(shares_units), "cost_units": str(order.tokens_units),
+        "average_price_wad": str(average_wad), "price_long_wad": str(artifact.price_long_wad), "fills": fills,
+        **_risk(actions),
+    }  # fmt: skip
+
+
+def _buy(
+    unit: UnitOfWork, artifact: Artifact, agent: str, side: Side, shares_units: int, cost_units: int,
+    payer_account: str, order_id: str | None,
+) -> Position:  # fmt: skip
+    position_id = artifact.next_position_id()
+    unit.post(payer_account, pool_account_id(artifact.artifact_id), cost_units, "trade:open",
+              artifact=artifact.artifact_id, position=position_id, order=order_id)  # fmt: skip
+    artifact.record_trade(side, shares_units, cost_units, position_id, agent, order_id, unit.at)
+    position = unit.add(Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at))
+    track_position(unit, position, artifact)
+    return position
+
+
+def close_position(unit: UnitOfWork, position_id: str, *, how: str = "close", owner: str | None = None) -> dict[str, Any]:
+    """Sell the position's shares back to the pool at market."""
+    position = load_position(unit, position_id)
+    if owner is not None and position.owner != owner:
+        raise NotOwnerError(f"position {position_id!r} belongs to another agent")
+    if not position.is_live:
+        raise StateError(f"position {position_id!r} is {position.status}")
+    artifact = load_artifact(unit, position.artifact_id)
+    artifact.require_tradable()
+    if not artifact.may_close_at(unit.at):
+        raise HoldPeriodError(
+            f"artifact {artifact.artifact_id!r} must be listed longer than {artifact.min_hold_days} days before closing"
+        )
+    expire_orders(unit, artifact)
+    proceeds_units = close_live_position(unit, position, how=how)
+    fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
+    return {
+        "position": position_id, "proceeds_units": str(proceeds_units),
+        "pnl_units": str(proceeds_units - position.cost_units), "price_long_wad": str(artifact.price_long_wad),
+        "fills": fills, **_risk(actions),
+    }  # fmt: skip
+
+
+def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
+    """Sell a live position back to the pool; the caller has checked it may close."""
+    artifact = load_artifact(unit, position.artifact_id)
+    side = Side(position.side)
+    proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units)
+    artifact.record_trade(side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at)
+    if proceeds_units > 0:
+        pay_from_pool(unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id)
+    position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
+    return proceeds_units
+
+
+def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
+    """Pay from the artifact's pool. Partial settlements can leave the pool short of what
+    the LMSR owes; the shortfall is minted into it from the treasury first (amm:subsidy)."""
+    pool = pool_account_id(artifact_id)
+    shortfall = amount_units - unit.account(pool).balance_units
+    if shortfall > 0:
+        # The subsidy is the market's, not the payee's: it names the transition, not the position.
+        market_refs = {key: value for key, value in refs.items() if key != "position"}
+        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact_id, **market_refs)
+    unit.post(pool, payee, amount_units, reason, artifact=artifact_id, **refs)
+
+
+# Limit orders -------------------------------------------------------------------------------
+
+
+def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
+    """Escrow the tokens and rest the order until the side's price falls below its limit."""
+    agent = require_agent(unit, order.agent)
+    check_units(order.tokens_units)
+    if not 0 < order.limit_price_wad < WAD:
+        raise InvalidAmountError("limit price must be strictly between 0 and 1")
+    expires_at = unit.at + order.expires_in if order.expires_in is not None else None
+    if expires_at is not None and expires_at <= unit.at:
+        raise InvalidInputError("an order must expire in the future")
+    artifact = load_artifact(unit, order.artifact_id)
+    order_id = artifact.next_order_id()
+    rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units, order_id)
+    if rejection is not None:
+        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
+    artifact.require_tradable()
+    expire_orders(unit, artifact)
+    unit.post(agent, order_escrow_account_id(artifact.artifact_id), order.tokens_units, "order:escrow",
+              artifact=artifact.artifact_id, order=order_id)  # fmt: skip
+    placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at)
+    assert placed == order_id
+    portfolio = load_portfolio(unit, agent)
+    if portfolio is not None:
+        portfolio.watch_orders(artifact.artifact_id, unit.at)
+    fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
+    return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills, **_risk(actions)}
+
+
+def cancel_order(unit: UnitOfWork, order_id: str, agent: str | None) -> dict[str, Any]:
+    """Release a resting order's escrow; ``agent``, when given, must be the one who placed it."""
+    artifact = load_artifact(unit, artifact_of(order_id))
+    status = artifact.order_status.get(order_id)
+    if status is None:
+        raise UnknownOrderError(f"unknown order {order_id!r}")
+    order = artifact.orders.get(order_id)
+    if order is None:
+        raise StateError(f"order {order_id!r} is already {status}")
+    if agent is not None and order["agent"] != agent_account_id(agent):
+        raise NotOwnerError(f"order {order_id!r} belongs to another agent")
+    artifact.require_tradable()  # a challenged market freezes cancels too
+    released_units = _release(unit, artifact, order_id, "cancelled")
+    return {"order": order_id, "status": "cancelled", "released_units": str(released_units)}
+
+
+def expire_orders(unit: UnitOfWork, artifact: Artifact) -> list[str]:
+    """Release every resting order whose expiry has passed on the unit's clock."""
+    expired = [
+        order_id for order_id, order in artifact.orders.items()
+        if order["expires_at"] is not None and order["expires_at"] <= unit.at
+    ]  # fmt: skip
+    for order_id in expired:
+        _release(unit, artifact, order_id, "expired")
+    return expired
+
+
+def release_all_orders(unit: UnitOfWork, artifact: Artifact, why: str) -> int:
+    return sum(_release(unit, artifact, order_id, why) for order_id in list(artifact.orders))
+
+
+def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> int:
+    order = artifact.orders[order_id]
+    released_units = artifact.release_order(order_id, why, unit.at)
+    if released_units > 0:
+        unit.post(order_escrow_account_id(artifact.artifact_id), order["agent"], released_units, "order:release",
+                  artifact=artifact.artifact_id, order=order_id)  # fmt: skip
+    return released_units
+
+
+def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
+    """Fill resting orders whose side's price is now below their limit, best limit first,
+    then oldest first. A fill buys only up to the limit price, so its average price never
+    exceeds the limit; what it cannot spend keeps resting."""
+    if artifact.state not in ("listed", "flagged"):
+        return []
+    fills: list[dict[str, str]] = []
+    skipped: set[str] = set()
+    for _ in range(MAX_FILLS_PER_TRADE):
+        crossed = [
+            order for order in artifact.orders.values()
+            if order["order_id"] not in skipped
+            and artifact.side_price_wad(Side(order["side"])) < order["limit_price_wad"]
+        ]  # fmt: skip
+        if not crossed:
+            break
+        order = min(crossed, key=lambda o: (-o["limit_price_wad"], o["sequence"]))
+        side = Side(order["side"])
+        target_long_wad = order["limit_price_wad"] if side == Side.LONG else WAD - order["limit_price_wad"]
+        move_side, shares_to_limit, cost_to_limit_units = shares_to_reach_price(
+            artifact.q_long, artifact.q_short, artifact.b_units, target_long_wad
+        )
+        if move_side != side or shares_to_limit == 0:
+            skipped.add(order["order_id"])
+            continue
+        if order["remaining_units"] >= cost_to_limit_units:
+            # Buy exactly the shares that lift the price to the limit: the order stops crossing.
+            shares_units, spend_units = shares_to_limit, cost_to_limit_units
+        else:
+            spend_units = order["remaining_units"]
+            shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, side, spend_units)
+        if shares_units == 0 or spend_units * WAD > order["limit_price_wad"] * shares_units:
+            # Dust: rounding a few base units up would pay more than the limit per share.
+            skipped.add(order["order_id"])
+            continue
+        if pre_trade_check(unit, order["agent"], artifact, side, spend_units, order["order_id"], adding_to_order=True):
+            # The agent's limits no longer allow this fill: the order leaves the book.
+            _release(unit, artifact, order["order_id"], "rejected")
+            continue
+        position = _buy(unit, artifact, order["agent"], side, shares_units, spend_units,
+                        order_escrow_account_id(artifact.artifact_id), order["order_id"])  # fmt: skip
+        artifact.fill_order(order["order_id"], position.position_id, shares_units, spend_units, unit.at)
+        fills.append({"order": order["order_id"], "position": position.position_id, "shares_units": str(shares_units),
+                      "cost_units": str(spend_units)})  # fmt: skip
+    return fills
+
+
+def _risk(actions: list[dict[str, str]]) -> dict[str, Any]:
+    """Stops and liquidations a trade set off, when there were any."""
+    return {"risk_actions": actions} if actions else {}
+
+
+def _price(wad: int) -> str:
+    return str((Decimal(wad) / WAD).quantize(Decimal("0.000001")))

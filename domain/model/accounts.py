@@ -1,0 +1,168 @@
+"""The Account aggregate: one balance, changed only by the two sides of a transfer.
+
+Every token movement is a transfer with a debit side and a credit side. Each side is
+an event on its own account (``Debited`` / ``Credited``) carrying the same transfer
+id, amount, reason and references, so an auditor can pair them up. Only the treasury
+may go negative: its balance is minus the total supply.
+"""
+
+import re
+from functools import lru_cache
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError
+from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.types import Name, PositiveUnits, Refs
+
+TREASURY = "sys:treasury"
+AGENT, TREASURY_KIND, POOL, ESCROW = "agent", "treasury", "pool", "escrow"
+ACCOUNT_KINDS = (AGENT, TREASURY_KIND, POOL, ESCROW)
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/account")
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+
+# Reason codes are a stable vocabulary: reports, the audit and the EVM export key on them.
+REASONS = frozenset(
+    {
+        "mint", "burn", "transfer",
+        "trade:open", "trade:close", "order:escrow", "order:release", "order:fill",
+        "settlement:profit", "settlement:loss", "settlement:partial",
+        "amm:subsidy", "amm:tax",
+        "bounty:fund", "bounty:payout", "bounty:refund",
+    }
+)  # fmt: skip
+
+
+def agent_account_id(name: str) -> str:
+    """An agent's account id is its name: letters, digits, '_', '.', '-'; at most 64."""
+    if not isinstance(name, str) or not _AGENT_NAME.match(name):
+        raise InvalidInputError(
+            f"agent name must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit): {name!r}"
+        )
+    return name
+
+
+def pool_account_id(artifact_id: str) -> str:
+    return f"pool:{artifact_id}"
+
+
+def bounty_escrow_account_id(bounty_id: str) -> str:
+    return f"escrow:bounty:{bounty_id}"
+
+
+def order_escrow_account_id(artifact_id: str) -> str:
+    return f"escrow:orders:{artifact_id}"
+
+
+def account_kind(account_id: str) -> str:
+    if account_id == TREASURY:
+        return TREASURY_KIND
+    if account_id.startswith("pool:"):
+        return POOL
+    if account_id.startswith("escrow:"):
+        return ESCROW
+    return AGENT
+
+
+@lru_cache(maxsize=65_536)
+def account_uuid(account_id: str) -> UUID:
+    """Accounts are addressed by name: the aggregate id is a UUID5 of the account id."""
+    return uuid5(_NAMESPACE, account_id)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One movement of tokens: ``amount_units`` leave ``debit_account`` for ``credit_account``."""
+
+    transfer_id: str
+    debit_account: str
+    credit_account: str
+    amount_units: int
+    reason: str
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+class Account(Aggregate):
+    class Opened(Aggregate.Created):
+        account_id: Name
+        kind: str
+
+        # Version 1 records had no kind: every account was inferred from its id.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["kind"] = account_kind(state["account_id"])
+
+    class Debited(Aggregate.Event):
+        transfer_id: Name
+        amount_units: PositiveUnits
+        counterparty: Name
+        reason: Name
+        refs: Refs
+
+        def apply(self, account: "Account") -> None:
+            account.balance_units -= self.amount_units
+
+    class Credited(Aggregate.Event):
+        transfer_id: Name
+        amount_units: PositiveUnits
+        counterparty: Name
+        reason: Name
+        refs: Refs
+
+        def apply(self, account: "Account") -> None:
+            account.balance_units += self.amount_units
+
+    def __init__(self, account_id: str, kind: str) -> None:
+        self.account_id = account_id
+        self.kind = kind
+        self.balance_units = 0
+
+    @classmethod
+    def open(cls, account_id: str, at: datetime) -> "Account":
+        return cls._create(
+            cls.Opened, id=account_uuid(account_id), timestamp=at, account_id=account_id, kind=account_kind(account_id)
+        )
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.kind == TREASURY_KIND
+
+    def debit(self, transfer: Transfer, at: datetime) -> None:
+        assert transfer.debit_account == self.account_id
+        if not self.may_go_negative and self.balance_units < transfer.amount_units:
+            raise InsufficientFundsError(
+                f"account {self.account_id!r} holds {self.balance_units} base units, "
+                f"{transfer.amount_units} needed"
+            )
+        self.trigger_event(
+            self.Debited,
+            timestamp=at,
+            transfer_id=transfer.transfer_id,
+            amount_units=transfer.amount_units,
+            counterparty=transfer.credit_account,
+            reason=transfer.reason,
+            refs=transfer.refs,
+        )
+        assert self.may_go_negative or self.balance_units >= 0
+
+    def credit(self, transfer: Transfer, at: datetime) -> None:
+        assert transfer.credit_account == self.account_id
+        self.trigger_event(
+            self.Credited,
+            timestamp=at,
+            transfer_id=transfer.transfer_id,
+            amount_units=transfer.amount_units,
+            counterparty=transfer.debit_account,
+            reason=transfer.reason,
+            refs=transfer.refs,
+        )
+
+
+register_aggregate(Account)

@@ -1,0 +1,351 @@
+"""The Artifact aggregate: a research artifact's lifecycle and its binary LMSR market.
+
+The artifact holds the market's outstanding shares (q_long, q_short), its resting limit
+orders and the ids of every position opened on it, so one load gives a trade or a
+settlement everything it needs. Ids of orders and positions are derived from the
+artifact id and a counter ("ART-1/o3", "ART-1/p17"): readable, unique and stable.
+"""
+
+import re
+from datetime import datetime, timedelta
+from typing import Any, Optional
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
+from stakeledger.domain.rules.lmsr import Side, prices_wad
+from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
+
+LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED = "listed", "flagged", "challenged", "validated", "deprecated"
+STATES = (LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED)
+TERMINAL_STATES = (VALIDATED, DEPRECATED)
+TRADABLE_STATES = (LISTED, FLAGGED)
+# listed -> anything; flagged/challenged -> listed or another non-listed state; terminal -> nothing.
+ALLOWED_TRANSITIONS = {
+    LISTED: {FLAGGED, CHALLENGED, VALIDATED, DEPRECATED},
+    FLAGGED: {LISTED, CHALLENGED, VALIDATED, DEPRECATED},
+    CHALLENGED: {LISTED, FLAGGED, VALIDATED, DEPRECATED},
+    VALIDATED: set(),
+    DEPRECATED: set(),
+}
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/artifact")
+_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
+
+
+def artifact_uuid(artifact_id: str) -> UUID:
+    return uuid5(_NAMESPACE, artifact_id)
+
+
+def check_artifact_id(artifact_id: str) -> str:
+    if not isinstance(artifact_id, str) or not _ARTIFACT_ID.match(artifact_id):
+        raise InvalidInputError(
+            f"artifact id must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit): {artifact_id!r}"
+        )
+    return artifact_id
+
+
+def artifact_of(child_id: str) -> str:
+    """The artifact an order id ("ART-1/o3") or position id ("ART-1/p17") belongs to."""
+    artifact_id, slash, rest = child_id.partition("/")
+    if not slash or not rest:
+        raise InvalidInputError(f"ids of orders and positions look like ARTIFACT/o3 or ARTIFACT/p17, got {child_id!r}")
+    return check_artifact_id(artifact_id)
+
+
+def check_side(side: str) -> Side:
+    try:
+        return Side(side)
+    except ValueError:
+        raise InvalidInputError(f"side must be 'long' or 'short', got {side!r}") from None
+
+
+class Artifact(Aggregate):
+    class Listed(Aggregate.Created):
+        artifact_id: Name
+        title: Name
+        group: Optional[str]
+        b_units: PositiveUnits
+        min_hold_days: int
+        subsidy_units: PositiveUnits
+
+    class Traded(Aggregate.Event):
+        """Shares bought (positive) or sold back (negative) against the pool."""
+
+        side: str
+        shares_delta_units: SignedUnits
+        tokens_delta_units: SignedUnits
+        position_id: Name
+        agent: Name
+        order_id: Optional[str]
+        price_long_wad: PriceWad
+
+        def apply(self, artifact: "Artifact") -> None:
+            if self.side == Side.LONG:
+                artifact.q_long += self.shares_delta_units
+            else:
+                artifact.q_short += self.shares_delta_units
+            if self.shares_delta_units > 0 and self.position_id not in artifact.position_ids:
+                artifact.position_ids.append(self.position_id)
+                artifact.position_count += 1
+
+    class OrderPlaced(Aggregate.Event):
+        order_id: Name
+        agent: Name
+        side: str
+        tokens_units: PositiveUnits
+        limit_price_wad: PriceWad
+        expires_at: Optional[datetime]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.order_count += 1
+            artifact.orders[self.order_id] = {
+                "order_id": self.order_id, "agent": self.agent, "side": self.side,
+                "remaining_units": self.tokens_units, "limit_price_wad": self.limit_price_wad,
+                "expires_at": self.expires_at, "placed_at": self.timestamp, "sequence": artifact.order_count,
+            }  # fmt: skip
+            artifact.order_status[self.order_id] = "open"
+
+    class OrderFilled(Aggregate.Event):
+        order_id: Name
+        position_id: Name
+        shares_units: PositiveUnits
+        cost_units: PositiveUnits
+
+        def apply(self, artifact: "Artifact") -> None:
+            order = artifact.orders[self.order_id]
+            order["remaining_units"] -= self.cost_units
+            if order["remaining_units"] == 0:
+                del artifact.orders[self.order_id]
+                artifact.order_status[self.order_id] = "filled"
+            else:
+                artifact.order_status[self.order_id] = "partially_filled"
+
+    class OrderReleased(Aggregate.Event):
+        """A resting order left the book: cancelled, expired or released by settlement."""
+
+        order_id: Name
+        released_units: Units
+        why: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            del artifact.orders[self.order_id]
+            artifact.order_status[self.order_id] = self.why
+
+    class SharesRedeemed(Aggregate.Event):
+        """Shares handed back to the pool by a settlement, at the settlement's terms:
+        one event per side per transition, however many positions took part."""
+
+        side: str
+        shares_units: PositiveUnits
+        transition: int
+
+        def apply(self, artifact: "Artifact") -> None:
+            if self.side == Side.LONG:
+                artifact.q_long -= self.shares_units
+            else:
+                artifact.q_short -= self.shares_units
+
+    class BountyPosted(Aggregate.Event):
+        bounty_id: Name
+        sponsor: Name
+        amount_units: PositiveUnits
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.bounty_count += 1
+            artifact.bounties[self.bounty_id] = {"sponsor": self.sponsor, "amount_units": self.amount_units, "status": "open"}
+
+    class BountyClosed(Aggregate.Event):
+        """Distributed among claimants by weight, or refunded to the sponsor."""
+
+        bounty_id: Name
+        how: Name
+        shares: dict[str, int]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.bounties[self.bounty_id]["status"] = self.how
+
+    class StopSet(Aggregate.Event):
+        """A trailing stop on one position, on the price of the position's own side."""
+
+        position_id: Name
+        owner: Name
+        side: str
+        stop: dict[str, Any]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id] = {"owner": self.owner, "side": self.side, "stop": dict(self.stop),
+                                                "triggered": False}  # fmt: skip
+
+    class StopRatcheted(Aggregate.Event):
+        position_id: Name
+        price_wad: PriceWad
+        stop: dict[str, Any]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id]["stop"] = dict(self.stop)
+
+    class StopTriggered(Aggregate.Event):
+        """The price touched the trigger; the position closes now, or as soon as it may."""
+
+        position_id: Name
+        price_wad: PriceWad
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.stops[self.position_id]["triggered"] = True
+
+    class StopCleared(Aggregate.Event):
+        position_id: Name
+        why: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            del artifact.stops[self.position_id]
+
+    class RiskWatched(Aggregate.Event):
+        """An agent with risk limits holds a position here: price moves re-check its equity."""
+
+        agent: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.risk_agents.append(self.agent)
+
+    class Transitioned(Aggregate.Event):
+        from_state: Name
+        to_state: Name
+        actor: Name
+        reason: str
+        price_long_wad: PriceWad
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.state = self.to_state
+            artifact.transition_count += 1
+            artifact.settlement_price_wad = self.price_long_wad if self.to_state in TERMINAL_STATES else None
+
+    def __init__(
+        self, artifact_id: str, title: str, group: Optional[str], b_units: int, min_hold_days: int, subsidy_units: int
+    ) -> None:
+        self.artifact_id = artifact_id
+        self.title = title
+        self.group = group
+        self.b_units = b_units
+        self.min_hold_days = min_hold_days
+        self.subsidy_units = subsidy_units
+        self.state = LISTED
+        self.q_long = 0
+        self.q_short = 0
+        self.orders: dict[str, dict[str, Any]] = {}
+        self.order_status: dict[str, str] = {}
+        self.order_count = 0
+        self.position_ids: list[str] = []
+        self.position_count = 0
+        self.transition_count = 0
+        self.settlement_price_wad: Optional[int] = None
+        self.bounties: dict[str, dict[str, Any]] = {}
+        self.bounty_count = 0
+        self.stops: dict[str, dict[str, Any]] = {}
+        self.risk_agents: list[str] = []
+
+    @property
+    def listed_at(self) -> datetime:
+        return self.created_on
+
+    @property
+    def price_long_wad(self) -> int:
+        """The pool's current long price, from the outstanding shares."""
+        return self.prices()[0]
+
+    # Decisions --------------------------------------------------------------------------
+
+    def prices(self) -> tuple[int, int]:
+        return prices_wad(self.q_long, self.q_short, self.b_units)
+
+    def side_price_wad(self, side: Side) -> int:
+        long_wad, short_wad = self.prices()
+        return long_wad if side == Side.LONG else short_wad
+
+    def require_tradable(self) -> None:
+        if self.state == CHALLENGED:
+            raise FrozenError(f"artifact {self.artifact_id!r} is challenged: its positions and orders are frozen")
+        if self.state not in TRADABLE_STATES:
+            raise StateError(f"artifact {self.artifact_id!r} is {self.state}: its market is closed")
+
+    def may_close_at(self, now: datetime) -> bool:
+        return now - self.listed_at > timedelta(days=self.min_hold_days) if self.min_hold_days else True
+
+    def next_position_id(self) -> str:
+        return f"{self.artifact_id}/p{self.position_count + 1}"
+
+    def next_order_id(self) -> str:
+        return f"{self.artifact_id}/o{self.order_count + 1}"
+
+    def record_trade(
+        self, side: Side, shares_delta_units: int, tokens_delta_units: int, position_id: str, agent: str,
+        order_id: Optional[str], at: datetime,
+    ) -> None:  # fmt: skip
+        q_long = self.q_long + (shares_delta_units if side == Side.LONG else 0)
+        q_short = self.q_short + (shares_delta_units if side == Side.SHORT else 0)
+        assert q_long >= 0 and q_short >= 0, "the pool never holds negative outstanding shares"
+        price_long_wad, _ = prices_wad(q_long, q_short, self.b_units)
+        self.trigger_event(
+            self.Traded, timestamp=at, side=side.value, shares_delta_units=shares_delta_units,
+            tokens_delta_units=tokens_delta_units, position_id=position_id, agent=agent, order_id=order_id,
+            price_long_wad=price_long_wad,
+        )  # fmt: skip
+        if shares_delta_units > 0:
+            # The position counter must move on even when the id was pre-allocated.
+            assert position_id in self.position_ids
+
+    def place_order(
+        self, agent: str, side: Side, tokens_units: int, limit_price_wad: int, expires_at: Optional[datetime], at: datetime
+    ) -> str:
+        order_id = self.next_order_id()
+        self.trigger_event(
+            self.OrderPlaced, timestamp=at, order_id=order_id, agent=agent, side=side.value,
+            tokens_units=tokens_units, limit_price_wad=limit_price_wad, expires_at=expires_at,
+        )  # fmt: skip
+        return order_id
+
+    def fill_order(self, order_id: str, position_id: str, shares_units: int, cost_units: int, at: datetime) -> None:
+        assert cost_units <= self.orders[order_id]["remaining_units"]
+        self.trigger_event(
+            self.OrderFilled, timestamp=at, order_id=order_id, position_id=position_id,
+            shares_units=shares_units, cost_units=cost_units,
+        )  # fmt: skip
+
+    def release_order(self, order_id: str, why: str, at: datetime) -> int:
+        released_units = self.orders[order_id]["remaining_units"]
+        self.trigger_event(self.OrderReleased, timestamp=at, order_id=order_id, released_units=released_units, why=why)
+        return released_units
+
+    def redeem_shares(self, side: Side, shares_units: int, at: datetime) -> None:
+        if shares_units:
+            self.trigger_event(
+                self.SharesRedeemed, timestamp=at, side=side.value, shares_units=shares_units,
+                transition=self.transition_count,
+            )  # fmt: skip
+        assert self.q_long >= 0 and self.q_short >= 0
+
+    def post_bounty(self, sponsor: str, amount_units: int, at: datetime) -> str:
+        bounty_id = f"{self.artifact_id}/b{self.bounty_count + 1}"
+        self.trigger_event(self.BountyPosted, timestamp=at, bounty_id=bounty_id, sponsor=sponsor, amount_units=amount_units)
+        return bounty_id
+
+    def close_bounty(self, bounty_id: str, how: str, shares: dict[str, int], at: datetime) -> None:
+        self.trigger_event(self.BountyClosed, timestamp=at, bounty_id=bounty_id, how=how, shares=shares)
+
+    def transition(self, to_state: str, actor: str, reason: str, price_long_wad: int, at: datetime) -> str:
+        if to_state not in STATES:
+            raise InvalidInputError(f"state must be one of {', '.join(STATES)}, got {to_state!r}")
+        if to_state == self.state or to_state not in ALLOWED_TRANSITIONS[self.state]:
+            raise StateError(f"artifact {self.artifact_id!r} cannot go from {self.state} to {to_state}")
+        from_state = self.state
+        self.trigger_event(
+            self.Transitioned, timestamp=at, from_state=from_state, to_state=to_state, actor=actor,
+            reason=reason, price_long_wad=price_long_wad,
+        )  # fmt: skip
+        return from_state
+
+
+register_aggregate(Artifact)

@@ -1,0 +1,175 @@
+"""The Position aggregate: shares of one side of one artifact's market, held by one agent.
+
+Entry price is the long-price equivalent: cost/quantity for a long, 1 − cost/quantity
+for a short, so positions on both sides compare on one scale.
+"""
+
+from datetime import datetime
+from typing import Optional
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.rules.settlement import SettlementOutcome
+from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
+
+OPEN, FROZEN, PARTIALLY_SETTLED, SETTLED, CLOSED, LIQUIDATED = (
+    "open", "frozen", "partially_settled", "settled", "closed", "liquidated",
+)  # fmt: skip
+LIVE_STATUSES = (OPEN, FROZEN, PARTIALLY_SETTLED)
+
+_NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/position")
+
+
+def position_uuid(position_id: str) -> UUID:
+    return uuid5(_NAMESPACE, position_id)
+
+
+def entry_price_wad(side: Side, quantity_units: int, cost_units: int) -> int:
+    """The long-price equivalent of what was paid per share, in WAD (floored)."""
+    paid_wad = cost_units * WAD // quantity_units
+    return min(paid_wad, WAD) if side == Side.LONG else max(WAD - paid_wad, 0)
+
+
+class Position(Aggregate):
+    # A position lives for a few events: loading it never needs a snapshot.
+    short_history = True
+
+    class Opened(Aggregate.Created):
+        position_id: Name
+        owner: Name
+        artifact_id: Name
+        side: str
+        quantity_units: PositiveUnits
+        cost_units: PositiveUnits
+        entry_price_wad: Units
+        order_id: Optional[str]
+
+    class Closed(Aggregate.Event):
+        """Sold back to the pool at market: by the owner, a stop or a liquidation."""
+
+        proceeds_units: Units
+        price_long_wad: Units
+        pnl_units: SignedUnits
+        how: Name
+
+        def apply(self, position: "Position") -> None:
+            position.status = LIQUIDATED if self.how == "liquidation" else CLOSED
+            position.closed_at = self.timestamp
+            position.realized_pnl_units += self.pnl_units
+            position.proceeds_units += self.proceeds_units
+
+    class PartiallySettled(Aggregate.Event):
+        """Flagged: a long gets half its cost back for half its shares; a short gets a bonus."""
+
+        transition: int
+        state: Name
+        payout_units: Units
+        pnl_units: SignedUnits
+        quantity_left_units: PositiveUnits
+        cost_left_units: PositiveUnits
+
+        def apply(self, position: "Position") -> None:
+            position.status = PARTIALLY_SETTLED
+            position.quantity_units = self.quantity_left_units
+            position.cost_units = self.cost_left_units
+            position.realized_pnl_units += self.pnl_units
+            position.payout_units += self.payout_units
+
+    class Settled(Aggregate.Event):
+        """Validated or deprecated: the position pays out (or not) and is done."""
+
+        transition: int
+        state: Name
+        settlement_price_wad: Units
+        payout_units: Units
+        pnl_units: SignedUnits
+
+        def apply(self, position: "Position") -> None:
+            position.status_before_freeze = None
+            position.status = SETTLED
+            position.closed_at = self.timestamp
+            position.realized_pnl_units += self.pnl_units
+            position.payout_units += self.payout_units
+
+    class Frozen(Aggregate.Event):
+        transition: int
+
+        def apply(self, position: "Position") -> None:
+            position.status_before_freeze = position.status
+            position.status = FROZEN
+
+    class Reopened(Aggregate.Event):
+        transition: int
+
+        def apply(self, position: "Position") -> None:
+            position.status = position.status_before_freeze or OPEN
+            position.status_before_freeze = None
+
+    def __init__(
+        self, position_id: str, owner: str, artifact_id: str, side: str, quantity_units: int, cost_units: int,
+        entry_price_wad: int, order_id: Optional[str],
+    ) -> None:  # fmt: skip
+        self.position_id = position_id
+        self.owner = owner
+        self.artifact_id = artifact_id
+        self.side = side
+        self.quantity_units = quantity_units
+        self.cost_units = cost_units
+        self.entry_price_wad = entry_price_wad
+        self.order_id = order_id
+        self.status = OPEN
+        self.realized_pnl_units = 0
+        self.proceeds_units = 0
+        self.payout_units = 0
+        self.closed_at: Optional[datetime] = None
+        self.status_before_freeze: Optional[str] = None
+
+    @classmethod
+    def open(
+        cls, position_id: str, owner: str, artifact_id: str, side: Side, quantity_units: int, cost_units: int,
+        order_id: Optional[str], at: datetime,
+    ) -> "Position":  # fmt: skip
+        return cls._create(
+            cls.Opened, id=position_uuid(position_id), timestamp=at, position_id=position_id, owner=owner,
+            artifact_id=artifact_id, side=side.value, quantity_units=quantity_units, cost_units=cost_units,
+            entry_price_wad=entry_price_wad(side, quantity_units, cost_units), order_id=order_id,
+        )  # fmt: skip
+
+    @property
+    def is_live(self) -> bool:
+        return self.status in LIVE_STATUSES
+
+    def partially_settle(self, transition: int, state: str, outcome: "SettlementOutcome", at: datetime) -> None:
+        self.trigger_event(
+            self.PartiallySettled, timestamp=at, transition=transition, state=state, payout_units=outcome.payout_units,
+            pnl_units=outcome.pnl_units, quantity_left_units=outcome.quantity_left_units,
+            cost_left_units=outcome.cost_left_units,
+        )  # fmt: skip
+
+    def settle(self, transition: int, state: str, price_wad: int, outcome: "SettlementOutcome", at: datetime) -> None:
+        assert self.is_live
+        self.trigger_event(
+            self.Settled, timestamp=at, transition=transition, state=state, settlement_price_wad=price_wad,
+            payout_units=outcome.payout_units, pnl_units=outcome.pnl_units,
+        )  # fmt: skip
+
+    def freeze(self, transition: int, at: datetime) -> None:
+        if self.status != FROZEN:
+            self.trigger_event(self.Frozen, timestamp=at, transition=transition)
+
+    def reopen(self, transition: int, at: datetime) -> None:
+        if self.status == FROZEN:
+            self.trigger_event(self.Reopened, timestamp=at, transition=transition)
+
+    def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
+        assert self.is_live and self.status != FROZEN
+        self.trigger_event(
+            self.Closed, timestamp=at, proceeds_units=proceeds_units, price_long_wad=price_long_wad,
+            pnl_units=proceeds_units - self.cost_units, how=how,
+        )  # fmt: skip
+
+
+register_aggregate(Position)

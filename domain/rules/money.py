@@ -1,0 +1,137 @@
+"""Money rules: integer base units, decimal-string input, pool-favouring rounding.
+
+Every amount the ledger stores is a Python ``int`` in base units. A ledger fixes
+``decimals`` at creation (default 18, the ERC-20 convention) so that every amount
+maps unchanged onto a ``uint256``. People type amounts as decimal strings; this
+module is the one place where those strings become integers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import TypeVar
+
+from stakeledger.domain.errors import InvalidAmountError
+
+MAX_UINT256 = 2**256 - 1
+DEFAULT_DECIMALS = 18
+MAX_DECIMALS = 36
+WAD = 10**18
+
+# Plain positional notation only: exponents ("1e999"), signs, spaces, NaN and
+# infinities are refused by construction rather than by a list of special cases.
+_DECIMAL_STRING = re.compile(r"^(?P<whole>[0-9]+)(?:\.(?P<fraction>[0-9]+))?\Z")
+_FRACTION_STRING = re.compile(r"[0-9]+(?:\.[0-9]+|/[0-9]+)?")  # 0.8 or 4/5, as the HTTP API takes them
+
+K = TypeVar("K")
+
+
+def parse_amount(text: str, decimals: int, *, allow_zero: bool = False) -> int:
+    """Parse a decimal string such as ``"12.5"`` into base units.
+
+    Refuses anything that is not a plain non-negative decimal number, zero (unless
+    ``allow_zero``), more fractional digits than ``decimals``, and amounts above
+    2**256 - 1.
+    """
+    if not isinstance(text, str):
+        raise InvalidAmountError(f"amount must be a decimal string, got {type(text).__name__}")
+    stripped = text.strip()
+    if stripped.startswith("-"):
+        raise InvalidAmountError(f"amount must not be negative: {text!r}")
+    match = _DECIMAL_STRING.match(stripped)
+    if match is None:
+        raise InvalidAmountError(f"amount must be a plain decimal number like 12.5: {text!r}")
+    fraction = match.group("fraction") or ""
+    if len(fraction) > decimals:
+        raise InvalidAmountError(
+            f"amount {text!r} has {len(fraction)} fractional digits; this ledger allows {decimals}"
+        )
+    units = int(match.group("whole")) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    check_units(units, allow_zero=allow_zero)
+    return units
+
+
+def check_units(units: int, *, allow_zero: bool = False) -> int:
+    """Assert that ``units`` is an int amount a uint256 can hold."""
+    if isinstance(units, bool) or not isinstance(units, int):
+        raise InvalidAmountError(f"amount must be an integer number of base units, got {units!r}")
+    if units < 0:
+        raise InvalidAmountError(f"amount must not be negative: {units}")
+    if units == 0 and not allow_zero:
+        raise InvalidAmountError("amount must be greater than zero")
+    if units > MAX_UINT256:
+        raise InvalidAmountError("amount exceeds 2**256 - 1 base units")
+    return units
+
+
+def format_amount(units: int, decimals: int, places: int | None = None) -> str:
+    """Render base units as a decimal string with no trailing zeros: 12500 (d=3) -> "12.5".
+    With ``places``, cut (toward zero) to that many fractional digits for display."""
+    sign = "-" if units < 0 else ""
+    if places is not None and places < decimals:
+        cut = 10 ** (decimals - places)
+        units, decimals = (abs(units) // cut) * (1 if units >= 0 else -1), places
+        sign = "-" if units < 0 else ""
+    whole, fraction = divmod(abs(units), 10**decimals)
+    if decimals == 0 or fraction == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{str(fraction).rjust(decimals, '0').rstrip('0')}"
+
+
+def parse_price_wad(text: str, what: str = "price") -> int:
+    """Parse a probability such as ``"0.65"`` into a WAD-scaled int strictly inside (0, 1);
+    ``what`` names the input in the refusal."""
+    try:
+        wad = parse_amount(text, 18)
+    except InvalidAmountError as error:
+        raise InvalidAmountError(f"{what} must be a decimal between 0 and 1: {error}") from None
+    if not 0 < wad < WAD:
+        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {text!r}")
+    return wad
+
+
+def parse_fraction(text: str, what: str = "weight") -> Fraction:
+    """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"`` (ASCII digits only, no
+    exponent, no underscores); ``what`` names it in the refusal."""
+    written = text.strip() if isinstance(text, str) else ""
+    if not _FRACTION_STRING.fullmatch(written):
+        if written.startswith("-"):
+            raise InvalidAmountError(f"{what} must not be negative: {text!r}")
+        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {text!r}")
+    try:
+        return Fraction(written)
+    except ZeroDivisionError:
+        raise InvalidAmountError(f"{what} divides by zero: {text!r}") from None
+
+
+def mul_div_down(value: int, numerator: int, denominator: int) -> int:
+    """floor(value * numerator / denominator) for non-negative ints."""
+    return value * numerator // denominator
+
+
+def mul_div_up(value: int, numerator: int, denominator: int) -> int:
+    """ceil(value * numerator / denominator) for non-negative ints."""
+    return -(-(value * numerator) // denominator)
+
+
+def split_by_weights(total_units: int, weights: Sequence[tuple[K, Fraction]]) -> list[tuple[K, int]]:
+    """Split ``total_units`` among weights: floor of each share, then the leftover
+    units one at a time in the declared order. The parts always sum to the total.
+
+    15 split 4/5, 2/25, 3/25 gives floors 12, 1, 1 and one leftover unit to the
+    first claimant: 13, 1, 1.
+    """
+    if not weights:
+        raise InvalidAmountError("a split needs at least one weight")
+    weight_sum = sum((weight for _, weight in weights), Fraction(0))
+    if weight_sum <= 0:
+        raise InvalidAmountError("weights must sum to more than zero")
+    parts = [int(total_units * weight / weight_sum) for _, weight in weights]
+    leftover_units = total_units - sum(parts)
+    assert 0 <= leftover_units < len(parts)
+    for index in range(leftover_units):
+        parts[index % len(parts)] += 1
+    assert sum(parts) == total_units
+    return [(key, part) for (key, _), part in zip(weights, parts, strict=True)]

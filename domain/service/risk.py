@@ -1,0 +1,145 @@
+"""The portfolio and risk verbs of the StakeLedger application."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
+
+from stakeledger.domain.model.accounts import agent_account_id
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, StateError
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
+from stakeledger.domain.decisions.risk import configure_market, configure_portfolio, kelly_sizing, liquidate, load_portfolio, start_stop
+from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.decisions.trading import MarketOrder, load_artifact, load_position, open_market_position
+from stakeledger.domain.service.unit_of_work import UnitOfWork
+
+if TYPE_CHECKING:
+    from stakeledger.domain.service.application import StakeLedger
+
+
+def _config_error(error: ValueError) -> InvalidInputError:
+    return InvalidInputError(f"invalid risk setting: {error}")
+
+
+def _pct(name: str, value: Any) -> Decimal:
+    """A percentage given as text or number; NaN, infinities and junk are refused."""
+    if isinstance(value, (bool, float)):
+        raise InvalidInputError(f"{name} must be a decimal string, got {value!r}")
+    try:
+        pct = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidInputError(f"{name} must be a number of percent, got {value!r}") from None
+    if not pct.is_finite():
+        raise InvalidInputError(f"{name} must be finite, got {value!r}")
+    return pct
+
+
+class RiskCommands:
+    """Mixed into StakeLedger."""
+
+    def agent_position_ids(self: StakeLedger, agent: str) -> list[str]:
+        """Every position the agent ever opened, oldest first (a scan of Position.Opened)."""
+        from stakeledger.projections.log import iter_events  # read-side helper: no writes
+
+        return [
+            event.position_id for _, event in iter_events(self, topics=(stable_topic(Position.Opened),))
+            if event.owner == agent
+        ]  # fmt: skip
+
+    def configure_portfolio(self: StakeLedger, agent: str, *, command_id: str | None = None, **limits: Any) -> dict[str, Any]:
+        """Set (or change) an agent's risk limits; unspecified limits keep their value or default."""
+        account_id = agent_account_id(agent)
+        self.settings  # noqa: B018
+        existing = self.agent_position_ids(account_id)
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            portfolio = load_portfolio(unit, account_id)
+            base = portfolio.limits.to_dict() if portfolio else PortfolioConfig.default(self.decimals).to_dict()
+            try:
+                config = PortfolioConfig.from_dict({**base, **{k: v for k, v in limits.items() if v is not None}})
+            except ValueError as error:
+                raise _config_error(error) from None
+            return configure_portfolio(unit, account_id, config, existing)
+
+        payload = {"agent": account_id, **{k: str(v) for k, v in limits.items()}}
+        return self.execute("portfolio.config", decide, payload=payload, command_id=command_id)
+
+    def configure_market(
+        self: StakeLedger, agent: str, artifact_id: str, *, position_size_pct: Any = None, trail_pct: Any = None,
+        correlation_group: str | None = None, command_id: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        try:
+            config = MarketConfig(position_size_pct, trail_pct, correlation_group)
+        except ValueError as error:
+            raise _config_error(error) from None
+        return self.execute("portfolio.market", lambda unit: configure_market(unit, agent, artifact_id, config),
+                            payload={"agent": agent, "artifact": artifact_id, **config.to_dict()}, command_id=command_id)  # fmt: skip
+
+    def set_stop(
+        self: StakeLedger, position_id: str, trail_pct: Any, min_ratchet_pct: Any = Decimal(0), *, command_id: str | None = None
+    ) -> dict[str, Any]:
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            position = load_position(unit, position_id)
+            artifact = load_artifact(unit, position.artifact_id)
+            if position_id in artifact.stops:
+                raise StateError(f"position {position_id!r} already has a stop")
+            return start_stop(unit, artifact, position, _pct("trail_pct", trail_pct), _pct("min_ratchet_pct", min_ratchet_pct))
+
+        return self.execute("trade.stop", decide, payload={"position": position_id, "trail": str(trail_pct),
+                                                           "ratchet": str(min_ratchet_pct)}, command_id=command_id)  # fmt: skip
+
+    def evaluate_risk(self: StakeLedger, artifact_id: str) -> dict[str, Any]:
+        """Re-run the market's stops and its agents' liquidation checks at the recorded price."""
+        from stakeledger.domain.decisions.risk import after_price_move
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            artifact = load_artifact(unit, artifact_id)
+            return {"artifact": artifact_id, "price_long_wad": str(artifact.price_long_wad),
+                    "actions": after_price_move(unit, artifact)}  # fmt: skip
+
+        return self.execute("risk.evaluate", decide, payload={"artifact": artifact_id})
+
+    def liquidate_portfolio(self: StakeLedger, agent: str, *, command_id: str | None = None) -> dict[str, Any]:
+        """Emergency liquidation by hand: close every position that may be closed now."""
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            portfolio = load_portfolio(unit, agent_account_id(agent))
+            if portfolio is None:
+                raise StateError(f"agent {agent!r} has no portfolio: nothing to liquidate under limits")
+            actions = liquidate(unit, portfolio, trigger="manual")
+            return {"agent": agent, "closed": [a["position"] for a in actions]}
+
+        return self.execute("portfolio.liquidate", decide, payload={"agent": agent}, command_id=command_id)
+
+    def kelly_order(
+        self: StakeLedger, agent: str, artifact_id: str, belief_wad: int, *, fraction: Fraction = Fraction(1, 4),
+        command_id: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Size an order by fractional Kelly and place it, or say why not."""
+        if not (isinstance(belief_wad, int) and 0 < belief_wad < WAD):
+            raise InvalidAmountError("belief must be strictly between 0 and 1")
+        if not 0 < fraction <= 1:
+            raise InvalidAmountError("Kelly fraction must be in (0, 1]")
+        account_id = agent_account_id(agent)
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            artifact = load_artifact(unit, artifact_id)
+            side, sizing = kelly_sizing(unit, account_id, artifact, belief_wad, fraction)
+            summary = {
+                "agent": account_id, "artifact": artifact_id, "side": side, "price_long_wad": str(artifact.price_long_wad),
+                "belief_wad": str(belief_wad), "full_kelly": str(sizing.full_fraction),
+                "applied_fraction": str(sizing.applied_fraction), "raw_size_units": str(sizing.raw_size_units),
+                "size_units": str(sizing.size_units), "capped_by": str(sizing.capped_by) if sizing.capped_by else None,
+            }  # fmt: skip
+            if not sizing.should_order:
+                return {**summary, "placed": False, "reason": str(sizing.reason)}
+            from stakeledger.domain.rules.lmsr import Side
+
+            trade = open_market_position(unit, MarketOrder(account_id, artifact_id, Side(side), sizing.size_units))
+            return {**summary, "placed": "rejected" not in trade, "trade": trade}
+
+        payload = {"agent": account_id, "artifact": artifact_id, "belief": str(belief_wad), "fraction": str(fraction)}
+        return self.execute("trade.kelly", decide, payload=payload, command_id=command_id)
