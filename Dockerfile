@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY domain domain
 COPY projections projections
+COPY adapters adapters
 COPY cli cli
 COPY api api
 COPY agents agents

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from stakeledger.api import accounts, errors, market, operations, settlement
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.api.limits import BodyLimit
 from stakeledger.api.state import ApiState
 from stakeledger.domain.service.application import StakeLedger
@@ -39,7 +40,7 @@ Token ledger for prediction markets on research artifacts.
 
 def create_app(url: str | None = None, clock: Clock | None = None, *, catch_up: bool | None = None) -> FastAPI:
     """A FastAPI application serving the ledger at ``url``; one ledger per application."""
-    ledger = StakeLedger.from_url(resolve_url(url), clock=clock)
+    ledger = open_ledger(resolve_url(url), clock=clock)
     if catch_up is None:
         catch_up = os.environ.get(CATCH_UP_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
     state = ApiState(ledger, catch_up=catch_up)

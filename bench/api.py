@@ -45,6 +45,7 @@ from _common import BACKENDS, ROOT, backend_version, fresh_store, log, machine_i
 import httpx
 
 from stakeledger.domain.service import apikeys
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from tests.api.serving import free_port, stop, wait_until_serving
 
@@ -62,7 +63,7 @@ def own_market(agent: str) -> str:
 
 def seeded_ledger(url: str, clients: int) -> list[tuple[str, str]]:
     """Agents with keys, and the market they trade on."""
-    ledger = StakeLedger.from_url(url)
+    ledger = open_ledger(url)
     try:
         ledger.initialise(18)
         agents = []

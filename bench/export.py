@@ -39,6 +39,7 @@ from typing import Any
 from _common import log, machine_info, per_second, report
 
 from stakeledger.domain.model.accounts import TREASURY, Account, Transfer
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.projections.audit import audit
@@ -54,7 +55,7 @@ SEED = 2026
 
 def build_ledger(url: str, accounts: int, events: int) -> tuple[StakeLedger, dict[str, Any]]:
     clock = ManualClock()
-    app = StakeLedger.from_url(url, clock=clock)
+    app = open_ledger(url, clock=clock)
     started = time.perf_counter()
     app.initialise(decimals=18)
     fixed = 2 + 3 * accounts

@@ -53,6 +53,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.model.accounts import Account
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.adapters.persistence.store_url import env_for_url
 
@@ -72,7 +73,7 @@ def pair(i: int) -> tuple[str, str]:
 
 
 def funded_ledger(url: str) -> StakeLedger:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     app.initialise(18)
     for name in AGENTS:
         app.open_account(name)

@@ -36,6 +36,7 @@ from typing import Any
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.rules.lmsr import WAD, Side
@@ -144,7 +145,7 @@ def profile_rebuild(app: StakeLedger, page_size: int, top: int = 25) -> str:
 def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
     with fresh_store(backend, server_url, "projections") as url:
         clock = ManualClock()
-        app = StakeLedger.from_url(url, clock=clock, new_id=SeededIds(7))
+        app = open_ledger(url, clock=clock, new_id=SeededIds(7))
         try:
             log(f"  {backend}: building a log of at least {args.events:,} events ...")
             started = time.perf_counter()

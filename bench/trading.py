@@ -24,6 +24,7 @@ from typing import Any
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, measure, per_second, postgres_server, report
 
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.decisions.trading import MarketOrder
@@ -33,7 +34,7 @@ AGENTS = [f"trader-{i}" for i in range(20)]
 
 
 def prepared_ledger(url: str, markets: int) -> StakeLedger:
-    app = StakeLedger.from_url(url, clock=ManualClock())
+    app = open_ledger(url, clock=ManualClock())
     app.initialise(decimals=18)
     for agent in AGENTS:
         app.open_account(agent)

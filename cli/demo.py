@@ -10,6 +10,7 @@ import typer
 from rich.rule import Rule
 
 from stakeledger.cli.context import get_context
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.cli.output import console, say, table
 from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
@@ -49,7 +50,7 @@ def demo(ctx: typer.Context) -> None:
     context = get_context(ctx)
     context.creating = True
     context.clock = ManualClock()
-    app = StakeLedger.from_url(context.url, clock=context.clock, new_id=SeededIds(2026))
+    app = open_ledger(context.url, clock=context.clock, new_id=SeededIds(2026))
     if app.is_initialised():
         raise LedgerError(f"the demo needs a fresh store, but {context.url} already holds a ledger")
     Demo(app, context.clock).run()

@@ -46,6 +46,7 @@ from stakeledger.projections.store import (
     open_store,
     postgres_connection,
 )
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.projections.views import ALL_VIEWS, View
 
 PAGE_SIZE = 20_000
@@ -589,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-seconds", type=float, default=POLL_SECONDS)
     parser.add_argument("--once", action="store_true", help="catch up once and exit")
     args = parser.parse_args(argv)
-    app = StakeLedger.from_url(resolve_url(args.db))
+    app = open_ledger(resolve_url(args.db))
     store = open_store(app)
     runner = Runner(app, store, page_size=args.page_size)
     if args.once:

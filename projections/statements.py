@@ -8,7 +8,7 @@ from datetime import datetime
 
 from stakeledger.domain.model.accounts import Account, account_uuid
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.projections.log import iter_events
 
 

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 
@@ -76,7 +77,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def ledger(store_url: str, clock: ManualClock) -> Iterator[StakeLedger]:
-    app = StakeLedger.from_url(store_url, clock=clock, new_id=SeededIds(7))
+    app = open_ledger(store_url, clock=clock, new_id=SeededIds(7))
     app.initialise(decimals=6)
     yield app
     app.close()

@@ -37,7 +37,7 @@ from eth_utils import to_checksum_address
 from stakeledger.domain.model.accounts import TREASURY_KIND, Account, account_kind, account_uuid
 from stakeledger.domain.errors import LedgerError
 from stakeledger.domain.model.settings import LedgerSettings
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.adapters.evm.addresses import ACCOUNT_ADDRESS_PREFIX, account_address_bytes
 from stakeledger.adapters.evm.canonical import timestamp_micros
 from stakeledger.adapters.evm.eip712 import (

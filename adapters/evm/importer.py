@@ -33,6 +33,7 @@ from eth_hash.auto import keccak
 from eventsourcing.persistence import PersistenceError, StoredEvent
 
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.adapters.persistence.store_url import env_for_url
 from stakeledger.projections.audit import audit
 from stakeledger.adapters.evm.bundle import (
@@ -81,7 +82,7 @@ def import_export(directory: str | os.PathLike[str], target_url: str, *, progres
     if _store_exists(target_url):
         _refuse_non_empty(target_url, target)
     verified = verify_export(directory, progress=progress)
-    app = StakeLedger.from_url(target_url)
+    app = open_ledger(target_url)
     try:
         if app.recorder.max_notification_id():
             raise ImportTargetNotEmptyError(f"{target} already holds events: import needs an empty store")
@@ -121,7 +122,7 @@ def stored_event_count(url: str) -> int:
     """How many events the store at ``url`` holds (0 for a SQLite file that does not exist)."""
     if not _store_exists(url):
         return 0
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     try:
         return app.recorder.max_notification_id() or 0
     finally:

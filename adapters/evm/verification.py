@@ -44,6 +44,7 @@ from eth_utils import is_checksum_address, to_checksum_address
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from stakeledger.adapters.evm.abi_values import row_codec
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.adapters.evm.bundle import (
     ACCOUNTS,
     BALANCES_TREE,
@@ -534,7 +535,7 @@ def ledger_mapper() -> Mapper:
     """The ledger's own mapper (stable topics, its transcodings), without a store."""
     from stakeledger.domain.service.application import StakeLedger
 
-    app = StakeLedger.from_url("memory://")
+    app = open_ledger("memory://")
     return app.mapper
 
 

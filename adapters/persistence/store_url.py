@@ -1,4 +1,4 @@
-"""Turn a store URL into eventsourcing's persistence settings.
+"""Turn a store URL into eventsourcing's persistence settings, and open a ledger on it.
 
 - ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` — the embedded default
 - ``postgresql://user:password@host:port/dbname[?schema=name]`` — production
@@ -8,16 +8,24 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from stakeledger.domain.errors import InvalidStoreUrlError
+from stakeledger.domain.service.application import StakeLedger
 
+RECORDERS = "stakeledger.adapters.persistence.recorders:"
 DEFAULT_URL = "sqlite:///stakeledger.db"
 URL_ENV = "STAKELEDGER_DATABASE_URL"
 
 
 def resolve_url(url: str | None) -> str:
     return url or os.environ.get(URL_ENV) or DEFAULT_URL
+
+
+def open_ledger(url: str, **kwargs: Any) -> StakeLedger:
+    """The ledger stored at ``url``; keyword arguments (clock, new_id) go to StakeLedger."""
+    return StakeLedger(env_for_url(url), **kwargs)
 
 
 def env_for_url(url: str) -> dict[str, str]:
@@ -46,7 +54,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
             raise InvalidStoreUrlError(f"directory for SQLite file does not exist: {directory}")
     return {
         "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "APPLICATION_RECORDER_TOPIC": "stakeledger.adapters.persistence.recorders:SQLiteLedgerRecorder",
+        "APPLICATION_RECORDER_TOPIC": RECORDERS + "SQLiteLedgerRecorder",
         "SQLITE_DBNAME": path,
         # Writers queue for up to 30 s instead of failing at once under contention.
         "SQLITE_LOCK_TIMEOUT": "30",
@@ -66,7 +74,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": "stakeledger.adapters.persistence.recorders:PostgresLedgerRecorder",
+        "APPLICATION_RECORDER_TOPIC": RECORDERS + "PostgresLedgerRecorder",
         "POSTGRES_DBNAME": unquote(dbname),
         "POSTGRES_HOST": parts.hostname,
         "POSTGRES_PORT": str(port),

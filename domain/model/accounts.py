@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError
-from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, Refs
 
 TREASURY = "sys:treasury"

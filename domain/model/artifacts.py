@@ -15,7 +15,7 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
 from stakeledger.domain.rules.lmsr import Side, prices_wad
-from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
 
 LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED = "listed", "flagged", "challenged", "validated", "deprecated"

@@ -13,7 +13,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig, Rejection
-from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/portfolio")

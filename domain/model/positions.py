@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.rules.settlement import SettlementOutcome
-from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
 
 OPEN, FROZEN, PARTIALLY_SETTLED, SETTLED, CLOSED, LIQUIDATED = (

@@ -5,7 +5,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from stakeledger.adapters.persistence.topics import register_aggregate
+from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name
 
 LEDGER_SETTINGS_ID = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/ledger-settings")

@@ -35,7 +35,7 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.errors import InvalidInputError, LedgerError, StateError
-from stakeledger.adapters.persistence.topics import register_aggregate, stable_topic
+from stakeledger.domain.model.naming import register_aggregate, stable_topic
 from stakeledger.domain.model.types import Name
 
 if TYPE_CHECKING:

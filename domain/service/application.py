@@ -42,8 +42,6 @@ from stakeledger.domain.service.settlement import SettlementCommands
 from stakeledger.domain.service.risk import RiskCommands
 from stakeledger.domain.rules.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
 from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
-from stakeledger.adapters.persistence.store_url import env_for_url
-from stakeledger.adapters.persistence.topics import StableTopicMapper
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -78,8 +76,13 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
     name = "stakeledger"
     is_snapshotting_enabled = True
     # Long-running processes (the API, workers, benchmarks) keep recently used aggregates
-    # and fast-forward them with one query instead of replaying their histories.
-    env = {"AGGREGATE_CACHE_MAXSIZE": "4096"}
+    # and fast-forward them with one query instead of replaying their histories. Stored
+    # events go through the stable-topic mapper, named by configuration: the domain never
+    # imports the persistence adapters (open a store with adapters.persistence.open_ledger).
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "4096",
+        "MAPPER_TOPIC": "stakeledger.adapters.persistence.mapper:StableTopicMapper",
+    }
 
     def __init__(
         self,
@@ -91,13 +94,6 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.new_id: IdFactory = new_id or random_id
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> StakeLedger:
-        return cls(env_for_url(url), **kwargs)
-
-    def construct_mapper(self) -> StableTopicMapper:
-        return StableTopicMapper(transcoder=self.construct_transcoder())
 
     # The command loop ------------------------------------------------------------------
 

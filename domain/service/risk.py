@@ -12,7 +12,7 @@ from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
 from stakeledger.domain.decisions.risk import configure_market, configure_portfolio, kelly_sizing, liquidate, load_portfolio, start_stop
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.decisions.trading import MarketOrder, load_artifact, load_position, open_market_position
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.projections.store import Rows, Table
 
 Handler = Callable[[Any, Rows, int, Any], None]

@@ -11,17 +11,18 @@ import typer
 from typer.testing import CliRunner
 
 from stakeledger.cli import api as cli_api
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.cli.context import CliContext
 from stakeledger.domain.service import apikeys
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import InvalidInputError, StateError, UnknownAccountError
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.projections.audit import audit
 
 
 @pytest.fixture
 def ledger_url(durable_store_url: str) -> str:
-    ledger = StakeLedger.from_url(durable_store_url)
+    ledger = open_ledger(durable_store_url)
     ledger.initialise(decimals=6)
     for agent in ("alice", "bob"):
         ledger.open_account(agent)
@@ -125,7 +126,7 @@ def test_apikey_cli_when_created_for_people_then_the_key_is_the_last_stdout_line
     created = runner.invoke(app, ["apikey", "create", "bob"])
 
     token = created.stdout.strip().splitlines()[-1]
-    ledger = StakeLedger.from_url(ledger_url)
+    ledger = open_ledger(ledger_url)
     try:
         assert apikeys.authenticate(ledger, token).agent == "bob"
     finally:

@@ -22,6 +22,7 @@ import httpx
 import yaml
 
 from stakeledger.domain.service import apikeys
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import open_store
@@ -77,7 +78,7 @@ def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_k
     for _ in range(2):  # a restart of the stack runs init again: it must leave the ledger as it is
         done = subprocess.run(init, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-    ledger = StakeLedger.from_url(url)
+    ledger = open_ledger(url)
     assert ledger.is_initialised() and ledger.decimals == 18
     settings_events = ledger.recorder.max_notification_id()
 

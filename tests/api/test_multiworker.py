@@ -19,10 +19,11 @@ import httpx
 import pytest
 
 from stakeledger.domain.service import apikeys
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.positions import Position
-from stakeledger.adapters.persistence.topics import stable_topic
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.projections.audit import audit
 from stakeledger.projections.log import iter_events
 from tests.api.serving import free_port, stop, wait_until_serving
@@ -49,7 +50,7 @@ class Outcome:
 @pytest.fixture
 def server(postgres_server: str, tmp_path: Path) -> Iterator[tuple[str, StakeLedger, dict[str, str], subprocess.Popen]]:
     url = fresh_postgres_url(postgres_server)
-    ledger = StakeLedger.from_url(url)
+    ledger = open_ledger(url)
     ledger.initialise(decimals=6)
     agents = [f"agent-{number}" for number in range(CLIENTS)]
     for agent in agents:

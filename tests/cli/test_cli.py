@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from stakeledger.cli.main import global_options_first, main
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 
 
@@ -30,7 +31,7 @@ def db(durable_store_url, capsys, monkeypatch) -> str:
 
 
 def event_count(url: str) -> int:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     try:
         return app.recorder.max_notification_id() or 0
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from stakeledger.cli.main import main
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.portfolio import Portfolio
 from stakeledger.projections.log import iter_events
@@ -38,7 +39,7 @@ def run(capsys, monkeypatch, *args: str) -> tuple[int | str, str, str]:
 
 
 def events_after(url: str, after: int) -> list[Any]:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     try:
         return [event for _, event in iter_events(app, after=after)]
     finally:
@@ -46,7 +47,7 @@ def events_after(url: str, after: int) -> list[Any]:
 
 
 def event_count(url: str) -> int:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     try:
         return app.recorder.max_notification_id() or 0
     finally:
@@ -57,7 +58,7 @@ def event_count(url: str) -> int:
 def db(durable_store_url) -> str:
     """alice (1,000 tokens) holds ART/p1 (10 tokens long, bought before any limits); bob has 1,000.
     Built through the application in one connection: the commands under test go through the CLI."""
-    app = StakeLedger.from_url(durable_store_url)
+    app = open_ledger(durable_store_url)
     try:
         app.initialise(decimals=6)
         for name in ("alice", "bob"):
@@ -137,7 +138,7 @@ def test_trade_stop_when_position_open_then_stop_set_on_the_artifact(db, capsys,
     result = json.loads(out)
     assert (result["position"], result["trail_pct"], result["min_ratchet_pct"]) == ("ART/p1", "10", "1")
     assert int(result["trigger_wad"]) == int(result["high_water_wad"]) * 9 // 10
-    app = StakeLedger.from_url(db)
+    app = open_ledger(db)
     try:
         assert app.get_artifact("ART").stops["ART/p1"]["stop"]["trigger_wad"] == int(result["trigger_wad"])
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stakeledger.cli import evm as evm_cli
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.cli import main as cli_main
 from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
@@ -58,7 +59,7 @@ HEX_DIGITS = b"0123456789abcdef"
 def build_ledger(url: str) -> StakeLedger:
     """Accounts, mints, transfers (one batched), a burn and an artifact market with two positions."""
     clock = ManualClock()
-    app = StakeLedger.from_url(url, clock=clock, new_id=SeededIds(7))
+    app = open_ledger(url, clock=clock, new_id=SeededIds(7))
     app.initialise(decimals=6)
     for name in AGENTS:
         app.open_account(name)
@@ -98,7 +99,7 @@ def exported(source: StakeLedger, tmp_path: Path) -> Path:
 
 
 def open_store(url: str) -> StakeLedger:
-    return StakeLedger.from_url(url)
+    return open_ledger(url)
 
 
 def statement_view(app: StakeLedger, account_id: str) -> list[tuple]:

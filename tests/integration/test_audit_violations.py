@@ -17,6 +17,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from stakeledger.domain.model.accounts import TREASURY, pool_account_id
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.service.clock import ManualClock
@@ -35,8 +36,8 @@ POOL = pool_account_id(ART)
 DELTA_UNITS = 5
 
 
-def open_ledger(url: str) -> StakeLedger:
-    ledger = StakeLedger.from_url(url, clock=ManualClock(), new_id=SeededIds(7))
+def new_test_ledger(url: str) -> StakeLedger:
+    ledger = open_ledger(url, clock=ManualClock(), new_id=SeededIds(7))
     if not ledger.is_initialised():
         ledger.initialise(decimals=6)
     return ledger
@@ -131,7 +132,7 @@ IDS = [case for case, *_ in DIRTY_LOGS]
 
 
 def dirty_ledger(url: str, dirty: Callable[[StakeLedger], None]) -> StakeLedger:
-    ledger = open_ledger(url)
+    ledger = new_test_ledger(url)
     trade(ledger)
     clean = audit(ledger)
     assert clean.clean, clean.violations
@@ -144,7 +145,7 @@ def expected_message(ledger: StakeLedger) -> str:
 
 
 def test_audit_when_settled_cleanly_then_identity_holds_and_report_clean(store_url):
-    ledger = open_ledger(store_url)
+    ledger = new_test_ledger(store_url)
     try:
         trade(ledger)
         settle(ledger)
@@ -200,7 +201,7 @@ def test_audit_when_pool_keeps_a_stray_subsidy_then_identity_and_pool_violations
 def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_printed(
     durable_store_url, capsys, monkeypatch, case, dirty, delta, payments
 ):
-    ledger = open_ledger(durable_store_url)
+    ledger = new_test_ledger(durable_store_url)
     try:
         trade(ledger)
     finally:
@@ -208,7 +209,7 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
     code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "--json", "audit")
     assert (code, json.loads(out)["clean"]) == (0, True), err
 
-    ledger = open_ledger(durable_store_url)
+    ledger = new_test_ledger(durable_store_url)
     try:
         dirty(ledger)
         expected = f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
@@ -230,7 +231,7 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
 
 
 def test_audit_when_a_position_event_has_no_opening_then_reported_not_raised(store_url):
-    ledger = open_ledger(store_url)
+    ledger = new_test_ledger(store_url)
     try:
         trade(ledger)
         settle(ledger)

@@ -9,6 +9,7 @@ import psycopg
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.errors import ConcurrencyError, InsufficientFundsError
 from stakeledger.projections.audit import audit
 from tests.conftest import fresh_postgres_url
@@ -18,7 +19,7 @@ ATTEMPTS_PER_WORKER = 45  # 2 x 45 = 90 requested > 60 held: some must be refuse
 
 
 def drain(url: str, destination: str, barrier, results) -> None:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     applied = refused = gave_up = 0
     barrier.wait()
     for _ in range(ATTEMPTS_PER_WORKER):
@@ -34,7 +35,7 @@ def drain(url: str, destination: str, barrier, results) -> None:
 
 
 def test_two_processes_when_draining_one_account_then_no_lost_update_and_no_overdraft(durable_store_url):
-    ledger = StakeLedger.from_url(durable_store_url)
+    ledger = open_ledger(durable_store_url)
     ledger.initialise(decimals=0)
     for name in ("alice", "bob", "carol"):
         ledger.open_account(name)
@@ -54,7 +55,7 @@ def test_two_processes_when_draining_one_account_then_no_lost_update_and_no_over
         worker.join(timeout=60)
         assert worker.exitcode == 0
 
-    reader = StakeLedger.from_url(durable_store_url)
+    reader = open_ledger(durable_store_url)
     applied_total = sum(applied for applied, _, _ in outcomes.values())
     assert applied_total == START_UNITS, outcomes  # every unit moved exactly once, none twice
     assert reader.balance_of("alice") == 0
@@ -70,7 +71,7 @@ def test_two_processes_when_draining_one_account_then_no_lost_update_and_no_over
 def open_store_at_once(url: str, barrier, results) -> None:
     barrier.wait()
     try:
-        app = StakeLedger.from_url(url)  # creates the tables if this process is first
+        app = open_ledger(url)  # creates the tables if this process is first
         results.put(("opened", app.recorder.max_notification_id() or 0))
         app.close()
     except Exception as error:  # reported to the test, which names it
@@ -91,7 +92,7 @@ def test_four_processes_when_opening_a_fresh_store_at_once_then_all_open_it(dura
         worker.join(timeout=60)
     assert outcomes == [("opened", 0)] * 4, outcomes
 
-    ledger = StakeLedger.from_url(durable_store_url)
+    ledger = open_ledger(durable_store_url)
     ledger.initialise(decimals=0)
     ledger.open_account("alice")
     assert ledger.balance_of("alice") == 0
@@ -101,7 +102,7 @@ def test_postgres_insert_when_another_insert_is_in_flight_then_it_waits_for_its_
     """Inserts take the events table's EXCLUSIVE lock, so log positions commit in the
     order they were handed out and a reader tailing the log never passes one for good."""
     url = fresh_postgres_url(postgres_server)
-    ledger = StakeLedger.from_url(url)
+    ledger = open_ledger(url)
     ledger.initialise(decimals=0)
     ledger.open_account("alice")
     recorder = ledger.recorder
@@ -131,7 +132,7 @@ def test_sqlite_create_table_when_another_process_wins_the_race_then_tries_again
         return create(recorder)
 
     monkeypatch.setattr(SQLiteApplicationRecorder, "create_table", lose_twice)
-    ledger = StakeLedger.from_url(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     assert len(attempts) == 3
     ledger.initialise(decimals=0)
     assert ledger.is_initialised()
@@ -140,14 +141,14 @@ def test_sqlite_create_table_when_another_process_wins_the_race_then_tries_again
 def test_cached_account_when_another_process_writes_then_the_next_command_sees_it(durable_store_url):
     """What a command saves stays in its process's aggregate cache; a write by another
     application object must still be read before the next decision."""
-    first = StakeLedger.from_url(durable_store_url)
+    first = open_ledger(durable_store_url)
     first.initialise(decimals=0)
     for name in ("alice", "bob"):
         first.open_account(name)
     first.mint("alice", 10)
     first.transfer("alice", "bob", 4)  # alice (6) is now in first's cache at this version
 
-    second = StakeLedger.from_url(durable_store_url)
+    second = open_ledger(durable_store_url)
     second.transfer("alice", "bob", 5)  # alice (1), written behind first's back
 
     assert first.balance_of("alice") == 1
@@ -161,7 +162,7 @@ def test_cached_account_when_another_process_writes_then_the_next_command_sees_i
 
 
 def test_saved_account_when_read_again_in_this_process_then_no_events_are_read_back(durable_store_url, monkeypatch):
-    ledger = StakeLedger.from_url(durable_store_url)
+    ledger = open_ledger(durable_store_url)
     ledger.initialise(decimals=0)
     for name in ("alice", "bob"):
         ledger.open_account(name)

@@ -7,7 +7,7 @@ from eventsourcing.persistence import StoredEvent
 
 from stakeledger.domain.model.accounts import Account, account_uuid
 from stakeledger.domain.errors import InvalidInputError
-from stakeledger.adapters.persistence.topics import registered_event_classes
+from stakeledger.domain.model.naming import registered_event_classes
 from tests.conftest import stored_event_count
 
 # The stored names are a contract with every ledger already written: renaming or

@@ -3,6 +3,7 @@
 import pytest
 
 from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.errors import (
     AccountExistsError,
@@ -116,10 +117,10 @@ def test_command_id_when_reused_with_other_payload_then_conflict_and_nothing_wri
 
 
 def test_reload_when_new_application_instance_then_same_state(durable_store_url, clock):
-    ledger = StakeLedger.from_url(durable_store_url, clock=clock)
+    ledger = open_ledger(durable_store_url, clock=clock)
     ledger.initialise(decimals=6)
     open_funded(ledger, "alice")
-    reopened = StakeLedger.from_url(durable_store_url, clock=clock)
+    reopened = open_ledger(durable_store_url, clock=clock)
     assert reopened.decimals == 6
     assert reopened.balance_of("alice") == 1_000
 

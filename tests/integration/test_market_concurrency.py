@@ -9,6 +9,7 @@ artifact's outstanding shares and in the pool's balance, and nothing given up ma
 import multiprocessing
 
 from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import ConcurrencyError
 from stakeledger.domain.rules.lmsr import max_subsidy_units
@@ -24,7 +25,7 @@ SIDE_OF = {"alice": "long", "bob": "short"}
 
 
 def trade(url: str, agent: str, barrier, results) -> None:
-    app = StakeLedger.from_url(url)
+    app = open_ledger(url)
     accepted: list[tuple[str, int, int]] = []
     gave_up = 0
     # Warm the connection and the code paths first, so both processes trade as soon as they meet.
@@ -44,7 +45,7 @@ def trade(url: str, agent: str, barrier, results) -> None:
 
 
 def test_two_processes_when_trading_one_artifact_at_once_then_every_accepted_trade_is_applied(durable_store_url):
-    ledger = StakeLedger.from_url(durable_store_url)
+    ledger = open_ledger(durable_store_url)
     ledger.initialise(decimals=6)
     for agent in SIDE_OF:
         ledger.open_account(agent)
@@ -65,7 +66,7 @@ def test_two_processes_when_trading_one_artifact_at_once_then_every_accepted_tra
         worker.join(timeout=60)
         assert worker.exitcode == 0
 
-    reader = StakeLedger.from_url(durable_store_url)
+    reader = open_ledger(durable_store_url)
     artifact = reader.get_artifact(ART)
     accepted_all = [trade for accepted, _ in outcomes.values() for trade in accepted]
     for agent, (accepted, gave_up) in outcomes.items():

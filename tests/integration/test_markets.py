@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import (
@@ -621,7 +622,7 @@ def test_bad_market_request_when_refused_then_nothing_written(ledger, case, requ
 def test_list_artifact_when_ledger_not_initialised_then_refused_and_nothing_written(store_url, clock):
     from stakeledger.domain.errors import NotInitialisedError
 
-    app = StakeLedger.from_url(store_url, clock=clock)
+    app = open_ledger(store_url, clock=clock)
     try:
         with pytest.raises(NotInitialisedError):
             app.list_artifact(ART, "Title", LIQUIDITY_UNITS)
@@ -754,7 +755,7 @@ def example_ledger(backend: str, server: Callable[[], str], clock: ManualClock) 
         else:
             server_url = server()
             url = fresh_postgres_url(server_url)
-        ledger = StakeLedger.from_url(url, clock=clock, new_id=SeededIds(11))
+        ledger = open_ledger(url, clock=clock, new_id=SeededIds(11))
         try:
             ledger.initialise(decimals=6)
             yield ledger

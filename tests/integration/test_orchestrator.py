@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from stakeledger.agents.orchestrator import Entry, MultiMarketOrchestrator
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import InvalidInputError
@@ -39,7 +40,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def ledger(clock: ManualClock) -> Iterator[StakeLedger]:
-    app = StakeLedger.from_url("memory://", clock=clock, new_id=SeededIds(11))
+    app = open_ledger("memory://", clock=clock, new_id=SeededIds(11))
     app.initialise(decimals=6)
     for name, tokens in ((ALICE, 1_000), (BOB, 5_000)):
         app.open_account(name)

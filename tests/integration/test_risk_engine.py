@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.service.clock import ManualClock
@@ -663,7 +664,7 @@ def test_liquidate_portfolio_when_agent_has_no_portfolio_then_refused_and_nothin
 
 @pytest.fixture
 def durable_ledger(durable_store_url: str, clock: ManualClock) -> Iterator[StakeLedger]:
-    app = StakeLedger.from_url(durable_store_url, clock=clock, new_id=SeededIds(7))
+    app = open_ledger(durable_store_url, clock=clock, new_id=SeededIds(7))
     app.initialise(decimals=6)
     yield app
     app.close()
@@ -711,7 +712,7 @@ def test_replay_when_fresh_application_reads_the_store_then_risk_state_is_the_li
     assert [live["positions"][pid][0] for pid in ("A/p1", "B/p1", "H/p1")] == ["liquidated", "liquidated", "open"]
     assert live["portfolio"][:2] == (1, 1)
 
-    fresh = StakeLedger.from_url(durable_store_url, clock=clock)
+    fresh = open_ledger(durable_store_url, clock=clock)
     try:
         assert risk_state(fresh, ["A", "B", "H"], ALICE) == live
         report = audit(fresh)

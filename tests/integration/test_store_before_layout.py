@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.store_url import open_ledger
 from tests.fixtures.dump_ledger import dump, run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -37,7 +38,7 @@ def test_old_store_when_views_rebuilt_then_every_read_is_unchanged(old_store):
 
 
 def test_old_store_when_every_aggregate_is_loaded_then_each_reaches_its_last_version(old_store):
-    app = StakeLedger.from_url(old_store)
+    app = open_ledger(old_store)
     last_version: dict = {}
     for notification in app.recorder.select_notifications(start=1, limit=100_000):
         last_version[notification.originator_id] = notification.originator_version

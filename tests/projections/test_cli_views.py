@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from stakeledger.cli import views
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.cli.context import CliContext
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
@@ -42,7 +43,7 @@ def make_cli() -> typer.Typer:
 @pytest.fixture
 def ledger_url(durable_store_url):
     clock = ManualClock()
-    app = StakeLedger.from_url(durable_store_url, clock=clock, new_id=SeededIds(9))
+    app = open_ledger(durable_store_url, clock=clock, new_id=SeededIds(9))
     app.initialise(decimals=6)
     run_scenario(app, clock)
     app.close()
@@ -70,7 +71,7 @@ def test_statement_when_json_then_running_balance_and_balance_at_a_position(ledg
 
 def test_read_when_no_catch_up_and_log_moved_on_then_answers_stale_and_says_how_far_behind(ledger_url):
     assert json_of(ledger_url, "projections", "catch-up")["positions"]["statements"] > 0
-    app = StakeLedger.from_url(ledger_url)
+    app = open_ledger(ledger_url)
     app.mint("ada", 5 * TOKEN)
     behind = head(app)
     app.close()
@@ -147,7 +148,7 @@ def test_account_show_when_agent_holds_positions_and_orders_then_lists_them(ledg
 
 def test_account_show_when_views_lag_behind_a_new_account_then_balance_shown_without_holdings(ledger_url):
     json_of(ledger_url, "account", "show", "ada")  # the views are caught up here
-    app = StakeLedger.from_url(ledger_url)
+    app = open_ledger(ledger_url)
     app.open_account("zed")
     app.mint("zed", 5 * TOKEN)
     app.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections.replay_check import replay_check
@@ -51,7 +52,7 @@ def wait_until(condition, seconds: float, what: str) -> None:
 @pytest.mark.slow
 def test_worker_when_killed_at_random_moments_then_views_equal_a_fresh_rebuild(durable_store_url, tmp_path):
     clock = ManualClock()
-    app = StakeLedger.from_url(durable_store_url, clock=clock, new_id=SeededIds(5))
+    app = open_ledger(durable_store_url, clock=clock, new_id=SeededIds(5))
     app.initialise(decimals=6)
     bulk_log(app, clock, 20_000)
     store = open_store(app)

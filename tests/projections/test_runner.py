@@ -13,6 +13,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from stakeledger.cli.demo import Demo
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
@@ -96,7 +97,7 @@ def test_rebuild_when_views_were_built_live_then_rows_are_identical(ledger, cloc
 
 def test_rebuild_when_demo_ran_under_a_live_worker_then_equal_on_each_backend(durable_store_url):
     clock = ManualClock()
-    app = StakeLedger.from_url(durable_store_url, clock=clock, new_id=SeededIds(2026))
+    app = open_ledger(durable_store_url, clock=clock, new_id=SeededIds(2026))
     store = open_store(app)
     stop = threading.Event()
     worker = threading.Thread(
@@ -169,7 +170,7 @@ def balance_in_view(store: ViewStore, account: str) -> int:
 
 def test_catch_up_when_two_runners_race_then_no_page_is_applied_twice(durable_store_url):
     clock = ManualClock()
-    app = StakeLedger.from_url(durable_store_url, clock=clock, new_id=SeededIds(3))
+    app = open_ledger(durable_store_url, clock=clock, new_id=SeededIds(3))
     app.initialise(decimals=6)
     bulk_log(app, clock, 4_000)
     stores = [open_store(app), open_store(app)]
@@ -195,7 +196,7 @@ def test_catch_up_when_two_runners_race_then_no_page_is_applied_twice(durable_st
 
 
 def test_run_forever_when_events_arrive_then_the_worker_applies_them_promptly(durable_store_url):
-    app = StakeLedger.from_url(durable_store_url)
+    app = open_ledger(durable_store_url)
     app.initialise(decimals=6)
     app.open_account("ada")
     store = open_store(app)
@@ -253,7 +254,7 @@ def test_run_forever_when_postgres_drops_the_view_connection_then_the_worker_rec
 
     from tests.conftest import fresh_postgres_url
 
-    app = StakeLedger.from_url(fresh_postgres_url(postgres_server))
+    app = open_ledger(fresh_postgres_url(postgres_server))
     app.initialise(decimals=6)
     app.open_account("ada")
     worker_store, store = open_store(app), open_store(app)
@@ -293,7 +294,7 @@ def test_catch_up_when_a_lower_position_commits_late_on_postgres_then_it_is_not_
     from tests.conftest import fresh_postgres_url
 
     clock = ManualClock()
-    app = StakeLedger.from_url(fresh_postgres_url(postgres_server), clock=clock)
+    app = open_ledger(fresh_postgres_url(postgres_server), clock=clock)
     app.initialise(decimals=6)
     app.open_account("ada")
     store = open_store(app)

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from stakeledger.domain.model.accounts import TREASURY
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import LedgerError
@@ -26,7 +27,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize()
     def start(self) -> None:
-        self.app = StakeLedger.from_url("memory://", clock=ManualClock())
+        self.app = open_ledger("memory://", clock=ManualClock())
         self.app.initialise(decimals=0)
         self.balances: dict[str, int] = {}
         self.supply = 0

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note_case
 
 from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
 from stakeledger.domain.service.clock import ManualClock
@@ -105,7 +106,7 @@ class Run:
     """One example: a ledger, its agents, and the command outcomes the test expects."""
 
     def __init__(self, url: str, liquidity_units: int) -> None:
-        self.ledger = StakeLedger.from_url(url, clock=ManualClock(), new_id=SeededIds(11))
+        self.ledger = open_ledger(url, clock=ManualClock(), new_id=SeededIds(11))
         self.ledger.initialise(decimals=6)
         for agent in AGENTS:
             self.ledger.open_account(agent)
