@@ -6,7 +6,7 @@ PG_DIR := /tmp/stakeledger-make-test-pg
 PG_PORT ?= 55433
 DEMO_DB ?= demo.db
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test lint install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,9 +27,15 @@ demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/stakeledger --db sqlite:///$(DEMO_DB) demo
 
-# Starts a throwaway PostgreSQL on loopback, runs the whole suite on every backend,
+# One line length, one import order, no unused names: the formatter and linter as configured
+# in pyproject.toml. `make lint` alone checks; `.venv/bin/ruff format .` fixes the layout.
+lint: install-test
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+
+# Lints, starts a throwaway PostgreSQL on loopback, runs the whole suite on every backend,
 # and stops the server whatever the outcome.
-test: install-test
+test: install-test lint
 	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
 	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
 	.ci/postgres.sh stop $(PG_DIR); exit $$status

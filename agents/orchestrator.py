@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections import dashboard
 
 Signal = Mapping[str, Any]
@@ -39,15 +39,23 @@ class MultiMarketOrchestrator:
         """Follow a market; with a config, record it as the agent's per-market settings."""
         self.app.get_artifact(artifact_id)
         if config is not None:
-            self.app.configure_market(self.agent, artifact_id, position_size_pct=config.position_size_pct,
-                                      trail_pct=config.trail_pct, correlation_group=config.correlation_group)  # fmt: skip
+            self.app.configure_market(
+                self.agent,
+                artifact_id,
+                position_size_pct=config.position_size_pct,
+                trail_pct=config.trail_pct,
+                correlation_group=config.correlation_group,
+            )
         self.markets[artifact_id] = config
 
     async def check_all_entries(self, signal_fn: SignalFn) -> dict[str, bool]:
         """Ask ``signal_fn`` about every registered market at once; True where it says buy."""
         artifact_ids = list(self.markets)
         signals = await asyncio.gather(*(signal_fn(artifact_id) for artifact_id in artifact_ids))
-        return {artifact_id: bool(signal.get("should_buy")) for artifact_id, signal in zip(artifact_ids, signals, strict=True)}
+        return {
+            artifact_id: bool(signal.get("should_buy"))
+            for artifact_id, signal in zip(artifact_ids, signals, strict=True)
+        }
 
     async def submit_coordinated_entries(
         self, entries: Mapping[str, Entry], max_concurrent: int = 3
@@ -69,7 +77,9 @@ class MultiMarketOrchestrator:
                 in_flight += 1
                 self.peak_in_flight = max(self.peak_in_flight, in_flight)
                 try:
-                    result = await asyncio.to_thread(self.app.open_position, self.agent, artifact_id, entry.side, entry.tokens_units)
+                    result = await asyncio.to_thread(
+                        self.app.open_position, self.agent, artifact_id, entry.side, entry.tokens_units
+                    )
                 except LedgerError as error:
                     result = {"error": error.code, "message": str(error)}
                 finally:
@@ -95,6 +105,9 @@ class MultiMarketOrchestrator:
         actions = dashboard.rebalance(self.app, self.agent)
         violations = [a for a in actions if a["reason"] == "MAX_POSITION_PCT"]
         return {
-            "pairs_registered": len(self.markets), "metrics": summary, "risk_violations": violations,
-            "rebalance_needed": bool(actions), "rebalance_actions": actions,
-        }  # fmt: skip
+            "pairs_registered": len(self.markets),
+            "metrics": summary,
+            "risk_violations": violations,
+            "rebalance_needed": bool(actions),
+            "rebalance_actions": actions,
+        }

@@ -26,40 +26,63 @@ MAX_POSITION = 2**63 - 1
 
 def _account(state: State, agent: str) -> dict[str, Any]:
     account = state.ledger.get_account(agent_account_id(agent))
-    return {"account": account.account_id, "kind": account.kind, "balance_units": str(account.balance_units),
-            "version": account.version}  # fmt: skip
+    return {
+        "account": account.account_id,
+        "kind": account.kind,
+        "balance_units": str(account.balance_units),
+        "version": account.version,
+    }
 
 
-@router.post("/api/accounts", status_code=201, response_model=AccountOut, responses=responses(401, 403, 409),
-             summary="Open an agent account with a zero balance")  # fmt: skip
+@router.post(
+    "/api/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses=responses(401, 403, 409),
+    summary="Open an agent account with a zero balance",
+)
 def open_account(body: AccountIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_agent(body.agent)
     state.ledger.open_account(body.agent, command_id=command_id)
     return respond(_account(state, body.agent), state.decimals, 201)
 
 
-@router.get("/api/accounts/{agent}", response_model=AccountOut, responses=responses(401, 403, 404),
-            summary="An agent's balance, read from its aggregate")  # fmt: skip
+@router.get(
+    "/api/accounts/{agent}",
+    response_model=AccountOut,
+    responses=responses(401, 403, 404),
+    summary="An agent's balance, read from its aggregate",
+)
 def get_account(agent: AgentPath, caller: Caller, state: State) -> Any:
     caller.require_agent(agent)
     return human(_account(state, agent), state.decimals)
 
 
-@router.get("/api/accounts/{agent}/statement", responses=responses(401, 403, 404),
-            summary="Every movement with reason, counterparty and running balance")  # fmt: skip
+@router.get(
+    "/api/accounts/{agent}/statement",
+    responses=responses(401, 403, 404),
+    summary="Every movement with reason, counterparty and running balance",
+)
 def statement(
-    agent: AgentPath, caller: Caller, state: State,
-    at: Annotated[Optional[int], Query(ge=0, le=MAX_POSITION, description="Log position: the statement as it stood then.")] = None,
+    agent: AgentPath,
+    caller: Caller,
+    state: State,
+    at: Annotated[
+        Optional[int], Query(ge=0, le=MAX_POSITION, description="Log position: the statement as it stood then.")
+    ] = None,
     limit: Limit = queries.MAX_LIMIT,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     caller.require_agent(agent)
     with state.views() as store:
         data = queries.statement(store, agent, at=at, limit=limit)
     return human(data, state.decimals)
 
 
-@router.get("/api/accounts/{agent}/inbox", responses=responses(401, 403, 404),
-            summary="Settlement notifications the agent received, newest first")  # fmt: skip
+@router.get(
+    "/api/accounts/{agent}/inbox",
+    responses=responses(401, 403, 404),
+    summary="Settlement notifications the agent received, newest first",
+)
 def inbox(agent: AgentPath, caller: Caller, state: State, limit: Limit = queries.DEFAULT_LIMIT) -> list[dict[str, Any]]:
     caller.require_agent(agent)
     with state.views() as store:
@@ -67,25 +90,38 @@ def inbox(agent: AgentPath, caller: Caller, state: State, limit: Limit = queries
     return human(rows, state.decimals)
 
 
-@router.post("/api/accounts/{agent}/mint", response_model=TransferOut, responses=responses(401, 403, 404),
-             summary="Create tokens in an agent's account (admin)")  # fmt: skip
+@router.post(
+    "/api/accounts/{agent}/mint",
+    response_model=TransferOut,
+    responses=responses(401, 403, 404),
+    summary="Create tokens in an agent's account (admin)",
+)
 def mint(agent: AgentPath, body: MintIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_admin("minting")
     result = state.ledger.mint(agent, parse_amount(body.amount, state.decimals), command_id=command_id)
     return human(result, state.decimals)
 
 
-@router.post("/api/accounts/{agent}/transfers", response_model=TransferOut, responses=responses(401, 403, 404, 409),
-             summary="Move tokens from this agent to another")  # fmt: skip
+@router.post(
+    "/api/accounts/{agent}/transfers",
+    response_model=TransferOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Move tokens from this agent to another",
+)
 def transfer(agent: AgentPath, body: TransferIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_agent(agent)
-    result = state.ledger.transfer(agent, body.to, parse_amount(body.amount, state.decimals), reason=body.reason,
-                                   command_id=command_id)  # fmt: skip
+    result = state.ledger.transfer(
+        agent, body.to, parse_amount(body.amount, state.decimals), reason=body.reason, command_id=command_id
+    )
     return human(result, state.decimals)
 
 
-@router.get("/api/portfolio/{agent}", tags=["portfolio"], responses=responses(401, 403, 404),
-            summary="Positions marked at the current price, resting orders and P&L")  # fmt: skip
+@router.get(
+    "/api/portfolio/{agent}",
+    tags=["portfolio"],
+    responses=responses(401, 403, 404),
+    summary="Positions marked at the current price, resting orders and P&L",
+)
 def portfolio(agent: AgentPath, caller: Caller, state: State) -> dict[str, Any]:
     caller.require_agent(agent)
     with state.views() as store:
@@ -93,13 +129,18 @@ def portfolio(agent: AgentPath, caller: Caller, state: State) -> dict[str, Any]:
     return human(data, state.decimals)
 
 
-@router.get("/api/portfolio/{agent}/metrics", tags=["portfolio"], responses=responses(401, 403, 404),
-            summary="Capital, P&L, concentration, exposure, Sharpe, Sortino and drawdown")  # fmt: skip
+@router.get(
+    "/api/portfolio/{agent}/metrics",
+    tags=["portfolio"],
+    responses=responses(401, 403, 404),
+    summary="Capital, P&L, concentration, exposure, Sharpe, Sortino and drawdown",
+)
 def metrics(agent: AgentPath, caller: Caller, state: State) -> dict[str, Any]:
     """Read from the write side and a replay of the log (projections.dashboard), so it
     costs time in proportion to the log; the figures match `stakeledger portfolio summary`."""
     caller.require_agent(agent)
     ledger = state.ledger
     ledger.get_account(agent_account_id(agent))  # 404 for an unknown agent before any replay
-    return human({"summary": dashboard.summary(ledger, agent), "performance": dashboard.metrics(ledger, agent)},
-                 state.decimals)  # fmt: skip
+    return human(
+        {"summary": dashboard.summary(ledger, agent), "performance": dashboard.metrics(ledger, agent)}, state.decimals
+    )

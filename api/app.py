@@ -16,13 +16,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from stakeledger.adapters.persistence.store_url import open_ledger, resolve_url
 from stakeledger.api import accounts, errors, market, operations, settlement
-from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.api.limits import BodyLimit
 from stakeledger.api.state import ApiState
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import Clock
-from stakeledger.adapters.persistence.store_url import resolve_url
 
 CATCH_UP_ENV = "STAKELEDGER_API_CATCH_UP"
 DESCRIPTION = """\

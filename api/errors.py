@@ -27,9 +27,16 @@ from stakeledger.domain.errors import LedgerError
 logger = logging.getLogger("stakeledger.api")
 
 MAX_DETAILS = 20
-_HTTP_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-               405: "METHOD_NOT_ALLOWED", 406: "NOT_ACCEPTABLE", 413: "PAYLOAD_TOO_LARGE",
-               415: "UNSUPPORTED_MEDIA_TYPE"}  # fmt: skip
+_HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    406: "NOT_ACCEPTABLE",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
 
 
 class ErrorDetail(BaseModel):
@@ -47,7 +54,9 @@ class ErrorBody(BaseModel):
     rejection: dict[str, Any] | None = Field(default=None, description="A risk rejection's reason and context.")
 
 
-def _error(status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+def _error(
+    status: int, code: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"error": code, "message": message, **{key: value for key, value in extra.items() if value is not None}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -119,7 +128,13 @@ def install(app: FastAPI) -> None:
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a route can answer with."""
-    text = {400: "Bad input", 401: "Missing, malformed, unknown or revoked key", 403: "Wrong agent or scope",
-            404: "Unknown id", 409: "Frozen, state conflict, risk rejection or idempotency mismatch",
-            422: "Bad input", 503: "Store unavailable"}  # fmt: skip
+    text = {
+        400: "Bad input",
+        401: "Missing, malformed, unknown or revoked key",
+        403: "Wrong agent or scope",
+        404: "Unknown id",
+        409: "Frozen, state conflict, risk rejection or idempotency mismatch",
+        422: "Bad input",
+        503: "Store unavailable",
+    }
     return {status: {"model": ErrorBody, "description": text[status]} for status in (*statuses, 422, 503)}

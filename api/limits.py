@@ -12,8 +12,9 @@ MAX_BODY_BYTES = 1 << 20
 
 
 def _refusal(max_bytes: int) -> JSONResponse:
-    return JSONResponse({"error": "PAYLOAD_TOO_LARGE", "message": f"request bodies are at most {max_bytes} bytes"},
-                        status_code=413)  # fmt: skip
+    return JSONResponse(
+        {"error": "PAYLOAD_TOO_LARGE", "message": f"request bodies are at most {max_bytes} bytes"}, status_code=413
+    )
 
 
 class BodyLimit:

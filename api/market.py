@@ -28,8 +28,8 @@ from stakeledger.api.models import (
 )
 from stakeledger.api.render import human, respond
 from stakeledger.api.state import Caller, CommandId, State
-from stakeledger.domain.model.artifacts import artifact_of
 from stakeledger.domain.errors import UnknownOrderError
+from stakeledger.domain.model.artifacts import artifact_of
 from stakeledger.domain.rules.money import parse_amount, parse_price_wad
 from stakeledger.projections import queries
 from stakeledger.projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
@@ -42,8 +42,13 @@ ArtifactPath = Annotated[str, Path(pattern=NAME_PATTERN, description="Artifact i
 def child_id_path(kind: str, example: str) -> Any:
     """Ids of positions, orders and bounties hold a slash ("ART-1/p7"): send it as is or
     URL-encoded (%2F). Their shape is checked by the ledger, which answers 422 or 404."""
-    return Path(min_length=3, max_length=140, pattern=TEXT_PATTERN, description=f"{kind} id, e.g. {example}.",
-                openapi_examples={kind.lower(): {"summary": f"a {kind.lower()} id", "value": example}})  # fmt: skip
+    return Path(
+        min_length=3,
+        max_length=140,
+        pattern=TEXT_PATTERN,
+        description=f"{kind} id, e.g. {example}.",
+        openapi_examples={kind.lower(): {"summary": f"a {kind.lower()} id", "value": example}},
+    )
 
 
 PositionPath = Annotated[str, child_id_path("Position", "ART-1/p1")]
@@ -56,12 +61,17 @@ def rejected_or(result: dict[str, Any], decimals: int, status_code: int = 200) -
     code (e.g. MAX_POSITION_PCT). Anything else is the command's result."""
     if "rejected" in result:
         rejection = result["rejected"]
-        return JSONResponse(jsonable_encoder({"error": str(rejection["reason"]), "rejection": rejection,
-                                              "message": result.get("message", "rejected by risk limits")}),
-                            status_code=409)  # fmt: skip
+        return JSONResponse(
+            jsonable_encoder(
+                {
+                    "error": str(rejection["reason"]),
+                    "rejection": rejection,
+                    "message": result.get("message", "rejected by risk limits"),
+                }
+            ),
+            status_code=409,
+        )
     return respond(result, decimals, status_code)
-
-
 
 
 # Reads -------------------------------------------------------------------------------------------
@@ -77,32 +87,54 @@ def list_artifacts(
     return human(rows, state.decimals)
 
 
-@router.post("/artifacts", status_code=201, response_model=ArtifactOut, responses=responses(401, 403, 409),
-             summary="List an artifact and open its market (admin)")  # fmt: skip
+@router.post(
+    "/artifacts",
+    status_code=201,
+    response_model=ArtifactOut,
+    responses=responses(401, 403, 409),
+    summary="List an artifact and open its market (admin)",
+)
 def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_admin("listing an artifact")
     ledger = state.ledger
-    ledger.list_artifact(body.artifact, body.title, parse_amount(body.liquidity, state.decimals), group=body.group,
-                         min_hold_days=body.min_hold_days, command_id=command_id)  # fmt: skip
+    ledger.list_artifact(
+        body.artifact,
+        body.title,
+        parse_amount(body.liquidity, state.decimals),
+        group=body.group,
+        min_hold_days=body.min_hold_days,
+        command_id=command_id,
+    )
     return respond(ledger.artifact_state(body.artifact), state.decimals, 201)
 
 
-@router.get("/artifacts/{artifact_id}", response_model=ArtifactOut, responses=responses(404),
-            summary="One artifact, read from its aggregate")  # fmt: skip
+@router.get(
+    "/artifacts/{artifact_id}",
+    response_model=ArtifactOut,
+    responses=responses(404),
+    summary="One artifact, read from its aggregate",
+)
 def get_artifact(artifact_id: ArtifactPath, state: State) -> Any:
     return human(state.ledger.artifact_state(artifact_id), state.decimals)
 
 
-@router.get("/artifacts/{artifact_id}/book", responses=responses(404),
-            summary="Prices, resting limit orders and the depth to move p(long) to 0.1 … 0.9")  # fmt: skip
+@router.get(
+    "/artifacts/{artifact_id}/book",
+    responses=responses(404),
+    summary="Prices, resting limit orders and the depth to move p(long) to 0.1 … 0.9",
+)
 def get_book(artifact_id: ArtifactPath, state: State) -> dict[str, Any]:
     with state.views() as store:
         data = queries.book(store, artifact_id)
     return human(data, state.decimals)
 
 
-@router.get("/artifacts/{artifact_id}/quote", response_model=QuoteOut, responses=responses(404),
-            summary="What a buy would cost: give exactly one of shares or tokens; writes nothing")  # fmt: skip
+@router.get(
+    "/artifacts/{artifact_id}/quote",
+    response_model=QuoteOut,
+    responses=responses(404),
+    summary="What a buy would cost: give exactly one of shares or tokens; writes nothing",
+)
 def get_quote(
     artifact_id: ArtifactPath,
     side: Annotated[Side, Query()],
@@ -111,8 +143,12 @@ def get_quote(
     tokens: Annotated[Optional[Amount], Query(description="Spend this many tokens.")] = None,
 ) -> Any:
     d = state.decimals
-    result = state.ledger.quote(artifact_id, side, shares_units=parse_amount(shares, d) if shares is not None else None,
-                                tokens_units=parse_amount(tokens, d) if tokens is not None else None)  # fmt: skip
+    result = state.ledger.quote(
+        artifact_id,
+        side,
+        shares_units=parse_amount(shares, d) if shares is not None else None,
+        tokens_units=parse_amount(tokens, d) if tokens is not None else None,
+    )
     return human(result, d)
 
 
@@ -131,22 +167,34 @@ def settlements(
 # Writes ------------------------------------------------------------------------------------------
 
 
-@router.post("/positions", status_code=201, response_model=TradeOut, responses=responses(401, 403, 404, 409),
-             summary="Market order: buy the shares that `tokens` pay for")  # fmt: skip
+@router.post(
+    "/positions",
+    status_code=201,
+    response_model=TradeOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Market order: buy the shares that `tokens` pay for",
+)
 def open_position(body: MarketOrderIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_agent(body.agent)
     d = state.decimals
     result = state.ledger.open_position(
-        body.agent, body.artifact, body.side, parse_amount(body.tokens, d),
+        body.agent,
+        body.artifact,
+        body.side,
+        parse_amount(body.tokens, d),
         max_price_wad=parse_price_wad(body.max_price) if body.max_price is not None else None,
         min_shares_units=parse_amount(body.min_shares, d) if body.min_shares is not None else None,
         command_id=command_id,
-    )  # fmt: skip
+    )
     return rejected_or(result, d, 201)
 
 
-@router.post("/positions/{position_id:path}/close", response_model=CloseOut, responses=responses(401, 403, 404, 409),
-             summary="Sell a position back to the market maker at the current price")  # fmt: skip
+@router.post(
+    "/positions/{position_id:path}/close",
+    response_model=CloseOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Sell a position back to the market maker at the current price",
+)
 def close_position(position_id: PositionPath, caller: Caller, state: State, command_id: CommandId) -> Any:
     # A trade key may close only its own agent's positions (403 NOT_OWNER otherwise).
     agent = None if caller.is_admin else caller.agent
@@ -154,19 +202,34 @@ def close_position(position_id: PositionPath, caller: Caller, state: State, comm
     return rejected_or(result, state.decimals)
 
 
-@router.post("/orders", status_code=201, response_model=OrderOut, responses=responses(401, 403, 404, 409),
-             summary="Limit order: escrow tokens and buy while the side's price is below the limit")  # fmt: skip
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Limit order: escrow tokens and buy while the side's price is below the limit",
+)
 def place_order(body: LimitOrderIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_agent(body.agent)
     d = state.decimals
-    result = state.ledger.place_limit_order(body.agent, body.artifact, body.side, parse_amount(body.tokens, d),
-                                            parse_price_wad(body.limit_price), expires_in_days=body.expires_in_days,
-                                            command_id=command_id)  # fmt: skip
+    result = state.ledger.place_limit_order(
+        body.agent,
+        body.artifact,
+        body.side,
+        parse_amount(body.tokens, d),
+        parse_price_wad(body.limit_price),
+        expires_in_days=body.expires_in_days,
+        command_id=command_id,
+    )
     return rejected_or(result, d, 201)
 
 
-@router.delete("/orders/{order_id:path}", response_model=CancelOut, responses=responses(401, 403, 404, 409),
-               summary="Cancel a resting limit order and release its escrow")  # fmt: skip
+@router.delete(
+    "/orders/{order_id:path}",
+    response_model=CancelOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Cancel a resting limit order and release its escrow",
+)
 def cancel_order(order_id: OrderPath, caller: Caller, state: State, command_id: CommandId) -> Any:
     agent = _order_owner(state, order_id) if caller.is_admin else caller.agent
     result = state.ledger.cancel_order(order_id, agent, command_id=command_id)

@@ -16,13 +16,24 @@ WEIGHT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,30}|/[0-9]{1,30})?$"
 # Printable text without control characters: they would break logs and text columns.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
-AgentName = Annotated[str, Field(pattern=NAME_PATTERN, description="An agent: 1-64 letters, digits, '_', '.', '-'.",
-                                 examples=["alice"])]  # fmt: skip
+AgentName = Annotated[
+    str, Field(pattern=NAME_PATTERN, description="An agent: 1-64 letters, digits, '_', '.', '-'.", examples=["alice"])
+]
 ArtifactId = Annotated[str, Field(pattern=NAME_PATTERN, description="An artifact id.", examples=["ART-1"])]
-Amount = Annotated[str, Field(pattern=AMOUNT_PATTERN, description="Tokens as a decimal string, at most the ledger's decimals.",
-                              examples=["12.5"])]  # fmt: skip
-Price = Annotated[str, Field(pattern=AMOUNT_PATTERN, max_length=60, description="A probability strictly between 0 and 1.",
-                             examples=["0.65"])]  # fmt: skip
+Amount = Annotated[
+    str,
+    Field(
+        pattern=AMOUNT_PATTERN,
+        description="Tokens as a decimal string, at most the ledger's decimals.",
+        examples=["12.5"],
+    ),
+]
+Price = Annotated[
+    str,
+    Field(
+        pattern=AMOUNT_PATTERN, max_length=60, description="A probability strictly between 0 and 1.", examples=["0.65"]
+    ),
+]
 Side = Literal["long", "short"]
 State = Literal[STATES]  # type: ignore[valid-type]
 
@@ -36,8 +47,12 @@ class MarketOrderIn(Body):
     artifact: ArtifactId
     side: Side
     tokens: Amount = Field(description="Tokens to spend at market.")
-    max_price: Optional[Price] = Field(default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) above this average price.")
-    min_shares: Optional[Amount] = Field(default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) below this many shares.")
+    max_price: Optional[Price] = Field(
+        default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) above this average price."
+    )
+    min_shares: Optional[Amount] = Field(
+        default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) below this many shares."
+    )
 
 
 class LimitOrderIn(Body):
@@ -52,7 +67,9 @@ class LimitOrderIn(Body):
 class ArtifactIn(Body):
     artifact: ArtifactId
     title: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
-    liquidity: Amount = Field(description="LMSR liquidity b in tokens; the pool is funded with b·ln 2 from the treasury.")
+    liquidity: Amount = Field(
+        description="LMSR liquidity b in tokens; the pool is funded with b·ln 2 from the treasury."
+    )
     group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Correlation group.")
     min_hold_days: int = Field(default=90, ge=0, le=36_500)
 

@@ -21,22 +21,38 @@ router = APIRouter(tags=["operations"])
 def healthz(state: State) -> Any:
     ledger = state.ledger
     initialised = ledger.is_initialised()
-    return {"status": "ok", "initialised": initialised, "log_position": max_position(ledger),
-            "decimals": ledger.decimals if initialised else None}  # fmt: skip
+    return {
+        "status": "ok",
+        "initialised": initialised,
+        "log_position": max_position(ledger),
+        "decimals": ledger.decimals if initialised else None,
+    }
 
 
-@router.get("/api/audit", response_model=AuditOut, responses=responses(401, 403),
-            summary="Replay the whole log and check every invariant (admin)")  # fmt: skip
+@router.get(
+    "/api/audit",
+    response_model=AuditOut,
+    responses=responses(401, 403),
+    summary="Replay the whole log and check every invariant (admin)",
+)
 def audit(caller: Caller, state: State) -> Any:
     """Admin only: it replays the whole log, so anyone could otherwise keep a worker busy."""
     caller.require_admin("the audit")
     report = run_audit(state.ledger)
-    return human({
-        "clean": report.clean, "events": report.events, "last_position": report.last_position,
-        "accounts": report.accounts, "transfers": report.transfers,
-        "total_supply_units": str(report.total_supply_units), "seconds": round(report.seconds, 3),
-        "violation_count": report.violation_count, "violations": [str(v) for v in report.violations],
-    }, state.decimals)  # fmt: skip
+    return human(
+        {
+            "clean": report.clean,
+            "events": report.events,
+            "last_position": report.last_position,
+            "accounts": report.accounts,
+            "transfers": report.transfers,
+            "total_supply_units": str(report.total_supply_units),
+            "seconds": round(report.seconds, 3),
+            "violation_count": report.violation_count,
+            "violations": [str(v) for v in report.violations],
+        },
+        state.decimals,
+    )
 
 
 @router.get("/api/projections", summary="Per view: last applied log position, lag behind the log, rows")

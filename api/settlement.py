@@ -21,33 +21,53 @@ router = APIRouter(tags=["settlement"])
 BountyPath = Annotated[str, child_id_path("Bounty", "ART-1/b1")]
 
 
-@router.post("/api/artifacts/{artifact_id}/lifecycle-transition", response_model=TransitionOut,
-             responses=responses(401, 403, 404, 409), summary="Move an artifact through its lifecycle and settle (admin)")  # fmt: skip
-def lifecycle_transition(artifact_id: ArtifactPath, body: TransitionIn, caller: Caller, state: State,
-                         command_id: CommandId) -> Any:  # fmt: skip
+@router.post(
+    "/api/artifacts/{artifact_id}/lifecycle-transition",
+    response_model=TransitionOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Move an artifact through its lifecycle and settle (admin)",
+)
+def lifecycle_transition(
+    artifact_id: ArtifactPath, body: TransitionIn, caller: Caller, state: State, command_id: CommandId
+) -> Any:
     """The transition and every settlement it causes are one transaction: validated and
     deprecated settle every live position, flagged settles half, challenged freezes."""
     caller.require_admin("a lifecycle transition")
     result = state.ledger.transition_artifact(
-        artifact_id, body.state, actor=body.actor or caller.agent, reason=body.reason,
-        price_wad=parse_price_wad(body.price) if body.price is not None else None, command_id=command_id,
-    )  # fmt: skip
+        artifact_id,
+        body.state,
+        actor=body.actor or caller.agent,
+        reason=body.reason,
+        price_wad=parse_price_wad(body.price) if body.price is not None else None,
+        command_id=command_id,
+    )
     return human(result, state.decimals)
 
 
-@router.post("/api/bounties", status_code=201, response_model=BountyOut, responses=responses(401, 403, 404, 409),
-             summary="Escrow a sponsor's tokens as a bounty on an artifact")  # fmt: skip
+@router.post(
+    "/api/bounties",
+    status_code=201,
+    response_model=BountyOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Escrow a sponsor's tokens as a bounty on an artifact",
+)
 def post_bounty(body: BountyIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_agent(body.sponsor)
-    result = state.ledger.post_bounty(body.artifact, body.sponsor, parse_amount(body.amount, state.decimals),
-                                      command_id=command_id)  # fmt: skip
+    result = state.ledger.post_bounty(
+        body.artifact, body.sponsor, parse_amount(body.amount, state.decimals), command_id=command_id
+    )
     return respond(result, state.decimals, 201)
 
 
-@router.post("/api/bounties/{bounty_id:path}/distribute", response_model=BountyOut,
-             responses=responses(401, 403, 404, 409), summary="Split a bounty among claimants by weight (admin)")  # fmt: skip
-def distribute_bounty(bounty_id: BountyPath, body: DistributeIn, caller: Caller, state: State,
-                      command_id: CommandId) -> Any:  # fmt: skip
+@router.post(
+    "/api/bounties/{bounty_id:path}/distribute",
+    response_model=BountyOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Split a bounty among claimants by weight (admin)",
+)
+def distribute_bounty(
+    bounty_id: BountyPath, body: DistributeIn, caller: Caller, state: State, command_id: CommandId
+) -> Any:
     caller.require_admin("distributing a bounty")
     weights = [(claimant.agent, parse_fraction(claimant.weight)) for claimant in body.claimants]
     result = state.ledger.distribute_bounty(bounty_id, weights, command_id=command_id)
@@ -55,8 +75,12 @@ def distribute_bounty(bounty_id: BountyPath, body: DistributeIn, caller: Caller,
     return human({**result, "shares": shares}, state.decimals)
 
 
-@router.post("/api/bounties/{bounty_id:path}/refund", response_model=BountyOut,
-             responses=responses(401, 403, 404, 409), summary="Return an unclaimed bounty to its sponsor (admin)")  # fmt: skip
+@router.post(
+    "/api/bounties/{bounty_id:path}/refund",
+    response_model=BountyOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Return an unclaimed bounty to its sponsor (admin)",
+)
 def refund_bounty(bounty_id: BountyPath, caller: Caller, state: State, command_id: CommandId) -> Any:
     # Admin only: a sponsor who could take the bounty back at will could also pull it
     # from under the claimants just before a distribution.
@@ -71,8 +95,12 @@ def reputation_all(state: State) -> list[dict[str, Any]]:
     return human(rows, state.decimals)
 
 
-@router.get("/api/reputation/{agent}", tags=["reputation"], responses=responses(404),
-            summary="One agent's believability and each change, naming the settlement that caused it")  # fmt: skip
+@router.get(
+    "/api/reputation/{agent}",
+    tags=["reputation"],
+    responses=responses(404),
+    summary="One agent's believability and each change, naming the settlement that caused it",
+)
 def reputation_one(
     agent: Annotated[str, Path(pattern=NAME_PATTERN)],
     state: State,

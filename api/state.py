@@ -21,9 +21,9 @@ from typing import Annotated, Optional
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.service.apikeys import Principal, authenticate
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.errors import InvalidInputError
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import ViewStore, open_store
 
@@ -77,9 +77,10 @@ def get_state(request: Request) -> ApiState:
 State = Annotated[ApiState, Depends(get_state)]
 
 bearer = HTTPBearer(
-    auto_error=False, scheme_name="ApiKey",
+    auto_error=False,
+    scheme_name="ApiKey",
     description="An API key from `stakeledger apikey create AGENT [--scope trade|admin]`: `Authorization: Bearer sl_...`.",
-)  # fmt: skip
+)
 
 
 def get_principal(
@@ -96,11 +97,12 @@ def get_command_id(
     idempotency_key: Annotated[
         Optional[str],
         Header(
-            alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX,
+            alias="Idempotency-Key",
+            max_length=IDEMPOTENCY_KEY_MAX,
             description="Makes the request retry-safe: a retry with the same key and body returns the first response; "
             "the same key with another body is refused with 409 IDEMPOTENCY_MISMATCH. 1-128 visible ASCII characters.",
         ),
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> str | None:
     """The ledger command id for this request. Keys are scoped to the caller's agent, so
     two agents choosing the same key never see or block each other's commands."""
@@ -112,4 +114,3 @@ def get_command_id(
 
 
 CommandId = Annotated[Optional[str], Depends(get_command_id)]
-

@@ -121,7 +121,7 @@ def plain_connection(url: str) -> Any:
     mode (issue BEGIN yourself) and WAL, as eventsourcing uses. PostgreSQL: the URL's
     schema is the search path; transactions begin implicitly."""
     if url.startswith("sqlite:///"):
-        connection = sqlite3.connect(url[len("sqlite:///"):], isolation_level=None)
+        connection = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
         connection.execute("PRAGMA journal_mode=WAL")
         return connection
     import psycopg

@@ -40,13 +40,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 from _common import BACKENDS, ROOT, backend_version, fresh_store, log, machine_info, postgres_server, report
 
-import httpx
-
-from stakeledger.domain.service import apikeys
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service import apikeys
 from tests.api.serving import free_port, stop, wait_until_serving
 
 ART = "BENCH-1"
@@ -83,8 +81,19 @@ def seeded_ledger(url: str, clients: int) -> list[tuple[str, str]]:
 @contextmanager
 def served(url: str, workers: int) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "stakeledger.cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(workers),
-               "--no-access-log"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "stakeledger.cli.api",
+        "--db",
+        url,
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory() as folder:
         server_log = Path(folder) / "server.log"
@@ -98,8 +107,9 @@ def served(url: str, workers: int) -> Iterator[str]:
             stop(process, signal.SIGINT, seconds=30)
 
 
-def run_load(base: str, agents: list[tuple[str, str]], total: int, make_request: Callable[..., tuple[bool, int]],
-             label: str) -> dict[str, Any]:  # fmt: skip
+def run_load(
+    base: str, agents: list[tuple[str, str]], total: int, make_request: Callable[..., tuple[bool, int]], label: str
+) -> dict[str, Any]:
     """``total`` requests from ``len(agents)`` closed-loop clients; latencies in ms."""
     latencies: list[float] = []
     failures: list[str] = []
@@ -139,11 +149,16 @@ def run_load(base: str, agents: list[tuple[str, str]], total: int, make_request:
     seconds = time.perf_counter() - started
     ordered = sorted(latencies)
     return {
-        "requests": len(latencies), "seconds": round(seconds, 3), "per_second": round(len(latencies) / seconds, 1),
-        "p50_ms": round(statistics.median(ordered), 2), "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
-        "mean_ms": round(statistics.fmean(ordered), 2), "failures": len(failures), "client_retries": retries[0],
+        "requests": len(latencies),
+        "seconds": round(seconds, 3),
+        "per_second": round(len(latencies) / seconds, 1),
+        "p50_ms": round(statistics.median(ordered), 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
+        "mean_ms": round(statistics.fmean(ordered), 2),
+        "failures": len(failures),
+        "client_retries": retries[0],
         "failure_examples": failures[:3],
-    }  # fmt: skip
+    }
 
 
 def quote(http: httpx.Client, agent: str, index: int, label: str) -> tuple[bool, int]:
@@ -179,8 +194,11 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
         agents = seeded_ledger(url, args.clients)
         with served(url, args.workers) as base:
             results = {}
-            plan = (("quote", quote, args.quotes), ("order, one market", order, args.orders),
-                    ("order, own markets", order_own_market, args.orders))  # fmt: skip
+            plan = (
+                ("quote", quote, args.quotes),
+                ("order, one market", order, args.orders),
+                ("order, own markets", order_own_market, args.orders),
+            )
             for name, operation, total in plan:
                 log(f"{backend}: {name} warm-up ({args.warmup}), then {total:,} requests from {args.clients} clients")
                 label = name.replace(",", "").replace(" ", "-")
@@ -204,11 +222,20 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backend or list(BACKENDS)
 
     document: dict[str, Any] = {
-        "benchmark": "api", "machine": machine_info(),
-        "params": {"quick": args.quick, "quotes": args.quotes, "orders": args.orders, "clients": args.clients,
-                   "workers": args.workers, "warmup": args.warmup, "decimals": 18},
-        "backends": {}, "results": {},
-    }  # fmt: skip
+        "benchmark": "api",
+        "machine": machine_info(),
+        "params": {
+            "quick": args.quick,
+            "quotes": args.quotes,
+            "orders": args.orders,
+            "clients": args.clients,
+            "workers": args.workers,
+            "warmup": args.warmup,
+            "decimals": 18,
+        },
+        "backends": {},
+        "results": {},
+    }
     with ExitStack() as stack:
         for backend in backends:
             server_url = stack.enter_context(postgres_server()) if backend == "postgresql" else None
@@ -217,9 +244,19 @@ def main(argv: list[str] | None = None) -> int:
 
     columns = ["backend", "operation", "requests", "req/s", "p50 ms", "p99 ms", "failures", "client retries"]
     rows = [
-        [backend, operation, r["requests"], r["per_second"], r["p50_ms"], r["p99_ms"], r["failures"], r["client_retries"]]
-        for backend, results in document["results"].items() for operation, r in results.items()
-    ]  # fmt: skip
+        [
+            backend,
+            operation,
+            r["requests"],
+            r["per_second"],
+            r["p50_ms"],
+            r["p99_ms"],
+            r["failures"],
+            r["client_retries"],
+        ]
+        for backend, results in document["results"].items()
+        for operation, r in results.items()
+    ]
     report("api", f"HTTP API on loopback ({args.workers} workers, {args.clients} clients)", columns, rows, document)
     return 0 if all(r["failures"] == 0 for results in document["results"].values() for r in results.values()) else 1
 

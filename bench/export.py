@@ -38,15 +38,15 @@ from typing import Any
 
 from _common import log, machine_info, per_second, report
 
-from stakeledger.domain.model.accounts import TREASURY, Account, Transfer
-from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.clock import ManualClock
-from stakeledger.projections.audit import audit
 from stakeledger.adapters.evm import StandardMerkleTree, verify
 from stakeledger.adapters.evm.bundle import BALANCES_TREE
 from stakeledger.adapters.evm.export import export_ledger
 from stakeledger.adapters.evm.verification import verify_export
+from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.model.accounts import TREASURY, Account, Transfer
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.projections.audit import audit
 
 INSERT_BATCH = 20_000
 MINT_UNITS = 1_000 * 10**18
@@ -182,7 +182,9 @@ def run(args: argparse.Namespace, directory: Path) -> None:
         ["proofs (get + verify)", count, round(proof_seconds, 3), round(per_second(count, proof_seconds))],
     ]
     if verify_seconds is not None:
-        rows.append(["verify", summary.events, round(verify_seconds, 2), round(per_second(summary.events, verify_seconds))])
+        rows.append(
+            ["verify", summary.events, round(verify_seconds, 2), round(per_second(summary.events, verify_seconds))]
+        )
     document = {
         "benchmark": "export",
         "backend": "sqlite",
@@ -190,19 +192,35 @@ def run(args: argparse.Namespace, directory: Path) -> None:
         "events": summary.events,
         "build": built,
         "audit": audited,
-        "export": {"seconds": round(export_seconds, 2), "events_per_second": round(per_second(summary.events, export_seconds)),
-                   "balance_rows": summary.balance_rows, "file_bytes": sizes,
-                   "phase_seconds": {phase: round(seconds, 2) for phase, seconds in phases.items()}},
-        "proofs": {"count": count, "seconds": round(proof_seconds, 3),
-                   "proofs_per_second": round(per_second(count, proof_seconds)),
-                   "get_proof_per_second": round(per_second(count, generate_seconds)),
-                   "verify_per_second": round(per_second(count, verify_proofs_seconds))},
-        "verify": None if verify_seconds is None else {
-            "seconds": round(verify_seconds, 2), "events_per_second": round(per_second(summary.events, verify_seconds))},
+        "export": {
+            "seconds": round(export_seconds, 2),
+            "events_per_second": round(per_second(summary.events, export_seconds)),
+            "balance_rows": summary.balance_rows,
+            "file_bytes": sizes,
+            "phase_seconds": {phase: round(seconds, 2) for phase, seconds in phases.items()},
+        },
+        "proofs": {
+            "count": count,
+            "seconds": round(proof_seconds, 3),
+            "proofs_per_second": round(per_second(count, proof_seconds)),
+            "get_proof_per_second": round(per_second(count, generate_seconds)),
+            "verify_per_second": round(per_second(count, verify_proofs_seconds)),
+        },
+        "verify": None
+        if verify_seconds is None
+        else {
+            "seconds": round(verify_seconds, 2),
+            "events_per_second": round(per_second(summary.events, verify_seconds)),
+        },
         "machine": machine_info(),
     }
-    report("export", f"EVM export — {args.accounts:,} accounts, {summary.events:,} events (SQLite)",
-           ["step", "items", "seconds", "per second"], rows, document)
+    report(
+        "export",
+        f"EVM export — {args.accounts:,} accounts, {summary.events:,} events (SQLite)",
+        ["step", "items", "seconds", "per second"],
+        rows,
+        document,
+    )
 
 
 if __name__ == "__main__":

@@ -52,10 +52,9 @@ from _common import (
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 
+from stakeledger.adapters.persistence.store_url import env_for_url, open_ledger
 from stakeledger.domain.model.accounts import Account
-from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
-from stakeledger.adapters.persistence.store_url import env_for_url
 
 AGENTS = [f"agent-{i}" for i in range(10)]
 AMOUNT = 10**18  # one token at 18 decimals
@@ -146,8 +145,9 @@ class BareEvents:
         assert len(self._stored_state()) == event_bytes
 
     def _stored_state(self) -> bytes:
-        event = Blob.Noted(originator_id=uuid.uuid4(), originator_version=2,
-                           timestamp=datetime.now(timezone.utc), payload=self.payload)  # fmt: skip
+        event = Blob.Noted(
+            originator_id=uuid.uuid4(), originator_version=2, timestamp=datetime.now(timezone.utc), payload=self.payload
+        )
         return self.app.mapper.to_stored_event(event).state
 
     def note(self, i: int) -> tuple[Blob, Blob]:
@@ -239,8 +239,9 @@ def baseline_b_single(url: str, n: int) -> list[float]:
         connection.execute(update, (encode(balances[debit] - AMOUNT), debit))
         connection.execute(update, (encode(balances[credit] + AMOUNT), credit))
         now = datetime.now(timezone.utc)
-        connection.execute(insert, (uuid.uuid4().hex, debit, credit, encode(AMOUNT), "transfer",
-                                    now if postgres else now.isoformat()))  # fmt: skip
+        connection.execute(
+            insert, (uuid.uuid4().hex, debit, credit, encode(AMOUNT), "transfer", now if postgres else now.isoformat())
+        )
         commit()
 
     try:
@@ -266,10 +267,11 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace, 
         for a periodic cost (such as replaying events since the last snapshot)."""
         rates = {"transfers_per_s_median_batch": round(per_second(per_chunk, statistics.median(chunks)), 1)}
         return {
-            "transfers": per_chunk * len(chunks), "seconds": round(sum(chunks), 4),
+            "transfers": per_chunk * len(chunks),
+            "seconds": round(sum(chunks), 4),
             "transfers_per_s": round(per_second(per_chunk * len(chunks), sum(chunks)), 1),
             **(rates if len(chunks) > 1 else {}),
-        }  # fmt: skip
+        }
 
     def single(label: str, fn: Callable[[str, int], list[float]]) -> dict[str, Any]:
         log(f"  {backend}: {label}, {n:,} transfers ...")
@@ -279,8 +281,10 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace, 
     n, batches, size = args.transfers, args.batches, args.batch_size
     results = {"stakeledger_single": single("stakeledger single", stakeledger_single)}
     log(f"  {backend}: stakeledger and baseline_a batched, taking turns, {batches} x {size:,} transfers each ...")
-    with fresh_store(backend, server_url, "ledger_batched") as ledger_url, \
-            fresh_store(backend, server_url, "bare_batched") as bare_url:  # fmt: skip
+    with (
+        fresh_store(backend, server_url, "ledger_batched") as ledger_url,
+        fresh_store(backend, server_url, "bare_batched") as bare_url,
+    ):
         ledger_times, bare_times = batched_pair(ledger_url, bare_url, batches, size, event_bytes)
     results["stakeledger_batched"] = summary(ledger_times, size)
     results["baseline_a_single"] = single("baseline_a single", lambda url, n: baseline_a_single(url, n, event_bytes))
@@ -314,10 +318,16 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "ledger",
         "machine": machine_info(),
         "params": {
-            "quick": args.quick, "transfers": args.transfers, "batches": args.batches,
-            "batch_size": args.batch_size, "agents": len(AGENTS), "events_per_transfer": 2,
-            "event_state_bytes": event_bytes, "warmup_transfers": WARMUP_TRANSFERS, "warmup_batches": 1,
-        },  # fmt: skip
+            "quick": args.quick,
+            "transfers": args.transfers,
+            "batches": args.batches,
+            "batch_size": args.batch_size,
+            "agents": len(AGENTS),
+            "events_per_transfer": 2,
+            "event_state_bytes": event_bytes,
+            "warmup_transfers": WARMUP_TRANSFERS,
+            "warmup_batches": 1,
+        },
         "backends": {},
         "results": {},
         "goal": {},
@@ -342,19 +352,25 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
 
     labels = {
-        "stakeledger_single": ("stakeledger", "single"), "stakeledger_batched": ("stakeledger", "batched"),
+        "stakeledger_single": ("stakeledger", "single"),
+        "stakeledger_batched": ("stakeledger", "batched"),
         "baseline_a_single": ("baseline (a) bare events", "single"),
         "baseline_a_batched": ("baseline (a) bare events", "batched"),
         "baseline_b_single": ("baseline (b) plain SQL", "single"),
-    }  # fmt: skip
+    }
     rows = [
         (backend, *labels[key], r["transfers_per_s"], r["events_per_s"], r["ratio_vs_baseline_a"])
         for backend, results in document["results"].items()
         for key, r in results.items()
     ]
     columns = ["backend", "system", "mode", "transfers/s", "events/s", "vs (a) same mode"]
-    report("ledger", f"Ledger transfers (N={args.transfers:,} single; {args.batches} x {args.batch_size:,} batched)",
-           columns, rows, document)  # fmt: skip
+    report(
+        "ledger",
+        f"Ledger transfers (N={args.transfers:,} single; {args.batches} x {args.batch_size:,} batched)",
+        columns,
+        rows,
+        document,
+    )
     return 0
 
 

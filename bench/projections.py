@@ -35,12 +35,12 @@ from typing import Any
 
 from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.rules.lmsr import WAD, Side
-from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
 from stakeledger.projections.log import iter_notifications
 from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
 from stakeledger.projections.store import open_store
@@ -59,15 +59,29 @@ TRANSFER_BATCH = 1_000
 def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed: int = 2026) -> dict[str, int]:
     """A seeded, varied history of at least ``target_events`` events; returns what it did."""
     rng = random.Random(seed)
-    counts = {"agents": AGENTS, "artifacts": ARTIFACTS, "market_orders": 0, "limit_orders": 0, "closes": 0,
-              "transitions": 0, "bounties": 0, "transfers": 0}  # fmt: skip
+    counts = {
+        "agents": AGENTS,
+        "artifacts": ARTIFACTS,
+        "market_orders": 0,
+        "limit_orders": 0,
+        "closes": 0,
+        "transitions": 0,
+        "bounties": 0,
+        "transfers": 0,
+    }
     agents = [f"agent-{i:04d}" for i in range(AGENTS)]
     app.initialise(decimals=18)
     for name in agents:
         app.open_account(name)
         app.mint(name, 1_000_000 * TOKEN)
-    lifecycles = (("flagged", "validated"), ("challenged", "listed"), ("deprecated",), ("validated",),
-                  ("flagged", "listed"), ())  # fmt: skip
+    lifecycles = (
+        ("flagged", "validated"),
+        ("challenged", "listed"),
+        ("deprecated",),
+        ("validated",),
+        ("flagged", "listed"),
+        (),
+    )
     for number in range(ARTIFACTS):
         artifact = f"ART-{number:03d}"
         app.list_artifact(artifact, f"Artifact {number}", 5_000 * TOKEN, group=f"field-{number % 7}", min_hold_days=0)
@@ -82,7 +96,7 @@ def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed:
                 orders.append(MarketOrder(agent, artifact, side, tokens))
                 counts["market_orders"] += 1
         for start in range(0, len(orders), 200):
-            app.trade_batch(orders[start:start + 200])
+            app.trade_batch(orders[start : start + 200])
         clock.advance(days=1)
         for position in range(1, 6):
             try:
@@ -100,8 +114,10 @@ def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed:
             app.transition_artifact(artifact, state)
             counts["transitions"] += 1
     while (app.recorder.max_notification_id() or 0) < target_events:
-        requests = [TransferRequest(rng.choice(agents), rng.choice(agents), rng.randint(1, 10**6) * 10**12)
-                    for _ in range(TRANSFER_BATCH)]  # fmt: skip
+        requests = [
+            TransferRequest(rng.choice(agents), rng.choice(agents), rng.randint(1, 10**6) * 10**12)
+            for _ in range(TRANSFER_BATCH)
+        ]
         requests = [r for r in requests if r.debit_account != r.credit_account]
         app.transfer_many(requests)
         counts["transfers"] += len(requests)
@@ -156,31 +172,46 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
                 events, raw_seconds = raw_decoded_read(app, args.page_size)
                 head, rebuild_seconds, rows = rebuild_all(app, args.page_size)
                 assert head == counts["events"] and events <= head
-                rounds.append({
-                    "raw_events": events, "raw_seconds": round(raw_seconds, 4),
-                    "raw_events_per_s": round(per_second(events, raw_seconds), 1),
-                    "rebuild_events": head, "rebuild_seconds": round(rebuild_seconds, 4),
-                    "rebuild_events_per_s": round(per_second(head, rebuild_seconds), 1), "rows_written": rows,
-                })  # fmt: skip
-                log(f"  {backend}: round {number + 1}: raw decoded read {rounds[-1]['raw_events_per_s']:,.0f} events/s, "
-                    f"rebuild {rounds[-1]['rebuild_events_per_s']:,.0f} events/s")  # fmt: skip
+                rounds.append(
+                    {
+                        "raw_events": events,
+                        "raw_seconds": round(raw_seconds, 4),
+                        "raw_events_per_s": round(per_second(events, raw_seconds), 1),
+                        "rebuild_events": head,
+                        "rebuild_seconds": round(rebuild_seconds, 4),
+                        "rebuild_events_per_s": round(per_second(head, rebuild_seconds), 1),
+                        "rows_written": rows,
+                    }
+                )
+                log(
+                    f"  {backend}: round {number + 1}: raw decoded read {rounds[-1]['raw_events_per_s']:,.0f} events/s, "
+                    f"rebuild {rounds[-1]['rebuild_events_per_s']:,.0f} events/s"
+                )
             profile = profile_rebuild(app, args.page_size) if args.profile else None
         finally:
             app.close()
     best_raw = max(r["raw_events_per_s"] for r in rounds)
     best_rebuild = max(r["rebuild_events_per_s"] for r in rounds)
     return {
-        "log": counts, "rounds": rounds, "raw_events_per_s": best_raw, "rebuild_events_per_s": best_rebuild,
-        "rebuild_vs_raw": round(best_rebuild / best_raw, 3), "profile": profile,
-    }  # fmt: skip
+        "log": counts,
+        "rounds": rounds,
+        "raw_events_per_s": best_raw,
+        "rebuild_events_per_s": best_rebuild,
+        "rebuild_vs_raw": round(best_rebuild / best_raw, 3),
+        "profile": profile,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild every view; events/s beside the raw decoded read rate.")
     parser.add_argument("--events", type=int, help="log size to build (default 200,000; 30,000 with --quick)")
-    parser.add_argument("--page-size", type=int, default=REBUILD_PAGE_SIZE,
-                        help=f"events per page, for the rebuild and the raw read alike (default {REBUILD_PAGE_SIZE:,}, "
-                             "the rebuild's own default)")  # fmt: skip
+    parser.add_argument(
+        "--page-size",
+        type=int,
+        default=REBUILD_PAGE_SIZE,
+        help=f"events per page, for the rebuild and the raw read alike (default {REBUILD_PAGE_SIZE:,}, "
+        "the rebuild's own default)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="read + rebuild rounds per backend (default 3)")
     parser.add_argument("--quick", action="store_true", help="a small log, for a smoke run")
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)")
@@ -190,11 +221,20 @@ def main(argv: list[str] | None = None) -> int:
     backends = args.backend or list(BACKENDS)
 
     document: dict[str, Any] = {
-        "benchmark": "projections", "machine": machine_info(),
-        "params": {"events": args.events, "page_size": args.page_size, "rounds": args.rounds, "agents": AGENTS,
-                   "artifacts": ARTIFACTS, "trades_per_artifact": TRADES_PER_ARTIFACT},
-        "backends": {}, "results": {}, "goal": {},
-    }  # fmt: skip
+        "benchmark": "projections",
+        "machine": machine_info(),
+        "params": {
+            "events": args.events,
+            "page_size": args.page_size,
+            "rounds": args.rounds,
+            "agents": AGENTS,
+            "artifacts": ARTIFACTS,
+            "trades_per_artifact": TRADES_PER_ARTIFACT,
+        },
+        "backends": {},
+        "results": {},
+        "goal": {},
+    }
     profiles: dict[str, str] = {}
     with ExitStack() as stack:
         for backend in backends:
@@ -207,8 +247,11 @@ def main(argv: list[str] | None = None) -> int:
             document["results"][backend] = result
             if backend == "sqlite":
                 rate = result["rebuild_events_per_s"]
-                document["goal"]["sqlite"] = {"rebuild_events_per_s": rate, "threshold": GOAL_SQLITE_EVENTS_PER_S,
-                                              "met": rate >= GOAL_SQLITE_EVENTS_PER_S}  # fmt: skip
+                document["goal"]["sqlite"] = {
+                    "rebuild_events_per_s": rate,
+                    "threshold": GOAL_SQLITE_EVENTS_PER_S,
+                    "met": rate >= GOAL_SQLITE_EVENTS_PER_S,
+                }
     for backend, text in profiles.items():
         print(f"--- cProfile: one rebuild on {backend} (top 25, tottime) ---")
         print(text)
@@ -216,8 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         (backend, r["log"]["events"], r["raw_events_per_s"], r["rebuild_events_per_s"], r["rebuild_vs_raw"])
         for backend, r in document["results"].items()
     ]
-    report("projections", f"Rebuild every view (page {args.page_size:,}; best of {args.rounds})",
-           ["backend", "log events", "raw decoded read events/s", "rebuild events/s", "rebuild / raw"], rows, document)  # fmt: skip
+    report(
+        "projections",
+        f"Rebuild every view (page {args.page_size:,}; best of {args.rounds})",
+        ["backend", "log events", "raw decoded read events/s", "rebuild events/s", "rebuild / raw"],
+        rows,
+        document,
+    )
     return 0
 
 

@@ -44,18 +44,17 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
 from eventsourcing.application import AggregateNotFoundError
 
-from _common import BACKENDS, backend_version, fresh_store, log, machine_info, per_second, postgres_server, report
-
-from stakeledger.domain.model.accounts import account_uuid, pool_account_id
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
-from stakeledger.domain.model.artifacts import artifact_uuid
-from stakeledger.domain.rules.lmsr import Side
-from stakeledger.domain.model.positions import position_uuid
-from stakeledger.domain.model.reputation import reputation_uuid
 from stakeledger.adapters.persistence.store_url import env_for_url
 from stakeledger.domain.decisions.trading import MarketOrder
+from stakeledger.domain.model.accounts import account_uuid, pool_account_id
+from stakeledger.domain.model.artifacts import artifact_uuid
+from stakeledger.domain.model.positions import position_uuid
+from stakeledger.domain.model.reputation import reputation_uuid
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
 
 TOKEN = 10**18
 GOAL_SECONDS = 2.0
@@ -125,7 +124,7 @@ def build_artifact(url: str, extra_env: dict[str, str], artifact_id: str, positi
             orders = [
                 MarketOrder(AGENTS[i % AGENT_COUNT], artifact_id, Side.LONG if i % 2 == 0 else Side.SHORT, ORDER_UNITS)
                 for i in range(start, min(start + batch_size, positions))
-            ]  # fmt: skip
+            ]
             app.trade_batch(orders)
         artifact = app.get_artifact(artifact_id)
         assert len(artifact.position_ids) == positions, (len(artifact.position_ids), positions)
@@ -146,8 +145,16 @@ def settle(app: StakeLedger, artifact_id: str, state: str, timeout: int | None =
             result = app.transition_artifact(artifact_id, state, actor="bench", reason="benchmark")
     except Hung as error:
         log(f"    {state} of {artifact_id} HUNG: {error}")
-        return {"state": state, "hung": True, "seconds": None, "positions": None, "positions_per_s": None,
-                "events_written": stored_events(app) - before, "events_per_s": None, "error": str(error)}  # fmt: skip
+        return {
+            "state": state,
+            "hung": True,
+            "seconds": None,
+            "positions": None,
+            "positions_per_s": None,
+            "events_written": stored_events(app) - before,
+            "events_per_s": None,
+            "error": str(error),
+        }
     seconds = time.perf_counter() - started
     written = stored_events(app) - before
     positions = int(result["positions"])
@@ -155,10 +162,13 @@ def settle(app: StakeLedger, artifact_id: str, state: str, timeout: int | None =
     last = app.get_artifact(artifact_id).position_ids[-1]
     assert app.repository.get(position_uuid(last)).status == "settled"
     return {
-        "state": state, "positions": positions, "seconds": round(seconds, 4),
-        "positions_per_s": round(per_second(positions, seconds), 1), "events_written": written,
+        "state": state,
+        "positions": positions,
+        "seconds": round(seconds, 4),
+        "positions_per_s": round(per_second(positions, seconds), 1),
+        "events_written": written,
         "events_per_s": round(per_second(written, seconds), 1),
-    }  # fmt: skip
+    }
 
 
 def cold_settlement(url: str, extra_env: dict[str, str], artifact_id: str, state: str, timeout: int | None) -> dict:
@@ -227,9 +237,12 @@ def run_backend(
         log(f"  {label}: settling C (validated, warm) ...")
         warm_validated = warm_settlement(url, extra_env, "C", "validated", n, timeout)
         results = {
-            "store_env": extra_env, "build_seconds": build_seconds,
-            "validated_cold": cold_validated, "deprecated_cold": cold_deprecated, "validated_warm": warm_validated,
-        }  # fmt: skip
+            "store_env": extra_env,
+            "build_seconds": build_seconds,
+            "validated_cold": cold_validated,
+            "deprecated_cold": cold_deprecated,
+            "validated_warm": warm_validated,
+        }
         profile = None
         seconds = cold_validated["seconds"]
         missed = backend == "sqlite" and (seconds is None or seconds >= GOAL_SECONDS)
@@ -243,16 +256,21 @@ def run_backend(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--positions", type=int,
-                        help="open positions per artifact (default 10,000; 1,000 with --quick)")  # fmt: skip
+    parser.add_argument(
+        "--positions", type=int, help="open positions per artifact (default 10,000; 1,000 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="a fast smoke run with 1,000 positions per artifact")
     parser.add_argument("--batch-size", type=int, default=1000, help="market orders per trade_batch (at most 1,000)")
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)")
     parser.add_argument("--profile", action="store_true", help="always profile one cold settlement")
-    parser.add_argument("--timeout", type=int, default=120,
-                        help="PostgreSQL watchdog per timed call, seconds (0: none)")  # fmt: skip
-    parser.add_argument("--no-db-functions", action="store_true",
-                        help="skip the second PostgreSQL run with POSTGRES_ENABLE_DB_FUNCTIONS=y")  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=int, default=120, help="PostgreSQL watchdog per timed call, seconds (0: none)"
+    )
+    parser.add_argument(
+        "--no-db-functions",
+        action="store_true",
+        help="skip the second PostgreSQL run with POSTGRES_ENABLE_DB_FUNCTIONS=y",
+    )
     args = parser.parse_args(argv)
     args.positions = args.positions or (1_000 if args.quick else 10_000)
     if not 0 < args.batch_size <= 1_000:
@@ -263,9 +281,14 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "settlement",
         "machine": machine_info(),
         "params": {
-            "quick": args.quick, "positions": args.positions, "agents": AGENT_COUNT, "batch_size": args.batch_size,
-            "liquidity_tokens": LIQUIDITY_UNITS // TOKEN, "order_tokens": ORDER_UNITS // TOKEN, "decimals": 18,
-        },  # fmt: skip
+            "quick": args.quick,
+            "positions": args.positions,
+            "agents": AGENT_COUNT,
+            "batch_size": args.batch_size,
+            "liquidity_tokens": LIQUIDITY_UNITS // TOKEN,
+            "order_tokens": ORDER_UNITS // TOKEN,
+            "decimals": 18,
+        },
         "backends": {},
         "results": {},
         "goal": {},
@@ -287,22 +310,26 @@ def main(argv: list[str] | None = None) -> int:
             document["results"][label] = results
             seconds = results["validated_cold"]["seconds"]
             document["goal"][label] = {
-                "validated_cold_seconds": seconds, "threshold_seconds": GOAL_SECONDS,
+                "validated_cold_seconds": seconds,
+                "threshold_seconds": GOAL_SECONDS,
                 "met": seconds is not None and seconds < GOAL_SECONDS,
                 "binding": backend == "sqlite" and args.positions == 10_000,
-            }  # fmt: skip
+            }
             if profile is not None:
                 profiles[label] = profile
 
     for backend, text in profiles.items():
-        print(f"--- cProfile: one cold validated settlement of {args.positions:,} positions on {backend} "
-              f"(top {PROFILE_TOP}, cumulative) ---")  # fmt: skip
+        print(
+            f"--- cProfile: one cold validated settlement of {args.positions:,} positions on {backend} "
+            f"(top {PROFILE_TOP}, cumulative) ---"
+        )
         print(text)
 
     labels: dict[str, Callable[[dict[str, Any]], str]] = {
-        "validated_cold": lambda r: "validated, cold", "deprecated_cold": lambda r: "deprecated, cold",
+        "validated_cold": lambda r: "validated, cold",
+        "deprecated_cold": lambda r: "deprecated, cold",
         "validated_warm": lambda r: "validated, warm cache",
-    }  # fmt: skip
+    }
     rows = []
     for backend, results in document["results"].items():
         for key, label in labels.items():
@@ -311,12 +338,35 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((backend, f"{label(r)}: HUNG ({r['error']})", "-", None, None, None, None, False))
                 continue
             goal = (r["seconds"] < GOAL_SECONDS) if key == "validated_cold" else None
-            rows.append((backend, label(r), r["positions"], r["seconds"], r["positions_per_s"], r["events_written"],
-                         r["events_per_s"], goal))  # fmt: skip
-    columns = ["backend", "settlement", "positions", "seconds", "positions/s", "events written", "events/s",
-               f"< {GOAL_SECONDS:g} s"]  # fmt: skip
-    report("settlement", f"Settling one artifact with {args.positions:,} open positions (one transaction)",
-           columns, rows, document)  # fmt: skip
+            rows.append(
+                (
+                    backend,
+                    label(r),
+                    r["positions"],
+                    r["seconds"],
+                    r["positions_per_s"],
+                    r["events_written"],
+                    r["events_per_s"],
+                    goal,
+                )
+            )
+    columns = [
+        "backend",
+        "settlement",
+        "positions",
+        "seconds",
+        "positions/s",
+        "events written",
+        "events/s",
+        f"< {GOAL_SECONDS:g} s",
+    ]
+    report(
+        "settlement",
+        f"Settling one artifact with {args.positions:,} open positions (one transaction)",
+        columns,
+        rows,
+        document,
+    )
     return 0
 
 

@@ -21,13 +21,23 @@ import argparse
 from contextlib import ExitStack
 from typing import Any
 
-from _common import BACKENDS, backend_version, fresh_store, log, machine_info, measure, per_second, postgres_server, report
+from _common import (
+    BACKENDS,
+    backend_version,
+    fresh_store,
+    log,
+    machine_info,
+    measure,
+    per_second,
+    postgres_server,
+    report,
+)
 
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.clock import ManualClock
-from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.decisions.trading import MarketOrder
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
 
 TOKEN = 10**18
 AGENTS = [f"trader-{i}" for i in range(20)]
@@ -45,7 +55,9 @@ def prepared_ledger(url: str, markets: int) -> StakeLedger:
 
 
 def order(i: int, markets: int) -> MarketOrder:
-    return MarketOrder(AGENTS[i % len(AGENTS)], f"BENCH-{i % markets}", Side.LONG if i % 2 == 0 else Side.SHORT, 10 * TOKEN)
+    return MarketOrder(
+        AGENTS[i % len(AGENTS)], f"BENCH-{i % markets}", Side.LONG if i % 2 == 0 else Side.SHORT, 10 * TOKEN
+    )
 
 
 def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -76,8 +88,15 @@ def _args(o: MarketOrder) -> tuple[str, str, str, int]:
 
 
 def row(backend: str, operation: str, mode: str, count: int, seconds: float, events_each: int) -> dict[str, Any]:
-    return {"backend": backend, "operation": operation, "mode": mode, "count": count, "seconds": round(seconds, 4),
-            "per_second": round(per_second(count, seconds), 1), "events_per_second": round(per_second(count * events_each, seconds), 1)}
+    return {
+        "backend": backend,
+        "operation": operation,
+        "mode": mode,
+        "count": count,
+        "seconds": round(seconds, 4),
+        "per_second": round(per_second(count, seconds), 1),
+        "events_per_second": round(per_second(count * events_each, seconds), 1),
+    }
 
 
 def main() -> None:
@@ -101,14 +120,34 @@ def main() -> None:
             rows += run_backend(backend, server_url, args)
             versions[backend] = backend_version(backend, server_url)
     for r in rows:
-        transfer = next(x for x in rows if x["backend"] == r["backend"] and x["operation"] == "transfer" and x["mode"] == r["mode"])
+        transfer = next(
+            x for x in rows if x["backend"] == r["backend"] and x["operation"] == "transfer" and x["mode"] == r["mode"]
+        )
         r["vs_transfer_same_mode"] = round(r["per_second"] / transfer["per_second"], 3)
     report(
-        "trading", "Market orders vs transfers (per second)",
+        "trading",
+        "Market orders vs transfers (per second)",
         ["backend", "operation", "mode", "count", "per second", "events/s", "vs transfer"],
-        [[r["backend"], r["operation"], r["mode"], r["count"], r["per_second"], r["events_per_second"], r["vs_transfer_same_mode"]] for r in rows],
-        {"benchmark": "trading", "machine": machine_info(), "versions": versions, "settings": vars(args), "results": rows},
-    )  # fmt: skip
+        [
+            [
+                r["backend"],
+                r["operation"],
+                r["mode"],
+                r["count"],
+                r["per_second"],
+                r["events_per_second"],
+                r["vs_transfer_same_mode"],
+            ]
+            for r in rows
+        ],
+        {
+            "benchmark": "trading",
+            "machine": machine_info(),
+            "versions": versions,
+            "settings": vars(args),
+            "results": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

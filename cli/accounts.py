@@ -9,15 +9,17 @@ import typer
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, say, table
 from stakeledger.domain.model.accounts import Account, agent_account_id
-from stakeledger.domain.rules.money import format_amount, parse_amount
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.rules.money import format_amount, parse_amount
 from stakeledger.projections.log import iter_events
 
 account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
 
 CommandId = Annotated[
     Optional[str],
-    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+    typer.Option(
+        "--command-id", help="Client command id: a retry with the same id and payload returns the first result."
+    ),
 ]
 
 
@@ -49,12 +51,23 @@ def list_accounts(ctx: typer.Context) -> None:
     rows = []
     for event in opened:
         balance = app.get_account(event.account_id).balance_units
-        rows.append({"account": event.account_id, "kind": event.kind, "balance_units": str(balance),
-                     "balance": format_amount(balance, decimals)})  # fmt: skip
+        rows.append(
+            {
+                "account": event.account_id,
+                "kind": event.kind,
+                "balance_units": str(balance),
+                "balance": format_amount(balance, decimals),
+            }
+        )
     if context.as_json:
         emit_json(rows)
     else:
-        table("Accounts", ["account", "kind", "balance"], [[r["account"], r["kind"], r["balance"]] for r in rows], right=["balance"])
+        table(
+            "Accounts",
+            ["account", "kind", "balance"],
+            [[r["account"], r["kind"], r["balance"]] for r in rows],
+            right=["balance"],
+        )
 
 
 def _amount(context, text: str) -> int:
@@ -86,4 +99,6 @@ def transfer(
     """Move tokens from one agent to another."""
     context = get_context(ctx)
     result = context.app.transfer(source, destination, _amount(context, amount), reason=reason, command_id=command_id)
-    emit_json(result) if context.as_json else say(f"Transferred {amount} from {source} to {destination} (transfer {result['transfer_id']}).")
+    emit_json(result) if context.as_json else say(
+        f"Transferred {amount} from {source} to {destination} (transfer {result['transfer_id']})."
+    )

@@ -9,8 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, fail, say, table
-from stakeledger.domain.service.application import check_decimals
 from stakeledger.domain.rules.money import DEFAULT_DECIMALS, format_amount
+from stakeledger.domain.service.application import check_decimals
 from stakeledger.projections.audit import audit as run_audit
 
 
@@ -21,7 +21,9 @@ def register(app: typer.Typer) -> None:
 
 def init(
     ctx: typer.Context,
-    decimals: Annotated[int, typer.Option(help="Fractional digits of one token; fixed for the ledger's life.")] = DEFAULT_DECIMALS,
+    decimals: Annotated[
+        int, typer.Option(help="Fractional digits of one token; fixed for the ledger's life.")
+    ] = DEFAULT_DECIMALS,
 ) -> None:
     """Create a new ledger: its settings and the treasury account."""
     context = get_context(ctx)
@@ -40,26 +42,45 @@ def audit(ctx: typer.Context) -> None:
     app = context.app
     decimals = app.decimals
     with Progress(
-        TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=True, disable=context.as_json,
-    ) as progress:  # fmt: skip
+        TextColumn("auditing"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
+        disable=context.as_json,
+    ) as progress:
         task = progress.add_task("audit", total=None)
         report = run_audit(app, progress=lambda done, total: progress.update(task, completed=done, total=total))
     if context.as_json:
-        emit_json({
-            "clean": report.clean, "events": report.events, "last_position": report.last_position,
-            "accounts": report.accounts, "transfers": report.transfers,
-            "total_supply_units": str(report.total_supply_units), "seconds": round(report.seconds, 3),
-            "violation_count": report.violation_count, "violations": [str(v) for v in report.violations],
-        })  # fmt: skip
+        emit_json(
+            {
+                "clean": report.clean,
+                "events": report.events,
+                "last_position": report.last_position,
+                "accounts": report.accounts,
+                "transfers": report.transfers,
+                "total_supply_units": str(report.total_supply_units),
+                "seconds": round(report.seconds, 3),
+                "violation_count": report.violation_count,
+                "violations": [str(v) for v in report.violations],
+            }
+        )
     else:
         table(
             "Audit" + (" — clean" if report.clean else " — VIOLATIONS"),
             ["events", "last position", "accounts", "transfers", "total supply", "seconds"],
-            [[report.events, report.last_position, report.accounts, report.transfers,
-              format_amount(report.total_supply_units, decimals), f"{report.seconds:.3f}"]],
+            [
+                [
+                    report.events,
+                    report.last_position,
+                    report.accounts,
+                    report.transfers,
+                    format_amount(report.total_supply_units, decimals),
+                    f"{report.seconds:.3f}",
+                ]
+            ],
             right=["events", "last position", "accounts", "transfers", "total supply", "seconds"],
-        )  # fmt: skip
+        )
         for violation in report.violations:
             fail("AUDIT", str(violation))
         if report.violation_count > len(report.violations):

@@ -7,11 +7,11 @@ from typing import Annotated
 
 import typer
 
+from stakeledger.adapters.persistence.store_url import URL_ENV
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, error_console, say, table
-from stakeledger.domain.service import apikeys
 from stakeledger.domain.errors import InvalidInputError, NotInitialisedError
-from stakeledger.adapters.persistence.store_url import URL_ENV
+from stakeledger.domain.service import apikeys
 
 apikey_app = typer.Typer(help="API keys for the HTTP API: create (shown once), list, revoke.", no_args_is_help=True)
 
@@ -46,17 +46,30 @@ def serve(
 
     # Worker processes build their own application from the environment, as the CLI does.
     os.environ[URL_ENV] = context.url
-    error_console.print(f"serving {context.url.split('@')[-1]} on http://{host}:{port} with {workers} worker(s)",
-                        highlight=False, markup=False)  # fmt: skip
-    uvicorn.run("stakeledger.api.app:create_app", factory=True, host=host, port=port, workers=workers, access_log=access_log,
-                proxy_headers=False, server_header=False)  # fmt: skip
+    error_console.print(
+        f"serving {context.url.split('@')[-1]} on http://{host}:{port} with {workers} worker(s)",
+        highlight=False,
+        markup=False,
+    )
+    uvicorn.run(
+        "stakeledger.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 @apikey_app.command("create")
 def create(
     ctx: typer.Context,
     agent: str,
-    scope: Annotated[str, typer.Option(help="trade: acts only for AGENT; admin: acts for every agent.")] = apikeys.TRADE,
+    scope: Annotated[
+        str, typer.Option(help="trade: acts only for AGENT; admin: acts for every agent.")
+    ] = apikeys.TRADE,
 ) -> None:
     """Issue a key. It is shown once: only its SHA-256 digest is stored."""
     context = get_context(ctx)
@@ -78,8 +91,14 @@ def list_keys(ctx: typer.Context) -> None:
     if context.as_json:
         emit_json(rows)
         return
-    table("API keys", ["key id", "agent", "scope", "status", "created", "revoked"],
-          [[r["key_id"], r["agent"], r["scope"], r["status"], r["created"][:19], (r["revoked_at"] or "")[:19]] for r in rows])  # fmt: skip
+    table(
+        "API keys",
+        ["key id", "agent", "scope", "status", "created", "revoked"],
+        [
+            [r["key_id"], r["agent"], r["scope"], r["status"], r["created"][:19], (r["revoked_at"] or "")[:19]]
+            for r in rows
+        ],
+    )
 
 
 @apikey_app.command("revoke")

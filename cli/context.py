@@ -8,10 +8,10 @@ from functools import cached_property
 
 import typer
 
+from stakeledger.adapters.persistence.store_url import env_for_url, resolve_url
+from stakeledger.domain.errors import NotInitialisedError
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import Clock, SystemClock
-from stakeledger.domain.errors import NotInitialisedError
-from stakeledger.adapters.persistence.store_url import env_for_url, resolve_url
 
 
 @dataclass

@@ -6,25 +6,26 @@ the same log. Each chapter prints what a user would want to see at that point.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import typer
+from eventsourcing.application import AggregateNotFoundError
 from rich.rule import Rule
 
-from stakeledger.cli.context import get_context
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.cli.context import get_context
+from stakeledger.cli.markets import price
 from stakeledger.cli.output import console, say, table
-from stakeledger.domain.model.accounts import TREASURY
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
-from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import LedgerError
-from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.domain.model.positions import position_uuid
 from stakeledger.domain.model.reputation import reputation_uuid
-from eventsourcing.application import AggregateNotFoundError
-from stakeledger.cli.markets import price
+from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections import dashboard
 from stakeledger.projections.audit import audit
-from fractions import Fraction
 from stakeledger.projections.statements import statement_lines
 
 AGENTS = ("ada", "grace", "linus", "margaret", "dennis")
@@ -90,14 +91,16 @@ class Demo:
         say(f"Opened {len(AGENTS)} agents and minted 10,000 tokens each from the treasury.")
         # A retried command with the same id returns the first result and writes nothing.
         again = self.app.mint("ada", self.tokens("10000"), command_id="demo-grant-ada")
-        say(f"Retried ada's grant with the same command id: same transfer {again['transfer_id'][:8]}…, nothing new written.")
+        say(
+            f"Retried ada's grant with the same command id: same transfer {again['transfer_id'][:8]}…, nothing new written."
+        )
         self.clock.advance(days=1)
         self.app.transfer("ada", "grace", self.tokens("1250.5"))
         self.app.transfer("grace", "linus", self.tokens("300"))
         self.app.burn("dennis", self.tokens("500"))
-        self.app.transfer_many([
-            TransferRequest("margaret", name, self.tokens("100")) for name in ("ada", "grace", "linus", "dennis")
-        ])  # fmt: skip
+        self.app.transfer_many(
+            [TransferRequest("margaret", name, self.tokens("100")) for name in ("ada", "grace", "linus", "dennis")]
+        )
         try:
             self.app.transfer("linus", "ada", self.tokens("1000000"))
         except LedgerError as refused:
@@ -108,10 +111,22 @@ class Demo:
 
     def statement(self, name: str) -> None:
         rows = [
-            [line.position, line.at.date().isoformat(), line.reason, line.counterparty, self.show(line.delta_units), self.show(line.balance_units)]
+            [
+                line.position,
+                line.at.date().isoformat(),
+                line.reason,
+                line.counterparty,
+                self.show(line.delta_units),
+                self.show(line.balance_units),
+            ]
             for line in statement_lines(self.app, name)
-        ]  # fmt: skip
-        table(f"Statement — {name}", ["pos", "date", "reason", "counterparty", "amount", "balance"], rows, right=["pos", "amount", "balance"])
+        ]
+        table(
+            f"Statement — {name}",
+            ["pos", "date", "reason", "counterparty", "amount", "balance"],
+            rows,
+            right=["pos", "amount", "balance"],
+        )
 
     def price(self, wad: int) -> str:
         return price(wad)
@@ -122,20 +137,31 @@ class Demo:
             self.app.list_artifact(artifact_id, title, self.tokens("1000"), group=group, min_hold_days=hold)
         say(f"Listed {len(ARTIFACTS)} artifacts; each pool was funded from the treasury with b·ln 2 ≈ 693.15 tokens.")
         # Limit orders rest first, so the market orders below cross and fill them.
-        self.app.place_limit_order("dennis", "ART-CRISPR", "long", self.tokens("300"), parse_price_wad("0.45"), expires_in_days=30)
+        self.app.place_limit_order(
+            "dennis", "ART-CRISPR", "long", self.tokens("300"), parse_price_wad("0.45"), expires_in_days=30
+        )
         self.app.place_limit_order("margaret", "ART-LLM", "short", self.tokens("250"), parse_price_wad("0.40"))
-        self.app.place_limit_order("linus", "ART-FUSION", "long", self.tokens("200"), parse_price_wad("0.30"), expires_in_days=2)
+        self.app.place_limit_order(
+            "linus", "ART-FUSION", "long", self.tokens("200"), parse_price_wad("0.30"), expires_in_days=2
+        )
         trades = [
-            ("ada", "ART-CRISPR", "long", "800"), ("grace", "ART-CRISPR", "short", "1200"),
-            ("linus", "ART-LLM", "long", "900"), ("margaret", "ART-LLM", "long", "400"),
-            ("dennis", "ART-FUSION", "short", "600"), ("ada", "ART-FUSION", "long", "150"),
-            ("grace", "ART-ROOM-TEMP", "short", "700"), ("linus", "ART-ROOM-TEMP", "long", "350"),
-            ("margaret", "ART-PROTEIN", "long", "500"), ("dennis", "ART-PROTEIN", "short", "200"),
-        ]  # fmt: skip
+            ("ada", "ART-CRISPR", "long", "800"),
+            ("grace", "ART-CRISPR", "short", "1200"),
+            ("linus", "ART-LLM", "long", "900"),
+            ("margaret", "ART-LLM", "long", "400"),
+            ("dennis", "ART-FUSION", "short", "600"),
+            ("ada", "ART-FUSION", "long", "150"),
+            ("grace", "ART-ROOM-TEMP", "short", "700"),
+            ("linus", "ART-ROOM-TEMP", "long", "350"),
+            ("margaret", "ART-PROTEIN", "long", "500"),
+            ("dennis", "ART-PROTEIN", "short", "200"),
+        ]
         fills = 0
         for agent, artifact_id, side, amount in trades:
             fills += len(self.app.open_position(agent, artifact_id, side, self.tokens(amount))["fills"])
-        say(f"Placed {len(trades)} market orders; they crossed and filled {fills} resting limit orders in the same transactions.")
+        say(
+            f"Placed {len(trades)} market orders; they crossed and filled {fills} resting limit orders in the same transactions."
+        )
         try:
             self.app.open_position("ada", "ART-LLM", "long", self.tokens("100"), max_price_wad=parse_price_wad("0.5"))
         except LedgerError as refused:
@@ -147,16 +173,33 @@ class Demo:
     def book(self, artifact_id: str) -> None:
         artifact = self.app.get_artifact(artifact_id)
         long_wad, short_wad = artifact.prices()
-        say(f"[bold]{artifact_id}[/] — p(long) {self.price(long_wad)}, p(short) {self.price(short_wad)}, "
-            f"pool {self.show(self.app.balance_of(f'pool:{artifact_id}'))}")  # fmt: skip
+        say(
+            f"[bold]{artifact_id}[/] — p(long) {self.price(long_wad)}, p(short) {self.price(short_wad)}, "
+            f"pool {self.show(self.app.balance_of(f'pool:{artifact_id}'))}"
+        )
         orders = sorted(artifact.orders.values(), key=lambda o: (o["side"], -o["limit_price_wad"]))
         if orders:
-            table(None, ["order", "agent", "side", "limit", "remaining"],
-                  [[o["order_id"], o["agent"], o["side"], self.price(o["limit_price_wad"]), self.show(o["remaining_units"])] for o in orders],
-                  right=["limit", "remaining"])  # fmt: skip
+            table(
+                None,
+                ["order", "agent", "side", "limit", "remaining"],
+                [
+                    [
+                        o["order_id"],
+                        o["agent"],
+                        o["side"],
+                        self.price(o["limit_price_wad"]),
+                        self.show(o["remaining_units"]),
+                    ]
+                    for o in orders
+                ],
+                right=["limit", "remaining"],
+            )
         depth = self.app.market_depth(artifact_id)
-        table(None, ["move p(long) to", *[self.price(int(r["target_long_wad"]))[:3] for r in depth]],
-              [["cost (tokens)", *[f"{int(r['cost_units']) // 10**self.app.decimals:,}" for r in depth]]])  # fmt: skip
+        table(
+            None,
+            ["move p(long) to", *[self.price(int(r["target_long_wad"]))[:3] for r in depth]],
+            [["cost (tokens)", *[f"{int(r['cost_units']) // 10**self.app.decimals:,}" for r in depth]]],
+        )
 
     def positions(self) -> None:
         rows = []
@@ -164,20 +207,43 @@ class Demo:
             artifact = self.app.get_artifact(artifact_id)
             for position_id in artifact.position_ids:
                 p = self.app.repository.get(position_uuid(position_id))
-                rows.append([p.position_id, p.owner, p.side, self.show(p.quantity_units), self.show(p.cost_units),
-                             self.price(p.entry_price_wad)[:6], p.status])  # fmt: skip
-        table("Positions", ["position", "owner", "side", "shares", "cost", "entry p(long)", "status"], rows,
-              right=["shares", "cost", "entry p(long)"])  # fmt: skip
+                rows.append(
+                    [
+                        p.position_id,
+                        p.owner,
+                        p.side,
+                        self.show(p.quantity_units),
+                        self.show(p.cost_units),
+                        self.price(p.entry_price_wad)[:6],
+                        p.status,
+                    ]
+                )
+        table(
+            "Positions",
+            ["position", "owner", "side", "shares", "cost", "entry p(long)", "status"],
+            rows,
+            right=["shares", "cost", "entry p(long)"],
+        )
 
     def lifecycle(self) -> None:
         self.chapter("3. Lifecycle: transitions settle positions, the pool is the counterparty")
         app = self.app
         self.clock.advance(days=3)  # linus's FUSION order expires unfilled on the next touch
         results = [
-            app.transition_artifact("ART-CRISPR", "validated", actor="review-board", reason="replicated twice",
-                                    price_wad=parse_price_wad("0.92")),
-            app.transition_artifact("ART-ROOM-TEMP", "deprecated", actor="review-board", reason="failed replication",
-                                    price_wad=parse_price_wad("0.04")),
+            app.transition_artifact(
+                "ART-CRISPR",
+                "validated",
+                actor="review-board",
+                reason="replicated twice",
+                price_wad=parse_price_wad("0.92"),
+            ),
+            app.transition_artifact(
+                "ART-ROOM-TEMP",
+                "deprecated",
+                actor="review-board",
+                reason="failed replication",
+                price_wad=parse_price_wad("0.04"),
+            ),
             app.transition_artifact("ART-LLM", "flagged", actor="moderator", reason="possible data leak"),
             app.transition_artifact("ART-LLM", "listed", actor="moderator", reason="leak ruled out"),
             app.transition_artifact("ART-FUSION", "challenged", actor="rival-lab", reason="calorimetry disputed"),
@@ -186,21 +252,45 @@ class Demo:
             app.close_position("ART-FUSION/p1")
         except LedgerError as refused:
             say(f"While challenged: [bold]{refused.code}[/] — {refused}")
-        results.append(app.transition_artifact("ART-FUSION", "listed", actor="review-board", reason="challenge resolved"))
+        results.append(
+            app.transition_artifact("ART-FUSION", "listed", actor="review-board", reason="challenge resolved")
+        )
         self.clock.advance(days=91)
         closed = app.close_position("ART-FUSION/p2")
-        say(f"After the 90-day hold, ART-FUSION/p2 closed at market for {self.show(int(closed['proceeds_units']))} "
-            f"(P&L {self.show(int(closed['pnl_units']))}).")  # fmt: skip
-        results.append(app.transition_artifact("ART-PROTEIN", "validated", price_wad=parse_price_wad("0.97"), reason="structure confirmed"))
-        table("Transitions", ["artifact", "from → to", "p(long)", "live positions", "paid", "tax"],
-              [[r["artifact"], f"{r['from']} → {r['to']}", self.price(int(r["price_long_wad"])), r["positions"],
-                self.show(int(r.get("paid_units", 0))), self.show(int(r.get("tax_units", 0)))] for r in results],
-              right=["p(long)", "live positions", "paid", "tax"])  # fmt: skip
+        say(
+            f"After the 90-day hold, ART-FUSION/p2 closed at market for {self.show(int(closed['proceeds_units']))} "
+            f"(P&L {self.show(int(closed['pnl_units']))})."
+        )
+        results.append(
+            app.transition_artifact(
+                "ART-PROTEIN", "validated", price_wad=parse_price_wad("0.97"), reason="structure confirmed"
+            )
+        )
+        table(
+            "Transitions",
+            ["artifact", "from → to", "p(long)", "live positions", "paid", "tax"],
+            [
+                [
+                    r["artifact"],
+                    f"{r['from']} → {r['to']}",
+                    self.price(int(r["price_long_wad"])),
+                    r["positions"],
+                    self.show(int(r.get("paid_units", 0))),
+                    self.show(int(r.get("tax_units", 0))),
+                ]
+                for r in results
+            ],
+            right=["p(long)", "live positions", "paid", "tax"],
+        )
         bounty = app.post_bounty("ART-CRISPR", "grace", self.tokens("15"))
-        shares = app.distribute_bounty(bounty["bounty"], [("ada", parse_fraction("4/5")), ("linus", parse_fraction("2/25")),
-                                                           ("dennis", parse_fraction("3/25"))])  # fmt: skip
-        say(f"Bounty {bounty['bounty']} of 15 tokens split 4/5, 2/25, 3/25: "
-            + ", ".join(f"{name} {self.show(int(units))}" for name, units in shares["shares"].items()))
+        shares = app.distribute_bounty(
+            bounty["bounty"],
+            [("ada", parse_fraction("4/5")), ("linus", parse_fraction("2/25")), ("dennis", parse_fraction("3/25"))],
+        )
+        say(
+            f"Bounty {bounty['bounty']} of 15 tokens split 4/5, 2/25, 3/25: "
+            + ", ".join(f"{name} {self.show(int(units))}" for name, units in shares["shares"].items())
+        )
         self.settlements()
         self.reputation()
 
@@ -210,8 +300,22 @@ class Demo:
             for position_id in self.app.get_artifact(artifact_id).position_ids:
                 p = self.app.repository.get(position_uuid(position_id))
                 if p.status in ("settled", "partially_settled"):
-                    rows.append([position_id, p.owner, p.side, p.status, self.show(p.payout_units), self.show(p.realized_pnl_units)])
-        table("Settlements", ["position", "agent", "side", "status", "paid out", "realised P&L"], rows, right=["paid out", "realised P&L"])
+                    rows.append(
+                        [
+                            position_id,
+                            p.owner,
+                            p.side,
+                            p.status,
+                            self.show(p.payout_units),
+                            self.show(p.realized_pnl_units),
+                        ]
+                    )
+        table(
+            "Settlements",
+            ["position", "agent", "side", "status", "paid out", "realised P&L"],
+            rows,
+            right=["paid out", "realised P&L"],
+        )
 
     def reputation(self) -> None:
         rows = []
@@ -221,29 +325,56 @@ class Demo:
             except AggregateNotFoundError:
                 continue
             rows.append([name, self.price(r.believability_wad), r.predictions, r.correct])
-        table("Reputation (believability starts at 0.5)", ["agent", "believability", "predictions", "correct"], rows,
-              right=["believability", "predictions", "correct"])  # fmt: skip
+        table(
+            "Reputation (believability starts at 0.5)",
+            ["agent", "believability", "predictions", "correct"],
+            rows,
+            right=["believability", "predictions", "correct"],
+        )
 
     def portfolios(self) -> None:
         self.chapter("4. Portfolios: risk limits, Kelly sizing, trailing stops, emergency liquidation")
         app = self.app
         for group, count in (("genomics", 3), ("climate", 3), ("materials", 2)):
             for n in range(count):
-                app.list_artifact(f"{group[:3].upper()}-{n + 1}", f"{group} claim {n + 1}", self.tokens("2000"),
-                                  group=group, min_hold_days=0)  # fmt: skip
-        markets = [f"{g[:3].upper()}-{n + 1}" for g, c in (("genomics", 3), ("climate", 3), ("materials", 2)) for n in range(c)]
+                app.list_artifact(
+                    f"{group[:3].upper()}-{n + 1}",
+                    f"{group} claim {n + 1}",
+                    self.tokens("2000"),
+                    group=group,
+                    min_hold_days=0,
+                )
+        markets = [
+            f"{g[:3].upper()}-{n + 1}" for g, c in (("genomics", 3), ("climate", 3), ("materials", 2)) for n in range(c)
+        ]
         say(f"Listed {len(markets)} more markets in 3 correlation groups: {', '.join(markets)}.")
         # margaret keeps the default limits (5% a position, 20% a group, 30% in all) but a wider stop-loss.
         app.configure_portfolio("margaret", emergency_liquidation_loss_pct="-20")
-        app.configure_portfolio("grace", max_position_size_pct="12", max_correlated_exposure_pct="25",
-                                max_total_exposure_pct="60", emergency_liquidation_loss_pct="-8")  # fmt: skip
+        app.configure_portfolio(
+            "grace",
+            max_position_size_pct="12",
+            max_correlated_exposure_pct="25",
+            max_total_exposure_pct="60",
+            emergency_liquidation_loss_pct="-8",
+        )
         app.configure_portfolio("dennis", max_position_size_pct="8")
         for artifact_id in markets[:4]:
             app.configure_market("dennis", artifact_id, trail_pct="15")
-        table("Risk limits", ["agent", "max position %", "max group %", "max total %", "liquidate at %"],
-              [[name, c["max_position_size_pct"], c["max_correlated_exposure_pct"], c["max_total_exposure_pct"],
-                c["emergency_liquidation_loss_pct"]] for name in ("margaret", "grace", "dennis")
-               for c in [app.configure_portfolio(name)["config"]]])  # fmt: skip
+        table(
+            "Risk limits",
+            ["agent", "max position %", "max group %", "max total %", "liquidate at %"],
+            [
+                [
+                    name,
+                    c["max_position_size_pct"],
+                    c["max_correlated_exposure_pct"],
+                    c["max_total_exposure_pct"],
+                    c["emergency_liquidation_loss_pct"],
+                ]
+                for name in ("margaret", "grace", "dennis")
+                for c in [app.configure_portfolio(name)["config"]]
+            ],
+        )
         beliefs = {
             "margaret": {"GEN-1": "0.70", "GEN-2": "0.62", "CLI-1": "0.35", "MAT-1": "0.66"},
             "grace": {"GEN-1": "0.80", "GEN-2": "0.75", "GEN-3": "0.72", "CLI-2": "0.70", "MAT-2": "0.20"},
@@ -254,13 +385,32 @@ class Demo:
             for artifact_id, belief in views.items():
                 result = app.kelly_order(agent, artifact_id, parse_price_wad(belief), fraction=parse_fraction("0.5"))
                 trade = result.get("trade") or {}
-                outcome = (f"rejected {trade['rejected']['reason']}" if "rejected" in trade
-                           else f"placed {trade['position']}" if result["placed"] else f"no order: {result['reason']}")  # fmt: skip
-                rows.append([agent, artifact_id, belief, self.price(int(result["price_long_wad"]))[:5], result["side"],
-                             f"{float(Fraction(result['full_kelly'])):.3f}", self.show(int(result["size_units"])),
-                             result["capped_by"] or "", outcome])  # fmt: skip
-        table("Half-Kelly orders", ["agent", "market", "belief", "price", "side", "full f*", "size", "capped by", "outcome"], rows,
-              right=["belief", "price", "full f*", "size"])  # fmt: skip
+                outcome = (
+                    f"rejected {trade['rejected']['reason']}"
+                    if "rejected" in trade
+                    else f"placed {trade['position']}"
+                    if result["placed"]
+                    else f"no order: {result['reason']}"
+                )
+                rows.append(
+                    [
+                        agent,
+                        artifact_id,
+                        belief,
+                        self.price(int(result["price_long_wad"]))[:5],
+                        result["side"],
+                        f"{float(Fraction(result['full_kelly'])):.3f}",
+                        self.show(int(result["size_units"])),
+                        result["capped_by"] or "",
+                        outcome,
+                    ]
+                )
+        table(
+            "Half-Kelly orders",
+            ["agent", "market", "belief", "price", "side", "full f*", "size", "capped by", "outcome"],
+            rows,
+            right=["belief", "price", "full f*", "size"],
+        )
         # A large trader moves the genomics markets hard against the longs.
         app.open_account("whale")
         app.mint("whale", self.tokens("50000"))
@@ -270,7 +420,11 @@ class Demo:
             actions += app.open_position("whale", artifact_id, "short", self.tokens("6000")).get("risk_actions", [])
             self.clock.advance(days=1)
         for action in actions:
-            what = "trailing stop closed" if action["action"] == "stop" else f"emergency liquidation of {action['agent']} closed"
+            what = (
+                "trailing stop closed"
+                if action["action"] == "stop"
+                else f"emergency liquidation of {action['agent']} closed"
+            )
             say(f"  {what} {action['position']}")
         for agent in ("margaret", "grace", "dennis"):
             self.dashboard(agent)
@@ -282,15 +436,56 @@ class Demo:
         advice = dashboard.rebalance(self.app, agent)
         money = lambda key: self.show(int(summary[key]))  # noqa: E731
         fmt = lambda value, spec: "—" if value is None else format(value, spec)  # noqa: E731
-        table(f"Dashboard — {agent}", ["equity", "available", "deployed", "active", "closed", "total P&L", "win %",
-                                       "top-3 %", "Sharpe", "max DD %"],
-              [[money("equity_units"), money("available_units"), money("deployed_units"), summary["active_positions"],
-                summary["closed_positions"], money("total_pnl_units"), summary["win_rate_pct"] or "—",
-                summary["concentration_top3_pct"] or "—", fmt(metrics["sharpe"], ".2f"), fmt(metrics["max_drawdown_pct"], ".2f")]],
-              right=["equity", "available", "deployed", "active", "closed", "total P&L", "win %", "top-3 %", "Sharpe", "max DD %"])  # fmt: skip
+        table(
+            f"Dashboard — {agent}",
+            [
+                "equity",
+                "available",
+                "deployed",
+                "active",
+                "closed",
+                "total P&L",
+                "win %",
+                "top-3 %",
+                "Sharpe",
+                "max DD %",
+            ],
+            [
+                [
+                    money("equity_units"),
+                    money("available_units"),
+                    money("deployed_units"),
+                    summary["active_positions"],
+                    summary["closed_positions"],
+                    money("total_pnl_units"),
+                    summary["win_rate_pct"] or "—",
+                    summary["concentration_top3_pct"] or "—",
+                    fmt(metrics["sharpe"], ".2f"),
+                    fmt(metrics["max_drawdown_pct"], ".2f"),
+                ]
+            ],
+            right=[
+                "equity",
+                "available",
+                "deployed",
+                "active",
+                "closed",
+                "total P&L",
+                "win %",
+                "top-3 %",
+                "Sharpe",
+                "max DD %",
+            ],
+        )
         if advice:
-            say("  rebalance: " + "; ".join(f"{a['action']} {a['artifact_id']} ({a['reason']}, weight {a['current_pct']}% vs "
-                                            f"target {a['target_pct']}%)" for a in advice))  # fmt: skip
+            say(
+                "  rebalance: "
+                + "; ".join(
+                    f"{a['action']} {a['artifact_id']} ({a['reason']}, weight {a['current_pct']}% vs "
+                    f"target {a['target_pct']}%)"
+                    for a in advice
+                )
+            )
 
     def chart(self, agent: str) -> None:
         from pathlib import Path
@@ -301,12 +496,11 @@ class Demo:
         say(f"Wrote {agent}'s equity curve, drawdown and exposure by group to {path}.")
 
     def views(self) -> None:
+        from stakeledger.cli.views import progress_bar
         from stakeledger.projections import queries
         from stakeledger.projections.replay_check import replay_check, view_contents
         from stakeledger.projections.runner import Runner
         from stakeledger.projections.store import open_store
-
-        from stakeledger.cli.views import progress_bar
 
         self.chapter("5. Read views: kept current from the log, dropped and rebuilt at will")
         store = open_store(self.app)
@@ -316,22 +510,44 @@ class Demo:
             before = view_contents(store)
             with progress_bar("rebuilding, log position", console=console, transient=False) as bar:
                 task = bar.add_task("rebuild", total=None)
-                rebuilt = Runner(self.app, store).rebuild(progress=lambda done, total: bar.update(task, completed=done, total=total))
+                rebuilt = Runner(self.app, store).rebuild(
+                    progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
             after = view_contents(store)
             differences = replay_check(self.app, store)
             rows = sum(len(table) for table in after.values())
-            say(f"Dropped every view and replayed {rebuilt.events} events in {rebuilt.seconds:.2f} s; all "
+            say(
+                f"Dropped every view and replayed {rebuilt.events} events in {rebuilt.seconds:.2f} s; all "
                 f"{len(after)} tables ({rows} rows) before and after the rebuild "
                 + ("[green]identical[/]" if before == after else "[red]DIFFER[/]")
-                + f"; a fresh replay finds {len(differences)} differing rows.")  # fmt: skip
-            table("Views", ["view", "position", "lag", "rows"],
-                  [[r["view"], r["position"], r["lag"], r["rows"]] for r in queries.status(store, self.app)],
-                  right=["position", "lag", "rows"])  # fmt: skip
-            table("Capital committed, from the markets view", ["artifact", "state", "p(long) / settled at", "capital", "live positions"],
-                  [[m["artifact"], m["state"], self.market_price(m), self.show(int(m["capital_committed_units"])), m["live_positions"]]
-                   for m in queries.artifacts(store, by_capital=True)], right=["p(long) / settled at", "capital", "live positions"])  # fmt: skip
-            table("Inbox — ada, newest first", ["message"],
-                  [[m["message"]] for m in queries.inbox(store, "ada", decimals=self.app.decimals, limit=5)])
+                + f"; a fresh replay finds {len(differences)} differing rows."
+            )
+            table(
+                "Views",
+                ["view", "position", "lag", "rows"],
+                [[r["view"], r["position"], r["lag"], r["rows"]] for r in queries.status(store, self.app)],
+                right=["position", "lag", "rows"],
+            )
+            table(
+                "Capital committed, from the markets view",
+                ["artifact", "state", "p(long) / settled at", "capital", "live positions"],
+                [
+                    [
+                        m["artifact"],
+                        m["state"],
+                        self.market_price(m),
+                        self.show(int(m["capital_committed_units"])),
+                        m["live_positions"],
+                    ]
+                    for m in queries.artifacts(store, by_capital=True)
+                ],
+                right=["p(long) / settled at", "capital", "live positions"],
+            )
+            table(
+                "Inbox — ada, newest first",
+                ["message"],
+                [[m["message"]] for m in queries.inbox(store, "ada", decimals=self.app.decimals, limit=5)],
+            )
         finally:
             store.close()
         if before != after or differences:
@@ -347,17 +563,28 @@ class Demo:
 
         self.chapter("6. EVM export: ABI records, Merkle roots, a signed EIP-712 header")
         summary = export_ledger(self.app, EXPORT_DIR, signing_key=DEMO_SIGNING_KEY, overwrite=True)
-        table(f"Snapshot written to {EXPORT_DIR}/", ["field", "value"], [
-            ["records (lastSeq)", summary.last_seq], ["eventsRoot", summary.events_root],
-            ["balancesRoot", summary.balances_root], ["totalSupply", self.show(int(summary.total_supply_units))],
-            ["EIP-712 digest", summary.typed_data_hash], ["signer", summary.signer],
-        ])  # fmt: skip
+        table(
+            f"Snapshot written to {EXPORT_DIR}/",
+            ["field", "value"],
+            [
+                ["records (lastSeq)", summary.last_seq],
+                ["eventsRoot", summary.events_root],
+                ["balancesRoot", summary.balances_root],
+                ["totalSupply", self.show(int(summary.total_supply_units))],
+                ["EIP-712 digest", summary.typed_data_hash],
+                ["signer", summary.signer],
+            ],
+        )
         proof = balance_proof(self.app, "ada")
-        say(f"ada's balance row: address {proof['address']}, balance {proof['balance']} base units; "
-            f"proof of {len(proof['proof'])} hashes, first {proof['proof'][0] if proof['proof'] else '—'}")  # fmt: skip
+        say(
+            f"ada's balance row: address {proof['address']}, balance {proof['balance']} base units; "
+            f"proof of {len(proof['proof'])} hashes, first {proof['proof'][0] if proof['proof'] else '—'}"
+        )
         verified = verify_export(EXPORT_DIR)  # raises, naming the first bad record, if anything is off
-        say(f"verify {EXPORT_DIR}: [green]{verified.last_seq} records, {verified.balance_rows} balance rows, both roots "
-            f"and the signature of {verified.signer} check out[/] ({verified.seconds:.2f} s).")  # fmt: skip
+        say(
+            f"verify {EXPORT_DIR}: [green]{verified.last_seq} records, {verified.balance_rows} balance rows, both roots "
+            f"and the signature of {verified.signer} check out[/] ({verified.seconds:.2f} s)."
+        )
 
     def closing_audit(self) -> None:
         self.chapter("Audit")
@@ -365,7 +592,15 @@ class Demo:
         table(
             "Audit — " + ("clean" if report.clean else "VIOLATIONS"),
             ["events", "accounts", "transfers", "total supply", "seconds"],
-            [[report.events, report.accounts, report.transfers, self.show(report.total_supply_units), f"{report.seconds:.3f}"]],
+            [
+                [
+                    report.events,
+                    report.accounts,
+                    report.transfers,
+                    self.show(report.total_supply_units),
+                    f"{report.seconds:.3f}",
+                ]
+            ],
             right=["events", "accounts", "transfers", "total supply", "seconds"],
         )
         for violation in report.violations:

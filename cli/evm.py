@@ -20,9 +20,6 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stakeledger.cli.context import get_context
-from stakeledger.cli.output import emit_json, error_console, say, table
-from stakeledger.domain.rules.money import format_amount
 from stakeledger.adapters.evm.bundle import ExportInvalidError, ProgressFn
 from stakeledger.adapters.evm.export import (
     balance_proof,
@@ -33,6 +30,9 @@ from stakeledger.adapters.evm.export import (
 )
 from stakeledger.adapters.evm.importer import import_export
 from stakeledger.adapters.evm.verification import verify_export
+from stakeledger.cli.context import get_context
+from stakeledger.cli.output import emit_json, error_console, say, table
+from stakeledger.domain.rules.money import format_amount
 
 export_app = typer.Typer(
     help="Export the ledger as ABI records, OpenZeppelin Merkle trees and a signed EIP-712 header.",
@@ -57,9 +57,14 @@ def register(app: typer.Typer) -> None:
 def progress_bars(enabled: bool) -> Iterator[ProgressFn]:
     """A ProgressFn that draws one rich bar per phase on stderr."""
     with Progress(
-        TextColumn("{task.description:<26}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=error_console, transient=True, disable=not (enabled and error_console.is_terminal),
-    ) as bars:  # fmt: skip
+        TextColumn("{task.description:<26}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=error_console,
+        transient=True,
+        disable=not (enabled and error_console.is_terminal),
+    ) as bars:
         tasks: dict[str, int] = {}
 
         def update(phase: str, done: int, total: int | None) -> None:
@@ -80,15 +85,23 @@ def export(
         Optional[Path],
         typer.Option("--signing-key", help="File holding a 0x-hex secp256k1 private key that signs the header."),
     ] = None,
-    domain_name: Annotated[str, typer.Option("--domain-name", envvar="STAKELEDGER_EIP712_NAME",
-                                             help="EIP-712 domain name.")] = "stakeledger",
-    domain_version: Annotated[str, typer.Option("--domain-version", envvar="STAKELEDGER_EIP712_VERSION",
-                                                help="EIP-712 domain version.")] = "1",
-    chain_id: Annotated[int, typer.Option("--chain-id", envvar="STAKELEDGER_EIP712_CHAIN_ID", min=0,
-                                          help="EIP-712 domain chainId.")] = 1,
-    verifying_contract: Annotated[str, typer.Option(
-        "--verifying-contract", envvar="STAKELEDGER_EIP712_CONTRACT",
-        help="EIP-712 domain verifyingContract address.")] = "0x" + "00" * 20,
+    domain_name: Annotated[
+        str, typer.Option("--domain-name", envvar="STAKELEDGER_EIP712_NAME", help="EIP-712 domain name.")
+    ] = "stakeledger",
+    domain_version: Annotated[
+        str, typer.Option("--domain-version", envvar="STAKELEDGER_EIP712_VERSION", help="EIP-712 domain version.")
+    ] = "1",
+    chain_id: Annotated[
+        int, typer.Option("--chain-id", envvar="STAKELEDGER_EIP712_CHAIN_ID", min=0, help="EIP-712 domain chainId.")
+    ] = 1,
+    verifying_contract: Annotated[
+        str,
+        typer.Option(
+            "--verifying-contract",
+            envvar="STAKELEDGER_EIP712_CONTRACT",
+            help="EIP-712 domain verifyingContract address.",
+        ),
+    ] = "0x" + "00" * 20,
     force: Annotated[bool, typer.Option("--force", help="Replace an export already in --out.")] = False,
 ) -> None:
     """Write the export (run without a subcommand), or see 'export proof'."""
@@ -106,7 +119,9 @@ def export(
         emit_json(summary.as_json())
         return
     decimals = summary.decimals
-    supply = format_amount(summary.total_supply_units, decimals) if decimals is not None else str(summary.total_supply_units)
+    supply = (
+        format_amount(summary.total_supply_units, decimals) if decimals is not None else str(summary.total_supply_units)
+    )
     table(
         f"Export — {summary.out_dir}",
         ["last seq", "accounts", "balance rows", "total supply", "seconds"],
@@ -133,7 +148,9 @@ def proof(
     context = get_context(ctx)
     if from_dir is not None:
         if at is not None:
-            raise typer.BadParameter("--at and --from exclude each other: an export is at one position", param_hint="--at")
+            raise typer.BadParameter(
+                "--at and --from exclude each other: an export is at one position", param_hint="--at"
+            )
         document = proof_from_export(from_dir, account)
     else:
         parent_at = ctx.parent.params.get("at") if ctx.parent is not None else None
@@ -167,8 +184,16 @@ def verify(
             result = verify_export(directory, progress=progress)
     except ExportInvalidError as error:
         if context.as_json:
-            emit_json({"ok": False, "code": error.code, "file": error.file, "seq": error.seq,
-                       "problem": error.problem, "message": str(error)})
+            emit_json(
+                {
+                    "ok": False,
+                    "code": error.code,
+                    "file": error.file,
+                    "seq": error.seq,
+                    "problem": error.problem,
+                    "message": str(error),
+                }
+            )
         raise
     if context.as_json:
         emit_json(result.as_json())
@@ -176,10 +201,18 @@ def verify(
     table(
         f"Verified — {directory}",
         ["last seq", "accounts", "balance rows", "total supply units", "signer", "seconds"],
-        [[result.last_seq, result.accounts, result.balance_rows, result.total_supply_units,
-          result.signer or "(unsigned)", f"{result.seconds:.2f}"]],
+        [
+            [
+                result.last_seq,
+                result.accounts,
+                result.balance_rows,
+                result.total_supply_units,
+                result.signer or "(unsigned)",
+                f"{result.seconds:.2f}",
+            ]
+        ],
         right=["last seq", "accounts", "balance rows", "total supply units", "seconds"],
-    )  # fmt: skip
+    )
     say(f"eventsRoot    {result.events_root}")
     say(f"balancesRoot  {result.balances_root}")
     say(f"snapshotId    {result.snapshot_id}")
@@ -210,4 +243,3 @@ def import_command(
     say(f"eventsRoot    {summary.events_root}")
     say(f"balancesRoot  {summary.balances_root}")
     say("Build its read views with 'stakeledger projections catch-up' (the first read does it too).")
-

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 import typer
 from eventsourcing.persistence import PersistenceError
 
+from stakeledger.adapters.persistence.store_url import resolve_url
 from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
 from stakeledger.cli.context import CliContext
 from stakeledger.cli.output import fail
 from stakeledger.domain.errors import LedgerError
-from stakeledger.adapters.persistence.store_url import resolve_url
 
 app = typer.Typer(
     name="stakeledger",
@@ -28,7 +28,10 @@ def root(
     ctx: typer.Context,
     db: Annotated[
         Optional[str],
-        typer.Option("--db", help="Store URL: sqlite:///path.db (default ./stakeledger.db) or postgresql://user:pw@host:port/db. Also STAKELEDGER_DATABASE_URL."),
+        typer.Option(
+            "--db",
+            help="Store URL: sqlite:///path.db (default ./stakeledger.db) or postgresql://user:pw@host:port/db. Also STAKELEDGER_DATABASE_URL.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
@@ -60,7 +63,7 @@ def global_options_first(args: list[str]) -> list[str]:
         if arg == "--json" or arg.startswith("--db="):
             front.append(arg)
         elif arg == "--db" and index + 1 < len(args):
-            front.extend(args[index:index + 2])
+            front.extend(args[index : index + 2])
             index += 1
         else:
             rest.append(arg)

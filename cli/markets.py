@@ -13,18 +13,22 @@ import typer
 
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, report_rejection, say, table
-from stakeledger.domain.model.artifacts import check_side
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 from stakeledger.domain.errors import InvalidInputError, LedgerError
+from stakeledger.domain.model.artifacts import check_side
 from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
-from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
-trade_app = typer.Typer(help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True)
+trade_app = typer.Typer(
+    help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True
+)
 
 CommandId = Annotated[
     Optional[str],
-    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+    typer.Option(
+        "--command-id", help="Client command id: a retry with the same id and payload returns the first result."
+    ),
 ]
 Side = Annotated[str, typer.Option("--side", help="long (predicts validated) or short (predicts deprecated).")]
 
@@ -36,8 +40,6 @@ def register(app: typer.Typer) -> None:
 
 def price(wad: int | str) -> str:
     return str((Decimal(int(wad)) / WAD).quantize(Decimal("0.000001")))
-
-
 
 
 @artifact_app.command("add")
@@ -53,12 +55,20 @@ def add(
     """List an artifact and open its binary LMSR market."""
     context = get_context(ctx)
     app = context.app
-    result = app.list_artifact(artifact_id, title, parse_amount(liquidity, app.decimals), group=group,
-                               min_hold_days=min_hold_days, command_id=command_id)  # fmt: skip
+    result = app.list_artifact(
+        artifact_id,
+        title,
+        parse_amount(liquidity, app.decimals),
+        group=group,
+        min_hold_days=min_hold_days,
+        command_id=command_id,
+    )
     if context.as_json:
         emit_json(result)
     else:
-        say(f"Listed {artifact_id}; pool funded with {format_amount(int(result['subsidy_units']), app.decimals)} tokens.")
+        say(
+            f"Listed {artifact_id}; pool funded with {format_amount(int(result['subsidy_units']), app.decimals)} tokens."
+        )
 
 
 @artifact_app.command("show")
@@ -71,7 +81,11 @@ def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar=
     if context.as_json:
         emit_json(summary)
         return
-    shown = {**summary, "pool": format_amount(int(state["pool_units"]), app.decimals), "bounties": ", ".join(state["bounties"]) or "none"}
+    shown = {
+        **summary,
+        "pool": format_amount(int(state["pool_units"]), app.decimals),
+        "bounties": ", ".join(state["bounties"]) or "none",
+    }
     table(f"Artifact {artifact_id}", ["field", "value"], [[key, value] for key, value in shown.items()])
 
 
@@ -87,14 +101,28 @@ def quote(
     context = get_context(ctx)
     app = context.app
     d = app.decimals
-    result = app.quote(artifact_id, side, shares_units=parse_amount(shares, d) if shares is not None else None,
-                       tokens_units=parse_amount(tokens, d) if tokens is not None else None)  # fmt: skip
+    result = app.quote(
+        artifact_id,
+        side,
+        shares_units=parse_amount(shares, d) if shares is not None else None,
+        tokens_units=parse_amount(tokens, d) if tokens is not None else None,
+    )
     if context.as_json:
         emit_json(result)
         return
-    table(f"Quote {artifact_id} {side}", ["shares", "cost", "avg price", "p(long) before", "p(long) after"],
-          [[format_amount(int(result["shares_units"]), d), format_amount(int(result["cost_units"]), d),
-            price(result["average_price_wad"]), price(result["price_long_before_wad"]), price(result["price_long_after_wad"])]])  # fmt: skip
+    table(
+        f"Quote {artifact_id} {side}",
+        ["shares", "cost", "avg price", "p(long) before", "p(long) after"],
+        [
+            [
+                format_amount(int(result["shares_units"]), d),
+                format_amount(int(result["cost_units"]), d),
+                price(result["average_price_wad"]),
+                price(result["price_long_before_wad"]),
+                price(result["price_long_after_wad"]),
+            ]
+        ],
+    )
 
 
 @trade_app.command("open", context_settings={"ignore_unknown_options": True})
@@ -104,9 +132,16 @@ def open_trade(
     artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
     side: Side,
     tokens: Annotated[str, typer.Option(help="Tokens to commit.")],
-    max_price: Annotated[Optional[str], typer.Option(help="Market order: refuse if the average price exceeds this.")] = None,
-    min_shares: Annotated[Optional[str], typer.Option(help="Market order: refuse if fewer shares would be bought.")] = None,
-    limit_price: Annotated[Optional[str], typer.Option(help="Limit order: escrow the tokens and buy when the side's price falls below this.")] = None,
+    max_price: Annotated[
+        Optional[str], typer.Option(help="Market order: refuse if the average price exceeds this.")
+    ] = None,
+    min_shares: Annotated[
+        Optional[str], typer.Option(help="Market order: refuse if fewer shares would be bought.")
+    ] = None,
+    limit_price: Annotated[
+        Optional[str],
+        typer.Option(help="Limit order: escrow the tokens and buy when the side's price falls below this."),
+    ] = None,
     expires_in: Annotated[Optional[float], typer.Option(help="Limit order: days until it expires.")] = None,
     command_id: CommandId = None,
 ) -> None:
@@ -118,28 +153,43 @@ def open_trade(
     if limit_price is not None:
         if max_price is not None or min_shares is not None:
             raise InvalidInputError("--max-price and --min-shares apply to market orders, not limit orders")
-        result = app.place_limit_order(agent, artifact_id, side, tokens_units, parse_price_wad(limit_price),
-                                       expires_in_days=expires_in, command_id=command_id)  # fmt: skip
+        result = app.place_limit_order(
+            agent,
+            artifact_id,
+            side,
+            tokens_units,
+            parse_price_wad(limit_price),
+            expires_in_days=expires_in,
+            command_id=command_id,
+        )
         report_rejection(context, result)
         message = f"Order {result['order']} is {result['status']}."
     else:
         if expires_in is not None:
             raise InvalidInputError("--expires-in applies to limit orders only")
         result = app.open_position(
-            agent, artifact_id, side, tokens_units,
+            agent,
+            artifact_id,
+            side,
+            tokens_units,
             max_price_wad=parse_price_wad(max_price) if max_price is not None else None,
-            min_shares_units=parse_amount(min_shares, d) if min_shares is not None else None, command_id=command_id,
-        )  # fmt: skip
+            min_shares_units=parse_amount(min_shares, d) if min_shares is not None else None,
+            command_id=command_id,
+        )
         report_rejection(context, result)
-        message = (f"Opened {result['position']}: {format_amount(int(result['shares_units']), d)} {side} shares for "
-                   f"{tokens} tokens (avg {price(result['average_price_wad'])}); p(long) now {price(result['price_long_wad'])}.")  # fmt: skip
+        message = (
+            f"Opened {result['position']}: {format_amount(int(result['shares_units']), d)} {side} shares for "
+            f"{tokens} tokens (avg {price(result['average_price_wad'])}); p(long) now {price(result['price_long_wad'])}."
+        )
     if context.as_json:
         emit_json(result)
         return
     say(message)
     for fill in result.get("fills", []):
-        say(f"  filled {fill['order']} → {fill['position']}: {format_amount(int(fill['shares_units']), d)} shares "
-            f"for {format_amount(int(fill['cost_units']), d)}")  # fmt: skip
+        say(
+            f"  filled {fill['order']} → {fill['position']}: {format_amount(int(fill['shares_units']), d)} shares "
+            f"for {format_amount(int(fill['cost_units']), d)}"
+        )
 
 
 @trade_app.command("close")
@@ -157,8 +207,10 @@ def close(
         emit_json(result)
     else:
         d = app.decimals
-        say(f"Closed {position_id} for {format_amount(int(result['proceeds_units']), d)} "
-            f"(P&L {format_amount(int(result['pnl_units']), d)}); p(long) now {price(result['price_long_wad'])}.")  # fmt: skip
+        say(
+            f"Closed {position_id} for {format_amount(int(result['proceeds_units']), d)} "
+            f"(P&L {format_amount(int(result['pnl_units']), d)}); p(long) now {price(result['price_long_wad'])}."
+        )
 
 
 @trade_app.command("cancel")
@@ -181,7 +233,12 @@ def cancel(
 @trade_app.command("batch")
 def batch(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(help="CSV (agent,artifact,side,tokens[,limit_price,expires_in_days]) or a JSON list of such objects.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV (agent,artifact,side,tokens[,limit_price,expires_in_days]) or a JSON list of such objects."
+        ),
+    ],
     command_id: CommandId = None,
 ) -> None:
     """Place many orders in one transaction: each sees the state the earlier ones left; all or nothing."""
@@ -241,7 +298,9 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
                 raise InvalidInputError("expires_in_days applies to limit orders only")
             return MarketOrder(agent, artifact_id, side, tokens_units)
         expires_in = order_lifetime(_days(lifetime)) if lifetime is not None else None
-        return LimitOrder(agent, artifact_id, side, tokens_units, parse_price_wad(limit, "limit_price"), expires_in=expires_in)
+        return LimitOrder(
+            agent, artifact_id, side, tokens_units, parse_price_wad(limit, "limit_price"), expires_in=expires_in
+        )
     except LedgerError as error:
         raise type(error)(f"order {number}: {error}") from None
 

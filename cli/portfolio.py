@@ -14,11 +14,15 @@ from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_reject
 from stakeledger.domain.rules.money import format_amount, parse_fraction, parse_price_wad
 from stakeledger.projections import dashboard
 
-portfolio_app = typer.Typer(help="Risk limits, dashboards and emergency liquidation for an agent's portfolio.", no_args_is_help=True)
+portfolio_app = typer.Typer(
+    help="Risk limits, dashboards and emergency liquidation for an agent's portfolio.", no_args_is_help=True
+)
 
 CommandId = Annotated[
     Optional[str],
-    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+    typer.Option(
+        "--command-id", help="Client command id: a retry with the same id and payload returns the first result."
+    ),
 ]
 Pct = Optional[str]
 
@@ -35,10 +39,16 @@ def config(
     agent: str,
     max_position_size_pct: Annotated[Pct, typer.Option(help="Largest position, % of equity (default 5).")] = None,
     max_positions: Annotated[Optional[int], typer.Option(help="Most markets held at once (default 10).")] = None,
-    max_correlated_exposure_pct: Annotated[Pct, typer.Option(help="Cost committed per correlation group, % of equity (default 20).")] = None,
+    max_correlated_exposure_pct: Annotated[
+        Pct, typer.Option(help="Cost committed per correlation group, % of equity (default 20).")
+    ] = None,
     max_total_exposure_pct: Annotated[Pct, typer.Option(help="All cost committed, % of equity (default 30).")] = None,
-    rebalance_threshold_pct: Annotated[Pct, typer.Option(help="Drift from target that triggers advice, % (default 10).")] = None,
-    emergency_liquidation_loss_pct: Annotated[Pct, typer.Option(help="Loss from baseline that liquidates, % (default -10).")] = None,
+    rebalance_threshold_pct: Annotated[
+        Pct, typer.Option(help="Drift from target that triggers advice, % (default 10).")
+    ] = None,
+    emergency_liquidation_loss_pct: Annotated[
+        Pct, typer.Option(help="Loss from baseline that liquidates, % (default -10).")
+    ] = None,
     min_trade_size: Annotated[Optional[str], typer.Option(help="Smallest order in tokens (default 5).")] = None,
     command_id: CommandId = None,
 ) -> None:
@@ -48,16 +58,23 @@ def config(
     from stakeledger.domain.rules.money import parse_amount
 
     result = app.configure_portfolio(
-        agent, command_id=command_id, max_position_size_pct=max_position_size_pct, max_positions=max_positions,
-        max_correlated_exposure_pct=max_correlated_exposure_pct, max_total_exposure_pct=max_total_exposure_pct,
-        rebalance_threshold_pct=rebalance_threshold_pct, emergency_liquidation_loss_pct=emergency_liquidation_loss_pct,
+        agent,
+        command_id=command_id,
+        max_position_size_pct=max_position_size_pct,
+        max_positions=max_positions,
+        max_correlated_exposure_pct=max_correlated_exposure_pct,
+        max_total_exposure_pct=max_total_exposure_pct,
+        rebalance_threshold_pct=rebalance_threshold_pct,
+        emergency_liquidation_loss_pct=emergency_liquidation_loss_pct,
         min_trade_size_units=parse_amount(min_trade_size, app.decimals) if min_trade_size is not None else None,
-    )  # fmt: skip
+    )
     if context.as_json:
         emit_json(result)
         return
     table(f"Risk limits — {agent}", ["limit", "value"], [[k, v] for k, v in result["config"].items()])
-    say(f"Baseline equity for emergency liquidation: {format_amount(int(result['baseline_units']), app.decimals, places=6)}")
+    say(
+        f"Baseline equity for emergency liquidation: {format_amount(int(result['baseline_units']), app.decimals, places=6)}"
+    )
 
 
 @portfolio_app.command("market-config")
@@ -67,13 +84,21 @@ def market_config(
     artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
     position_size_pct: Annotated[Pct, typer.Option(help="Position limit for this market, % of equity.")] = None,
     trail_pct: Annotated[Pct, typer.Option(help="Start a trailing stop of this % on every new position here.")] = None,
-    correlation_group: Annotated[Optional[str], typer.Option(help="Override the artifact's group for exposure limits.")] = None,
+    correlation_group: Annotated[
+        Optional[str], typer.Option(help="Override the artifact's group for exposure limits.")
+    ] = None,
     command_id: CommandId = None,
 ) -> None:
     """Per-market settings: position size, trailing stop and correlation group."""
     context = get_context(ctx)
-    result = context.app.configure_market(agent, artifact_id, position_size_pct=position_size_pct, trail_pct=trail_pct,
-                                          correlation_group=correlation_group, command_id=command_id)  # fmt: skip
+    result = context.app.configure_market(
+        agent,
+        artifact_id,
+        position_size_pct=position_size_pct,
+        trail_pct=trail_pct,
+        correlation_group=correlation_group,
+        command_id=command_id,
+    )
     emit_json(result) if context.as_json else say(f"Configured {artifact_id} for {agent}: {result['config']}")
 
 
@@ -88,29 +113,42 @@ def kelly(
     """Size an order by fractional Kelly from your belief, then place it — or say why not."""
     context = get_context(ctx)
     app = context.app
-    result = app.kelly_order(agent, artifact_id, parse_price_wad(belief, "belief"),
-                             fraction=parse_fraction(fraction, "fraction"),
-                             command_id=command_id)  # fmt: skip
+    result = app.kelly_order(
+        agent,
+        artifact_id,
+        parse_price_wad(belief, "belief"),
+        fraction=parse_fraction(fraction, "fraction"),
+        command_id=command_id,
+    )
     if result.get("trade"):
         report_rejection(context, result["trade"])
     if context.as_json:
         emit_json(result)
         return
     d = app.decimals
-    say(f"Kelly for {agent} on {artifact_id}: price {price(result['price_long_wad'])}, belief {belief} → "
-        f"{result['side']}, full f* {float(Fraction(result['full_kelly'])):.4f}, applied {float(Fraction(result['applied_fraction'])):.4f}")  # fmt: skip
+    say(
+        f"Kelly for {agent} on {artifact_id}: price {price(result['price_long_wad'])}, belief {belief} → "
+        f"{result['side']}, full f* {float(Fraction(result['full_kelly'])):.4f}, applied {float(Fraction(result['applied_fraction'])):.4f}"
+    )
     if not result["placed"]:
-        fail(result["reason"], f"no order: {result['reason']} (raw size {format_amount(int(result['raw_size_units']), d, places=6)})")
+        fail(
+            result["reason"],
+            f"no order: {result['reason']} (raw size {format_amount(int(result['raw_size_units']), d, places=6)})",
+        )
         raise typer.Exit(REJECTED_EXIT)
     capped = f", capped by {result['capped_by']}" if result["capped_by"] else ""
-    say(f"Placed {result['trade']['position']}: {format_amount(int(result['size_units']), d, places=6)} tokens{capped}.")
+    say(
+        f"Placed {result['trade']['position']}: {format_amount(int(result['size_units']), d, places=6)} tokens{capped}."
+    )
 
 
 def stop(
     ctx: typer.Context,
     position_id: Annotated[str, typer.Argument(metavar="POSITION")],
     trail_pct: Annotated[str, typer.Option(help="Trail below the high-water mark, in % (e.g. 10).")],
-    min_ratchet_pct: Annotated[str, typer.Option(help="Raise the trigger only when it would rise by more than this %.")] = "0",
+    min_ratchet_pct: Annotated[
+        str, typer.Option(help="Raise the trigger only when it would rise by more than this %.")
+    ] = "0",
     command_id: CommandId = None,
 ) -> None:
     """Put a trailing stop on a position; every price move re-evaluates it."""
@@ -119,7 +157,9 @@ def stop(
     if context.as_json:
         emit_json(result)
     else:
-        say(f"Stop on {position_id}: high-water {price(result['high_water_wad'])}, trigger {price(result['trigger_wad'])}.")
+        say(
+            f"Stop on {position_id}: high-water {price(result['high_water_wad'])}, trigger {price(result['trigger_wad'])}."
+        )
 
 
 @portfolio_app.command("liquidate")
@@ -127,7 +167,9 @@ def liquidate(ctx: typer.Context, agent: str, command_id: CommandId = None) -> N
     """Emergency liquidation by hand: close every position that may be closed now."""
     context = get_context(ctx)
     result = context.app.liquidate_portfolio(agent, command_id=command_id)
-    emit_json(result) if context.as_json else say(f"Liquidated {agent}: closed {', '.join(result['closed']) or 'nothing'}.")
+    emit_json(result) if context.as_json else say(
+        f"Liquidated {agent}: closed {', '.join(result['closed']) or 'nothing'}."
+    )
 
 
 @portfolio_app.command("summary")
@@ -141,15 +183,42 @@ def summary(ctx: typer.Context, agent: str) -> None:
         return
     d = app.decimals
     money = lambda key: format_amount(int(data[key]), d, places=2) if data[key] is not None else "—"  # noqa: E731
-    table(f"Portfolio — {agent}", ["total (equity)", "available", "deployed", "active", "closed", "win rate %"],
-          [[money("equity_units"), money("available_units"), money("deployed_units"), data["active_positions"],
-            data["closed_positions"], data["win_rate_pct"] or "—"]], right=["total (equity)", "available", "deployed"])  # fmt: skip
-    table(None, ["realized P&L", "unrealized P&L", "total P&L", "return % (vs baseline)", "top-1 %", "top-3 %"],
-          [[money("realized_pnl_units"), money("unrealized_pnl_units"), money("total_pnl_units"),
-            data["total_return_pct"] or "—", data["concentration_top1_pct"] or "—", data["concentration_top3_pct"] or "—"]])  # fmt: skip
+    table(
+        f"Portfolio — {agent}",
+        ["total (equity)", "available", "deployed", "active", "closed", "win rate %"],
+        [
+            [
+                money("equity_units"),
+                money("available_units"),
+                money("deployed_units"),
+                data["active_positions"],
+                data["closed_positions"],
+                data["win_rate_pct"] or "—",
+            ]
+        ],
+        right=["total (equity)", "available", "deployed"],
+    )
+    table(
+        None,
+        ["realized P&L", "unrealized P&L", "total P&L", "return % (vs baseline)", "top-1 %", "top-3 %"],
+        [
+            [
+                money("realized_pnl_units"),
+                money("unrealized_pnl_units"),
+                money("total_pnl_units"),
+                data["total_return_pct"] or "—",
+                data["concentration_top1_pct"] or "—",
+                data["concentration_top3_pct"] or "—",
+            ]
+        ],
+    )
     if data["exposure_by_group_units"]:
-        table("Exposure by correlation group", ["group", "cost committed"],
-              [[g, format_amount(int(u), d, places=2)] for g, u in data["exposure_by_group_units"].items()], right=["cost committed"])  # fmt: skip
+        table(
+            "Exposure by correlation group",
+            ["group", "cost committed"],
+            [[g, format_amount(int(u), d, places=2)] for g, u in data["exposure_by_group_units"].items()],
+            right=["cost committed"],
+        )
 
 
 @portfolio_app.command("concentration")
@@ -161,9 +230,21 @@ def concentration(ctx: typer.Context, agent: str) -> None:
         emit_json(rows)
         return
     d = context.app.decimals
-    table(f"Concentration — {agent}", ["position", "side", "value", "share %", "cumulative %"],
-          [[r["position"], r["side"], format_amount(int(r["value_units"]), d, places=2), r["share_pct"], r["cumulative_pct"]] for r in rows],
-          right=["value", "share %", "cumulative %"])  # fmt: skip
+    table(
+        f"Concentration — {agent}",
+        ["position", "side", "value", "share %", "cumulative %"],
+        [
+            [
+                r["position"],
+                r["side"],
+                format_amount(int(r["value_units"]), d, places=2),
+                r["share_pct"],
+                r["cumulative_pct"],
+            ]
+            for r in rows
+        ],
+        right=["value", "share %", "cumulative %"],
+    )
 
 
 @portfolio_app.command("pairs")
@@ -175,11 +256,23 @@ def pairs(ctx: typer.Context, agent: str) -> None:
         emit_json(rows)
         return
     d = context.app.decimals
-    table(f"Markets — {agent}", ["artifact", "active", "closed", "deployed", "value", "return %", "realized"],
-          [[r["artifact"], r["active"], r["closed"], format_amount(int(r["deployed_units"]), d, places=2),
-            format_amount(int(r["value_units"]), d, places=2), r["return_pct"] or "—",
-            format_amount(int(r["realized_units"]), d, places=2)] for r in rows],
-          right=["active", "closed", "deployed", "value", "return %", "realized"])  # fmt: skip
+    table(
+        f"Markets — {agent}",
+        ["artifact", "active", "closed", "deployed", "value", "return %", "realized"],
+        [
+            [
+                r["artifact"],
+                r["active"],
+                r["closed"],
+                format_amount(int(r["deployed_units"]), d, places=2),
+                format_amount(int(r["value_units"]), d, places=2),
+                r["return_pct"] or "—",
+                format_amount(int(r["realized_units"]), d, places=2),
+            ]
+            for r in rows
+        ],
+        right=["active", "closed", "deployed", "value", "return %", "realized"],
+    )
 
 
 @portfolio_app.command("rebalance")
@@ -194,9 +287,23 @@ def rebalance(ctx: typer.Context, agent: str) -> None:
         say(f"No rebalancing needed for {agent}.")
         return
     d = context.app.decimals
-    table(f"Rebalance — {agent}", ["artifact", "action", "why", "weight %", "target %", "drift %", "amount"],
-          [[r["artifact_id"], r["action"], r["reason"], r["current_pct"], r["target_pct"], r["drift_pct"],
-            format_amount(int(r["amount_units"]), d, places=2)] for r in rows], right=["weight %", "target %", "drift %", "amount"])  # fmt: skip
+    table(
+        f"Rebalance — {agent}",
+        ["artifact", "action", "why", "weight %", "target %", "drift %", "amount"],
+        [
+            [
+                r["artifact_id"],
+                r["action"],
+                r["reason"],
+                r["current_pct"],
+                r["target_pct"],
+                r["drift_pct"],
+                format_amount(int(r["amount_units"]), d, places=2),
+            ]
+            for r in rows
+        ],
+        right=["weight %", "target %", "drift %", "amount"],
+    )
 
 
 @portfolio_app.command("metrics")
@@ -208,9 +315,19 @@ def metrics(ctx: typer.Context, agent: str) -> None:
         emit_json(data)
         return
     show = lambda v: "—" if v is None else v  # noqa: E731
-    table(f"Performance — {agent} ({data['days']} days)", ["Sharpe", "Sortino", "max drawdown %", "win rate %", "return %"],
-          [[show(data["sharpe"]), show(data["sortino"]), show(data["max_drawdown_pct"]), show(data["win_rate_pct"]),
-            show(data["total_return_pct"])]])  # fmt: skip
+    table(
+        f"Performance — {agent} ({data['days']} days)",
+        ["Sharpe", "Sortino", "max drawdown %", "win rate %", "return %"],
+        [
+            [
+                show(data["sharpe"]),
+                show(data["sortino"]),
+                show(data["max_drawdown_pct"]),
+                show(data["win_rate_pct"]),
+                show(data["total_return_pct"]),
+            ]
+        ],
+    )
 
 
 @portfolio_app.command("chart")

@@ -12,11 +12,15 @@ from stakeledger.cli.output import emit_json, say
 from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
 
-bounty_app = typer.Typer(help="Bounties: sponsors escrow tokens on an artifact; claimants share them by weight.", no_args_is_help=True)
+bounty_app = typer.Typer(
+    help="Bounties: sponsors escrow tokens on an artifact; claimants share them by weight.", no_args_is_help=True
+)
 
 CommandId = Annotated[
     Optional[str],
-    typer.Option("--command-id", help="Client command id: a retry with the same id and payload returns the first result."),
+    typer.Option(
+        "--command-id", help="Client command id: a retry with the same id and payload returns the first result."
+    ),
 ]
 
 
@@ -29,7 +33,9 @@ def transition(
     ctx: typer.Context,
     artifact_id: Annotated[str, typer.Argument(metavar="ID")],
     state: Annotated[str, typer.Argument(metavar="STATE", help="listed, flagged, challenged, validated or deprecated")],
-    price_: Annotated[Optional[str], typer.Option("--price", help="Settlement long price; default: the pool's price now.")] = None,
+    price_: Annotated[
+        Optional[str], typer.Option("--price", help="Settlement long price; default: the pool's price now.")
+    ] = None,
     reason: Annotated[str, typer.Option(help="Why the artifact changes state.")] = "",
     actor: Annotated[str, typer.Option(help="Who decided the transition.")] = "operator",
     command_id: CommandId = None,
@@ -38,9 +44,13 @@ def transition(
     context = get_context(ctx)
     app = context.app
     result = app.transition_artifact(
-        artifact_id, state, actor=actor, reason=reason,
-        price_wad=parse_price_wad(price_) if price_ is not None else None, command_id=command_id,
-    )  # fmt: skip
+        artifact_id,
+        state,
+        actor=actor,
+        reason=reason,
+        price_wad=parse_price_wad(price_) if price_ is not None else None,
+        command_id=command_id,
+    )
     if context.as_json:
         emit_json(result)
         return
@@ -53,7 +63,9 @@ def transition(
     say(line + ".")
 
 
-@bounty_app.command("post", context_settings={"ignore_unknown_options": True})  # "-1" is an amount to refuse, not an option
+@bounty_app.command(
+    "post", context_settings={"ignore_unknown_options": True}
+)  # "-1" is an amount to refuse, not an option
 def post(
     ctx: typer.Context,
     artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
@@ -93,7 +105,9 @@ def distribute(
 
 
 @bounty_app.command("refund")
-def refund(ctx: typer.Context, bounty_id: Annotated[str, typer.Argument(metavar="BOUNTY")], command_id: CommandId = None) -> None:
+def refund(
+    ctx: typer.Context, bounty_id: Annotated[str, typer.Argument(metavar="BOUNTY")], command_id: CommandId = None
+) -> None:
     """Return an unclaimed bounty to its sponsor."""
     context = get_context(ctx)
     app = context.app

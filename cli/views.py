@@ -22,16 +22,17 @@ from rich.text import Text
 
 from stakeledger.cli.context import CliContext, get_context
 from stakeledger.cli.output import emit_json, error_console, fail, say, table
-from stakeledger.domain.model.accounts import AGENT
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.domain.model.accounts import AGENT
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.projections import queries
 from stakeledger.projections.runner import POLL_SECONDS, CatchUpReport, Runner
 from stakeledger.projections.store import ViewStore, open_store
 from stakeledger.projections.views import view_names, views_named
 
-projections_app = typer.Typer(help="The read-side views: status, catch-up, rebuild, and the worker that keeps them current.",
-                              no_args_is_help=True)  # fmt: skip
+projections_app = typer.Typer(
+    help="The read-side views: status, catch-up, rebuild, and the worker that keeps them current.", no_args_is_help=True
+)
 
 NoCatchUp = Annotated[
     bool,
@@ -79,14 +80,22 @@ class _RateColumn(ProgressColumn):
 def progress_bar(label: str, *, console: Console, transient: bool, disable: bool = False) -> Progress:
     """Log positions folded, events/s and time left: the bar of every pass over the log."""
     return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), _RateColumn(), TextColumn("left"), TimeRemainingColumn(),
-        console=console, transient=transient, disable=disable,
-    )  # fmt: skip
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=disable,
+    )
 
 
 def _progress_bar(context: CliContext, label: str, *, transient: bool) -> Progress:
-    return progress_bar(label, console=error_console, transient=transient,
-                        disable=context.as_json or not error_console.is_terminal)  # fmt: skip
+    return progress_bar(
+        label, console=error_console, transient=transient, disable=context.as_json or not error_console.is_terminal
+    )
 
 
 def _run_with_progress(context: CliContext, label: str, work: Any, *, transient: bool) -> CatchUpReport:
@@ -109,10 +118,14 @@ def current_views(context: CliContext, *, no_catch_up: bool = False) -> Iterator
             if lowest < head:
                 error_console.print(
                     f"note: the views are up to {head - lowest} events behind the log (position {lowest} of {head}); "
-                    "run 'stakeledger projections catch-up', or drop --no-catch-up", highlight=False, markup=False,
-                )  # fmt: skip
+                    "run 'stakeledger projections catch-up', or drop --no-catch-up",
+                    highlight=False,
+                    markup=False,
+                )
         else:
-            _run_with_progress(context, "catching up", lambda progress: runner.catch_up(progress=progress), transient=True)
+            _run_with_progress(
+                context, "catching up", lambda progress: runner.catch_up(progress=progress), transient=True
+            )
         yield store
     finally:
         store.close()
@@ -124,10 +137,16 @@ def _amount(units: int | str | None, decimals: int) -> str:
 
 def _report_json(report: CatchUpReport) -> dict[str, Any]:
     return {
-        "views": list(report.views), "from_position": report.start, "head": report.head, "events": report.events,
-        "pages": report.pages, "rows_written": report.rows_written, "seconds": round(report.seconds, 3),
-        "events_per_s": round(report.events_per_second, 1), "positions": report.positions,
-    }  # fmt: skip
+        "views": list(report.views),
+        "from_position": report.start,
+        "head": report.head,
+        "events": report.events,
+        "pages": report.pages,
+        "rows_written": report.rows_written,
+        "seconds": round(report.seconds, 3),
+        "events_per_s": round(report.events_per_second, 1),
+        "positions": report.positions,
+    }
 
 
 # projections ... ----------------------------------------------------------------------------------
@@ -146,8 +165,12 @@ def status(ctx: typer.Context) -> None:
         emit_json(rows)
         return
     state = lambda r: "needs rebuild" if r["needs_rebuild"] else ("current" if r["lag"] == 0 else "behind")  # noqa: E731
-    table(f"Views (log head {rows[0]['head'] if rows else 0})", ["view", "position", "lag", "rows", "state"],
-          [[r["view"], r["position"], r["lag"], r["rows"], state(r)] for r in rows], right=["position", "lag", "rows"])  # fmt: skip
+    table(
+        f"Views (log head {rows[0]['head'] if rows else 0})",
+        ["view", "position", "lag", "rows", "state"],
+        [[r["view"], r["position"], r["lag"], r["rows"], state(r)] for r in rows],
+        right=["position", "lag", "rows"],
+    )
 
 
 def _page_size(value: int | None) -> int | None:
@@ -156,10 +179,15 @@ def _page_size(value: int | None) -> int | None:
     return value
 
 
-PageSize = Annotated[Optional[int], typer.Option("--page-size", help="Events per page, one transaction each (default 20,000; 50,000 for a rebuild).")]
+PageSize = Annotated[
+    Optional[int],
+    typer.Option("--page-size", help="Events per page, one transaction each (default 20,000; 50,000 for a rebuild)."),
+]
 
 
-def _run_and_report(context: CliContext, label: str, work: Any, views: Any = None, page_size: int | None = None) -> CatchUpReport:
+def _run_and_report(
+    context: CliContext, label: str, work: Any, views: Any = None, page_size: int | None = None
+) -> CatchUpReport:
     """Run ``work(runner, progress)`` over the views with a progress bar; print or emit its report."""
     store = open_store(context.app)
     try:
@@ -178,14 +206,18 @@ def catch_up(ctx: typer.Context, page_size: PageSize = None) -> None:
     context = get_context(ctx)
     report = _run_and_report(context, "catching up", lambda runner, p: runner.catch_up(progress=p), page_size=page_size)
     if not context.as_json:
-        say(f"Views at position {report.head}: applied {report.events} events in {report.seconds:.2f} s "
-            f"({report.events_per_second:,.0f} events/s).")  # fmt: skip
+        say(
+            f"Views at position {report.head}: applied {report.events} events in {report.seconds:.2f} s "
+            f"({report.events_per_second:,.0f} events/s)."
+        )
 
 
 @projections_app.command("rebuild")
 def rebuild(
     ctx: typer.Context,
-    name: Annotated[Optional[str], typer.Argument(metavar="[NAME]", help=f"One view: {', '.join(view_names())}.")] = None,
+    name: Annotated[
+        Optional[str], typer.Argument(metavar="[NAME]", help=f"One view: {', '.join(view_names())}.")
+    ] = None,
     all_views: Annotated[bool, typer.Option("--all", help="Rebuild every view.")] = False,
     page_size: PageSize = None,
 ) -> None:
@@ -196,8 +228,10 @@ def rebuild(
     chosen = views_named(None if all_views else [name])
     report = _run_and_report(context, "rebuilding", lambda runner, p: runner.rebuild(progress=p), chosen, page_size)
     if not context.as_json:
-        say(f"Rebuilt {', '.join(report.views)} from {report.events} events in {report.seconds:.2f} s "
-            f"({report.events_per_second:,.0f} events/s).")  # fmt: skip
+        say(
+            f"Rebuilt {', '.join(report.views)} from {report.events} events in {report.seconds:.2f} s "
+            f"({report.events_per_second:,.0f} events/s)."
+        )
 
 
 @projections_app.command("run")
@@ -219,15 +253,19 @@ def run(
         if context.as_json:
             emit_json(_report_json(report))
         else:
-            say(f"applied {report.events} events up to position {report.head} ({report.events_per_second:,.0f} events/s)")
+            say(
+                f"applied {report.events} events up to position {report.head} ({report.events_per_second:,.0f} events/s)"
+            )
 
     try:
         if not context.as_json:
             say(f"Keeping views current on {store.description} (Ctrl-C to stop).")
         Runner(context.app, store, page_size=_page_size(page_size)).run_forever(
-            stop, poll_seconds=poll_seconds, on_catch_up=applied,
+            stop,
+            poll_seconds=poll_seconds,
+            on_catch_up=applied,
             on_error=lambda error: fail("PROJECTIONS", f"{type(error).__name__}: {error}; retrying"),
-        )  # fmt: skip
+        )
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -252,10 +290,26 @@ def settlements(
         emit_json(rows)
         return
     d = context.app.decimals
-    table("Settlements (newest first)", ["pos", "time", "agent", "artifact", "position", "kind", "state", "p(long)", "payout", "P&L"],
-          [[r["position"], (r["at"] or "")[:19], r["agent"], r["artifact"], r["position_id"] or r["bounty_id"], r["kind"],
-            r["state"] or "", r["price_long"] or "", _amount(r["payout_units"], d), _amount(r["pnl_units"], d)]
-           for r in rows], right=["pos", "p(long)", "payout", "P&L"])  # fmt: skip
+    table(
+        "Settlements (newest first)",
+        ["pos", "time", "agent", "artifact", "position", "kind", "state", "p(long)", "payout", "P&L"],
+        [
+            [
+                r["position"],
+                (r["at"] or "")[:19],
+                r["agent"],
+                r["artifact"],
+                r["position_id"] or r["bounty_id"],
+                r["kind"],
+                r["state"] or "",
+                r["price_long"] or "",
+                _amount(r["payout_units"], d),
+                _amount(r["pnl_units"], d),
+            ]
+            for r in rows
+        ],
+        right=["pos", "p(long)", "payout", "P&L"],
+    )
 
 
 def reputation(
@@ -271,17 +325,35 @@ def reputation(
         emit_json(data)
         return
     if agent is None:
-        table("Reputation", ["agent", "believability", "predictions", "correct"],
-              [[r["agent"], r["believability"], r["predictions"], r["correct"]] for r in data],
-              right=["believability", "predictions", "correct"])  # fmt: skip
+        table(
+            "Reputation",
+            ["agent", "believability", "predictions", "correct"],
+            [[r["agent"], r["believability"], r["predictions"], r["correct"]] for r in data],
+            right=["believability", "predictions", "correct"],
+        )
         return
     d = context.app.decimals
-    say(f"[bold]{agent}[/]: believability {data['believability']} after {data['predictions']} predictions "
-        f"({data['correct']} correct)")  # fmt: skip
-    table("Changes (newest first)", ["pos", "time", "settlement", "correct", "stake", "before", "after"],
-          [[h["position"], (h["at"] or "")[:19], h["settlement"], "yes" if h["correct"] else "no",
-            _amount(h["stake_units"], d), h["before"], h["after"]] for h in data["history"]],
-          right=["pos", "stake", "before", "after"])  # fmt: skip
+    say(
+        f"[bold]{agent}[/]: believability {data['believability']} after {data['predictions']} predictions "
+        f"({data['correct']} correct)"
+    )
+    table(
+        "Changes (newest first)",
+        ["pos", "time", "settlement", "correct", "stake", "before", "after"],
+        [
+            [
+                h["position"],
+                (h["at"] or "")[:19],
+                h["settlement"],
+                "yes" if h["correct"] else "no",
+                _amount(h["stake_units"], d),
+                h["before"],
+                h["after"],
+            ]
+            for h in data["history"]
+        ],
+        right=["pos", "stake", "before", "after"],
+    )
 
 
 def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False) -> None:
@@ -295,24 +367,65 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
     d = context.app.decimals
     _positions_and_orders(f"Portfolio {agent}", data, d)
     if data["risk_events"]:
-        table("Risk decisions, newest first", ["pos", "decision", "reason", "artifact", "side", "tokens", "context"],
-              [[e["position"], e["kind"], e["reason"], e["artifact"] or "", e["side"] or "", _amount(e["tokens_units"], d),
-                ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items()))] for e in data["risk_events"]],
-              right=["pos", "tokens"])  # fmt: skip
-    say(f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
-        f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}")  # fmt: skip
+        table(
+            "Risk decisions, newest first",
+            ["pos", "decision", "reason", "artifact", "side", "tokens", "context"],
+            [
+                [
+                    e["position"],
+                    e["kind"],
+                    e["reason"],
+                    e["artifact"] or "",
+                    e["side"] or "",
+                    _amount(e["tokens_units"], d),
+                    ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items())),
+                ]
+                for e in data["risk_events"]
+            ],
+            right=["pos", "tokens"],
+        )
+    say(
+        f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
+        f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}"
+    )
 
 
 def _positions_and_orders(title: str, data: dict[str, Any], d: int) -> None:
-    table(title, ["position", "side", "status", "quantity", "cost", "entry", "value", "unrealized", "realized"],
-          [[p["position_id"], p["side"], p["status"], _amount(p["quantity_units"], d), _amount(p["cost_units"], d),
-            p["entry_price"], _amount(p["value_units"], d), _amount(p["unrealized_pnl_units"], d),
-            _amount(p["realized_pnl_units"], d)] for p in data["positions"]],
-          right=["quantity", "cost", "entry", "value", "unrealized", "realized"])  # fmt: skip
+    table(
+        title,
+        ["position", "side", "status", "quantity", "cost", "entry", "value", "unrealized", "realized"],
+        [
+            [
+                p["position_id"],
+                p["side"],
+                p["status"],
+                _amount(p["quantity_units"], d),
+                _amount(p["cost_units"], d),
+                p["entry_price"],
+                _amount(p["value_units"], d),
+                _amount(p["unrealized_pnl_units"], d),
+                _amount(p["realized_pnl_units"], d),
+            ]
+            for p in data["positions"]
+        ],
+        right=["quantity", "cost", "entry", "value", "unrealized", "realized"],
+    )
     if data["orders"]:
-        table("Resting limit orders", ["order", "side", "limit", "remaining", "expires"],
-              [[o["order_id"], o["side"], o["limit_price"], _amount(o["remaining_units"], d), (o["expires_at"] or "never")[:16]]
-               for o in data["orders"]], right=["limit", "remaining"])  # fmt: skip
+        table(
+            "Resting limit orders",
+            ["order", "side", "limit", "remaining", "expires"],
+            [
+                [
+                    o["order_id"],
+                    o["side"],
+                    o["limit_price"],
+                    _amount(o["remaining_units"], d),
+                    (o["expires_at"] or "never")[:16],
+                ]
+                for o in data["orders"]
+            ],
+            right=["limit", "remaining"],
+        )
 
 
 def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False) -> None:
@@ -321,9 +434,12 @@ def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False)
     app = context.app
     account = app.get_account(agent)  # the balance from the account itself, not a view
     data: dict[str, Any] = {
-        "account": account.account_id, "kind": account.kind, "balance_units": str(account.balance_units),
-        "balance": format_amount(account.balance_units, app.decimals), "version": account.version,
-    }  # fmt: skip
+        "account": account.account_id,
+        "kind": account.kind,
+        "balance_units": str(account.balance_units),
+        "balance": format_amount(account.balance_units, app.decimals),
+        "version": account.version,
+    }
     if account.kind == AGENT:
         with current_views(context, no_catch_up=no_catch_up) as store:
             try:
@@ -335,8 +451,12 @@ def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False)
     if context.as_json:
         emit_json(data)
         return
-    table(f"Account {account.account_id}", ["kind", "balance", "version"], [[data["kind"], data["balance"], data["version"]]],
-          right=["balance"])  # fmt: skip
+    table(
+        f"Account {account.account_id}",
+        ["kind", "balance", "version"],
+        [[data["kind"], data["balance"], data["version"]]],
+        right=["balance"],
+    )
     if account.kind == AGENT:
         if data["positions"] or data["orders"]:
             _positions_and_orders("Live positions", data, app.decimals)
@@ -347,8 +467,12 @@ def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False)
 def statement(
     ctx: typer.Context,
     agent: str,
-    at: Annotated[Optional[int], typer.Option("--at", help="Log position: the statement and balance as they stood then.")] = None,
-    limit: Annotated[int, typer.Option("--limit", help="At most this many of the latest lines (1-10000).")] = queries.MAX_LIMIT,
+    at: Annotated[
+        Optional[int], typer.Option("--at", help="Log position: the statement and balance as they stood then.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", help="At most this many of the latest lines (1-10000).")
+    ] = queries.MAX_LIMIT,
     no_catch_up: NoCatchUp = False,
 ) -> None:
     """Every movement on an account with reason, counterparty and running balance."""
@@ -360,9 +484,22 @@ def statement(
         return
     d = context.app.decimals
     title = f"Statement {agent}" + (f" at position {at}" if at is not None else "")
-    table(title, ["pos", "time", "reason", "counterparty", "amount", "balance"],
-          [[l["position"], l["at"][:19], l["reason"], l["counterparty"], _amount(l["delta_units"], d),
-            _amount(l["balance_units"], d)] for l in data["lines"]], right=["pos", "amount", "balance"])  # fmt: skip
+    table(
+        title,
+        ["pos", "time", "reason", "counterparty", "amount", "balance"],
+        [
+            [
+                line["position"],
+                line["at"][:19],
+                line["reason"],
+                line["counterparty"],
+                _amount(line["delta_units"], d),
+                _amount(line["balance_units"], d),
+            ]
+            for line in data["lines"]
+        ],
+        right=["pos", "amount", "balance"],
+    )
     if data["lines_total"] > len(data["lines"]):
         say(f"(the latest {len(data['lines'])} of {data['lines_total']} lines)")
     say(f"Balance: {_amount(data['balance_units'], d)}")
@@ -377,11 +514,17 @@ def inbox(ctx: typer.Context, agent: str, limit: Limit = queries.DEFAULT_LIMIT, 
     if context.as_json:
         emit_json(rows)
         return
-    table(f"Inbox {agent}", ["pos", "time", "kind", "message"],
-          [[r["position"], (r["at"] or "")[:19], r["kind"], r["message"]] for r in rows], right=["pos"])  # fmt: skip
+    table(
+        f"Inbox {agent}",
+        ["pos", "time", "kind", "message"],
+        [[r["position"], (r["at"] or "")[:19], r["kind"], r["message"]] for r in rows],
+        right=["pos"],
+    )
 
 
-def book(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")], no_catch_up: NoCatchUp = False) -> None:
+def book(
+    ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")], no_catch_up: NoCatchUp = False
+) -> None:
     """Prices, resting limit orders and the cost to move the long price to 0.1 … 0.9."""
     context = get_context(ctx)
     with current_views(context, no_catch_up=no_catch_up) as store:
@@ -391,17 +534,38 @@ def book(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar=
         return
     d = context.app.decimals
     say(f"[bold]{artifact_id}[/]  p(long) {data['price_long']}  p(short) {data['price_short']}  state {data['state']}")
-    table("Resting limit orders", ["order", "agent", "side", "limit", "remaining", "expires"],
-          [[o["order_id"], o["agent"], o["side"], o["limit_price"], _amount(o["remaining_units"], d),
-            (o["expires_at"] or "never")[:16]] for o in data["orders"]], right=["limit", "remaining"])  # fmt: skip
-    table("Depth: cost to move p(long)", ["target", "buy", "shares", "cost"],
-          [[r["target_long"], r["side"], _amount(r["shares_units"], d), _amount(r["cost_units"], d)] for r in data["depth"]],
-          right=["target", "shares", "cost"])  # fmt: skip
+    table(
+        "Resting limit orders",
+        ["order", "agent", "side", "limit", "remaining", "expires"],
+        [
+            [
+                o["order_id"],
+                o["agent"],
+                o["side"],
+                o["limit_price"],
+                _amount(o["remaining_units"], d),
+                (o["expires_at"] or "never")[:16],
+            ]
+            for o in data["orders"]
+        ],
+        right=["limit", "remaining"],
+    )
+    table(
+        "Depth: cost to move p(long)",
+        ["target", "buy", "shares", "cost"],
+        [
+            [r["target_long"], r["side"], _amount(r["shares_units"], d), _amount(r["cost_units"], d)]
+            for r in data["depth"]
+        ],
+        right=["target", "shares", "cost"],
+    )
 
 
 def list_artifacts(
     ctx: typer.Context,
-    by_capital: Annotated[bool, typer.Option("--by-capital", help="Order by capital committed in live positions, most first.")] = False,
+    by_capital: Annotated[
+        bool, typer.Option("--by-capital", help="Order by capital committed in live positions, most first.")
+    ] = False,
     no_catch_up: NoCatchUp = False,
 ) -> None:
     """Every artifact with its state, prices, pool and capital committed."""
@@ -412,8 +576,22 @@ def list_artifacts(
         emit_json(rows)
         return
     d = context.app.decimals
-    table("Artifacts" + (" by capital committed" if by_capital else ""),
-          ["artifact", "state", "group", "p(long)", "pool", "capital committed", "live", "open interest", "title"],
-          [[r["artifact"], r["state"], r["group"] or "", r["price_long"], _amount(r["pool_units"], d),
-            _amount(r["capital_committed_units"], d), r["live_positions"], _amount(r["open_interest_units"], d), r["title"]]
-           for r in rows], right=["p(long)", "pool", "capital committed", "live", "open interest"])  # fmt: skip
+    table(
+        "Artifacts" + (" by capital committed" if by_capital else ""),
+        ["artifact", "state", "group", "p(long)", "pool", "capital committed", "live", "open interest", "title"],
+        [
+            [
+                r["artifact"],
+                r["state"],
+                r["group"] or "",
+                r["price_long"],
+                _amount(r["pool_units"], d),
+                _amount(r["capital_committed_units"], d),
+                r["live_positions"],
+                _amount(r["open_interest_units"], d),
+                r["title"],
+            ]
+            for r in rows
+        ],
+        right=["p(long)", "pool", "capital committed", "live", "open interest"],
+    )

@@ -56,9 +56,10 @@ class VersionCheck:
         self.versions[event.originator_id] = event.originator_version
         if event.originator_version != expected:
             yield Violation(
-                self.name, position,
+                self.name,
+                position,
                 f"aggregate {event.originator_id} jumped to version {event.originator_version}, expected {expected}",
-            )  # fmt: skip
+            )
 
 
 @dataclass
@@ -112,7 +113,9 @@ class BalanceAndTransferCheck:
         other = theirs.pop(transfer_id, None)
         if other is None:
             if transfer_id in mine:
-                yield Violation(self.name, side.position, f"transfer {transfer_id} has two {'debit' if debit else 'credit'} sides")
+                yield Violation(
+                    self.name, side.position, f"transfer {transfer_id} has two {'debit' if debit else 'credit'} sides"
+                )
             mine[transfer_id] = side
             return
         self.transfers += 1
@@ -131,10 +134,14 @@ class BalanceAndTransferCheck:
             try:
                 stored = app.get_account(account).balance_units
             except Exception as error:  # a corrupt history must be reported, not crash the audit
-                yield Violation(self.name, None, f"account {account!r} cannot be loaded: {type(error).__name__} {error}")
+                yield Violation(
+                    self.name, None, f"account {account!r} cannot be loaded: {type(error).__name__} {error}"
+                )
                 continue
             if stored != balance:
-                yield Violation(self.name, None, f"account {account!r}: replay gives {balance}, aggregate says {stored}")
+                yield Violation(
+                    self.name, None, f"account {account!r}: replay gives {balance}, aggregate says {stored}"
+                )
 
     @property
     def total_supply_units(self) -> int:
@@ -231,7 +238,9 @@ class ArtifactCheck:
         elif isinstance(event, artifact_events.Transitioned) and event.to_state in ("validated", "deprecated"):
             artifact_id = self.artifacts_by_uuid.get(event.originator_id)
             if artifact_id is None:
-                return [Violation(self.name, position, f"artifact {event.originator_id} transitions but was never listed")]
+                return [
+                    Violation(self.name, position, f"artifact {event.originator_id} transitions but was never listed")
+                ]
             self.terminal[artifact_id] = position
         elif isinstance(event, position_events.Opened):
             self.positions[event.originator_id] = (event.position_id, event.owner, event.artifact_id)
@@ -239,7 +248,11 @@ class ArtifactCheck:
         elif isinstance(event, (position_events.Closed, position_events.PartiallySettled, position_events.Settled)):
             known = self.positions.get(event.originator_id)
             if known is None:
-                return [Violation(self.name, position, f"position {event.originator_id} settles or closes but was never opened")]
+                return [
+                    Violation(
+                        self.name, position, f"position {event.originator_id} settles or closes but was never opened"
+                    )
+                ]
             position_id, owner, artifact_id = known
             self.pnl_units[artifact_id] += event.pnl_units
             paid = event.proceeds_units if isinstance(event, position_events.Closed) else event.payout_units
@@ -262,17 +275,27 @@ class ArtifactCheck:
             pnl = self.pnl_units.get(artifact_id, 0)
             net_subsidy = self.subsidy_units.get(artifact_id, 0) - self.tax_units.get(artifact_id, 0)
             if pnl != net_subsidy:
-                yield Violation(self.name, position,
-                                f"artifact {artifact_id!r}: positions' P&L {pnl} != subsidies − tax {net_subsidy}")  # fmt: skip
+                yield Violation(
+                    self.name,
+                    position,
+                    f"artifact {artifact_id!r}: positions' P&L {pnl} != subsidies − tax {net_subsidy}",
+                )
             pool = app.balance_of(f"pool:{artifact_id}")
             if pool != 0:
                 yield Violation(self.name, position, f"artifact {artifact_id!r} is settled but its pool holds {pool}")
         for (position_id, owner), (owed, first) in self.owed_units.items():
             paid = self.paid_units.pop((position_id, owner), 0)
             if paid != owed:
-                yield Violation(self.name, first, f"position {position_id!r}: its events pay {owed}, "
-                                f"the pool's transfers to its owner pay {paid}")  # fmt: skip
+                yield Violation(
+                    self.name,
+                    first,
+                    f"position {position_id!r}: its events pay {owed}, the pool's transfers to its owner pay {paid}",
+                )
         for (position_id, owner), paid in self.paid_units.items():
             named = f"for position {position_id!r}" if position_id else "naming no position"
-            yield Violation(self.name, None, f"a pool paid {paid} to {owner!r} {named} as a settlement or sale "
-                            "that no position's events account for")  # fmt: skip
+            yield Violation(
+                self.name,
+                None,
+                f"a pool paid {paid} to {owner!r} {named} as a settlement or sale "
+                "that no position's events account for",
+            )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections import dashboard
 
 

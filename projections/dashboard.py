@@ -14,13 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 from stakeledger.domain.model.accounts import Account, account_uuid, agent_account_id
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.artifacts import Artifact
-from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
-from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
+from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
 from stakeledger.domain.rules.risk import PortfolioConfig, rebalance_actions
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.log import iter_events
 
 
@@ -54,7 +54,9 @@ def holdings(app: StakeLedger, agent: str) -> tuple[list[Holding], list[Position
     for position in positions:
         if not position.is_live:
             continue
-        artifact = artifacts.get(position.artifact_id) or artifacts.setdefault(position.artifact_id, app.get_artifact(position.artifact_id))
+        artifact = artifacts.get(position.artifact_id) or artifacts.setdefault(
+            position.artifact_id, app.get_artifact(position.artifact_id)
+        )
         market = portfolio.market_config(artifact.artifact_id) if portfolio else None
         group = (market.correlation_group if market and market.correlation_group else None) or artifact.group
         value = position.quantity_units * artifact.side_price_wad(Side(position.side)) // WAD
@@ -79,19 +81,27 @@ def summary(app: StakeLedger, agent: str) -> dict[str, Any]:
     for h in live:
         by_group[h.group or "(none)"] += h.position.cost_units
     return {
-        "agent": agent, "cash_units": str(cash), "equity_units": str(equity), "deployed_units": str(deployed),
-        "available_units": str(cash), "marked_units": str(marked),
+        "agent": agent,
+        "cash_units": str(cash),
+        "equity_units": str(equity),
+        "deployed_units": str(deployed),
+        "available_units": str(cash),
+        "marked_units": str(marked),
         "baseline_units": str(baseline) if baseline is not None else None,
-        "active_positions": len(live), "closed_positions": len(finished),
-        "realized_pnl_units": str(realized), "unrealized_pnl_units": str(unrealized),
+        "active_positions": len(live),
+        "closed_positions": len(finished),
+        "realized_pnl_units": str(realized),
+        "unrealized_pnl_units": str(unrealized),
         "total_pnl_units": str(realized + unrealized),
         "total_return_pct": _pct(equity - baseline, baseline) if baseline else None,
-        "concentration_top1_pct": _pct(sum(values[:1]), equity), "concentration_top3_pct": _pct(sum(values[:3]), equity),
+        "concentration_top1_pct": _pct(sum(values[:1]), equity),
+        "concentration_top3_pct": _pct(sum(values[:3]), equity),
         "win_rate_pct": _pct(sum(1 for p in finished if p.realized_pnl_units > 0), len(finished)) if finished else None,
         "exposure_by_group_units": {group: str(units) for group, units in sorted(by_group.items())},
         "risk_limited": portfolio is not None,
-        "rejections": portfolio.rejections if portfolio else 0, "liquidations": portfolio.liquidations if portfolio else 0,
-    }  # fmt: skip
+        "rejections": portfolio.rejections if portfolio else 0,
+        "liquidations": portfolio.liquidations if portfolio else 0,
+    }
 
 
 def concentration(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
@@ -102,9 +112,16 @@ def concentration(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     rows, cumulative = [], 0
     for h in sorted(live, key=lambda h: (-h.value_units, h.position.position_id)):
         cumulative += h.value_units
-        rows.append({"position": h.position.position_id, "artifact": h.artifact.artifact_id, "side": h.position.side,
-                     "value_units": str(h.value_units), "share_pct": _pct(h.value_units, equity),
-                     "cumulative_pct": _pct(cumulative, equity)})  # fmt: skip
+        rows.append(
+            {
+                "position": h.position.position_id,
+                "artifact": h.artifact.artifact_id,
+                "side": h.position.side,
+                "value_units": str(h.value_units),
+                "share_pct": _pct(h.value_units, equity),
+                "cumulative_pct": _pct(cumulative, equity),
+            }
+        )
     return rows
 
 
@@ -114,8 +131,17 @@ def pairs(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     live, positions = holdings(app, agent)
     rows: dict[str, dict[str, Any]] = {}
     for position in positions:
-        row = rows.setdefault(position.artifact_id, {"artifact": position.artifact_id, "active": 0, "closed": 0,
-                                                     "deployed_units": 0, "value_units": 0, "realized_units": 0})  # fmt: skip
+        row = rows.setdefault(
+            position.artifact_id,
+            {
+                "artifact": position.artifact_id,
+                "active": 0,
+                "closed": 0,
+                "deployed_units": 0,
+                "value_units": 0,
+                "realized_units": 0,
+            },
+        )
         row["realized_units"] += position.realized_pnl_units
         if not position.is_live:
             row["closed"] += 1
@@ -127,8 +153,13 @@ def pairs(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     result = []
     for row in rows.values():
         gain = row["value_units"] - row["deployed_units"]
-        result.append({**row, "return_pct": _pct(gain, row["deployed_units"]) if row["deployed_units"] else None,
-                       **{k: str(row[k]) for k in ("deployed_units", "value_units", "realized_units")}})  # fmt: skip
+        result.append(
+            {
+                **row,
+                "return_pct": _pct(gain, row["deployed_units"]) if row["deployed_units"] else None,
+                **{k: str(row[k]) for k in ("deployed_units", "value_units", "realized_units")},
+            }
+        )
     return sorted(result, key=lambda r: r["artifact"])
 
 
@@ -144,11 +175,14 @@ def rebalance(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     for h in live:
         values[h.artifact.artifact_id] += h.value_units
         market = portfolio.market_config(h.artifact.artifact_id) if portfolio else None
-        targets[h.artifact.artifact_id] = market.position_size_pct if market and market.position_size_pct else config.max_position_size_pct
+        targets[h.artifact.artifact_id] = (
+            market.position_size_pct if market and market.position_size_pct else config.max_position_size_pct
+        )
     if equity <= 0:
         return []
-    actions = rebalance_actions(sorted(values.items()), equity, targets, config.rebalance_threshold_pct,
-                                config.max_position_size_pct)  # fmt: skip
+    actions = rebalance_actions(
+        sorted(values.items()), equity, targets, config.rebalance_threshold_pct, config.max_position_size_pct
+    )
     return [action.to_dict() for action in actions]
 
 
@@ -182,8 +216,12 @@ def equity_curve(app: StakeLedger, agent: str) -> list[tuple[date, int]]:
             delta = event.shares_delta_units if isinstance(event, Artifact.Traded) else -event.shares_units
             q[artifact_id] = (q_long + delta, q_short, b) if event.side == "long" else (q_long, q_short + delta, b)
         elif isinstance(event, Position.Opened) and event.owner == agent:
-            mine[event.originator_id] = {"artifact": event.artifact_id, "side": event.side,
-                                         "quantity": event.quantity_units, "live": True}  # fmt: skip
+            mine[event.originator_id] = {
+                "artifact": event.artifact_id,
+                "side": event.side,
+                "quantity": event.quantity_units,
+                "live": True,
+            }
         elif isinstance(event, (Position.Closed, Position.Settled)) and event.originator_id in mine:
             mine[event.originator_id]["live"] = False
         elif isinstance(event, Position.PartiallySettled) and event.originator_id in mine:
@@ -210,14 +248,15 @@ def metrics(app: StakeLedger, agent: str, *, periods_per_year: int = 365) -> dic
     _, positions = holdings(app, agent_account_id(agent))
     finished = [p.realized_pnl_units for p in positions if not p.is_live]
     return {
-        "agent": agent, "days": len(curve),
+        "agent": agent,
+        "days": len(curve),
         "sharpe": _finite(sharpe_ratio(returns, periods_per_year=periods_per_year)) if len(returns) > 1 else None,
         "sortino": _finite(sortino_ratio(returns, periods_per_year=periods_per_year)) if len(returns) > 1 else None,
         "max_drawdown_pct": _finite(max_drawdown(returns) * 100) if returns else None,
         "win_rate_pct": _finite(win_rate(finished)) if finished else None,
         "total_return_pct": _pct(curve[-1][1] - curve[0][1], curve[0][1]) if len(curve) > 1 and curve[0][1] else None,
         "periods_per_year": periods_per_year,
-    }  # fmt: skip
+    }
 
 
 def _pct(part: int, whole: int) -> str | None:

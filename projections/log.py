@@ -15,7 +15,12 @@ def max_position(app: Application) -> int:
 
 
 def iter_notifications(
-    app: Application, *, after: int = 0, until: int | None = None, topics: tuple[str, ...] = (), page_size: int = PAGE_SIZE
+    app: Application,
+    *,
+    after: int = 0,
+    until: int | None = None,
+    topics: tuple[str, ...] = (),
+    page_size: int = PAGE_SIZE,
 ):
     """Stored notifications with position > ``after`` (and <= ``until``), oldest first."""
     position = after

@@ -12,11 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
-from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
-from stakeledger.domain.service.trading import depth
-from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.model.positions import LIVE_STATUSES
+from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
+from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.rules.settlement import REPUTATION_START_WAD
+from stakeledger.domain.service.trading import depth
 from stakeledger.projections.runner import Runner, ViewStatus
 from stakeledger.projections.store import ViewStore
 from stakeledger.projections.views import inbox as inbox_view
@@ -67,17 +67,28 @@ def statement(store: ViewStore, account: str, *, at: int | None = None, limit: i
             raise UnknownAccountError(f"unknown account {account!r}")
         view_position = _view_position(store, "statements")
         if at is not None and at > view_position:
-            raise InvalidInputError(f"log position {at} is beyond {view_position}, the last position the statements view holds")
+            raise InvalidInputError(
+                f"log position {at} is beyond {view_position}, the last position the statements view holds"
+            )
         until = view_position if at is None else at
-        lines = store.select(LINES, "account = ? AND position <= ?", (account, until), order="position DESC", limit=limit)
-        total = store.fetchone("SELECT COUNT(*) FROM statement_lines WHERE account = ? AND position <= ?", (account, until))
+        lines = store.select(
+            LINES, "account = ? AND position <= ?", (account, until), order="position DESC", limit=limit
+        )
+        total = store.fetchone(
+            "SELECT COUNT(*) FROM statement_lines WHERE account = ? AND position <= ?", (account, until)
+        )
     lines.reverse()
     balance = lines[-1]["balance_units"] if lines else 0
     return {
-        "account": account, "kind": found[0]["kind"], "at": at, "as_of_position": until,
-        "view_position": view_position, "balance_units": str(balance), "lines_total": int(total[0]) if total else 0,
+        "account": account,
+        "kind": found[0]["kind"],
+        "at": at,
+        "as_of_position": until,
+        "view_position": view_position,
+        "balance_units": str(balance),
+        "lines_total": int(total[0]) if total else 0,
         "lines": [_strings(line, "delta_units", "balance_units") for line in lines],
-    }  # fmt: skip
+    }
 
 
 def balance_at(store: ViewStore, account: str, at: int) -> int:
@@ -94,28 +105,49 @@ def balances(store: ViewStore) -> list[dict[str, Any]]:
     """Every account with its kind and current balance, in the order they were opened."""
     with store.read():
         rows = store.select(ACCOUNTS, order="opened_position, account")
-    return [{"account": r["account"], "kind": r["kind"], "balance_units": str(r["balance_units"]),
-             "lines": r["lines"], "opened_position": r["opened_position"]} for r in rows]  # fmt: skip
+    return [
+        {
+            "account": r["account"],
+            "kind": r["kind"],
+            "balance_units": str(r["balance_units"]),
+            "lines": r["lines"],
+            "opened_position": r["opened_position"],
+        }
+        for r in rows
+    ]
 
 
 # Markets --------------------------------------------------------------------------------------
 
 
 def _market(row: dict[str, Any]) -> dict[str, Any]:
-    long_wad, short_wad = prices_wad(row["q_long_units"], row["q_short_units"], row["b_units"]) if row["b_units"] else (None, None)
+    long_wad, short_wad = (
+        prices_wad(row["q_long_units"], row["q_short_units"], row["b_units"]) if row["b_units"] else (None, None)
+    )
     return {
-        "artifact": row["artifact_id"], "title": row["title"], "group": row["group_name"], "state": row["state"],
-        "liquidity_units": str(row["b_units"]), "min_hold_days": row["min_hold_days"], "listed_at": row["listed_at"],
-        "q_long_units": str(row["q_long_units"]), "q_short_units": str(row["q_short_units"]),
-        "price_long_wad": None if long_wad is None else str(long_wad), "price_long": price(long_wad),
-        "price_short": price(short_wad), "pool_units": str(row["pool_units"]),
+        "artifact": row["artifact_id"],
+        "title": row["title"],
+        "group": row["group_name"],
+        "state": row["state"],
+        "liquidity_units": str(row["b_units"]),
+        "min_hold_days": row["min_hold_days"],
+        "listed_at": row["listed_at"],
+        "q_long_units": str(row["q_long_units"]),
+        "q_short_units": str(row["q_short_units"]),
+        "price_long_wad": None if long_wad is None else str(long_wad),
+        "price_long": price(long_wad),
+        "price_short": price(short_wad),
+        "pool_units": str(row["pool_units"]),
         "open_interest_units": str(row["q_long_units"] + row["q_short_units"]),
-        "capital_committed_units": str(row["capital_committed_units"]), "live_positions": row["live_positions"],
-        "positions": row["positions"], "resting_orders": row["resting_orders"],
-        "order_escrow_units": str(row["order_escrow_units"]), "open_bounty_units": str(row["open_bounty_units"]),
-        "transitions": row["transitions"], "settlement_price_wad": None if row["settlement_price_wad"] is None
-        else str(row["settlement_price_wad"]),
-    }  # fmt: skip
+        "capital_committed_units": str(row["capital_committed_units"]),
+        "live_positions": row["live_positions"],
+        "positions": row["positions"],
+        "resting_orders": row["resting_orders"],
+        "order_escrow_units": str(row["order_escrow_units"]),
+        "open_bounty_units": str(row["open_bounty_units"]),
+        "transitions": row["transitions"],
+        "settlement_price_wad": None if row["settlement_price_wad"] is None else str(row["settlement_price_wad"]),
+    }
 
 
 def artifacts(store: ViewStore, *, by_capital: bool = False) -> list[dict[str, Any]]:
@@ -134,12 +166,20 @@ def artifacts_by_capital(store: ViewStore) -> list[dict[str, Any]]:
 
 def _order(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "order_id": row["order_id"], "artifact": row["artifact_id"], "agent": row["agent"], "side": row["side"],
-        "tokens_units": str(row["tokens_units"]), "remaining_units": str(row["remaining_units"]),
-        "filled_units": str(row["filled_units"]), "limit_price_wad": str(row["limit_price_wad"]),
-        "limit_price": price(row["limit_price_wad"]), "expires_at": row["expires_at"], "placed_at": row["placed_at"],
-        "sequence": row["sequence"], "status": row["status"],
-    }  # fmt: skip
+        "order_id": row["order_id"],
+        "artifact": row["artifact_id"],
+        "agent": row["agent"],
+        "side": row["side"],
+        "tokens_units": str(row["tokens_units"]),
+        "remaining_units": str(row["remaining_units"]),
+        "filled_units": str(row["filled_units"]),
+        "limit_price_wad": str(row["limit_price_wad"]),
+        "limit_price": price(row["limit_price_wad"]),
+        "expires_at": row["expires_at"],
+        "placed_at": row["placed_at"],
+        "sequence": row["sequence"],
+        "status": row["status"],
+    }
 
 
 def book(store: ViewStore, artifact: str) -> dict[str, Any]:
@@ -151,8 +191,10 @@ def book(store: ViewStore, artifact: str) -> dict[str, Any]:
     market = _market(rows[0])
     resting.sort(key=lambda o: (o["side"], -o["limit_price_wad"], o["sequence"]))
     row = rows[0]
-    levels = [{**level, "target_long": price(int(level["target_long_wad"]))}
-              for level in depth(row["q_long_units"], row["q_short_units"], row["b_units"])]  # fmt: skip
+    levels = [
+        {**level, "target_long": price(int(level["target_long_wad"]))}
+        for level in depth(row["q_long_units"], row["q_short_units"], row["b_units"])
+    ]
     return {**market, "orders": [_order(order) for order in resting], "depth": levels}
 
 
@@ -200,23 +242,37 @@ def portfolio(store: ViewStore, agent: str) -> dict[str, Any]:
             totals["value_units"] += value
             totals["unrealized_pnl_units"] += unrealized
         totals["realized_pnl_units"] += p["realized_pnl_units"]
-        rows.append({
-            "position_id": p["position_id"], "artifact": p["artifact_id"], "side": p["side"], "status": p["status"],
-            "quantity_units": str(p["quantity_units"]), "cost_units": str(p["cost_units"]),
-            "entry_price_wad": str(p["entry_price_wad"]), "entry_price": price(p["entry_price_wad"]),
-            "value_units": None if value is None else str(value),
-            "unrealized_pnl_units": None if unrealized is None else str(unrealized),
-            "realized_pnl_units": str(p["realized_pnl_units"]), "proceeds_units": str(p["proceeds_units"]),
-            "payout_units": str(p["payout_units"]), "order_id": p["order_id"], "opened_at": p["opened_at"],
-            "closed_at": p["closed_at"], "live": live,
-        })  # fmt: skip
+        rows.append(
+            {
+                "position_id": p["position_id"],
+                "artifact": p["artifact_id"],
+                "side": p["side"],
+                "status": p["status"],
+                "quantity_units": str(p["quantity_units"]),
+                "cost_units": str(p["cost_units"]),
+                "entry_price_wad": str(p["entry_price_wad"]),
+                "entry_price": price(p["entry_price_wad"]),
+                "value_units": None if value is None else str(value),
+                "unrealized_pnl_units": None if unrealized is None else str(unrealized),
+                "realized_pnl_units": str(p["realized_pnl_units"]),
+                "proceeds_units": str(p["proceeds_units"]),
+                "payout_units": str(p["payout_units"]),
+                "order_id": p["order_id"],
+                "opened_at": p["opened_at"],
+                "closed_at": p["closed_at"],
+                "live": live,
+            }
+        )
     rows.sort(key=lambda r: not r["live"])  # stable: live first, each group newest first
     return {
-        "agent": agent, "positions": rows, "orders": [_order(order) for order in orders],
+        "agent": agent,
+        "positions": rows,
+        "orders": [_order(order) for order in orders],
         "risk_events": [{**_strings(event, "tokens_units"), "artifact": event["artifact_id"]} for event in risk_events],
-        "live_positions": sum(1 for r in rows if r["live"]), "closed_positions": sum(1 for r in rows if not r["live"]),
+        "live_positions": sum(1 for r in rows if r["live"]),
+        "closed_positions": sum(1 for r in rows if not r["live"]),
         **{key: str(value) for key, value in totals.items()},
-    }  # fmt: skip
+    }
 
 
 # Settlements and reputation ----------------------------------------------------------------------
@@ -241,17 +297,22 @@ def settlement_history(
             _require_agent(store, agent)
         rows = store.select(SETTLEMENTS, " AND ".join(clauses), params, order="position DESC, agent", limit=limit)
     return [
-        {**_strings(row, "price_long_wad", "quantity_units", "cost_units", "payout_units", "pnl_units"),
-         "artifact": row["artifact_id"], "price_long": price(row["price_long_wad"])}
+        {
+            **_strings(row, "price_long_wad", "quantity_units", "cost_units", "payout_units", "pnl_units"),
+            "artifact": row["artifact_id"],
+            "price_long": price(row["price_long_wad"]),
+        }
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 def _believability(wad: int) -> str:
     return str((Decimal(wad) / WAD).quantize(Decimal("0.0001")))
 
 
-def reputation(store: ViewStore, agent: str | None = None, *, limit: int = MAX_LIMIT) -> dict[str, Any] | list[dict[str, Any]]:
+def reputation(
+    store: ViewStore, agent: str | None = None, *, limit: int = MAX_LIMIT
+) -> dict[str, Any] | list[dict[str, Any]]:
     """Without an agent: every agent's believability, highest first. With one: its
     believability now and each change, newest first, naming the settlement that caused it."""
     _check_limit(limit)
@@ -259,26 +320,46 @@ def reputation(store: ViewStore, agent: str | None = None, *, limit: int = MAX_L
         if agent is None:
             rows = store.select(AGENTS)
             rows.sort(key=lambda r: (-r["believability_wad"], r["agent"]))
-            return [{"agent": r["agent"], "believability_wad": str(r["believability_wad"]),
-                     "believability": _believability(r["believability_wad"]), "predictions": r["predictions"],
-                     "correct": r["correct"], "updated_position": r["updated_position"]} for r in rows]  # fmt: skip
+            return [
+                {
+                    "agent": r["agent"],
+                    "believability_wad": str(r["believability_wad"]),
+                    "believability": _believability(r["believability_wad"]),
+                    "predictions": r["predictions"],
+                    "correct": r["correct"],
+                    "updated_position": r["updated_position"],
+                }
+                for r in rows
+            ]
         _require_agent(store, agent)
         found = store.select(AGENTS, "agent = ?", (agent,))
         history = store.select(HISTORY, "agent = ?", (agent,), order="position DESC", limit=limit)
     current = found[0] if found else None
     wad = current["believability_wad"] if current else REPUTATION_START_WAD
     return {
-        "agent": agent, "believability_wad": str(wad), "believability": _believability(wad),
-        "predictions": current["predictions"] if current else 0, "correct": current["correct"] if current else 0,
+        "agent": agent,
+        "believability_wad": str(wad),
+        "believability": _believability(wad),
+        "predictions": current["predictions"] if current else 0,
+        "correct": current["correct"] if current else 0,
         "history": [
-            {"position": h["position"], "at": h["at"], "position_id": h["position_id"], "artifact": h["artifact_id"],
-             "transition": h["transition"], "correct": bool(h["correct"]), "stake_units": str(h["stake_units"]),
-             "before_wad": str(h["before_wad"]), "after_wad": str(h["after_wad"]),
-             "before": _believability(h["before_wad"]), "after": _believability(h["after_wad"]),
-             "settlement": f"{h['artifact_id']} transition {h['transition']}, position {h['position_id']}"}
+            {
+                "position": h["position"],
+                "at": h["at"],
+                "position_id": h["position_id"],
+                "artifact": h["artifact_id"],
+                "transition": h["transition"],
+                "correct": bool(h["correct"]),
+                "stake_units": str(h["stake_units"]),
+                "before_wad": str(h["before_wad"]),
+                "after_wad": str(h["after_wad"]),
+                "before": _believability(h["before_wad"]),
+                "after": _believability(h["after_wad"]),
+                "settlement": f"{h['artifact_id']} transition {h['transition']}, position {h['position_id']}",
+            }
             for h in history
         ],
-    }  # fmt: skip
+    }
 
 
 # Inbox --------------------------------------------------------------------------------------------
@@ -286,6 +367,7 @@ def reputation(store: ViewStore, agent: str | None = None, *, limit: int = MAX_L
 
 def inbox_message(row: dict[str, Any], decimals: int) -> str:
     """The readable text of one inbox notification."""
+
     def amount(units: int | None) -> str:
         return format_amount(units or 0, decimals)
 
@@ -296,11 +378,15 @@ def inbox_message(row: dict[str, Any], decimals: int) -> str:
     kind = row["kind"]
     subject = f"Your {row['side']} position {row['position_id']} on {row['artifact_id']}"
     if kind == inbox_view.SETTLED:
-        return (f"{subject} settled: the artifact was {row['state']} at p(long) {price(row['price_long_wad'])}; "
-                f"paid {amount(row['payout_units'])}, P&L {signed(row['pnl_units'])}.")  # fmt: skip
+        return (
+            f"{subject} settled: the artifact was {row['state']} at p(long) {price(row['price_long_wad'])}; "
+            f"paid {amount(row['payout_units'])}, P&L {signed(row['pnl_units'])}."
+        )
     if kind == inbox_view.PARTIALLY_SETTLED:
-        return (f"{subject} was partly settled: the artifact was flagged; paid {amount(row['payout_units'])}, "
-                f"P&L {signed(row['pnl_units'])}; the rest stays open.")  # fmt: skip
+        return (
+            f"{subject} was partly settled: the artifact was flagged; paid {amount(row['payout_units'])}, "
+            f"P&L {signed(row['pnl_units'])}; the rest stays open."
+        )
     if kind == inbox_view.FROZEN:
         return f"{subject} is frozen: the artifact was challenged. It cannot be closed until the challenge ends."
     if kind == inbox_view.REOPENED:
@@ -319,10 +405,13 @@ def inbox(store: ViewStore, agent: str, *, decimals: int, limit: int = DEFAULT_L
         _require_agent(store, agent)
         rows = store.select(MESSAGES, "agent = ?", (agent,), order="position DESC", limit=limit)
     return [
-        {**_strings(row, "price_long_wad", "payout_units", "pnl_units"), "artifact": row["artifact_id"],
-         "message": inbox_message(row, decimals)}
+        {
+            **_strings(row, "price_long_wad", "payout_units", "pnl_units"),
+            "artifact": row["artifact_id"],
+            "message": inbox_message(row, decimals),
+        }
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 # Views themselves -------------------------------------------------------------------------------
@@ -336,5 +425,12 @@ def status(store: ViewStore, app: Any) -> list[dict[str, Any]]:
 
 
 def _status_row(s: ViewStatus) -> dict[str, Any]:
-    return {"view": s.view, "position": s.position, "head": s.head, "lag": s.lag, "rows": s.rows,
-            "version": s.version, "needs_rebuild": s.needs_rebuild}  # fmt: skip
+    return {
+        "view": s.view,
+        "position": s.position,
+        "head": s.head,
+        "lag": s.lag,
+        "rows": s.rows,
+        "version": s.version,
+        "needs_rebuild": s.needs_rebuild,
+    }

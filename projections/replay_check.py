@@ -42,11 +42,15 @@ class Difference:
         return f"{where}: live {self.live} != replay {self.replayed}"
 
 
-def _snapshot(store: ViewStore, views: Sequence[View]) -> tuple[dict[str, tuple[int, int]], dict[str, list[tuple[Any, ...]]]]:
+def _snapshot(
+    store: ViewStore, views: Sequence[View]
+) -> tuple[dict[str, tuple[int, int]], dict[str, list[tuple[Any, ...]]]]:
     """Tracking rows and every table's rows, read in one committed state."""
     with store.read():
-        tracking = {view: (position, version) for view, position, version in
-                    store.fetchall(f"SELECT view, position, version FROM {TRACKING_TABLE}")}  # fmt: skip
+        tracking = {
+            view: (position, version)
+            for view, position, version in store.fetchall(f"SELECT view, position, version FROM {TRACKING_TABLE}")
+        }
         rows = {table.name: store.raw_rows(table) for view in views if view.name in tracking for table in view.tables}
     return tracking, rows
 
@@ -56,7 +60,9 @@ def _keyed(table: Table, rows: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...
     return {tuple(row[i] for i in positions): row for row in rows}
 
 
-def view_contents(store: ViewStore, views: Sequence[View] = ALL_VIEWS) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
+def view_contents(
+    store: ViewStore, views: Sequence[View] = ALL_VIEWS
+) -> dict[str, dict[tuple[Any, ...], tuple[Any, ...]]]:
     """Every table of the views, its rows as stored and keyed by primary key: two states of the
     views (before and after a rebuild, or two databases) compare with ``==``."""
     _, rows = _snapshot(store, views)
@@ -64,7 +70,9 @@ def view_contents(store: ViewStore, views: Sequence[View] = ALL_VIEWS) -> dict[s
     return {name: _keyed(tables[name], table_rows) for name, table_rows in rows.items()}
 
 
-def _compare(view: View, table: Table, live: list[tuple[Any, ...]], replayed: list[tuple[Any, ...]]) -> Iterable[Difference]:
+def _compare(
+    view: View, table: Table, live: list[tuple[Any, ...]], replayed: list[tuple[Any, ...]]
+) -> Iterable[Difference]:
     live_rows, replayed_rows = _keyed(table, live), _keyed(table, replayed)
     for key in sorted(live_rows.keys() | replayed_rows.keys(), key=repr):
         a, b = live_rows.get(key), replayed_rows.get(key)
@@ -92,8 +100,16 @@ def replay_check(
             continue
         position, version = tracking[view.name]
         if version != view.version:
-            differences.append(Difference(view.name, None, None, None, None,
-                                          f"stored at version {version}, the code is at {view.version}: rebuild it"))  # fmt: skip
+            differences.append(
+                Difference(
+                    view.name,
+                    None,
+                    None,
+                    None,
+                    None,
+                    f"stored at version {version}, the code is at {view.version}: rebuild it",
+                )
+            )
             continue
         built.append((position, view))
     fresh = memory_store()

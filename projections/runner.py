@@ -36,6 +36,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.projections.store import (
     CACHE_ROWS_MAX,
     TRACKING_TABLE,
@@ -46,7 +47,6 @@ from stakeledger.projections.store import (
     open_store,
     postgres_connection,
 )
-from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.projections.views import ALL_VIEWS, View
 
 PAGE_SIZE = 20_000
@@ -142,7 +142,9 @@ class _PageReader:
         self._thread: threading.Thread | None = None
         if ahead:
             self._queue = queue.Queue(maxsize=READ_AHEAD_PAGES)
-            self._thread = threading.Thread(target=self._read_ahead, args=(start,), name="projections-reader", daemon=True)
+            self._thread = threading.Thread(
+                target=self._read_ahead, args=(start,), name="projections-reader", daemon=True
+            )
             self._thread.start()
 
     def _read_ahead(self, cursor: int) -> None:
@@ -260,8 +262,10 @@ class Runner:
     def _wait_for_writers_in_flight(self) -> None:
         recorder = self.app.recorder
         table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-        statement = ("SELECT DISTINCT virtualtransaction AS writer FROM pg_locks WHERE relation = %s::regclass "
-                     "AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()")  # fmt: skip
+        statement = (
+            "SELECT DISTINCT virtualtransaction AS writer FROM pg_locks WHERE relation = %s::regclass "
+            "AND mode = 'RowExclusiveLock' AND granted AND pid <> pg_backend_pid()"
+        )
 
         def writers() -> set[str]:
             # Asked of the events' database itself: the views may live elsewhere (a replay).
@@ -272,7 +276,9 @@ class Runner:
         deadline = time.monotonic() + WRITERS_WAIT_SECONDS
         while writing:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"writers to the event log still in flight after {WRITERS_WAIT_SECONDS} s; try again")
+                raise TimeoutError(
+                    f"writers to the event log still in flight after {WRITERS_WAIT_SECONDS} s; try again"
+                )
             time.sleep(0.002)
             writing &= writers()
 
@@ -457,15 +463,17 @@ class Runner:
                         self.store.reconnect_if_broken()
                     except Exception:  # noqa: BLE001 - the server is still away: try again later
                         pass
-                    stop.wait(min(MAX_BACKOFF_SECONDS, poll_seconds * 2**min(failures, 16)))
+                    stop.wait(min(MAX_BACKOFF_SECONDS, poll_seconds * 2 ** min(failures, 16)))
         finally:
             if waiter is not None:
                 _close_quietly(waiter)
 
     def status(self) -> list[ViewStatus]:
         head = self.head()
-        stored = {view: (position, version) for view, position, version in
-                  self.store.fetchall(f"SELECT view, position, version FROM {TRACKING_TABLE}")}  # fmt: skip
+        stored = {
+            view: (position, version)
+            for view, position, version in self.store.fetchall(f"SELECT view, position, version FROM {TRACKING_TABLE}")
+        }
         result = []
         for view in self.views:
             position, version = stored.get(view.name, (None, None))
@@ -581,7 +589,6 @@ def rebuild(
 
 def main(argv: list[str] | None = None) -> int:
     """A worker process: keep every view of the store at ``--db`` current until SIGTERM."""
-    from stakeledger.domain.service.application import StakeLedger
     from stakeledger.adapters.persistence.store_url import resolve_url
 
     parser = argparse.ArgumentParser(prog="python -m projections.runner", description=__doc__.splitlines()[0])
@@ -600,8 +607,11 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    runner.run_forever(stop, poll_seconds=args.poll_seconds,
-                       on_error=lambda error: print(f"projections: {type(error).__name__}: {error}", file=sys.stderr))  # fmt: skip
+    runner.run_forever(
+        stop,
+        poll_seconds=args.poll_seconds,
+        on_error=lambda error: print(f"projections: {type(error).__name__}: {error}", file=sys.stderr),
+    )
     return 0
 
 

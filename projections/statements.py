@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stakeledger.domain.model.accounts import Account, account_uuid
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.log import iter_events
 
 
@@ -35,5 +35,12 @@ def statement_lines(app: StakeLedger, account_id: str, *, until: int | None = No
         delta = event.amount_units if isinstance(event, Account.Credited) else -event.amount_units
         balance += delta
         yield StatementLine(
-            position, event.timestamp, event.reason, event.counterparty, delta, balance, event.transfer_id, dict(event.refs)
+            position,
+            event.timestamp,
+            event.reason,
+            event.counterparty,
+            delta,
+            balance,
+            event.transfer_id,
+            dict(event.refs),
         )

@@ -93,9 +93,20 @@ def uuid_text(value: int | None) -> str | None:
 # they run for every column of every row written), and stored -> Python. A UUID column
 # holds the canonical text in the database and the UUID's 128-bit integer in Python: an
 # int hashes in C, a UUID object in Python, and rows are looked up by it on every event.
-_ENCODE_EXPRESSIONS = {TEXT: "{v}", INT: "{v}", AMOUNT: "(None if {v} is None else str({v}))",
-                       JSON: "encode_json({v})", UUID: "uuid_text({v})"}  # fmt: skip
-_DECODERS: dict[str, Callable[[Any], Any] | None] = {TEXT: None, INT: None, AMOUNT: _amount_in, JSON: _json_in, UUID: _uuid_in}
+_ENCODE_EXPRESSIONS = {
+    TEXT: "{v}",
+    INT: "{v}",
+    AMOUNT: "(None if {v} is None else str({v}))",
+    JSON: "encode_json({v})",
+    UUID: "uuid_text({v})",
+}
+_DECODERS: dict[str, Callable[[Any], Any] | None] = {
+    TEXT: None,
+    INT: None,
+    AMOUNT: _amount_in,
+    JSON: _json_in,
+    UUID: _uuid_in,
+}
 
 
 @dataclass(frozen=True)
@@ -132,7 +143,9 @@ class Table:
                 scope[f"d_{name}"] = decoder
             out_parts.append(_ENCODE_EXPRESSIONS[kind].format(v=f"r[{name!r}]"))
             in_parts.append(f"{name!r}: d_{name}(t[{index}])" if decoder else f"{name!r}: t[{index}]")
-        key_source = f"r[{self.key[0]!r}]" if len(self.key) == 1 else "(" + ", ".join(f"r[{k!r}]" for k in self.key) + ",)"
+        key_source = (
+            f"r[{self.key[0]!r}]" if len(self.key) == 1 else "(" + ", ".join(f"r[{k!r}]" for k in self.key) + ",)"
+        )
         object.__setattr__(self, "encode", eval(f"lambda r: ({', '.join(out_parts)},)", scope))  # noqa: S307
         object.__setattr__(self, "decode", eval(f"lambda t: {{{', '.join(in_parts)}}}", scope))  # noqa: S307
         object.__setattr__(self, "key_of", eval(f"lambda r: {key_source}", scope))  # noqa: S307
@@ -159,9 +172,14 @@ class ViewStore:
     """A connection to the view tables, with the few SQL differences between backends."""
 
     def __init__(
-        self, connection: Any, dialect: str, *, description: str, shared: bool = False,
+        self,
+        connection: Any,
+        dialect: str,
+        *,
+        description: str,
+        shared: bool = False,
         reconnect: Callable[[], Any] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         assert dialect in ("sqlite", "postgres")
         self.connection = connection
         self._reconnect = reconnect
@@ -315,7 +333,9 @@ class ViewStore:
         for table in tables:
             self.execute(f"DROP TABLE IF EXISTS {table.name}")
             columns = ", ".join(f"{name} {self.column_type(kind)}" for name, kind in table.columns)
-            self.execute(f"CREATE TABLE {table.name} ({columns}, PRIMARY KEY ({', '.join(table.key)})){self._layout(table)}")
+            self.execute(
+                f"CREATE TABLE {table.name} ({columns}, PRIMARY KEY ({', '.join(table.key)})){self._layout(table)}"
+            )
             if indexes:
                 for _, statement in self.index_statements(table):
                     self.execute(statement)
@@ -334,7 +354,9 @@ class ViewStore:
         for prefix, unique, groups in (("i", "", table.indexes), ("u", "UNIQUE ", table.unique)):
             for number, group in enumerate(groups):
                 name = f"{table.name}_{prefix}{number}"
-                statements.append((name, f"CREATE {unique}INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(group)})"))
+                statements.append(
+                    (name, f"CREATE {unique}INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(group)})")
+                )
         return statements
 
     def existing_indexes(self) -> set[str]:
@@ -347,7 +369,9 @@ class ViewStore:
     def create_missing_indexes(self, tables: Sequence[Table]) -> int:
         """Build the secondary indexes these tables lack, in one transaction."""
         existing = self.existing_indexes()
-        missing = [statement for table in tables for name, statement in self.index_statements(table) if name not in existing]
+        missing = [
+            statement for table in tables for name, statement in self.index_statements(table) if name not in existing
+        ]
         if missing:
             with self.transaction():
                 self._serialise_schema_changes()
@@ -366,7 +390,9 @@ class ViewStore:
                 return False
             self.create_tables(tables, indexes=indexes)
             if row is None:
-                self.execute(f"INSERT INTO {TRACKING_TABLE} (view, position, version) VALUES (?, 0, ?)", (name, version))
+                self.execute(
+                    f"INSERT INTO {TRACKING_TABLE} (view, position, version) VALUES (?, 0, ?)", (name, version)
+                )
             else:
                 self.execute(f"UPDATE {TRACKING_TABLE} SET position = 0, version = ? WHERE view = ?", (version, name))
             return True
@@ -391,7 +417,9 @@ class ViewStore:
         write lock, taken by BEGIN IMMEDIATE, already covers them."""
         suffix = " ORDER BY view FOR UPDATE" if self.dialect == "postgres" else ""
         marks = ", ".join("?" * len(names))
-        found = dict(self.fetchall(f"SELECT view, position FROM {TRACKING_TABLE} WHERE view IN ({marks}){suffix}", names))
+        found = dict(
+            self.fetchall(f"SELECT view, position FROM {TRACKING_TABLE} WHERE view IN ({marks}){suffix}", names)
+        )
         missing = sorted(set(names) - set(found))
         if missing:
             raise LookupError(f"view {missing[0]!r} has no tracking row: prepare it first")
@@ -422,11 +450,15 @@ class ViewStore:
 
     def raw_rows(self, table: Table) -> list[tuple[Any, ...]]:
         """Every row as stored, in primary-key order: what replay checks compare."""
-        return self.fetchall(f"SELECT {', '.join(table.column_names)} FROM {table.name} ORDER BY {', '.join(table.key)}")
+        return self.fetchall(
+            f"SELECT {', '.join(table.column_names)} FROM {table.name} ORDER BY {', '.join(table.key)}"
+        )
 
     def load(self, table: Table, key: Any) -> dict[str, Any] | None:
         where = " AND ".join(f"{column} = ?" for column in table.key)
-        row = self.fetchone(f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {where}", table.encode_key(key))
+        row = self.fetchone(
+            f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {where}", table.encode_key(key)
+        )
         return None if row is None else table.decode(row)
 
     # Writing rows ---------------------------------------------------------------------

@@ -12,8 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 

@@ -88,11 +88,11 @@ def _codec(abi_type: str) -> LeafCodec:
         return LeafCodec(abi_type, _native_bool, lambda value: value)
     if match := _FIXED_BYTES.fullmatch(abi_type):
         length = int(match.group(1))
-        return LeafCodec(abi_type, lambda value: _native_bytes(abi_type, value, length),
-                         lambda value: "0x" + value.hex())
+        return LeafCodec(
+            abi_type, lambda value: _native_bytes(abi_type, value, length), lambda value: "0x" + value.hex()
+        )
     if abi_type == "bytes":
-        return LeafCodec(abi_type, lambda value: _native_bytes(abi_type, value, None),
-                         lambda value: "0x" + value.hex())
+        return LeafCodec(abi_type, lambda value: _native_bytes(abi_type, value, None), lambda value: "0x" + value.hex())
     if abi_type == "string":
         return LeafCodec(abi_type, _native_string, lambda value: value)
     raise LeafValueError(f"unsupported leaf type {abi_type!r}")

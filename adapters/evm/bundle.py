@@ -34,10 +34,6 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from stakeledger.domain.model.accounts import TREASURY_KIND, Account, account_kind, account_uuid
-from stakeledger.domain.errors import LedgerError
-from stakeledger.domain.model.settings import LedgerSettings
-from stakeledger.domain.model.naming import stable_topic
 from stakeledger.adapters.evm.addresses import ACCOUNT_ADDRESS_PREFIX, account_address_bytes
 from stakeledger.adapters.evm.canonical import timestamp_micros
 from stakeledger.adapters.evm.eip712 import (
@@ -50,6 +46,10 @@ from stakeledger.adapters.evm.eip712 import (
 )
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, EVENTS_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.records import EVENT_RECORD_ABI_TYPE, EVENT_RECORD_FIELDS, EventRecord
+from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.model.accounts import TREASURY_KIND, Account, account_kind, account_uuid
+from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.model.settings import LedgerSettings
 
 FORMAT = "stakeledger-evm-export/1"
 
@@ -190,8 +190,10 @@ class LedgerFold:
         if originator_id in self.by_uuid or account_id in self.balances:
             raise FoldError(f"account {account_id!r} is opened twice")
         if account_uuid(account_id) != originator_id:
-            raise FoldError(f"account {account_id!r} is opened on aggregate {originator_id}, "
-                            f"not on its own id {account_uuid(account_id)}")
+            raise FoldError(
+                f"account {account_id!r} is opened on aggregate {originator_id}, "
+                f"not on its own id {account_uuid(account_id)}"
+            )
         try:
             address = account_address_bytes(account_id)
         except (TypeError, ValueError) as error:
@@ -235,10 +237,12 @@ def snapshot_id(domain_name: str, last_seq: int, events_root: bytes) -> bytes:
     return keccak(abi_encode(["string", "uint64", "bytes32"], [domain_name, last_seq, events_root]))
 
 
-def make_header(domain: Eip712Domain, last_seq: int, events_root: bytes, balances_root: bytes,
-                total_supply: int) -> SnapshotHeader:
-    return SnapshotHeader(snapshot_id(domain.name, last_seq, events_root), last_seq, events_root,
-                          balances_root, total_supply)
+def make_header(
+    domain: Eip712Domain, last_seq: int, events_root: bytes, balances_root: bytes, total_supply: int
+) -> SnapshotHeader:
+    return SnapshotHeader(
+        snapshot_id(domain.name, last_seq, events_root), last_seq, events_root, balances_root, total_supply
+    )
 
 
 def events_tree_of(record_hashes: list[bytes]) -> StandardMerkleTree:
@@ -298,15 +302,20 @@ def accounts_document(fold: LedgerFold) -> dict[str, Any]:
         "prefix": ACCOUNT_ADDRESS_PREFIX.decode("ascii"),
         "treasury": fold.treasury_id,
         "accounts": [
-            {"accountId": entry.account_id, "address": to_checksum_address(entry.address), "kind": entry.kind,
-             "balanceRow": entry.account_id != fold.treasury_id}
+            {
+                "accountId": entry.account_id,
+                "address": to_checksum_address(entry.address),
+                "kind": entry.kind,
+                "balanceRow": entry.account_id != fold.treasury_id,
+            }
             for entry in rows
         ],
     }
 
 
-def header_document(header: SnapshotHeader, domain: Eip712Domain, signature: str | None,
-                    signer: str | None) -> dict[str, Any]:
+def header_document(
+    header: SnapshotHeader, domain: Eip712Domain, signature: str | None, signer: str | None
+) -> dict[str, Any]:
     typed = typed_data(header, domain)
     return {
         "header": typed["message"],
@@ -326,9 +335,17 @@ def notification_id_line(notification_id: int) -> bytes:
     return b"%d\n" % notification_id
 
 
-def manifest_document(*, header: SnapshotHeader, fold: LedgerFold, events: int, last_record_hash: bytes,
-                      balance_rows: int, signer: str | None, files: dict[str, dict[str, Any]],
-                      notification_ids: dict[str, Any]) -> dict[str, Any]:
+def manifest_document(
+    *,
+    header: SnapshotHeader,
+    fold: LedgerFold,
+    events: int,
+    last_record_hash: bytes,
+    balance_rows: int,
+    signer: str | None,
+    files: dict[str, dict[str, Any]],
+    notification_ids: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "lastSeq": header.last_seq,
@@ -344,14 +361,28 @@ def manifest_document(*, header: SnapshotHeader, fold: LedgerFold, events: int, 
             "hash": RECORD_HASH,
         },
         "trees": {
-            "events": {"file": EVENTS_TREE, "format": "standard-v1", "leafEncoding": list(EVENTS_LEAF_ENCODING),
-                       "leaf": "(seq, recordHash)", "root": hex0x(header.events_root)},
-            "balances": {"file": BALANCES_TREE, "format": "standard-v1",
-                         "leafEncoding": list(BALANCES_LEAF_ENCODING), "leaf": "(account address, balance units)",
-                         "excludes": "the treasury, whose balance is -totalSupply", "root": hex0x(header.balances_root)},
+            "events": {
+                "file": EVENTS_TREE,
+                "format": "standard-v1",
+                "leafEncoding": list(EVENTS_LEAF_ENCODING),
+                "leaf": "(seq, recordHash)",
+                "root": hex0x(header.events_root),
+            },
+            "balances": {
+                "file": BALANCES_TREE,
+                "format": "standard-v1",
+                "leafEncoding": list(BALANCES_LEAF_ENCODING),
+                "leaf": "(account address, balance units)",
+                "excludes": "the treasury, whose balance is -totalSupply",
+                "root": hex0x(header.balances_root),
+            },
         },
-        "header": {"file": HEADER, "snapshotId": hex0x(header.snapshot_id), "totalSupply": str(header.total_supply),
-                   "signer": signer},
+        "header": {
+            "file": HEADER,
+            "snapshotId": hex0x(header.snapshot_id),
+            "totalSupply": str(header.total_supply),
+            "signer": signer,
+        },
         "accountsFile": ACCOUNTS,
         # The source store's notification ids (events.jsonl) are no part of any record;
         # this second copy of their digest tells an altered id from an altered manifest.

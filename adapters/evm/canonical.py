@@ -31,8 +31,7 @@ def canonical_json(state: Mapping[str, Any]) -> bytes:
     if not isinstance(state, Mapping):
         raise TypeError(f"an event state must be a mapping, not {type(state).__name__}")
     plain = _plain(state, depth=0)
-    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def is_canonical_json(payload: bytes) -> bool:

@@ -98,14 +98,14 @@ def verify_chain(
         if record.seq != seq:
             return ChainError(ChainErrorCode.SEQ_NOT_CONTIGUOUS, seq, str(seq), str(record.seq))
         if record.prev_hash != prev_hash:
-            return ChainError(ChainErrorCode.PREV_HASH_MISMATCH, seq, "0x" + prev_hash.hex(),
-                              "0x" + record.prev_hash.hex())
+            return ChainError(
+                ChainErrorCode.PREV_HASH_MISMATCH, seq, "0x" + prev_hash.hex(), "0x" + record.prev_hash.hex()
+            )
         last_seq = seq
         seq += 1
         prev_hash = record.record_hash()
     if last_hash is not None and prev_hash != last_hash:
-        return ChainError(ChainErrorCode.LAST_HASH_MISMATCH, last_seq, "0x" + last_hash.hex(),
-                          "0x" + prev_hash.hex())
+        return ChainError(ChainErrorCode.LAST_HASH_MISMATCH, last_seq, "0x" + last_hash.hex(), "0x" + prev_hash.hex())
     return None
 
 

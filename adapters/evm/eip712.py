@@ -67,8 +67,11 @@ class Eip712Domain:
     verifying_contract: str = ZERO_ADDRESS_HEX
 
     def __post_init__(self) -> None:
-        if isinstance(self.chain_id, bool) or not isinstance(self.chain_id, int) \
-                or not 0 <= self.chain_id <= UINT256_MAX:
+        if (
+            isinstance(self.chain_id, bool)
+            or not isinstance(self.chain_id, int)
+            or not 0 <= self.chain_id <= UINT256_MAX
+        ):
             raise ValueError(f"chain_id must be a uint256, got {self.chain_id!r}")
         contract = self.verifying_contract
         if not isinstance(contract, str) or not is_hex_address(contract):
@@ -98,19 +101,34 @@ class SnapshotHeader:
 
 
 def domain_separator(domain: Eip712Domain) -> bytes:
-    return keccak(abi_encode(
-        ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-        [DOMAIN_TYPEHASH, keccak(domain.name.encode()), keccak(domain.version.encode()),
-         domain.chain_id, domain.verifying_contract],
-    ))
+    return keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                DOMAIN_TYPEHASH,
+                keccak(domain.name.encode()),
+                keccak(domain.version.encode()),
+                domain.chain_id,
+                domain.verifying_contract,
+            ],
+        )
+    )
 
 
 def hash_struct(header: SnapshotHeader) -> bytes:
-    return keccak(abi_encode(
-        ["bytes32", "bytes32", "uint64", "bytes32", "bytes32", "uint256"],
-        [SNAPSHOT_HEADER_TYPEHASH, header.snapshot_id, header.last_seq, header.events_root,
-         header.balances_root, header.total_supply],
-    ))
+    return keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "uint64", "bytes32", "bytes32", "uint256"],
+            [
+                SNAPSHOT_HEADER_TYPEHASH,
+                header.snapshot_id,
+                header.last_seq,
+                header.events_root,
+                header.balances_root,
+                header.total_supply,
+            ],
+        )
+    )
 
 
 def header_digest(header: SnapshotHeader, domain: Eip712Domain) -> bytes:

@@ -39,8 +39,6 @@ from eth_account import Account as EthAccount
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
 from stakeledger.adapters.evm.addresses import account_address_bytes
 from stakeledger.adapters.evm.bundle import (
     ACCOUNTS,
@@ -76,6 +74,8 @@ from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, header
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.records import ZERO_ADDRESS, ZERO_HASH, EventRecord
 from stakeledger.adapters.evm.trees import balances_tree
+from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.log import iter_notifications, max_position
 
 PROGRESS_EVERY = 1_000
@@ -126,13 +126,23 @@ class ExportSummary:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "out": str(self.out_dir), "lastSeq": self.last_seq, "events": self.events, "accounts": self.accounts,
-            "balanceRows": self.balance_rows, "eventsRoot": self.events_root, "balancesRoot": self.balances_root,
-            "snapshotId": self.snapshot_id, "totalSupply": str(self.total_supply_units),
-            "typedDataHash": self.typed_data_hash, "decimals": self.decimals, "signature": self.signature,
-            "signer": self.signer, "lastNotificationId": self.last_notification_id,
-            "seconds": round(self.seconds, 3), "files": self.files,
-        }  # fmt: skip
+            "out": str(self.out_dir),
+            "lastSeq": self.last_seq,
+            "events": self.events,
+            "accounts": self.accounts,
+            "balanceRows": self.balance_rows,
+            "eventsRoot": self.events_root,
+            "balancesRoot": self.balances_root,
+            "snapshotId": self.snapshot_id,
+            "totalSupply": str(self.total_supply_units),
+            "typedDataHash": self.typed_data_hash,
+            "decimals": self.decimals,
+            "signature": self.signature,
+            "signer": self.signer,
+            "lastNotificationId": self.last_notification_id,
+            "seconds": round(self.seconds, 3),
+            "files": self.files,
+        }
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,7 @@ def export_ledger(
     ids_digest = hashlib.sha256()
     try:
         with open(partial[EVENTS_ABI], "wb") as abi_file, open(partial[EVENTS_JSONL], "wb") as jsonl_file:
+
             def write(name: str, handle: Any, data: bytes) -> None:
                 handle.write(data)
                 digests[name].update(data)
@@ -185,8 +196,11 @@ def export_ledger(
             def sink(item: ChainedRecord) -> None:
                 ids_digest.update(notification_id_line(item.notification_id))
                 write(EVENTS_ABI, abi_file, abi_line(item.encoded))
-                write(EVENTS_JSONL, jsonl_file, jsonl_line(item.record, item.record_hash, item.notification_id,
-                                                           item.account_id))
+                write(
+                    EVENTS_JSONL,
+                    jsonl_file,
+                    jsonl_line(item.record, item.record_hash, item.notification_id, item.account_id),
+                )
 
             snapshot = build_snapshot(app, at=at, domain=domain, progress=progress, sink=sink)
         signature, signer = sign_header(snapshot.header, domain, key) if key else (None, None)
@@ -205,10 +219,15 @@ def export_ledger(
             report("writing trees", done, 4)
         files = {name: {"bytes": sizes[name], "sha256": digests[name].hexdigest()} for name in DATA_FILES}
         manifest = manifest_document(
-            header=snapshot.header, fold=snapshot.fold, events=snapshot.last_seq,
-            last_record_hash=snapshot.record_hashes[-1], balance_rows=len(snapshot.balances_tree),
-            signer=signer, files=files, notification_ids=notification_ids_document(snapshot, ids_digest),
-        )  # fmt: skip
+            header=snapshot.header,
+            fold=snapshot.fold,
+            events=snapshot.last_seq,
+            last_record_hash=snapshot.record_hashes[-1],
+            balance_rows=len(snapshot.balances_tree),
+            signer=signer,
+            files=files,
+            notification_ids=notification_ids_document(snapshot, ids_digest),
+        )
         partial[MANIFEST].write_bytes(json_document(manifest))
         for name in ALL_FILES:  # the manifest last: a directory with a manifest is complete
             os.replace(partial[name], out / name)
@@ -220,14 +239,23 @@ def export_ledger(
         raise
     header = snapshot.header
     return ExportSummary(
-        out_dir=out, last_seq=header.last_seq, events=snapshot.last_seq, accounts=len(snapshot.fold.by_uuid),
-        balance_rows=len(snapshot.balances_tree), events_root=hex0x(header.events_root),
-        balances_root=hex0x(header.balances_root), snapshot_id=hex0x(header.snapshot_id),
-        total_supply_units=header.total_supply, typed_data_hash=hex0x(header_digest(header, domain)),
-        decimals=snapshot.fold.decimals, signature=signature, signer=signer,
-        last_notification_id=snapshot.last_notification_id, seconds=time.perf_counter() - started,
+        out_dir=out,
+        last_seq=header.last_seq,
+        events=snapshot.last_seq,
+        accounts=len(snapshot.fold.by_uuid),
+        balance_rows=len(snapshot.balances_tree),
+        events_root=hex0x(header.events_root),
+        balances_root=hex0x(header.balances_root),
+        snapshot_id=hex0x(header.snapshot_id),
+        total_supply_units=header.total_supply,
+        typed_data_hash=hex0x(header_digest(header, domain)),
+        decimals=snapshot.fold.decimals,
+        signature=signature,
+        signer=signer,
+        last_notification_id=snapshot.last_notification_id,
+        seconds=time.perf_counter() - started,
         files={name: (out / name).stat().st_size for name in ALL_FILES},
-    )  # fmt: skip
+    )
 
 
 def notification_ids_document(snapshot: Snapshot, digest: Any) -> dict[str, Any]:
@@ -235,13 +263,23 @@ def notification_ids_document(snapshot: Snapshot, digest: Any) -> dict[str, Any]
 
 
 def balance_proof(
-    app: StakeLedger, account_id: str, *, at: int | None = None, domain: Eip712Domain | None = None,
+    app: StakeLedger,
+    account_id: str,
+    *,
+    at: int | None = None,
+    domain: Eip712Domain | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """The balance row of ``account_id`` at seq ``at`` (default: the end) and its proof."""
     snapshot = build_snapshot(app, at=at, domain=domain or Eip712Domain(), progress=progress)
-    return proof_document(snapshot.balances_tree, snapshot.header, account_id, snapshot.fold.decimals,
-                          treasury_id=snapshot.fold.treasury_id, known=snapshot.fold.balances)
+    return proof_document(
+        snapshot.balances_tree,
+        snapshot.header,
+        account_id,
+        snapshot.fold.decimals,
+        treasury_id=snapshot.fold.treasury_id,
+        known=snapshot.fold.balances,
+    )
 
 
 def proof_from_export(directory: str | os.PathLike[str], account_id: str) -> dict[str, Any]:
@@ -258,8 +296,10 @@ def proof_from_export(directory: str | os.PathLike[str], account_id: str) -> dic
     except (OSError, ValueError) as error:
         raise ExportError(f"{root / BALANCES_TREE}: {error}") from None
     if tree.root_bytes != header.balances_root:
-        raise ExportError(f"{BALANCES_TREE} root {tree.root} is not the header's balancesRoot "
-                          f"{hex0x(header.balances_root)}: run 'stakeledger verify'")
+        raise ExportError(
+            f"{BALANCES_TREE} root {tree.root} is not the header's balancesRoot "
+            f"{hex0x(header.balances_root)}: run 'stakeledger verify'"
+        )
     try:
         manifest = json.loads((root / MANIFEST).read_bytes())
         decimals = manifest.get("decimals") if isinstance(manifest, dict) else None
@@ -277,7 +317,9 @@ def check_signing_key(text: str) -> str:
     try:
         EthAccount.from_key(key)
     except (ValueError, TypeError):
-        raise SigningKeyError("the signing key is not a valid secp256k1 private key (zero or above the curve order)") from None
+        raise SigningKeyError(
+            "the signing key is not a valid secp256k1 private key (zero or above the curve order)"
+        ) from None
     return key
 
 
@@ -286,15 +328,18 @@ def load_signing_key(path: str | os.PathLike[str]) -> str:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise SigningKeyError(f"cannot read signing key file {path}: {getattr(error, 'strerror', None) or error}") from None
+        raise SigningKeyError(
+            f"cannot read signing key file {path}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     try:
         return check_signing_key(text)
     except SigningKeyError as error:
         raise SigningKeyError(f"{path}: {error}") from None
 
 
-def make_domain(name: str = "stakeledger", version: str = "1", chain_id: int = 1,
-                verifying_contract: str = "0x" + "00" * 20) -> Eip712Domain:
+def make_domain(
+    name: str = "stakeledger", version: str = "1", chain_id: int = 1, verifying_contract: str = "0x" + "00" * 20
+) -> Eip712Domain:
     try:
         return Eip712Domain(name=name, version=version, chain_id=chain_id, verifying_contract=verifying_contract)
     except ValueError as error:
@@ -358,8 +403,9 @@ def build_snapshot(
     return Snapshot(last_seq, hashes, fold, events, balances, header, domain, last_notification_id)
 
 
-def iter_records(app: StakeLedger, fold: LedgerFold, *, until: int, limit: int | None = None,
-                 decode: bool = False) -> Iterator[ChainedRecord]:
+def iter_records(
+    app: StakeLedger, fold: LedgerFold, *, until: int, limit: int | None = None, decode: bool = False
+) -> Iterator[ChainedRecord]:
     """Stored notifications (ids up to ``until``) as chained records, seq from 1."""
     mapper = app.mapper
     if getattr(mapper, "cipher", None) is not None or getattr(mapper, "compressor", None) is not None:
@@ -381,21 +427,35 @@ def iter_records(app: StakeLedger, fold: LedgerFold, *, until: int, limit: int |
             stamp = stored_state_timestamp_micros(state)
             entry, credit, debit = fold.movement(originator_id, notification.topic, state)
         except (FoldError, TypeError, ValueError) as error:
-            raise ExportError(f"event at notification {notification.id} (seq {seq}, {notification.topic}, "
-                              f"aggregate {originator_id} v{notification.originator_version}): {error}") from None
+            raise ExportError(
+                f"event at notification {notification.id} (seq {seq}, {notification.topic}, "
+                f"aggregate {originator_id} v{notification.originator_version}): {error}"
+            ) from None
         if decode:
             try:
                 mapper.to_domain_event(notification)
             except Exception as error:  # any failure to read an event back is the finding
-                raise ExportError(f"event at notification {notification.id} (seq {seq}) does not decode: "
-                                  f"{type(error).__name__}: {error}") from None
+                raise ExportError(
+                    f"event at notification {notification.id} (seq {seq}) does not decode: "
+                    f"{type(error).__name__}: {error}"
+                ) from None
         fold.settle(seq)
         if entry is not None:
             account, account_id = entry.address, entry.account_id
         else:
             account, account_id = ZERO_ADDRESS, None
-        record = EventRecord(seq, prev_hash, originator_id, notification.originator_version, notification.topic,
-                             stamp, account, credit, debit, payload)
+        record = EventRecord(
+            seq,
+            prev_hash,
+            originator_id,
+            notification.originator_version,
+            notification.topic,
+            stamp,
+            account,
+            credit,
+            debit,
+            payload,
+        )
         encoded = record.encode()
         record_hash = keccak(encoded)
         yield ChainedRecord(record, encoded, record_hash, notification.id, account_id)
@@ -407,11 +467,20 @@ def iter_records(app: StakeLedger, fold: LedgerFold, *, until: int, limit: int |
 # Proofs -----------------------------------------------------------------------------------
 
 
-def proof_document(tree: StandardMerkleTree, header: SnapshotHeader, account_id: str, decimals: int | None, *,
-                   treasury_id: str | None = None, known: dict[str, int] | None = None) -> dict[str, Any]:
+def proof_document(
+    tree: StandardMerkleTree,
+    header: SnapshotHeader,
+    account_id: str,
+    decimals: int | None,
+    *,
+    treasury_id: str | None = None,
+    known: dict[str, int] | None = None,
+) -> dict[str, Any]:
     if treasury_id is not None and account_id == treasury_id:
-        raise ExportError(f"the treasury {account_id!r} has no balance row: its balance is minus the "
-                          f"header's totalSupply ({header.total_supply} units)")
+        raise ExportError(
+            f"the treasury {account_id!r} has no balance row: its balance is minus the "
+            f"header's totalSupply ({header.total_supply} units)"
+        )
     try:
         address_bytes = account_address_bytes(account_id)
     except (TypeError, ValueError) as error:
@@ -454,8 +523,10 @@ def _prepare_directory(out: Path, overwrite: bool) -> None:
     if out.is_dir() and not overwrite:
         present = [name for name in ALL_FILES if (out / name).exists()]
         if present:
-            raise ExportError(f"{out} already holds an export ({', '.join(present)}); choose another "
-                              "directory or pass --force to replace it")
+            raise ExportError(
+                f"{out} already holds an export ({', '.join(present)}); choose another "
+                "directory or pass --force to replace it"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -32,10 +32,6 @@ from urllib.parse import urlsplit, urlunsplit
 from eth_hash.auto import keccak
 from eventsourcing.persistence import PersistenceError, StoredEvent
 
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.adapters.persistence.store_url import env_for_url
-from stakeledger.projections.audit import audit
 from stakeledger.adapters.evm.bundle import (
     EVENTS_ABI,
     ExportInvalidError,
@@ -47,6 +43,9 @@ from stakeledger.adapters.evm.bundle import (
 from stakeledger.adapters.evm.export import build_snapshot
 from stakeledger.adapters.evm.records import decode_record
 from stakeledger.adapters.evm.verification import VerifiedExport, verify_export
+from stakeledger.adapters.persistence.store_url import env_for_url, open_ledger
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.projections.audit import audit
 
 BATCH_SIZE = 2_000
 
@@ -65,15 +64,25 @@ class ImportSummary:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "target": self.target, "events": self.events, "accounts": self.accounts, "lastSeq": self.last_seq,
-            "eventsRoot": self.events_root, "balancesRoot": self.balances_root,
-            "totalSupply": str(self.total_supply_units), "auditClean": self.audit_clean,
+            "target": self.target,
+            "events": self.events,
+            "accounts": self.accounts,
+            "lastSeq": self.last_seq,
+            "eventsRoot": self.events_root,
+            "balancesRoot": self.balances_root,
+            "totalSupply": str(self.total_supply_units),
+            "auditClean": self.audit_clean,
             "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+        }
 
 
-def import_export(directory: str | os.PathLike[str], target_url: str, *, progress: ProgressFn | None = None,
-                  batch_size: int = BATCH_SIZE) -> ImportSummary:
+def import_export(
+    directory: str | os.PathLike[str],
+    target_url: str,
+    *,
+    progress: ProgressFn | None = None,
+    batch_size: int = BATCH_SIZE,
+) -> ImportSummary:
     """Verify the export in ``directory`` and rebuild the empty store at ``target_url`` from it."""
     started = time.perf_counter()
     report = progress or no_progress
@@ -91,31 +100,46 @@ def import_export(directory: str | os.PathLike[str], target_url: str, *, progres
         except ExportInvalidError:
             raise ImportFailedError(
                 f"{EVENTS_ABI} changed while it was being imported; {target} may hold part of it: "
-                "drop that store, then import again") from None
+                "drop that store, then import again"
+            ) from None
         except PersistenceError as error:
-            raise ImportFailedError(f"the store refused a batch ({type(error).__name__}: {error}); {target} may "
-                                    "hold part of the export: drop that store, then import again") from None
+            raise ImportFailedError(
+                f"the store refused a batch ({type(error).__name__}: {error}); {target} may "
+                "hold part of the export: drop that store, then import again"
+            ) from None
         try:
             rebuilt = build_snapshot(app, domain=verified.domain, progress=progress, decode=True)
         except Exception as error:
-            raise ImportFailedError(f"the imported store does not read back ({error}); drop {target} and "
-                                    "import again") from None
-        if rebuilt.record_hashes != verified.record_hashes or rebuilt.events_root != verified.events_root \
-                or rebuilt.balances_root != verified.balances_root:
+            raise ImportFailedError(
+                f"the imported store does not read back ({error}); drop {target} and import again"
+            ) from None
+        if (
+            rebuilt.record_hashes != verified.record_hashes
+            or rebuilt.events_root != verified.events_root
+            or rebuilt.balances_root != verified.balances_root
+        ):
             raise ImportFailedError(f"the imported store re-exports differently from the export; drop {target}")
         report("auditing", 0, None)
         audited = audit(app, progress=lambda done, total: report("auditing", done, total))
         if not audited.clean:
             first = audited.violations[0] if audited.violations else "violations"
-            raise ImportFailedError(f"the imported ledger fails the audit ({audited.violation_count} violations, "
-                                    f"first: {first}); drop {target}")  # fmt: skip
+            raise ImportFailedError(
+                f"the imported ledger fails the audit ({audited.violation_count} violations, "
+                f"first: {first}); drop {target}"
+            )
     finally:
         app.close()
     return ImportSummary(
-        target=target, events=verified.last_seq, accounts=verified.accounts, last_seq=verified.last_seq,
-        events_root=verified.events_root, balances_root=verified.balances_root,
-        total_supply_units=verified.total_supply_units, audit_clean=True, seconds=time.perf_counter() - started,
-    )  # fmt: skip
+        target=target,
+        events=verified.last_seq,
+        accounts=verified.accounts,
+        last_seq=verified.last_seq,
+        events_root=verified.events_root,
+        balances_root=verified.balances_root,
+        total_supply_units=verified.total_supply_units,
+        audit_clean=True,
+        seconds=time.perf_counter() - started,
+    )
 
 
 def stored_event_count(url: str) -> int:
@@ -152,8 +176,14 @@ def _insert(app: StakeLedger, directory: Path, verified: VerifiedExport, report:
             if index >= total or keccak(encoded) != hashes[index]:
                 raise ExportInvalidError(EVENTS_ABI, "differs from the verified file", seq=index + 1)
             record = decode_record(encoded)
-            batch.append(StoredEvent(originator_id=record.originator_id, originator_version=record.originator_version,
-                                     topic=record.topic, state=record.payload))
+            batch.append(
+                StoredEvent(
+                    originator_id=record.originator_id,
+                    originator_version=record.originator_version,
+                    topic=record.topic,
+                    state=record.payload,
+                )
+            )
             if len(batch) >= batch_size:
                 app.recorder.insert_events(batch)
                 done += len(batch)

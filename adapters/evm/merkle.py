@@ -49,8 +49,9 @@ class InvalidTreeError(ValueError):
 class StandardMerkleTree:
     """A built or loaded tree. Make one with ``of`` or ``load``."""
 
-    def __init__(self, tree: list[bytes], values: list[tuple], tree_indices: list[int],
-                 leaf_encoding: tuple[str, ...]) -> None:
+    def __init__(
+        self, tree: list[bytes], values: list[tuple], tree_indices: list[int], leaf_encoding: tuple[str, ...]
+    ) -> None:
         self._tree = tree
         self._values = values
         self._tree_indices = tree_indices
@@ -195,13 +196,13 @@ class StandardMerkleTree:
                 raise InvalidTreeError(f"tree[{parent}] is not the hash of its children")
 
     @staticmethod
-    def verify(root: str | bytes, leaf_encoding: Sequence[str], value: Sequence[Any],
-               proof: Sequence[str | bytes]) -> bool:
+    def verify(
+        root: str | bytes, leaf_encoding: Sequence[str], value: Sequence[Any], proof: Sequence[str | bytes]
+    ) -> bool:
         return verify(root, leaf_encoding, value, proof)
 
 
-def verify(root: str | bytes, leaf_encoding: Sequence[str], value: Sequence[Any],
-           proof: Sequence[str | bytes]) -> bool:
+def verify(root: str | bytes, leaf_encoding: Sequence[str], value: Sequence[Any], proof: Sequence[str | bytes]) -> bool:
     """Whether ``proof`` links ``value`` to ``root``, as OpenZeppelin's MerkleProof checks.
 
     Malformed input (a node that is not 32 bytes, a value that does not fit its type)

@@ -86,9 +86,18 @@ class EventRecord:
     def abi_values(self) -> tuple:
         """The field values in ABI order, as eth_abi takes them."""
         # Built by hand: dataclasses.astuple deep-copies every field, which is slow here.
-        return (self.seq, self.prev_hash, self.originator_id.bytes, self.originator_version,
-                self.topic, self.timestamp_micros, self.account, self.credit, self.debit,
-                self.payload)
+        return (
+            self.seq,
+            self.prev_hash,
+            self.originator_id.bytes,
+            self.originator_version,
+            self.topic,
+            self.timestamp_micros,
+            self.account,
+            self.credit,
+            self.debit,
+            self.payload,
+        )
 
     def encode(self) -> bytes:
         """The record as one ABI tuple (see the module docstring)."""
@@ -112,8 +121,18 @@ def decode_record(data: bytes) -> EventRecord:
         raise RecordDecodeError(f"not an event record: {error}") from error
     seq, prev_hash, originator_id, version, topic, timestamp, account_hex, credit, debit, payload = values
     # eth_abi hands addresses back as 0x-hex text; the record holds the 20 raw bytes.
-    record = EventRecord(seq, prev_hash, UUID(bytes=originator_id), version, topic, timestamp,
-                         bytes.fromhex(account_hex[2:]), credit, debit, payload)
+    record = EventRecord(
+        seq,
+        prev_hash,
+        UUID(bytes=originator_id),
+        version,
+        topic,
+        timestamp,
+        bytes.fromhex(account_hex[2:]),
+        credit,
+        debit,
+        payload,
+    )
     # eth_abi tolerates non-zero padding and unusual offsets; a second byte string for
     # the same record would have a second hash, so only the canonical one is accepted.
     if record.encode() != data:

@@ -19,16 +19,16 @@ from stakeledger.adapters.evm.records import EventRecord
 
 
 def events_tree(records: Iterable[EventRecord]) -> StandardMerkleTree:
-    return StandardMerkleTree.of(((record.seq, record.record_hash()) for record in records),
-                                 EVENTS_LEAF_ENCODING)
+    return StandardMerkleTree.of(((record.seq, record.record_hash()) for record in records), EVENTS_LEAF_ENCODING)
 
 
 def balances_tree(balances_units: Mapping[str, int]) -> StandardMerkleTree:
     """Balances in base units, keyed by account id."""
     negative = sorted(account_id for account_id, units in balances_units.items() if units < 0)
     if negative:
-        raise ValueError(f"balances must be non-negative for a uint256 row: {negative}; "
-                         "leave the treasury out, the header's totalSupply stands for it")
-    rows = [(account_address_bytes(account_id), balances_units[account_id])
-            for account_id in sorted(balances_units)]
+        raise ValueError(
+            f"balances must be non-negative for a uint256 row: {negative}; "
+            "leave the treasury out, the header's totalSupply stands for it"
+        )
+    rows = [(account_address_bytes(account_id), balances_units[account_id]) for account_id in sorted(balances_units)]
     return StandardMerkleTree.of(rows, BALANCES_LEAF_ENCODING)

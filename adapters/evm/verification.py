@@ -36,15 +36,14 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import zip_longest
 from pathlib import Path
-from uuid import UUID
 from typing import Any
+from uuid import UUID
 
 from eth_hash.auto import keccak
 from eth_utils import is_checksum_address, to_checksum_address
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from stakeledger.adapters.evm.abi_values import row_codec
-from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.adapters.evm.bundle import (
     ACCOUNTS,
     BALANCES_TREE,
@@ -73,7 +72,12 @@ from stakeledger.adapters.evm.bundle import (
 )
 from stakeledger.adapters.evm.canonical import canonical_json, is_canonical_json, timestamp_micros
 from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, recover_signer
-from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, EVENTS_LEAF_ENCODING, InvalidTreeError, StandardMerkleTree
+from stakeledger.adapters.evm.merkle import (
+    BALANCES_LEAF_ENCODING,
+    EVENTS_LEAF_ENCODING,
+    InvalidTreeError,
+    StandardMerkleTree,
+)
 from stakeledger.adapters.evm.records import (
     EVENT_RECORD_ABI_TYPE,
     EVENT_RECORD_FIELDS,
@@ -83,6 +87,7 @@ from stakeledger.adapters.evm.records import (
     decode_record,
 )
 from stakeledger.adapters.evm.trees import balances_tree
+from stakeledger.adapters.persistence.store_url import open_ledger
 
 PROGRESS_EVERY = 1_000
 _HEX_LINE = re.compile(rb"0x(?:[0-9a-f]{2})+")
@@ -110,14 +115,26 @@ class VerifiedExport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "ok": True, "directory": str(self.directory), "lastSeq": self.last_seq, "accounts": self.accounts,
-            "balanceRows": self.balance_rows, "eventsRoot": self.events_root, "balancesRoot": self.balances_root,
-            "snapshotId": self.snapshot_id, "totalSupply": str(self.total_supply_units),
-            "typedDataHash": self.typed_data_hash, "decimals": self.decimals, "signer": self.signer,
-            "domain": {"name": self.domain.name, "version": self.domain.version, "chainId": self.domain.chain_id,
-                       "verifyingContract": self.domain.verifying_contract},
+            "ok": True,
+            "directory": str(self.directory),
+            "lastSeq": self.last_seq,
+            "accounts": self.accounts,
+            "balanceRows": self.balance_rows,
+            "eventsRoot": self.events_root,
+            "balancesRoot": self.balances_root,
+            "snapshotId": self.snapshot_id,
+            "totalSupply": str(self.total_supply_units),
+            "typedDataHash": self.typed_data_hash,
+            "decimals": self.decimals,
+            "signer": self.signer,
+            "domain": {
+                "name": self.domain.name,
+                "version": self.domain.version,
+                "chainId": self.domain.chain_id,
+                "verifyingContract": self.domain.verifying_contract,
+            },
             "seconds": round(self.seconds, 3),
-        }  # fmt: skip
+        }
 
 
 def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) -> VerifiedExport:
@@ -140,8 +157,11 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
     if last_seq != claimed_seq:
         raise ExportInvalidError(MANIFEST, f"lastSeq says {claimed_seq}, but events.abi holds {last_seq} records")
     if fold.net_units != 0:
-        raise ExportInvalidError(EVENTS_ABI, f"the log ends inside a transaction: balances net to {fold.net_units} "
-                                 "units, not zero", seq=last_seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI,
+            f"the log ends inside a transaction: balances net to {fold.net_units} units, not zero",
+            seq=last_seq,
+        )
 
     def whole(name: str) -> bytes:
         data = _read(root, name)
@@ -155,19 +175,26 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
     header, domain, signature, signer = parse_header(_parse_json(HEADER, header_bytes))
     issuance = fold.total_supply_units
     if header.total_supply != issuance:
-        raise ExportInvalidError(HEADER, f"totalSupply {header.total_supply} is not the treasury's issuance in the "
-                                 f"records ({issuance}: its debits minus its credits)")  # fmt: skip
+        raise ExportInvalidError(
+            HEADER,
+            f"totalSupply {header.total_supply} is not the treasury's issuance in the "
+            f"records ({issuance}: its debits minus its credits)",
+        )
     report("checking trees and header", 1, 4)
     events = events_tree_of(hashes)
     _check_events_tree(whole(EVENTS_TREE), events)
     if header.events_root != events.root_bytes:
-        raise ExportInvalidError(HEADER, f"eventsRoot {hex0x(header.events_root)} is not the root of the records "
-                                 f"({events.root})")  # fmt: skip
+        raise ExportInvalidError(
+            HEADER, f"eventsRoot {hex0x(header.events_root)} is not the root of the records ({events.root})"
+        )
     report("checking trees and header", 2, 4)
     balances = _check_balances_tree(whole(BALANCES_TREE), fold, header.total_supply)
     if header.balances_root != balances.root_bytes:
-        raise ExportInvalidError(HEADER, f"balancesRoot {hex0x(header.balances_root)} is not the root of the "
-                                 f"balances in the records ({balances.root})")  # fmt: skip
+        raise ExportInvalidError(
+            HEADER,
+            f"balancesRoot {hex0x(header.balances_root)} is not the root of the "
+            f"balances in the records ({balances.root})",
+        )
     report("checking trees and header", 3, 4)
     expected_header = make_header(domain, last_seq, events.root_bytes, balances.root_bytes, issuance)
     _check_header(header_bytes, header, expected_header, domain, signature, signer)
@@ -175,17 +202,32 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
 
     files = {name: {"bytes": sizes[name], "sha256": digests[name].hexdigest()} for name in DATA_FILES}
     expected_manifest = manifest_document(
-        header=expected_header, fold=fold, events=last_seq, last_record_hash=hashes[-1],
-        balance_rows=len(balances), signer=signer, files=files, notification_ids=ids.document(),
-    )  # fmt: skip
+        header=expected_header,
+        fold=fold,
+        events=last_seq,
+        last_record_hash=hashes[-1],
+        balance_rows=len(balances),
+        signer=signer,
+        files=files,
+        notification_ids=ids.document(),
+    )
     _check_manifest(_read(root, MANIFEST), manifest, expected_manifest)
     return VerifiedExport(
-        directory=root, last_seq=last_seq, accounts=len(fold.by_uuid), balance_rows=len(balances),
-        events_root=events.root, balances_root=balances.root, snapshot_id=hex0x(expected_header.snapshot_id),
-        total_supply_units=issuance, typed_data_hash=json.loads(header_bytes)["typedDataHash"],
-        decimals=fold.decimals, signer=signer, domain=domain, seconds=time.perf_counter() - started,
+        directory=root,
+        last_seq=last_seq,
+        accounts=len(fold.by_uuid),
+        balance_rows=len(balances),
+        events_root=events.root,
+        balances_root=balances.root,
+        snapshot_id=hex0x(expected_header.snapshot_id),
+        total_supply_units=issuance,
+        typed_data_hash=json.loads(header_bytes)["typedDataHash"],
+        decimals=fold.decimals,
+        signer=signer,
+        domain=domain,
+        seconds=time.perf_counter() - started,
         record_hashes=hashes,
-    )  # fmt: skip
+    )
 
 
 # The records ------------------------------------------------------------------------------
@@ -204,8 +246,15 @@ class _NotificationIds:
         return {"last": self.last, "sha256": self.digest.hexdigest()}
 
 
-def _check_records(root: Path, fold: LedgerFold, digests: dict[str, Any], sizes: dict[str, int],
-                   ids: _NotificationIds, claimed_seq: int, report: ProgressFn) -> list[bytes]:
+def _check_records(
+    root: Path,
+    fold: LedgerFold,
+    digests: dict[str, Any],
+    sizes: dict[str, int],
+    ids: _NotificationIds,
+    claimed_seq: int,
+    report: ProgressFn,
+) -> list[bytes]:
     mapper = ledger_mapper()
     hashes: list[bytes] = []
     prev_hash = ZERO_HASH
@@ -219,11 +268,17 @@ def _check_records(root: Path, fold: LedgerFold, digests: dict[str, Any], sizes:
             sizes[EVENTS_ABI] += len(abi_raw)
             record, encoded = _decode_line(abi_raw, seq)
             if record.seq != seq:
-                raise ExportInvalidError(EVENTS_ABI, f"the record says seq {record.seq}, but seq must run 1, 2, 3, … "
-                                         f"with no gap (line {seq})", seq=seq)  # fmt: skip
+                raise ExportInvalidError(
+                    EVENTS_ABI,
+                    f"the record says seq {record.seq}, but seq must run 1, 2, 3, … with no gap (line {seq})",
+                    seq=seq,
+                )
             if record.prev_hash != prev_hash:
-                raise ExportInvalidError(EVENTS_ABI, f"prevHash {hex0x(record.prev_hash)} is not keccak256 of record "
-                                         f"{seq - 1} ({hex0x(prev_hash)})", seq=seq)  # fmt: skip
+                raise ExportInvalidError(
+                    EVENTS_ABI,
+                    f"prevHash {hex0x(record.prev_hash)} is not keccak256 of record {seq - 1} ({hex0x(prev_hash)})",
+                    seq=seq,
+                )
             record_hash = keccak(encoded)
             entry = _check_payload(record, seq, fold, mapper)
             if jsonl_raw is None:
@@ -252,25 +307,38 @@ def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
     try:
         return decode_record(encoded), encoded
     except Exception as error:  # eth_abi raises several kinds (OverflowError on a huge offset, ...)
-        raise ExportInvalidError(EVENTS_ABI, f"not a canonical {EVENT_RECORD_ABI_TYPE} record: {error}",
-                                 seq=seq) from None
+        raise ExportInvalidError(
+            EVENTS_ABI, f"not a canonical {EVENT_RECORD_ABI_TYPE} record: {error}", seq=seq
+        ) from None
 
 
 def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> Any:
     if not is_canonical_json(record.payload):
-        raise ExportInvalidError(EVENTS_ABI, "the payload is not canonical JSON (a JSON object, keys sorted, no "
-                                 "spaces)", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI, "the payload is not canonical JSON (a JSON object, keys sorted, no spaces)", seq=seq
+        )
     try:
-        event = mapper.to_domain_event(StoredEvent(originator_id=record.originator_id,
-                                                   originator_version=record.originator_version,
-                                                   topic=record.topic, state=record.payload))
+        event = mapper.to_domain_event(
+            StoredEvent(
+                originator_id=record.originator_id,
+                originator_version=record.originator_version,
+                topic=record.topic,
+                state=record.payload,
+            )
+        )
         event_micros = timestamp_micros(event.timestamp)
     except Exception as error:  # whatever the mapper or the event class raise, the record is bad
-        raise ExportInvalidError(EVENTS_ABI, f"the payload does not decode as a {record.topic!r} event: "
-                                 f"{type(error).__name__}: {error}", seq=seq) from None  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI,
+            f"the payload does not decode as a {record.topic!r} event: {type(error).__name__}: {error}",
+            seq=seq,
+        ) from None
     if event_micros != record.timestamp_micros:
-        raise ExportInvalidError(EVENTS_ABI, f"timestampMicros {record.timestamp_micros} is not the payload's "
-                                 f"timestamp ({event_micros})", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI,
+            f"timestampMicros {record.timestamp_micros} is not the payload's timestamp ({event_micros})",
+            seq=seq,
+        )
     try:
         entry, credit, debit = fold.movement(record.originator_id, record.topic, json.loads(record.payload))
     except FoldError as error:
@@ -279,11 +347,18 @@ def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> A
     account = entry.address if entry is not None else ZERO_ADDRESS
     if record.account != account:
         what = f"account {entry.account_id!r}" if entry is not None else "no account"
-        raise ExportInvalidError(EVENTS_ABI, f"account is {to_checksum_address(record.account)}, but the payload "
-                                 f"names {what} ({to_checksum_address(account)})", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI,
+            f"account is {to_checksum_address(record.account)}, but the payload "
+            f"names {what} ({to_checksum_address(account)})",
+            seq=seq,
+        )
     if (record.credit, record.debit) != (credit, debit):
-        raise ExportInvalidError(EVENTS_ABI, f"credit/debit are {record.credit}/{record.debit}, but the payload "
-                                 f"says {credit}/{debit}", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_ABI,
+            f"credit/debit are {record.credit}/{record.debit}, but the payload says {credit}/{debit}",
+            seq=seq,
+        )
     return entry
 
 
@@ -294,8 +369,11 @@ def _check_jsonl(raw: bytes, record: Any, record_hash: bytes, entry: Any, seq: i
         raise ExportInvalidError(EVENTS_JSONL, f"not a JSON line: {error}", seq=seq) from None
     notification_id = line.get("notificationId") if isinstance(line, dict) else None
     if isinstance(notification_id, bool) or not isinstance(notification_id, int) or notification_id <= previous:
-        raise ExportInvalidError(EVENTS_JSONL, f"notificationId {notification_id!r} is not an integer above the "
-                                 f"previous line's ({previous})", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_JSONL,
+            f"notificationId {notification_id!r} is not an integer above the previous line's ({previous})",
+            seq=seq,
+        )
     expected = jsonl_line(record, record_hash, notification_id, entry.account_id if entry is not None else None)
     if raw != expected:
         wanted = json.loads(expected)
@@ -306,15 +384,23 @@ def _check_jsonl(raw: bytes, record: Any, record_hash: bytes, entry: Any, seq: i
                 if key != "accountId" and _self_consistent(raw, line):
                     # The line agrees with its own recordHash: it is the events.abi record
                     # that changed (its successor's prevHash would say so too).
-                    raise ExportInvalidError(EVENTS_ABI, f"{key} is {value!r}, but events.jsonl (which matches its "
-                                             f"own recordHash) says {line.get(key)!r}", seq=seq)  # fmt: skip
-                raise ExportInvalidError(EVENTS_JSONL, f"{key} is {line.get(key)!r}, but the record in events.abi "
-                                         f"says {value!r}", seq=seq)  # fmt: skip
+                    raise ExportInvalidError(
+                        EVENTS_ABI,
+                        f"{key} is {value!r}, but events.jsonl (which matches its "
+                        f"own recordHash) says {line.get(key)!r}",
+                        seq=seq,
+                    )
+                raise ExportInvalidError(
+                    EVENTS_JSONL, f"{key} is {line.get(key)!r}, but the record in events.abi says {value!r}", seq=seq
+                )
         extra = sorted(set(line) - set(wanted))
         if extra:
             raise ExportInvalidError(EVENTS_JSONL, f"unexpected fields {extra}", seq=seq)
-        raise ExportInvalidError(EVENTS_JSONL, "the line is not byte-identical to its canonical form (spacing, "
-                                 "key order or escapes changed)", seq=seq)  # fmt: skip
+        raise ExportInvalidError(
+            EVENTS_JSONL,
+            "the line is not byte-identical to its canonical form (spacing, key order or escapes changed)",
+            seq=seq,
+        )
     return notification_id
 
 
@@ -322,10 +408,17 @@ def _self_consistent(raw: bytes, line: dict[str, Any]) -> bool:
     """Whether a jsonl line is the canonical line of a record that hashes to its recordHash."""
     try:
         record = EventRecord(
-            line["seq"], bytes.fromhex(line["prevHash"][2:]), UUID(line["originatorId"]), line["originatorVersion"],
-            line["topic"], line["timestampMicros"], bytes.fromhex(line["account"][2:]), int(line["credit"]),
-            int(line["debit"]), canonical_json(line["payload"]),
-        )  # fmt: skip
+            line["seq"],
+            bytes.fromhex(line["prevHash"][2:]),
+            UUID(line["originatorId"]),
+            line["originatorVersion"],
+            line["topic"],
+            line["timestampMicros"],
+            bytes.fromhex(line["account"][2:]),
+            int(line["credit"]),
+            int(line["debit"]),
+            canonical_json(line["payload"]),
+        )
         record_hash = keccak(record.encode())
         return jsonl_line(record, record_hash, line["notificationId"], line["accountId"]) == raw
     except Exception:  # any malformed field: the line is not self-consistent
@@ -350,12 +443,16 @@ def _check_accounts(data: bytes, fold: LedgerFold) -> None:
         if want is None:
             raise ExportInvalidError(ACCOUNTS, f"accounts[{index}] {found!r} was never opened in the records")
         if not isinstance(found, dict) or found.get("accountId") != want["accountId"]:
-            raise ExportInvalidError(ACCOUNTS, f"accounts[{index}] should be {want['accountId']!r} "
-                                     f"(every account opened in the records, in id order), found {found!r}")
+            raise ExportInvalidError(
+                ACCOUNTS,
+                f"accounts[{index}] should be {want['accountId']!r} "
+                f"(every account opened in the records, in id order), found {found!r}",
+            )
         for key, value in want.items():
             if found.get(key) != value:
-                raise ExportInvalidError(ACCOUNTS, f"account {want['accountId']!r}: {key} is {found.get(key)!r}, "
-                                         f"expected {value!r}")  # fmt: skip
+                raise ExportInvalidError(
+                    ACCOUNTS, f"account {want['accountId']!r}: {key} is {found.get(key)!r}, expected {value!r}"
+                )
         raise ExportInvalidError(ACCOUNTS, f"accounts[{index}] has unexpected fields")
     for key, value in expected.items():
         if document.get(key) != value:
@@ -369,8 +466,11 @@ def _check_events_tree(data: bytes, expected: StandardMerkleTree) -> None:
     loaded = _load_tree(EVENTS_TREE, data, EVENTS_LEAF_ENCODING)
     for index, (found, want) in enumerate(zip_longest(_values(loaded), _values(expected))):
         if found != want:
-            raise ExportInvalidError(EVENTS_TREE, f"values[{index}] is {_json_value(loaded, found)}, but the "
-                                     f"record gives {_json_value(expected, want)}", seq=index + 1)  # fmt: skip
+            raise ExportInvalidError(
+                EVENTS_TREE,
+                f"values[{index}] is {_json_value(loaded, found)}, but the record gives {_json_value(expected, want)}",
+                seq=index + 1,
+            )
     _tree_layout_differs(EVENTS_TREE, loaded, expected)
 
 
@@ -386,31 +486,42 @@ def _check_balances_tree(data: bytes, fold: LedgerFold, total_supply: int) -> St
     for index, (address, balance) in loaded.entries():
         account_id = by_address.get(address)
         if address in seen:
-            raise ExportInvalidError(BALANCES_TREE, f"values[{index}]: a second row for "
-                                     f"{to_checksum_address(address)} ({account_id!r}); one row per account")
+            raise ExportInvalidError(
+                BALANCES_TREE,
+                f"values[{index}]: a second row for "
+                f"{to_checksum_address(address)} ({account_id!r}); one row per account",
+            )
         seen.add(address)
         if account_id is None:
-            raise ExportInvalidError(BALANCES_TREE, f"values[{index}]: {to_checksum_address(address)} is no "
-                                     "account opened in the records")  # fmt: skip
+            raise ExportInvalidError(
+                BALANCES_TREE, f"values[{index}]: {to_checksum_address(address)} is no account opened in the records"
+            )
         if account_id == fold.treasury_id:
-            raise ExportInvalidError(BALANCES_TREE, f"values[{index}]: the treasury has no row (its balance is "
-                                     "minus totalSupply)")  # fmt: skip
+            raise ExportInvalidError(
+                BALANCES_TREE, f"values[{index}]: the treasury has no row (its balance is minus totalSupply)"
+            )
         if balance != rows[account_id]:
-            raise ExportInvalidError(BALANCES_TREE, f"account {account_id!r}: the row says {balance}, the records "
-                                     f"give {rows[account_id]}")  # fmt: skip
+            raise ExportInvalidError(
+                BALANCES_TREE, f"account {account_id!r}: the row says {balance}, the records give {rows[account_id]}"
+            )
         row_sum += balance
     missing = sorted(account_id for account_id in rows if address_of[account_id] not in seen)
     if missing:
-        raise ExportInvalidError(BALANCES_TREE, f"account {missing[0]!r} has no row ({len(missing)} missing); one "
-                                 "row per account")  # fmt: skip
+        raise ExportInvalidError(
+            BALANCES_TREE, f"account {missing[0]!r} has no row ({len(missing)} missing); one row per account"
+        )
     if row_sum != total_supply:
-        raise ExportInvalidError(BALANCES_TREE, f"rows sum to {row_sum}, but header.json's totalSupply is "
-                                 f"{total_supply}")  # fmt: skip
+        raise ExportInvalidError(
+            BALANCES_TREE, f"rows sum to {row_sum}, but header.json's totalSupply is {total_supply}"
+        )
     if data != tree_document(expected):
         for index, (found, want) in enumerate(zip(_values(loaded), _values(expected))):
             if found != want:
-                raise ExportInvalidError(BALANCES_TREE, f"values[{index}] is {_json_value(loaded, found)}, "
-                                         f"expected {_json_value(expected, want)} (rows are in account-id order)")
+                raise ExportInvalidError(
+                    BALANCES_TREE,
+                    f"values[{index}] is {_json_value(loaded, found)}, "
+                    f"expected {_json_value(expected, want)} (rows are in account-id order)",
+                )
         _tree_layout_differs(BALANCES_TREE, loaded, expected)
     return expected
 
@@ -436,14 +547,23 @@ def parse_header(document: Any) -> tuple[SnapshotHeader, Eip712Domain, str | Non
         return int(value)
 
     try:
-        header = SnapshotHeader(bytes32("snapshotId"), decimal("lastSeq"), bytes32("eventsRoot"),
-                                bytes32("balancesRoot"), decimal("totalSupply"))
+        header = SnapshotHeader(
+            bytes32("snapshotId"),
+            decimal("lastSeq"),
+            bytes32("eventsRoot"),
+            bytes32("balancesRoot"),
+            decimal("totalSupply"),
+        )
     except ValueError as error:
         raise ExportInvalidError(HEADER, str(error)) from None
     chain_id = domain_fields.get("chainId")
     name, version = domain_fields.get("name"), domain_fields.get("version")
-    if not isinstance(name, str) or not isinstance(version, str) or isinstance(chain_id, bool) \
-            or not isinstance(chain_id, int):
+    if (
+        not isinstance(name, str)
+        or not isinstance(version, str)
+        or isinstance(chain_id, bool)
+        or not isinstance(chain_id, int)
+    ):
         raise ExportInvalidError(HEADER, "domain needs a string name and version and an integer chainId")
     try:
         domain = Eip712Domain(name, version, chain_id, domain_fields.get("verifyingContract"))
@@ -467,14 +587,23 @@ def read_header_file(path: Path) -> tuple[SnapshotHeader, Eip712Domain, str | No
     return parse_header(_parse_json(HEADER, data))
 
 
-def _check_header(data: bytes, header: SnapshotHeader, expected: SnapshotHeader, domain: Eip712Domain,
-                  signature: str | None, signer: str | None) -> None:
+def _check_header(
+    data: bytes,
+    header: SnapshotHeader,
+    expected: SnapshotHeader,
+    domain: Eip712Domain,
+    signature: str | None,
+    signer: str | None,
+) -> None:
     if header.last_seq != expected.last_seq:
         raise ExportInvalidError(HEADER, f"lastSeq {header.last_seq} is not the last record's seq {expected.last_seq}")
     if header.snapshot_id != expected.snapshot_id:
-        raise ExportInvalidError(HEADER, f"snapshotId {hex0x(header.snapshot_id)} is not "
-                                 f"{hex0x(expected.snapshot_id)} = keccak256(abi.encode(domain.name, lastSeq, "
-                                 "eventsRoot))")  # fmt: skip
+        raise ExportInvalidError(
+            HEADER,
+            f"snapshotId {hex0x(header.snapshot_id)} is not "
+            f"{hex0x(expected.snapshot_id)} = keccak256(abi.encode(domain.name, lastSeq, "
+            "eventsRoot))",
+        )
     if signature is not None:
         try:
             recovered = recover_signer(expected, domain, signature)
@@ -516,10 +645,16 @@ def _check_manifest(data: bytes, manifest: dict[str, Any], expected: dict[str, A
         # notification ids, which no record covers: when their own digest differs as
         # well, two manifest fields agree that it is the file that changed.
         if name == EVENTS_JSONL and ids_differ:
-            raise ExportInvalidError(EVENTS_JSONL, "a notificationId was altered: the file's sha256 and the "
-                                     "notificationIds digest both differ from manifest.json")  # fmt: skip
-        raise ExportInvalidError(MANIFEST, f"{name} is {facts['bytes']} bytes with sha256 {facts['sha256']}, "
-                                 f"but the manifest records {claimed.get(name)!r}")  # fmt: skip
+            raise ExportInvalidError(
+                EVENTS_JSONL,
+                "a notificationId was altered: the file's sha256 and the "
+                "notificationIds digest both differ from manifest.json",
+            )
+        raise ExportInvalidError(
+            MANIFEST,
+            f"{name} is {facts['bytes']} bytes with sha256 {facts['sha256']}, "
+            f"but the manifest records {claimed.get(name)!r}",
+        )
     if data == json_document(expected):
         return
     for path, found, want in _differences(manifest, expected):
@@ -533,7 +668,6 @@ def _check_manifest(data: bytes, manifest: dict[str, Any], expected: dict[str, A
 @lru_cache(maxsize=1)
 def ledger_mapper() -> Mapper:
     """The ledger's own mapper (stable topics, its transcodings), without a store."""
-    from stakeledger.domain.service.application import StakeLedger
 
     app = open_ledger("memory://")
     return app.mapper
@@ -586,10 +720,12 @@ def _json_value(tree: StandardMerkleTree, value: tuple | None) -> str:
 
 def _tree_layout_differs(name: str, loaded: StandardMerkleTree, expected: StandardMerkleTree) -> None:
     if loaded.root != expected.root:
-        raise ExportInvalidError(name, f"root {loaded.root} is not the root {expected.root} that the values give "
-                                 "in the standard layout")  # fmt: skip
-    raise ExportInvalidError(name, "not byte-identical to the canonical dump (tree order, treeIndex, spacing or "
-                             "hex case changed)")  # fmt: skip
+        raise ExportInvalidError(
+            name, f"root {loaded.root} is not the root {expected.root} that the values give in the standard layout"
+        )
+    raise ExportInvalidError(
+        name, "not byte-identical to the canonical dump (tree order, treeIndex, spacing or hex case changed)"
+    )
 
 
 def _differences(found: Any, wanted: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
@@ -607,4 +743,3 @@ def _differences(found: Any, wanted: Any, path: str = "") -> Iterator[tuple[str,
         return
     if found != wanted or type(found) is not type(wanted):
         yield path, found, wanted
-

@@ -63,8 +63,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     chunk,
                 )
                 events.extend(
-                    StoredEvent(self.convert_originator_id(row["originator_id"]), row["originator_version"],
-                                row["topic"], row["state"])  # fmt: skip
+                    StoredEvent(
+                        self.convert_originator_id(row["originator_id"]),
+                        row["originator_version"],
+                        row["topic"],
+                        row["state"],
+                    )
                     for row in cursor.fetchall()
                 )
         return events
@@ -98,8 +102,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             return super().insert_events(stored_events, **kwargs)
         if not stored_events:
             return []
-        rows = [self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in stored_events]  # fmt: skip
+        rows = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
         with self.datastore.get_connection() as connection, connection.transaction(), connection.cursor() as cursor:
             self._lock_table(cursor)
             cursor.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)

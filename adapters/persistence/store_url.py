@@ -47,7 +47,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or len(url) == len(prefix):
         raise InvalidStoreUrlError(f"SQLite URL must be sqlite:///path/to/file.db, got {url!r}")
-    path = unquote(url[len(prefix):])
+    path = unquote(url[len(prefix) :])
     if path != ":memory:":
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
@@ -69,9 +69,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         raise InvalidStoreUrlError(f"malformed PostgreSQL URL {url!r}: {error}") from None
     dbname = parts.path.lstrip("/")
     if not parts.hostname or not dbname or "/" in dbname:
-        raise InvalidStoreUrlError(
-            f"PostgreSQL URL must be postgresql://user:password@host:port/dbname, got {url!r}"
-        )
+        raise InvalidStoreUrlError(f"PostgreSQL URL must be postgresql://user:password@host:port/dbname, got {url!r}")
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": RECORDERS + "PostgresLedgerRecorder",

@@ -11,12 +11,12 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
+from stakeledger.domain.errors import InvalidInputError, StateError
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.artifacts import CHALLENGED, TRADABLE_STATES, Artifact
-from stakeledger.domain.errors import InvalidInputError, StateError
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.rules.risk import (
     KellySizing,
     MarketConfig,
@@ -85,7 +85,9 @@ def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
     total = 0
     for artifact_id in sorted(portfolio.order_artifacts):
         artifact = load_artifact(unit, artifact_id)
-        total += sum(order["remaining_units"] for order in artifact.orders.values() if order["agent"] == portfolio.agent)
+        total += sum(
+            order["remaining_units"] for order in artifact.orders.values() if order["agent"] == portfolio.agent
+        )
     return total
 
 
@@ -93,8 +95,14 @@ def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
 
 
 def pre_trade_check(
-    unit: UnitOfWork, agent: str, artifact: Artifact, side: Side, tokens_units: int, order_id: str | None = None,
-    *, adding_to_order: bool = False,
+    unit: UnitOfWork,
+    agent: str,
+    artifact: Artifact,
+    side: Side,
+    tokens_units: int,
+    order_id: str | None = None,
+    *,
+    adding_to_order: bool = False,
 ) -> Rejection | None:
     """Check an order against the agent's limits; a rejection is recorded as an event.
     Agents without a portfolio have no limits."""
@@ -103,9 +111,13 @@ def pre_trade_check(
         return None
     market = portfolio.market_config(artifact.artifact_id)
     intent = OrderIntent(
-        artifact.artifact_id, side.value, tokens_units, group_of(portfolio, artifact),
-        market_frozen=artifact.state == CHALLENGED, allow_add_to_existing=adding_to_order,
-    )  # fmt: skip
+        artifact.artifact_id,
+        side.value,
+        tokens_units,
+        group_of(portfolio, artifact),
+        market_frozen=artifact.state == CHALLENGED,
+        allow_add_to_existing=adding_to_order,
+    )
     state = portfolio_state(unit, portfolio)
     if order_id is not None and adding_to_order:
         # A fill is paid from the order's escrow, not from free cash.
@@ -139,7 +151,9 @@ def track_position(unit: UnitOfWork, position: Position, artifact: Artifact) -> 
 # Trailing stops -----------------------------------------------------------------------------
 
 
-def start_stop(unit: UnitOfWork, artifact: Artifact, position: Position, trail_pct: Decimal, min_ratchet_pct: Decimal) -> dict[str, Any]:
+def start_stop(
+    unit: UnitOfWork, artifact: Artifact, position: Position, trail_pct: Decimal, min_ratchet_pct: Decimal
+) -> dict[str, Any]:
     if not position.is_live:
         raise StateError(f"position {position.position_id!r} is {position.status}")
     try:
@@ -147,9 +161,13 @@ def start_stop(unit: UnitOfWork, artifact: Artifact, position: Position, trail_p
     except ValueError as error:
         raise InvalidInputError(str(error)) from None
     artifact.trigger_event(
-        artifact.StopSet, timestamp=unit.at, position_id=position.position_id, owner=position.owner,
-        side=position.side, stop=stop.to_dict(),
-    )  # fmt: skip
+        artifact.StopSet,
+        timestamp=unit.at,
+        position_id=position.position_id,
+        owner=position.owner,
+        side=position.side,
+        stop=stop.to_dict(),
+    )
     return {"position": position.position_id, **{k: str(v) for k, v in stop.to_dict().items()}}
 
 
@@ -177,15 +195,24 @@ def _run_stops(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
             entry = artifact.stops[position_id]
             position = load_position(unit, position_id)
             if not position.is_live:
-                artifact.trigger_event(artifact.StopCleared, timestamp=unit.at, position_id=position_id, why=position.status)
+                artifact.trigger_event(
+                    artifact.StopCleared, timestamp=unit.at, position_id=position_id, why=position.status
+                )
                 continue
             price_wad = side_price_wad(artifact, entry["side"])
             update = update_trailing_stop(TrailingStop.from_dict(entry["stop"]), price_wad)
             if update.ratcheted:
-                artifact.trigger_event(artifact.StopRatcheted, timestamp=unit.at, position_id=position_id,
-                                       price_wad=price_wad, stop=update.stop.to_dict())  # fmt: skip
+                artifact.trigger_event(
+                    artifact.StopRatcheted,
+                    timestamp=unit.at,
+                    position_id=position_id,
+                    price_wad=price_wad,
+                    stop=update.stop.to_dict(),
+                )
             if update.triggered and not entry["triggered"]:
-                artifact.trigger_event(artifact.StopTriggered, timestamp=unit.at, position_id=position_id, price_wad=price_wad)
+                artifact.trigger_event(
+                    artifact.StopTriggered, timestamp=unit.at, position_id=position_id, price_wad=price_wad
+                )
             if artifact.stops[position_id]["triggered"] and _may_close(unit, artifact, position):
                 close_live_position(unit, position, how="stop")
                 artifact.trigger_event(artifact.StopCleared, timestamp=unit.at, position_id=position_id, why="closed")
@@ -209,12 +236,16 @@ def check_liquidation(unit: UnitOfWork, agent: str, *, trigger: str) -> list[dic
     if portfolio is None:
         return []
     state = portfolio_state(unit, portfolio)
-    if not should_liquidate(state.equity_units, portfolio.baseline_units, portfolio.limits.emergency_liquidation_loss_pct):
+    if not should_liquidate(
+        state.equity_units, portfolio.baseline_units, portfolio.limits.emergency_liquidation_loss_pct
+    ):
         return []
     return liquidate(unit, portfolio, trigger=trigger, equity_units=state.equity_units)
 
 
-def liquidate(unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_units: int | None = None) -> list[dict[str, str]]:
+def liquidate(
+    unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_units: int | None = None
+) -> list[dict[str, str]]:
     """Close every position that may be closed now; record the liquidation."""
     from stakeledger.domain.decisions.trading import close_live_position, load_artifact
 
@@ -236,7 +267,9 @@ def liquidate(unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_un
 # Configuration and Kelly --------------------------------------------------------------------
 
 
-def configure_portfolio(unit: UnitOfWork, agent: str, config: PortfolioConfig, existing_position_ids: list[str]) -> dict[str, Any]:
+def configure_portfolio(
+    unit: UnitOfWork, agent: str, config: PortfolioConfig, existing_position_ids: list[str]
+) -> dict[str, Any]:
     account_id = agent_account_id(agent)
     unit.account(account_id)
     portfolio = load_portfolio(unit, account_id)
@@ -260,7 +293,9 @@ def configure_market(unit: UnitOfWork, agent: str, artifact_id: str, config: Mar
     return {"agent": agent, "artifact": artifact_id, "config": config.to_dict()}
 
 
-def kelly_sizing(unit: UnitOfWork, agent: str, artifact: Artifact, belief_wad: int, fraction: Fraction) -> tuple[str, KellySizing]:
+def kelly_sizing(
+    unit: UnitOfWork, agent: str, artifact: Artifact, belief_wad: int, fraction: Fraction
+) -> tuple[str, KellySizing]:
     """Pick the side with the edge and size it by fractional Kelly under the agent's limits."""
     portfolio = load_portfolio(unit, agent)
     config = portfolio.limits if portfolio else PortfolioConfig.default(unit.app.decimals)

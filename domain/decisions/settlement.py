@@ -13,15 +13,21 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from stakeledger.domain.decisions.trading import (
+    load_artifact,
+    load_position,
+    pay_from_pool,
+    release_all_orders,
+    require_agent,
+)
+from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Artifact, artifact_of
-from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
-from stakeledger.domain.rules.lmsr import Side
-from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
-from stakeledger.domain.decisions.trading import load_artifact, load_position, pay_from_pool, release_all_orders, require_agent
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 REFERENCE_STAKE_TOKENS = 100
@@ -40,9 +46,13 @@ def transition_artifact(
     positions = [load_position(unit, position_id) for position_id in artifact.position_ids]
     live = [position for position in positions if position.is_live]
     summary: dict[str, Any] = {
-        "artifact": artifact_id, "from": from_state, "to": to_state, "transition": transition,
-        "price_long_wad": str(settlement_price), "positions": len(live),
-    }  # fmt: skip
+        "artifact": artifact_id,
+        "from": from_state,
+        "to": to_state,
+        "transition": transition,
+        "price_long_wad": str(settlement_price),
+        "positions": len(live),
+    }
     if to_state == CHALLENGED:
         for position in live:
             position.freeze(transition, unit.at)
@@ -62,7 +72,9 @@ def transition_artifact(
     release_all_orders(unit, artifact, "settled")
     tax_units = unit.account(pool_account_id(artifact_id)).balance_units
     if tax_units > 0:
-        unit.post(pool_account_id(artifact_id), TREASURY, tax_units, "amm:tax", artifact=artifact_id, transition=transition)
+        unit.post(
+            pool_account_id(artifact_id), TREASURY, tax_units, "amm:tax", artifact=artifact_id, transition=transition
+        )
     return {**summary, "paid_units": str(paid), "tax_units": str(tax_units)}
 
 
@@ -71,7 +83,9 @@ def settle_position(unit: UnitOfWork, position_id: str, settlement_price_wad: in
     position = load_position(unit, position_id)
     artifact = load_artifact(unit, position.artifact_id)
     if artifact.state not in TERMINAL_STATES:
-        raise StateError(f"artifact {artifact.artifact_id!r} is {artifact.state}; positions settle when it is validated or deprecated")
+        raise StateError(
+            f"artifact {artifact.artifact_id!r} is {artifact.state}; positions settle when it is validated or deprecated"
+        )
     if not position.is_live:
         raise StateError(f"position {position_id!r} is already {position.status}")
     redeemed = {Side.LONG: 0, Side.SHORT: 0}
@@ -105,19 +119,34 @@ def _settle_finally(
     _pay(unit, artifact, position, outcome.payout_units, outcome.reason, transition)
     redeemed[Side(position.side)] += position.quantity_units
     position.settle(transition, artifact.state, price_wad, outcome, unit.at)
-    reputation = unit.find(reputation_uuid(position.owner), Reputation) or unit.add(Reputation.start(position.owner, unit.at))
+    reputation = unit.find(reputation_uuid(position.owner), Reputation) or unit.add(
+        Reputation.start(position.owner, unit.at)
+    )
     reputation.record_prediction(
-        position.position_id, artifact.artifact_id, transition, correct=outcome.correct,
-        stake_units=outcome.cost_released_units, reference_stake_units=REFERENCE_STAKE_TOKENS * 10**unit.app.decimals,
+        position.position_id,
+        artifact.artifact_id,
+        transition,
+        correct=outcome.correct,
+        stake_units=outcome.cost_released_units,
+        reference_stake_units=REFERENCE_STAKE_TOKENS * 10**unit.app.decimals,
         at=unit.at,
-    )  # fmt: skip
+    )
     return outcome.payout_units
 
 
-def _pay(unit: UnitOfWork, artifact: Artifact, position: Position, amount_units: int, reason: str, transition: int) -> None:
+def _pay(
+    unit: UnitOfWork, artifact: Artifact, position: Position, amount_units: int, reason: str, transition: int
+) -> None:
     if amount_units > 0:
-        pay_from_pool(unit, artifact.artifact_id, position.owner, amount_units, reason,
-                      position=position.position_id, transition=transition)  # fmt: skip
+        pay_from_pool(
+            unit,
+            artifact.artifact_id,
+            position.owner,
+            amount_units,
+            reason,
+            position=position.position_id,
+            transition=transition,
+        )
 
 
 # Bounties -----------------------------------------------------------------------------------
@@ -128,8 +157,14 @@ def post_bounty(unit: UnitOfWork, artifact_id: str, sponsor: str, amount_units: 
     check_units(amount_units)
     artifact = load_artifact(unit, artifact_id)
     bounty_id = artifact.post_bounty(sponsor_account, amount_units, unit.at)
-    unit.post(sponsor_account, bounty_escrow_account_id(bounty_id), amount_units, "bounty:fund",
-              artifact=artifact_id, bounty=bounty_id)  # fmt: skip
+    unit.post(
+        sponsor_account,
+        bounty_escrow_account_id(bounty_id),
+        amount_units,
+        "bounty:fund",
+        artifact=artifact_id,
+        bounty=bounty_id,
+    )
     return {"bounty": bounty_id, "amount_units": str(amount_units)}
 
 
@@ -148,16 +183,28 @@ def distribute_bounty(unit: UnitOfWork, bounty_id: str, claimants: list[tuple[st
     shares = split_by_weights(bounty["amount_units"], claimants)
     for name, share in shares:
         if share > 0:
-            unit.post(bounty_escrow_account_id(bounty_id), name, share, "bounty:payout",
-                      artifact=artifact.artifact_id, bounty=bounty_id)  # fmt: skip
+            unit.post(
+                bounty_escrow_account_id(bounty_id),
+                name,
+                share,
+                "bounty:payout",
+                artifact=artifact.artifact_id,
+                bounty=bounty_id,
+            )
     artifact.close_bounty(bounty_id, "distributed", {name: share for name, share in shares}, unit.at)
     return {"bounty": bounty_id, "shares": {name: str(share) for name, share in shares}}
 
 
 def refund_bounty(unit: UnitOfWork, bounty_id: str) -> dict[str, Any]:
     artifact, bounty = _open_bounty(unit, bounty_id)
-    unit.post(bounty_escrow_account_id(bounty_id), bounty["sponsor"], bounty["amount_units"], "bounty:refund",
-              artifact=artifact.artifact_id, bounty=bounty_id)  # fmt: skip
+    unit.post(
+        bounty_escrow_account_id(bounty_id),
+        bounty["sponsor"],
+        bounty["amount_units"],
+        "bounty:refund",
+        artifact=artifact.artifact_id,
+        bounty=bounty_id,
+    )
     artifact.close_bounty(bounty_id, "refunded", {bounty["sponsor"]: bounty["amount_units"]}, unit.at)
     return {"bounty": bounty_id, "refunded_units": str(bounty["amount_units"]), "sponsor": bounty["sponsor"]}
 

@@ -13,8 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
-from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
+from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
 from stakeledger.domain.errors import (
     ArtifactExistsError,
     HoldPeriodError,
@@ -27,11 +26,19 @@ from stakeledger.domain.errors import (
     UnknownOrderError,
     UnknownPositionError,
 )
-from stakeledger.domain.rules.lmsr import WAD, Side, average_price_wad, max_subsidy_units, sell_proceeds_units, shares_for_tokens
-from stakeledger.domain.rules.lmsr import shares_to_reach_price
-from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
+from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
+from stakeledger.domain.rules.lmsr import (
+    WAD,
+    Side,
+    average_price_wad,
+    max_subsidy_units,
+    sell_proceeds_units,
+    shares_for_tokens,
+    shares_to_reach_price,
+)
+from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 MAX_FILLS_PER_TRADE = 500
@@ -64,7 +71,9 @@ MAX_ORDER_LIFETIME_DAYS = 3650
 def order_lifetime(days: float) -> timedelta:
     """A limit order's lifetime from a number of days: more than 0, at most ten years."""
     if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
-        raise InvalidInputError(f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}")
+        raise InvalidInputError(
+            f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}"
+        )
     lifetime = timedelta(days=days)
     if lifetime < timedelta(seconds=1):
         raise InvalidInputError(f"expiry must be at least a second away, got {days!r} days")
@@ -115,10 +124,19 @@ def list_artifact(
     if unit.find(artifact_uuid(artifact_id), Artifact) is not None:
         raise ArtifactExistsError(f"artifact {artifact_id!r} already exists")
     subsidy_units = max_subsidy_units(b_units)
-    artifact = unit.add(Artifact._create(
-        Artifact.Listed, id=artifact_uuid(artifact_id), timestamp=unit.at, artifact_id=artifact_id,
-        title=title.strip(), group=group, b_units=b_units, min_hold_days=min_hold_days, subsidy_units=subsidy_units,
-    ))  # fmt: skip
+    artifact = unit.add(
+        Artifact._create(
+            Artifact.Listed,
+            id=artifact_uuid(artifact_id),
+            timestamp=unit.at,
+            artifact_id=artifact_id,
+            title=title.strip(),
+            group=group,
+            b_units=b_units,
+            min_hold_days=min_hold_days,
+            subsidy_units=subsidy_units,
+        )
+    )
     unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, "amm:subsidy", artifact=artifact.artifact_id)
     return {"artifact": artifact_id, "b_units": str(b_units), "subsidy_units": str(subsidy_units)}
 
@@ -134,42 +152,69 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
     artifact = load_artifact(unit, order.artifact_id)
     rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units)
     if rejection is not None:
-        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
+        return {
+            "rejected": rejection.to_dict(),
+            "artifact": artifact.artifact_id,
+            "agent": agent,
+            "message": rejection.message,
+        }
     artifact.require_tradable()
     expire_orders(unit, artifact)
-    shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, order.side, order.tokens_units)
+    shares_units = shares_for_tokens(
+        artifact.q_long, artifact.q_short, artifact.b_units, order.side, order.tokens_units
+    )
     average_wad = average_price_wad(order.tokens_units, shares_units)
     if order.max_price_wad is not None and average_wad > order.max_price_wad:
-        raise SlippageError(
-            f"average price {_price(average_wad)} would exceed the bound {_price(order.max_price_wad)}"
-        )
+        raise SlippageError(f"average price {_price(average_wad)} would exceed the bound {_price(order.max_price_wad)}")
     if order.min_shares_units is not None and shares_units < order.min_shares_units:
         raise SlippageError(f"{shares_units} shares would fall short of the minimum {order.min_shares_units}")
     position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None)
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
     return {
-        "position": position.position_id, "artifact": artifact.artifact_id, "side": order.side.value,
-        "shares_units": str(shares_units), "cost_units": str(order.tokens_units),
-        "average_price_wad": str(average_wad), "price_long_wad": str(artifact.price_long_wad), "fills": fills,
+        "position": position.position_id,
+        "artifact": artifact.artifact_id,
+        "side": order.side.value,
+        "shares_units": str(shares_units),
+        "cost_units": str(order.tokens_units),
+        "average_price_wad": str(average_wad),
+        "price_long_wad": str(artifact.price_long_wad),
+        "fills": fills,
         **_risk(actions),
-    }  # fmt: skip
+    }
 
 
 def _buy(
-    unit: UnitOfWork, artifact: Artifact, agent: str, side: Side, shares_units: int, cost_units: int,
-    payer_account: str, order_id: str | None,
-) -> Position:  # fmt: skip
+    unit: UnitOfWork,
+    artifact: Artifact,
+    agent: str,
+    side: Side,
+    shares_units: int,
+    cost_units: int,
+    payer_account: str,
+    order_id: str | None,
+) -> Position:
     position_id = artifact.next_position_id()
-    unit.post(payer_account, pool_account_id(artifact.artifact_id), cost_units, "trade:open",
-              artifact=artifact.artifact_id, position=position_id, order=order_id)  # fmt: skip
+    unit.post(
+        payer_account,
+        pool_account_id(artifact.artifact_id),
+        cost_units,
+        "trade:open",
+        artifact=artifact.artifact_id,
+        position=position_id,
+        order=order_id,
+    )
     artifact.record_trade(side, shares_units, cost_units, position_id, agent, order_id, unit.at)
-    position = unit.add(Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at))
+    position = unit.add(
+        Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at)
+    )
     track_position(unit, position, artifact)
     return position
 
 
-def close_position(unit: UnitOfWork, position_id: str, *, how: str = "close", owner: str | None = None) -> dict[str, Any]:
+def close_position(
+    unit: UnitOfWork, position_id: str, *, how: str = "close", owner: str | None = None
+) -> dict[str, Any]:
     """Sell the position's shares back to the pool at market."""
     position = load_position(unit, position_id)
     if owner is not None and position.owner != owner:
@@ -187,20 +232,29 @@ def close_position(unit: UnitOfWork, position_id: str, *, how: str = "close", ow
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
     return {
-        "position": position_id, "proceeds_units": str(proceeds_units),
-        "pnl_units": str(proceeds_units - position.cost_units), "price_long_wad": str(artifact.price_long_wad),
-        "fills": fills, **_risk(actions),
-    }  # fmt: skip
+        "position": position_id,
+        "proceeds_units": str(proceeds_units),
+        "pnl_units": str(proceeds_units - position.cost_units),
+        "price_long_wad": str(artifact.price_long_wad),
+        "fills": fills,
+        **_risk(actions),
+    }
 
 
 def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
     """Sell a live position back to the pool; the caller has checked it may close."""
     artifact = load_artifact(unit, position.artifact_id)
     side = Side(position.side)
-    proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units)
-    artifact.record_trade(side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at)
+    proceeds_units = sell_proceeds_units(
+        artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units
+    )
+    artifact.record_trade(
+        side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at
+    )
     if proceeds_units > 0:
-        pay_from_pool(unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id)
+        pay_from_pool(
+            unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id
+        )
     position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
 
@@ -233,11 +287,22 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     order_id = artifact.next_order_id()
     rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units, order_id)
     if rejection is not None:
-        return {"rejected": rejection.to_dict(), "artifact": artifact.artifact_id, "agent": agent, "message": rejection.message}
+        return {
+            "rejected": rejection.to_dict(),
+            "artifact": artifact.artifact_id,
+            "agent": agent,
+            "message": rejection.message,
+        }
     artifact.require_tradable()
     expire_orders(unit, artifact)
-    unit.post(agent, order_escrow_account_id(artifact.artifact_id), order.tokens_units, "order:escrow",
-              artifact=artifact.artifact_id, order=order_id)  # fmt: skip
+    unit.post(
+        agent,
+        order_escrow_account_id(artifact.artifact_id),
+        order.tokens_units,
+        "order:escrow",
+        artifact=artifact.artifact_id,
+        order=order_id,
+    )
     placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at)
     assert placed == order_id
     portfolio = load_portfolio(unit, agent)
@@ -267,9 +332,10 @@ def cancel_order(unit: UnitOfWork, order_id: str, agent: str | None) -> dict[str
 def expire_orders(unit: UnitOfWork, artifact: Artifact) -> list[str]:
     """Release every resting order whose expiry has passed on the unit's clock."""
     expired = [
-        order_id for order_id, order in artifact.orders.items()
+        order_id
+        for order_id, order in artifact.orders.items()
         if order["expires_at"] is not None and order["expires_at"] <= unit.at
-    ]  # fmt: skip
+    ]
     for order_id in expired:
         _release(unit, artifact, order_id, "expired")
     return expired
@@ -283,8 +349,14 @@ def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> i
     order = artifact.orders[order_id]
     released_units = artifact.release_order(order_id, why, unit.at)
     if released_units > 0:
-        unit.post(order_escrow_account_id(artifact.artifact_id), order["agent"], released_units, "order:release",
-                  artifact=artifact.artifact_id, order=order_id)  # fmt: skip
+        unit.post(
+            order_escrow_account_id(artifact.artifact_id),
+            order["agent"],
+            released_units,
+            "order:release",
+            artifact=artifact.artifact_id,
+            order=order_id,
+        )
     return released_units
 
 
@@ -298,10 +370,11 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
     skipped: set[str] = set()
     for _ in range(MAX_FILLS_PER_TRADE):
         crossed = [
-            order for order in artifact.orders.values()
+            order
+            for order in artifact.orders.values()
             if order["order_id"] not in skipped
             and artifact.side_price_wad(Side(order["side"])) < order["limit_price_wad"]
-        ]  # fmt: skip
+        ]
         if not crossed:
             break
         order = min(crossed, key=lambda o: (-o["limit_price_wad"], o["sequence"]))
@@ -327,11 +400,25 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
             # The agent's limits no longer allow this fill: the order leaves the book.
             _release(unit, artifact, order["order_id"], "rejected")
             continue
-        position = _buy(unit, artifact, order["agent"], side, shares_units, spend_units,
-                        order_escrow_account_id(artifact.artifact_id), order["order_id"])  # fmt: skip
+        position = _buy(
+            unit,
+            artifact,
+            order["agent"],
+            side,
+            shares_units,
+            spend_units,
+            order_escrow_account_id(artifact.artifact_id),
+            order["order_id"],
+        )
         artifact.fill_order(order["order_id"], position.position_id, shares_units, spend_units, unit.at)
-        fills.append({"order": order["order_id"], "position": position.position_id, "shares_units": str(shares_units),
-                      "cost_units": str(spend_units)})  # fmt: skip
+        fills.append(
+            {
+                "order": order["order_id"],
+                "position": position.position_id,
+                "shares_units": str(shares_units),
+                "cost_units": str(spend_units),
+            }
+        )
     return fills
 
 

@@ -7,9 +7,9 @@ may go negative: its balance is minus the total supply.
 """
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -29,13 +29,24 @@ _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 # Reason codes are a stable vocabulary: reports, the audit and the EVM export key on them.
 REASONS = frozenset(
     {
-        "mint", "burn", "transfer",
-        "trade:open", "trade:close", "order:escrow", "order:release", "order:fill",
-        "settlement:profit", "settlement:loss", "settlement:partial",
-        "amm:subsidy", "amm:tax",
-        "bounty:fund", "bounty:payout", "bounty:refund",
+        "mint",
+        "burn",
+        "transfer",
+        "trade:open",
+        "trade:close",
+        "order:escrow",
+        "order:release",
+        "order:fill",
+        "settlement:profit",
+        "settlement:loss",
+        "settlement:partial",
+        "amm:subsidy",
+        "amm:tax",
+        "bounty:fund",
+        "bounty:payout",
+        "bounty:refund",
     }
-)  # fmt: skip
+)
 
 
 def agent_account_id(name: str) -> str:
@@ -138,8 +149,7 @@ class Account(Aggregate):
         assert transfer.debit_account == self.account_id
         if not self.may_go_negative and self.balance_units < transfer.amount_units:
             raise InsufficientFundsError(
-                f"account {self.account_id!r} holds {self.balance_units} base units, "
-                f"{transfer.amount_units} needed"
+                f"account {self.account_id!r} holds {self.balance_units} base units, {transfer.amount_units} needed"
             )
         self.trigger_event(
             self.Debited,

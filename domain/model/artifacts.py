@@ -14,9 +14,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
-from stakeledger.domain.rules.lmsr import Side, prices_wad
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
+from stakeledger.domain.rules.lmsr import Side, prices_wad
 
 LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED = "listed", "flagged", "challenged", "validated", "deprecated"
 STATES = (LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED)
@@ -102,10 +102,15 @@ class Artifact(Aggregate):
         def apply(self, artifact: "Artifact") -> None:
             artifact.order_count += 1
             artifact.orders[self.order_id] = {
-                "order_id": self.order_id, "agent": self.agent, "side": self.side,
-                "remaining_units": self.tokens_units, "limit_price_wad": self.limit_price_wad,
-                "expires_at": self.expires_at, "placed_at": self.timestamp, "sequence": artifact.order_count,
-            }  # fmt: skip
+                "order_id": self.order_id,
+                "agent": self.agent,
+                "side": self.side,
+                "remaining_units": self.tokens_units,
+                "limit_price_wad": self.limit_price_wad,
+                "expires_at": self.expires_at,
+                "placed_at": self.timestamp,
+                "sequence": artifact.order_count,
+            }
             artifact.order_status[self.order_id] = "open"
 
     class OrderFilled(Aggregate.Event):
@@ -155,7 +160,11 @@ class Artifact(Aggregate):
 
         def apply(self, artifact: "Artifact") -> None:
             artifact.bounty_count += 1
-            artifact.bounties[self.bounty_id] = {"sponsor": self.sponsor, "amount_units": self.amount_units, "status": "open"}
+            artifact.bounties[self.bounty_id] = {
+                "sponsor": self.sponsor,
+                "amount_units": self.amount_units,
+                "status": "open",
+            }
 
     class BountyClosed(Aggregate.Event):
         """Distributed among claimants by weight, or refunded to the sponsor."""
@@ -176,8 +185,12 @@ class Artifact(Aggregate):
         stop: dict[str, Any]
 
         def apply(self, artifact: "Artifact") -> None:
-            artifact.stops[self.position_id] = {"owner": self.owner, "side": self.side, "stop": dict(self.stop),
-                                                "triggered": False}  # fmt: skip
+            artifact.stops[self.position_id] = {
+                "owner": self.owner,
+                "side": self.side,
+                "stop": dict(self.stop),
+                "triggered": False,
+            }
 
     class StopRatcheted(Aggregate.Event):
         position_id: Name
@@ -281,38 +294,66 @@ class Artifact(Aggregate):
         return f"{self.artifact_id}/o{self.order_count + 1}"
 
     def record_trade(
-        self, side: Side, shares_delta_units: int, tokens_delta_units: int, position_id: str, agent: str,
-        order_id: Optional[str], at: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        side: Side,
+        shares_delta_units: int,
+        tokens_delta_units: int,
+        position_id: str,
+        agent: str,
+        order_id: Optional[str],
+        at: datetime,
+    ) -> None:
         q_long = self.q_long + (shares_delta_units if side == Side.LONG else 0)
         q_short = self.q_short + (shares_delta_units if side == Side.SHORT else 0)
         assert q_long >= 0 and q_short >= 0, "the pool never holds negative outstanding shares"
         price_long_wad, _ = prices_wad(q_long, q_short, self.b_units)
         self.trigger_event(
-            self.Traded, timestamp=at, side=side.value, shares_delta_units=shares_delta_units,
-            tokens_delta_units=tokens_delta_units, position_id=position_id, agent=agent, order_id=order_id,
+            self.Traded,
+            timestamp=at,
+            side=side.value,
+            shares_delta_units=shares_delta_units,
+            tokens_delta_units=tokens_delta_units,
+            position_id=position_id,
+            agent=agent,
+            order_id=order_id,
             price_long_wad=price_long_wad,
-        )  # fmt: skip
+        )
         if shares_delta_units > 0:
             # The position counter must move on even when the id was pre-allocated.
             assert position_id in self.position_ids
 
     def place_order(
-        self, agent: str, side: Side, tokens_units: int, limit_price_wad: int, expires_at: Optional[datetime], at: datetime
+        self,
+        agent: str,
+        side: Side,
+        tokens_units: int,
+        limit_price_wad: int,
+        expires_at: Optional[datetime],
+        at: datetime,
     ) -> str:
         order_id = self.next_order_id()
         self.trigger_event(
-            self.OrderPlaced, timestamp=at, order_id=order_id, agent=agent, side=side.value,
-            tokens_units=tokens_units, limit_price_wad=limit_price_wad, expires_at=expires_at,
-        )  # fmt: skip
+            self.OrderPlaced,
+            timestamp=at,
+            order_id=order_id,
+            agent=agent,
+            side=side.value,
+            tokens_units=tokens_units,
+            limit_price_wad=limit_price_wad,
+            expires_at=expires_at,
+        )
         return order_id
 
     def fill_order(self, order_id: str, position_id: str, shares_units: int, cost_units: int, at: datetime) -> None:
         assert cost_units <= self.orders[order_id]["remaining_units"]
         self.trigger_event(
-            self.OrderFilled, timestamp=at, order_id=order_id, position_id=position_id,
-            shares_units=shares_units, cost_units=cost_units,
-        )  # fmt: skip
+            self.OrderFilled,
+            timestamp=at,
+            order_id=order_id,
+            position_id=position_id,
+            shares_units=shares_units,
+            cost_units=cost_units,
+        )
 
     def release_order(self, order_id: str, why: str, at: datetime) -> int:
         released_units = self.orders[order_id]["remaining_units"]
@@ -322,14 +363,19 @@ class Artifact(Aggregate):
     def redeem_shares(self, side: Side, shares_units: int, at: datetime) -> None:
         if shares_units:
             self.trigger_event(
-                self.SharesRedeemed, timestamp=at, side=side.value, shares_units=shares_units,
+                self.SharesRedeemed,
+                timestamp=at,
+                side=side.value,
+                shares_units=shares_units,
                 transition=self.transition_count,
-            )  # fmt: skip
+            )
         assert self.q_long >= 0 and self.q_short >= 0
 
     def post_bounty(self, sponsor: str, amount_units: int, at: datetime) -> str:
         bounty_id = f"{self.artifact_id}/b{self.bounty_count + 1}"
-        self.trigger_event(self.BountyPosted, timestamp=at, bounty_id=bounty_id, sponsor=sponsor, amount_units=amount_units)
+        self.trigger_event(
+            self.BountyPosted, timestamp=at, bounty_id=bounty_id, sponsor=sponsor, amount_units=amount_units
+        )
         return bounty_id
 
     def close_bounty(self, bounty_id: str, how: str, shares: dict[str, int], at: datetime) -> None:
@@ -342,9 +388,14 @@ class Artifact(Aggregate):
             raise StateError(f"artifact {self.artifact_id!r} cannot go from {self.state} to {to_state}")
         from_state = self.state
         self.trigger_event(
-            self.Transitioned, timestamp=at, from_state=from_state, to_state=to_state, actor=actor,
-            reason=reason, price_long_wad=price_long_wad,
-        )  # fmt: skip
+            self.Transitioned,
+            timestamp=at,
+            from_state=from_state,
+            to_state=to_state,
+            actor=actor,
+            reason=reason,
+            price_long_wad=price_long_wad,
+        )
         return from_state
 
 

@@ -12,9 +12,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig, Rejection
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
+from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig, Rejection
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/portfolio")
 MAX_TRACKED_POSITIONS = 100_000
@@ -95,9 +95,14 @@ class Portfolio(Aggregate):
         cls, agent: str, config: PortfolioConfig, baseline_units: int, position_ids: list[str], at: datetime
     ) -> "Portfolio":
         return cls._create(
-            cls.Configured, id=portfolio_uuid(agent), timestamp=at, agent=agent, config=config.to_dict(),
-            baseline_units=baseline_units, position_ids=position_ids,
-        )  # fmt: skip
+            cls.Configured,
+            id=portfolio_uuid(agent),
+            timestamp=at,
+            agent=agent,
+            config=config.to_dict(),
+            baseline_units=baseline_units,
+            position_ids=position_ids,
+        )
 
     @property
     def limits(self) -> PortfolioConfig:
@@ -123,18 +128,34 @@ class Portfolio(Aggregate):
             self.trigger_event(self.OrdersWatched, timestamp=at, artifact_id=artifact_id)
 
     def reject(
-        self, artifact_id: str, side: str, tokens_units: int, rejection: Rejection, order_id: Optional[str], at: datetime
+        self,
+        artifact_id: str,
+        side: str,
+        tokens_units: int,
+        rejection: Rejection,
+        order_id: Optional[str],
+        at: datetime,
     ) -> None:
         self.trigger_event(
-            self.OrderRejected, timestamp=at, artifact_id=artifact_id, side=side, tokens_units=tokens_units,
-            reason=str(rejection.reason), context=dict(rejection.context), order_id=order_id,
-        )  # fmt: skip
+            self.OrderRejected,
+            timestamp=at,
+            artifact_id=artifact_id,
+            side=side,
+            tokens_units=tokens_units,
+            reason=str(rejection.reason),
+            context=dict(rejection.context),
+            order_id=order_id,
+        )
 
     def liquidated(self, equity_units: int, trigger: str, position_ids: list[str], at: datetime) -> None:
         self.trigger_event(
-            self.Liquidated, timestamp=at, equity_units=equity_units, baseline_units=self.baseline_units,
-            trigger=trigger, position_ids=position_ids,
-        )  # fmt: skip
+            self.Liquidated,
+            timestamp=at,
+            equity_units=equity_units,
+            baseline_units=self.baseline_units,
+            trigger=trigger,
+            position_ids=position_ids,
+        )
 
 
 register_aggregate(Portfolio)

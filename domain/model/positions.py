@@ -10,14 +10,19 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.rules.lmsr import WAD, Side
-from stakeledger.domain.rules.settlement import SettlementOutcome
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.rules.settlement import SettlementOutcome
 
 OPEN, FROZEN, PARTIALLY_SETTLED, SETTLED, CLOSED, LIQUIDATED = (
-    "open", "frozen", "partially_settled", "settled", "closed", "liquidated",
-)  # fmt: skip
+    "open",
+    "frozen",
+    "partially_settled",
+    "settled",
+    "closed",
+    "liquidated",
+)
 LIVE_STATUSES = (OPEN, FROZEN, PARTIALLY_SETTLED)
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/position")
@@ -109,9 +114,16 @@ class Position(Aggregate):
             position.status_before_freeze = None
 
     def __init__(
-        self, position_id: str, owner: str, artifact_id: str, side: str, quantity_units: int, cost_units: int,
-        entry_price_wad: int, order_id: Optional[str],
-    ) -> None:  # fmt: skip
+        self,
+        position_id: str,
+        owner: str,
+        artifact_id: str,
+        side: str,
+        quantity_units: int,
+        cost_units: int,
+        entry_price_wad: int,
+        order_id: Optional[str],
+    ) -> None:
         self.position_id = position_id
         self.owner = owner
         self.artifact_id = artifact_id
@@ -129,14 +141,29 @@ class Position(Aggregate):
 
     @classmethod
     def open(
-        cls, position_id: str, owner: str, artifact_id: str, side: Side, quantity_units: int, cost_units: int,
-        order_id: Optional[str], at: datetime,
-    ) -> "Position":  # fmt: skip
+        cls,
+        position_id: str,
+        owner: str,
+        artifact_id: str,
+        side: Side,
+        quantity_units: int,
+        cost_units: int,
+        order_id: Optional[str],
+        at: datetime,
+    ) -> "Position":
         return cls._create(
-            cls.Opened, id=position_uuid(position_id), timestamp=at, position_id=position_id, owner=owner,
-            artifact_id=artifact_id, side=side.value, quantity_units=quantity_units, cost_units=cost_units,
-            entry_price_wad=entry_price_wad(side, quantity_units, cost_units), order_id=order_id,
-        )  # fmt: skip
+            cls.Opened,
+            id=position_uuid(position_id),
+            timestamp=at,
+            position_id=position_id,
+            owner=owner,
+            artifact_id=artifact_id,
+            side=side.value,
+            quantity_units=quantity_units,
+            cost_units=cost_units,
+            entry_price_wad=entry_price_wad(side, quantity_units, cost_units),
+            order_id=order_id,
+        )
 
     @property
     def is_live(self) -> bool:
@@ -144,17 +171,27 @@ class Position(Aggregate):
 
     def partially_settle(self, transition: int, state: str, outcome: "SettlementOutcome", at: datetime) -> None:
         self.trigger_event(
-            self.PartiallySettled, timestamp=at, transition=transition, state=state, payout_units=outcome.payout_units,
-            pnl_units=outcome.pnl_units, quantity_left_units=outcome.quantity_left_units,
+            self.PartiallySettled,
+            timestamp=at,
+            transition=transition,
+            state=state,
+            payout_units=outcome.payout_units,
+            pnl_units=outcome.pnl_units,
+            quantity_left_units=outcome.quantity_left_units,
             cost_left_units=outcome.cost_left_units,
-        )  # fmt: skip
+        )
 
     def settle(self, transition: int, state: str, price_wad: int, outcome: "SettlementOutcome", at: datetime) -> None:
         assert self.is_live
         self.trigger_event(
-            self.Settled, timestamp=at, transition=transition, state=state, settlement_price_wad=price_wad,
-            payout_units=outcome.payout_units, pnl_units=outcome.pnl_units,
-        )  # fmt: skip
+            self.Settled,
+            timestamp=at,
+            transition=transition,
+            state=state,
+            settlement_price_wad=price_wad,
+            payout_units=outcome.payout_units,
+            pnl_units=outcome.pnl_units,
+        )
 
     def freeze(self, transition: int, at: datetime) -> None:
         if self.status != FROZEN:
@@ -167,9 +204,13 @@ class Position(Aggregate):
     def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
         assert self.is_live and self.status != FROZEN
         self.trigger_event(
-            self.Closed, timestamp=at, proceeds_units=proceeds_units, price_long_wad=price_long_wad,
-            pnl_units=proceeds_units - self.cost_units, how=how,
-        )  # fmt: skip
+            self.Closed,
+            timestamp=at,
+            proceeds_units=proceeds_units,
+            price_long_wad=price_long_wad,
+            pnl_units=proceeds_units - self.cost_units,
+            how=how,
+        )
 
 
 register_aggregate(Position)

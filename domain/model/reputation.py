@@ -12,9 +12,9 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.rules.settlement import REPUTATION_START_WAD, update_believability_wad
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, Units
+from stakeledger.domain.rules.settlement import REPUTATION_START_WAD, update_believability_wad
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/reputation")
 
@@ -50,18 +50,33 @@ class Reputation(Aggregate):
 
     @classmethod
     def start(cls, agent: str, at: datetime) -> "Reputation":
-        return cls._create(cls.Started, id=reputation_uuid(agent), timestamp=at, agent=agent, believability_wad=REPUTATION_START_WAD)
+        return cls._create(
+            cls.Started, id=reputation_uuid(agent), timestamp=at, agent=agent, believability_wad=REPUTATION_START_WAD
+        )
 
     def record_prediction(
-        self, position_id: str, artifact_id: str, transition: int, correct: bool, stake_units: int,
-        reference_stake_units: int, at: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        position_id: str,
+        artifact_id: str,
+        transition: int,
+        correct: bool,
+        stake_units: int,
+        reference_stake_units: int,
+        at: datetime,
+    ) -> None:
         before = self.believability_wad
         after = update_believability_wad(before, correct, stake_units, reference_stake_units)
         self.trigger_event(
-            self.Adjusted, timestamp=at, position_id=position_id, artifact_id=artifact_id, transition=transition,
-            correct=correct, stake_units=stake_units, before_wad=before, after_wad=after,
-        )  # fmt: skip
+            self.Adjusted,
+            timestamp=at,
+            position_id=position_id,
+            artifact_id=artifact_id,
+            transition=transition,
+            correct=correct,
+            stake_units=stake_units,
+            before_wad=before,
+            after_wad=after,
+        )
 
 
 register_aggregate(Reputation)

@@ -112,9 +112,7 @@ def buy_cost_units(q_long: int, q_short: int, b_units: int, side: Side, shares_u
     return _buy_cost_oriented_units(q_side, q_other, b_units, shares_units)
 
 
-def sell_proceeds_units(
-    q_long: int, q_short: int, b_units: int, side: Side, shares_units: int
-) -> int:
+def sell_proceeds_units(q_long: int, q_short: int, b_units: int, side: Side, shares_units: int) -> int:
     """Return the tokens paid for selling ``shares_units`` shares of ``side``, rounded down.
 
     proceeds = floor(C(q) − C(q − x·e_side)), clamped into [0, x − 1].
@@ -134,9 +132,7 @@ def sell_proceeds_units(
     return min(max(_floor(exact_units), 0), shares_units - 1)
 
 
-def shares_for_tokens(
-    q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int
-) -> int:
+def shares_for_tokens(q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int) -> int:
     """Return the most shares of ``side`` that ``tokens_units`` tokens buy, rounded down.
 
     Closed form for a binary market: with C = C(q) and T = tokens, the shares x solve
@@ -167,9 +163,7 @@ def max_subsidy_units(b_units: int) -> int:
         return _ceil(Decimal(b_units) * Decimal(2).ln())
 
 
-def shares_to_reach_price(
-    q_long: int, q_short: int, b_units: int, target_long_wad: int
-) -> tuple[Side, int, int]:
+def shares_to_reach_price(q_long: int, q_short: int, b_units: int, target_long_wad: int) -> tuple[Side, int, int]:
     """Return (side to buy, shares, cost rounded up) that move p_long to ``target_long_wad``.
 
     p_long = p exactly when q_long − q_short = g* = b · ln(p / (1 − p)). With g = q_long − q_short:
@@ -238,9 +232,7 @@ def _require_liquidity(b_units: int) -> None:
 def _require_target(target_long_wad: int) -> None:
     _require_int("target_long_wad", target_long_wad)
     if not 0 < target_long_wad < WAD:
-        raise ValueError(
-            f"target_long_wad must be strictly between 0 and {WAD}, got {target_long_wad}"
-        )
+        raise ValueError(f"target_long_wad must be strictly between 0 and {WAD}, got {target_long_wad}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -340,15 +332,12 @@ def _cost_increase(q_side_low: int, q_other: int, b_units: int, shares_units: in
     # mirrors the gap (|q_long − q_short| unchanged) the exact cost is an integer and must stay one.
     max_increase_units = max(q_side_high, q_other) - max(q_side_low, q_other)
     with localcontext(context):
-        spread_increase = _spread_term(q_side_high, q_other, b_units) - _spread_term(
-            q_side_low, q_other, b_units
-        )
+        spread_increase = _spread_term(q_side_high, q_other, b_units) - _spread_term(q_side_low, q_other, b_units)
         return max_increase_units + spread_increase
 
 
 def _buy_cost_oriented_units(q_side: int, q_other: int, b_units: int, shares_units: int) -> int:
-    """ceil(C(q_side + x, q_other) − C(q_side, q_other)), clamped into [1, x]; see buy_cost_units.
-    """
+    """ceil(C(q_side + x, q_other) − C(q_side, q_other)), clamped into [1, x]; see buy_cost_units."""
     cost_units = _ceil(_cost_increase(q_side, q_other, b_units, shares_units))
     return min(max(cost_units, 1), shares_units)
 
@@ -370,9 +359,7 @@ def _closed_form_shares(q_side: int, q_other: int, b_units: int, tokens_units: i
         return max(_floor(shares), 0)
 
 
-def _largest_affordable_shares(
-    q_side: int, q_other: int, b_units: int, tokens_units: int, estimate_units: int
-) -> int:
+def _largest_affordable_shares(q_side: int, q_other: int, b_units: int, tokens_units: int, estimate_units: int) -> int:
     """Return x with cost(x) <= T < cost(x + 1), starting the search at the closed-form estimate.
 
     Usually the estimate is right and this costs two evaluations. Otherwise a doubling search finds

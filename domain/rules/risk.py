@@ -160,9 +160,7 @@ class PortfolioConfig:
         ):
             object.__setattr__(self, name, _coerce_pct(name, getattr(self, name)))
         object.__setattr__(self, "max_positions", _coerce_int("max_positions", self.max_positions))
-        object.__setattr__(
-            self, "min_trade_size_units", _coerce_int("min_trade_size_units", self.min_trade_size_units)
-        )
+        object.__setattr__(self, "min_trade_size_units", _coerce_int("min_trade_size_units", self.min_trade_size_units))
 
         hundred = Decimal(100)
         # A limit of zero would reject every order, which is a misconfiguration rather
@@ -360,9 +358,7 @@ class OrderIntent:
 def _order_group(order: OrderIntent, market_config: MarketConfig | None) -> str | None:
     market_group = None if market_config is None else market_config.correlation_group
     if order.group is not None and market_group is not None and order.group != market_group:
-        raise ValueError(
-            f"order group {order.group!r} disagrees with market correlation_group {market_group!r}"
-        )
+        raise ValueError(f"order group {order.group!r} disagrees with market correlation_group {market_group!r}")
     return order.group if order.group is not None else market_group
 
 
@@ -721,9 +717,8 @@ def update_trailing_stop(stop: TrailingStop, price_wad: int) -> StopUpdate:
     high_water_wad = max(stop.high_water_wad, price_wad)
     candidate_wad = _trail_trigger_wad(high_water_wad, stop.trail_pct)
     ratchet_numerator, ratchet_denominator = _pct_ratio(stop.min_ratchet_pct)
-    ratcheted = (
-        candidate_wad * 100 * ratchet_denominator
-        > stop.trigger_wad * (100 * ratchet_denominator + ratchet_numerator)
+    ratcheted = candidate_wad * 100 * ratchet_denominator > stop.trigger_wad * (
+        100 * ratchet_denominator + ratchet_numerator
     )
     trigger_wad = candidate_wad if ratcheted else stop.trigger_wad
     assert trigger_wad >= stop.trigger_wad, "a trailing stop never loosens"

@@ -33,8 +33,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.errors import InvalidInputError, LedgerError, StateError
+from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.naming import register_aggregate, stable_topic
 from stakeledger.domain.model.types import Name
 
@@ -54,7 +54,9 @@ LIST_PAGE_SIZE = 1_000
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/api-key")
 _KEY_ID = re.compile(rf"^[0-9a-f]{{{KEY_ID_HEX_DIGITS}}}\Z")
-_TOKEN = re.compile(rf"^{TOKEN_PREFIX}(?P<key_id>[0-9a-f]{{{KEY_ID_HEX_DIGITS}}})_(?P<secret>[A-Za-z0-9_\-]{{20,100}})\Z")
+_TOKEN = re.compile(
+    rf"^{TOKEN_PREFIX}(?P<key_id>[0-9a-f]{{{KEY_ID_HEX_DIGITS}}})_(?P<secret>[A-Za-z0-9_\-]{{20,100}})\Z"
+)
 
 
 class UnauthenticatedError(LedgerError):
@@ -174,10 +176,18 @@ def issue_key(app: StakeLedger, agent: str, scope: str = TRADE, *, key_id: str |
             raise StateError(f"key id {key_id} is already taken")
         if scope == TRADE:
             unit.account(agent)  # a trade key acts for an account, which must exist; an admin key names its operator
-        unit.add(ApiKey._create(
-            ApiKey.Issued, id=apikey_uuid(key_id), timestamp=unit.at, key_id=key_id, agent=agent, scope=scope,
-            hash=digest_of(token), created=unit.at,
-        ))  # fmt: skip
+        unit.add(
+            ApiKey._create(
+                ApiKey.Issued,
+                id=apikey_uuid(key_id),
+                timestamp=unit.at,
+                key_id=key_id,
+                agent=agent,
+                scope=scope,
+                hash=digest_of(token),
+                created=unit.at,
+            )
+        )
         return {"key_id": key_id, "agent": agent, "scope": scope, "created": unit.at.isoformat()}
 
     # No command id: a retried issue must not hand back a secret it never stored.
@@ -239,11 +249,16 @@ def list_keys(app: StakeLedger) -> list[dict[str, Any]]:
             issued = app.mapper.to_domain_event(notification)
             key = app.repository.get(issued.originator_id)
             assert isinstance(key, ApiKey)
-            rows.append({
-                "key_id": key.key_id, "agent": key.agent, "scope": key.scope, "created": key.created.isoformat(),
-                "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
-                "status": "revoked" if key.is_revoked else "active",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "key_id": key.key_id,
+                    "agent": key.agent,
+                    "scope": key.scope,
+                    "created": key.created.isoformat(),
+                    "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+                    "status": "revoked" if key.is_revoked else "active",
+                }
+            )
         if len(page) < LIST_PAGE_SIZE:
             break
         position = page[-1].id

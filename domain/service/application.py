@@ -24,8 +24,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import OperationalError, RecordConflictError
 
-from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, agent_account_id
-from stakeledger.domain.service.clock import Clock, SystemClock
+import stakeledger.domain.service.apikeys  # noqa: F401 - registers the ApiKey aggregate's stable topics
 from stakeledger.domain.errors import (
     AccountExistsError,
     AlreadyInitialisedError,
@@ -35,13 +34,14 @@ from stakeledger.domain.errors import (
     NotInitialisedError,
     UnknownAccountError,
 )
-from stakeledger.domain.service.ids import IdFactory, random_id
-import stakeledger.domain.service.apikeys  # noqa: F401 - registers the ApiKey aggregate's stable topics
-from stakeledger.domain.service.trading import MarketCommands
-from stakeledger.domain.service.settlement import SettlementCommands
-from stakeledger.domain.service.risk import RiskCommands
-from stakeledger.domain.rules.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, agent_account_id
 from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
+from stakeledger.domain.rules.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
+from stakeledger.domain.service.clock import Clock, SystemClock
+from stakeledger.domain.service.ids import IdFactory, random_id
+from stakeledger.domain.service.risk import RiskCommands
+from stakeledger.domain.service.settlement import SettlementCommands
+from stakeledger.domain.service.trading import MarketCommands
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 T = TypeVar("T")
@@ -115,17 +115,24 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
             unit = UnitOfWork(self, self.clock.now(), self.new_id)
             result = decide(unit)
             if command_id is not None:
-                unit.add(CommandRecord._create(
-                    CommandRecord.Recorded, id=command_uuid(command_id), timestamp=unit.at,
-                    command_id=command_id, command=command, payload_hash=digest, result=result,
-                ))  # fmt: skip
+                unit.add(
+                    CommandRecord._create(
+                        CommandRecord.Recorded,
+                        id=command_uuid(command_id),
+                        timestamp=unit.at,
+                        command_id=command_id,
+                        command=command,
+                        payload_hash=digest,
+                        result=result,
+                    )
+                )
             changed = unit.aggregates()
             try:
                 self.save(*changed)
             except (RecordConflictError, OperationalError):
                 # Another writer saved one of these aggregates first (or held the
                 # SQLite write lock past its timeout): decide again on fresh state.
-                time.sleep(random.uniform(0, 0.005 * 2**min(attempt, 6)))
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
                 continue
             self._snapshot(unit)
             self._remember(changed)
@@ -206,9 +213,15 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
             raise AlreadyInitialisedError(f"this ledger is already initialised with {self.decimals} decimals")
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
-            unit.add(LedgerSettings._create(
-                LedgerSettings.Initialised, id=LEDGER_SETTINGS_ID, timestamp=unit.at, decimals=decimals, name=name,
-            ))  # fmt: skip
+            unit.add(
+                LedgerSettings._create(
+                    LedgerSettings.Initialised,
+                    id=LEDGER_SETTINGS_ID,
+                    timestamp=unit.at,
+                    decimals=decimals,
+                    name=name,
+                )
+            )
             unit.add(Account.open(TREASURY, unit.at))
             return {"decimals": decimals, "name": name}
 
@@ -236,7 +249,13 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
         return self._move(agent_account_id(name), TREASURY, amount_units, "burn", command_id)
 
     def transfer(
-        self, source: str, destination: str, amount_units: int, *, reason: str = "transfer", command_id: str | None = None
+        self,
+        source: str,
+        destination: str,
+        amount_units: int,
+        *,
+        reason: str = "transfer",
+        command_id: str | None = None,
     ) -> dict[str, Any]:
         if not _USER_REASON.match(reason or ""):
             raise InvalidInputError(
@@ -251,9 +270,12 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             transfer = unit.post(debit, credit, amount_units, reason)
             return {
-                "transfer_id": transfer.transfer_id, "from": debit, "to": credit,
-                "amount_units": str(amount_units), "reason": reason,
-            }  # fmt: skip
+                "transfer_id": transfer.transfer_id,
+                "from": debit,
+                "to": credit,
+                "amount_units": str(amount_units),
+                "reason": reason,
+            }
 
         payload = {"from": debit, "to": credit, "amount_units": str(amount_units), "reason": reason}
         return self.execute(reason, decide, payload=payload, command_id=command_id)
@@ -273,9 +295,7 @@ class StakeLedger(MarketCommands, SettlementCommands, RiskCommands, Application)
         self.settings  # noqa: B018
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
-            ids = [
-                unit.post(r.debit_account, r.credit_account, r.amount_units, r.reason).transfer_id for r in requests
-            ]
+            ids = [unit.post(r.debit_account, r.credit_account, r.amount_units, r.reason).transfer_id for r in requests]
             return {"transfer_ids": ids}
 
         payload = {"transfers": [[r.debit_account, r.credit_account, str(r.amount_units)] for r in requests]}

@@ -6,14 +6,21 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from stakeledger.domain.model.accounts import agent_account_id
-from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, StateError
-from stakeledger.domain.rules.lmsr import WAD
-from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
-from stakeledger.domain.decisions.risk import configure_market, configure_portfolio, kelly_sizing, liquidate, load_portfolio, start_stop
-from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.decisions.risk import (
+    configure_market,
+    configure_portfolio,
+    kelly_sizing,
+    liquidate,
+    load_portfolio,
+    start_stop,
+)
 from stakeledger.domain.decisions.trading import MarketOrder, load_artifact, load_position, open_market_position
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, StateError
+from stakeledger.domain.model.accounts import agent_account_id
+from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -45,11 +52,14 @@ class RiskCommands:
         from stakeledger.projections.log import iter_events  # read-side helper: no writes
 
         return [
-            event.position_id for _, event in iter_events(self, topics=(stable_topic(Position.Opened),))
+            event.position_id
+            for _, event in iter_events(self, topics=(stable_topic(Position.Opened),))
             if event.owner == agent
-        ]  # fmt: skip
+        ]
 
-    def configure_portfolio(self: StakeLedger, agent: str, *, command_id: str | None = None, **limits: Any) -> dict[str, Any]:
+    def configure_portfolio(
+        self: StakeLedger, agent: str, *, command_id: str | None = None, **limits: Any
+    ) -> dict[str, Any]:
         """Set (or change) an agent's risk limits; unspecified limits keep their value or default."""
         account_id = agent_account_id(agent)
         self.settings  # noqa: B018
@@ -68,28 +78,49 @@ class RiskCommands:
         return self.execute("portfolio.config", decide, payload=payload, command_id=command_id)
 
     def configure_market(
-        self: StakeLedger, agent: str, artifact_id: str, *, position_size_pct: Any = None, trail_pct: Any = None,
-        correlation_group: str | None = None, command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self: StakeLedger,
+        agent: str,
+        artifact_id: str,
+        *,
+        position_size_pct: Any = None,
+        trail_pct: Any = None,
+        correlation_group: str | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
         try:
             config = MarketConfig(position_size_pct, trail_pct, correlation_group)
         except ValueError as error:
             raise _config_error(error) from None
-        return self.execute("portfolio.market", lambda unit: configure_market(unit, agent, artifact_id, config),
-                            payload={"agent": agent, "artifact": artifact_id, **config.to_dict()}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "portfolio.market",
+            lambda unit: configure_market(unit, agent, artifact_id, config),
+            payload={"agent": agent, "artifact": artifact_id, **config.to_dict()},
+            command_id=command_id,
+        )
 
     def set_stop(
-        self: StakeLedger, position_id: str, trail_pct: Any, min_ratchet_pct: Any = Decimal(0), *, command_id: str | None = None
+        self: StakeLedger,
+        position_id: str,
+        trail_pct: Any,
+        min_ratchet_pct: Any = Decimal(0),
+        *,
+        command_id: str | None = None,
     ) -> dict[str, Any]:
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             position = load_position(unit, position_id)
             artifact = load_artifact(unit, position.artifact_id)
             if position_id in artifact.stops:
                 raise StateError(f"position {position_id!r} already has a stop")
-            return start_stop(unit, artifact, position, _pct("trail_pct", trail_pct), _pct("min_ratchet_pct", min_ratchet_pct))
+            return start_stop(
+                unit, artifact, position, _pct("trail_pct", trail_pct), _pct("min_ratchet_pct", min_ratchet_pct)
+            )
 
-        return self.execute("trade.stop", decide, payload={"position": position_id, "trail": str(trail_pct),
-                                                           "ratchet": str(min_ratchet_pct)}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "trade.stop",
+            decide,
+            payload={"position": position_id, "trail": str(trail_pct), "ratchet": str(min_ratchet_pct)},
+            command_id=command_id,
+        )
 
     def evaluate_risk(self: StakeLedger, artifact_id: str) -> dict[str, Any]:
         """Re-run the market's stops and its agents' liquidation checks at the recorded price."""
@@ -97,8 +128,11 @@ class RiskCommands:
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             artifact = load_artifact(unit, artifact_id)
-            return {"artifact": artifact_id, "price_long_wad": str(artifact.price_long_wad),
-                    "actions": after_price_move(unit, artifact)}  # fmt: skip
+            return {
+                "artifact": artifact_id,
+                "price_long_wad": str(artifact.price_long_wad),
+                "actions": after_price_move(unit, artifact),
+            }
 
         return self.execute("risk.evaluate", decide, payload={"artifact": artifact_id})
 
@@ -115,9 +149,14 @@ class RiskCommands:
         return self.execute("portfolio.liquidate", decide, payload={"agent": agent}, command_id=command_id)
 
     def kelly_order(
-        self: StakeLedger, agent: str, artifact_id: str, belief_wad: int, *, fraction: Fraction = Fraction(1, 4),
+        self: StakeLedger,
+        agent: str,
+        artifact_id: str,
+        belief_wad: int,
+        *,
+        fraction: Fraction = Fraction(1, 4),
         command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Size an order by fractional Kelly and place it, or say why not."""
         if not (isinstance(belief_wad, int) and 0 < belief_wad < WAD):
             raise InvalidAmountError("belief must be strictly between 0 and 1")
@@ -129,11 +168,17 @@ class RiskCommands:
             artifact = load_artifact(unit, artifact_id)
             side, sizing = kelly_sizing(unit, account_id, artifact, belief_wad, fraction)
             summary = {
-                "agent": account_id, "artifact": artifact_id, "side": side, "price_long_wad": str(artifact.price_long_wad),
-                "belief_wad": str(belief_wad), "full_kelly": str(sizing.full_fraction),
-                "applied_fraction": str(sizing.applied_fraction), "raw_size_units": str(sizing.raw_size_units),
-                "size_units": str(sizing.size_units), "capped_by": str(sizing.capped_by) if sizing.capped_by else None,
-            }  # fmt: skip
+                "agent": account_id,
+                "artifact": artifact_id,
+                "side": side,
+                "price_long_wad": str(artifact.price_long_wad),
+                "belief_wad": str(belief_wad),
+                "full_kelly": str(sizing.full_fraction),
+                "applied_fraction": str(sizing.applied_fraction),
+                "raw_size_units": str(sizing.raw_size_units),
+                "size_units": str(sizing.size_units),
+                "capped_by": str(sizing.capped_by) if sizing.capped_by else None,
+            }
             if not sizing.should_order:
                 return {**summary, "placed": False, "reason": str(sizing.reason)}
             from stakeledger.domain.rules.lmsr import Side

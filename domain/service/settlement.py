@@ -6,11 +6,17 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from stakeledger.domain.model.artifacts import STATES
+from stakeledger.domain.decisions.settlement import (
+    distribute_bounty,
+    post_bounty,
+    refund_bounty,
+    settle_position,
+    transition_artifact,
+)
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
+from stakeledger.domain.model.artifacts import STATES
 from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import check_units
-from stakeledger.domain.decisions.settlement import distribute_bounty, post_bounty, refund_bounty, settle_position, transition_artifact
 
 if TYPE_CHECKING:
     from stakeledger.domain.service.application import StakeLedger
@@ -20,21 +26,34 @@ class SettlementCommands:
     """Mixed into StakeLedger; a transition and every settlement it causes are one transaction."""
 
     def transition_artifact(
-        self: StakeLedger, artifact_id: str, new_state: str, *, actor: str = "operator", reason: str = "",
-        price_wad: int | None = None, command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self: StakeLedger,
+        artifact_id: str,
+        new_state: str,
+        *,
+        actor: str = "operator",
+        reason: str = "",
+        price_wad: int | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
         if new_state not in STATES:
             raise InvalidInputError(f"state must be one of {', '.join(STATES)}, got {new_state!r}")
         if price_wad is not None and not (isinstance(price_wad, int) and 0 < price_wad < WAD):
             raise InvalidAmountError("settlement price must be strictly between 0 and 1")
         if not isinstance(reason, str) or len(reason) > 500:
             raise InvalidInputError("reason must be at most 500 characters")
-        payload = {"artifact": artifact_id, "state": new_state, "actor": actor, "reason": reason, "price": str(price_wad)}
+        payload = {
+            "artifact": artifact_id,
+            "state": new_state,
+            "actor": actor,
+            "reason": reason,
+            "price": str(price_wad),
+        }
         return self.execute(
             "artifact.transition",
             lambda unit: transition_artifact(unit, artifact_id, new_state, actor, reason, price_wad),
-            payload=payload, command_id=command_id,
-        )  # fmt: skip
+            payload=payload,
+            command_id=command_id,
+        )
 
     def settle_artifact(self: StakeLedger, artifact_id: str, new_state: str, **kwargs: Any) -> dict[str, Any]:
         """Seed 000's name for a lifecycle transition that settles the artifact's positions."""
@@ -45,16 +64,23 @@ class SettlementCommands:
     ) -> dict[str, Any]:
         if not (isinstance(settlement_price_wad, int) and 0 < settlement_price_wad < WAD):
             raise InvalidAmountError("settlement price must be strictly between 0 and 1")
-        return self.execute("position.settle", lambda unit: settle_position(unit, position_id, settlement_price_wad),
-                            payload={"position": position_id, "price": str(settlement_price_wad)}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "position.settle",
+            lambda unit: settle_position(unit, position_id, settlement_price_wad),
+            payload={"position": position_id, "price": str(settlement_price_wad)},
+            command_id=command_id,
+        )
 
     def post_bounty(
         self: StakeLedger, artifact_id: str, sponsor: str, amount_units: int, *, command_id: str | None = None
     ) -> dict[str, Any]:
         check_units(amount_units)
-        return self.execute("bounty.post", lambda unit: post_bounty(unit, artifact_id, sponsor, amount_units),
-                            payload={"artifact": artifact_id, "sponsor": sponsor, "amount": str(amount_units)},
-                            command_id=command_id)  # fmt: skip
+        return self.execute(
+            "bounty.post",
+            lambda unit: post_bounty(unit, artifact_id, sponsor, amount_units),
+            payload={"artifact": artifact_id, "sponsor": sponsor, "amount": str(amount_units)},
+            command_id=command_id,
+        )
 
     def distribute_bounty(
         self: StakeLedger, bounty_id: str, claimants: Sequence[tuple[str, Fraction]], *, command_id: str | None = None
@@ -62,10 +88,17 @@ class SettlementCommands:
         weights = [(name, Fraction(weight)) for name, weight in claimants]
         if any(weight < 0 for _, weight in weights):
             raise InvalidAmountError("claimant weights must not be negative")
-        return self.execute("bounty.distribute", lambda unit: distribute_bounty(unit, bounty_id, weights),
-                            payload={"bounty": bounty_id, "claimants": [[n, str(w)] for n, w in weights]},
-                            command_id=command_id)  # fmt: skip
+        return self.execute(
+            "bounty.distribute",
+            lambda unit: distribute_bounty(unit, bounty_id, weights),
+            payload={"bounty": bounty_id, "claimants": [[n, str(w)] for n, w in weights]},
+            command_id=command_id,
+        )
 
     def refund_bounty(self: StakeLedger, bounty_id: str, *, command_id: str | None = None) -> dict[str, Any]:
-        return self.execute("bounty.refund", lambda unit: refund_bounty(unit, bounty_id),
-                            payload={"bounty": bounty_id}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "bounty.refund",
+            lambda unit: refund_bounty(unit, bounty_id),
+            payload={"bounty": bounty_id},
+            command_id=command_id,
+        )

@@ -5,12 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Union
 
-from stakeledger.domain.model.accounts import pool_account_id
-from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
-from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
-from stakeledger.domain.rules.lmsr import WAD, Side, average_price_wad, buy_cost_units, prices_wad, shares_for_tokens
-from stakeledger.domain.rules.lmsr import shares_to_reach_price
-from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.decisions.trading import (
     LimitOrder,
     MarketOrder,
@@ -21,6 +15,19 @@ from stakeledger.domain.decisions.trading import (
     order_lifetime,
     place_limit_order,
 )
+from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
+from stakeledger.domain.rules.lmsr import (
+    WAD,
+    Side,
+    average_price_wad,
+    buy_cost_units,
+    prices_wad,
+    shares_for_tokens,
+    shares_to_reach_price,
+)
+from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -36,51 +43,100 @@ class MarketCommands:
     """Mixed into StakeLedger; every write goes through ``execute`` (one transaction)."""
 
     def list_artifact(
-        self: StakeLedger, artifact_id: str, title: str, liquidity_units: int, *, group: str | None = None,
-        min_hold_days: int = 90, command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self: StakeLedger,
+        artifact_id: str,
+        title: str,
+        liquidity_units: int,
+        *,
+        group: str | None = None,
+        min_hold_days: int = 90,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
         self.settings  # noqa: B018 - refuse before writing when not initialised
-        payload = {"artifact": artifact_id, "title": title, "b": str(liquidity_units), "group": group, "hold": min_hold_days}
+        payload = {
+            "artifact": artifact_id,
+            "title": title,
+            "b": str(liquidity_units),
+            "group": group,
+            "hold": min_hold_days,
+        }
         return self.execute(
-            "artifact.add", lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days),
-            payload=payload, command_id=command_id,
-        )  # fmt: skip
+            "artifact.add",
+            lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days),
+            payload=payload,
+            command_id=command_id,
+        )
 
     def open_position(
-        self: StakeLedger, agent: str, artifact_id: str, side: str, tokens_units: int, *,
-        max_price_wad: int | None = None, min_shares_units: int | None = None, command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
-        order = MarketOrder(agent, artifact_id, check_side(side), check_units(tokens_units), max_price_wad, min_shares_units)
-        return self.execute("trade.open", lambda unit: open_market_position(unit, order),
-                            payload=_order_payload(order), command_id=command_id)  # fmt: skip
+        self: StakeLedger,
+        agent: str,
+        artifact_id: str,
+        side: str,
+        tokens_units: int,
+        *,
+        max_price_wad: int | None = None,
+        min_shares_units: int | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
+        order = MarketOrder(
+            agent, artifact_id, check_side(side), check_units(tokens_units), max_price_wad, min_shares_units
+        )
+        return self.execute(
+            "trade.open",
+            lambda unit: open_market_position(unit, order),
+            payload=_order_payload(order),
+            command_id=command_id,
+        )
 
     def place_limit_order(
-        self: StakeLedger, agent: str, artifact_id: str, side: str, tokens_units: int, limit_price_wad: int, *,
-        expires_in_days: float | None = None, command_id: str | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self: StakeLedger,
+        agent: str,
+        artifact_id: str,
+        side: str,
+        tokens_units: int,
+        limit_price_wad: int,
+        *,
+        expires_in_days: float | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
         lifetime = order_lifetime(expires_in_days) if expires_in_days is not None else None
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
-            order = LimitOrder(agent, artifact_id, check_side(side), check_units(tokens_units), limit_price_wad,
-                               expires_in=lifetime)  # fmt: skip
+            order = LimitOrder(
+                agent, artifact_id, check_side(side), check_units(tokens_units), limit_price_wad, expires_in=lifetime
+            )
             return place_limit_order(unit, order)
 
-        payload = {"agent": agent, "artifact": artifact_id, "side": side, "tokens": str(tokens_units),
-                   "limit": str(limit_price_wad), "expires_in_days": expires_in_days}  # fmt: skip
+        payload = {
+            "agent": agent,
+            "artifact": artifact_id,
+            "side": side,
+            "tokens": str(tokens_units),
+            "limit": str(limit_price_wad),
+            "expires_in_days": expires_in_days,
+        }
         return self.execute("trade.limit", decide, payload=payload, command_id=command_id)
 
     def cancel_order(
         self: StakeLedger, order_id: str, agent: str | None = None, *, command_id: str | None = None
     ) -> dict[str, Any]:
         """Cancel a resting order; with ``agent``, only if that agent placed it."""
-        return self.execute("trade.cancel", lambda unit: cancel_order(unit, order_id, agent),
-                            payload={"order": order_id, "agent": agent}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "trade.cancel",
+            lambda unit: cancel_order(unit, order_id, agent),
+            payload={"order": order_id, "agent": agent},
+            command_id=command_id,
+        )
 
     def close_position(
         self: StakeLedger, position_id: str, *, agent: str | None = None, command_id: str | None = None
     ) -> dict[str, Any]:
-        return self.execute("trade.close", lambda unit: close_position(unit, position_id, owner=agent),
-                            payload={"position": position_id, "agent": agent}, command_id=command_id)  # fmt: skip
+        return self.execute(
+            "trade.close",
+            lambda unit: close_position(unit, position_id, owner=agent),
+            payload={"position": position_id, "agent": agent},
+            command_id=command_id,
+        )
 
     def trade_batch(self: StakeLedger, orders: Sequence[Order], *, command_id: str | None = None) -> dict[str, Any]:
         """Many orders in one transaction, each against the state the earlier ones left."""
@@ -115,7 +171,12 @@ class MarketCommands:
         return artifact
 
     def quote(
-        self: StakeLedger, artifact_id: str, side: str, *, shares_units: int | None = None, tokens_units: int | None = None
+        self: StakeLedger,
+        artifact_id: str,
+        side: str,
+        *,
+        shares_units: int | None = None,
+        tokens_units: int | None = None,
     ) -> dict[str, Any]:
         """Cost, average price and price after, for buying shares or spending tokens; writes nothing."""
         if (shares_units is None) == (tokens_units is None):
@@ -131,11 +192,14 @@ class MarketCommands:
             shares = shares_for_tokens(q_long, q_short, b, chosen, cost)
         after = (q_long + shares, q_short) if chosen == Side.LONG else (q_long, q_short + shares)
         return {
-            "artifact": artifact_id, "side": chosen.value, "shares_units": str(shares), "cost_units": str(cost),
+            "artifact": artifact_id,
+            "side": chosen.value,
+            "shares_units": str(shares),
+            "cost_units": str(cost),
             "average_price_wad": str(average_price_wad(cost, shares)),
             "price_long_before_wad": str(artifact.price_long_wad),
             "price_long_after_wad": str(prices_wad(*after, b)[0]),
-        }  # fmt: skip
+        }
 
     def market_depth(self: StakeLedger, artifact_id: str) -> list[dict[str, str]]:
         """The cost to move the long price to 0.1, 0.2, ... 0.9 from where it stands."""
@@ -148,16 +212,26 @@ class MarketCommands:
         artifact = self.get_artifact(artifact_id)
         long_wad, short_wad = artifact.prices()
         return {
-            "artifact": artifact.artifact_id, "title": artifact.title, "group": artifact.group, "state": artifact.state,
-            "liquidity_units": str(artifact.b_units), "min_hold_days": artifact.min_hold_days,
-            "listed_at": artifact.listed_at.isoformat(), "q_long_units": str(artifact.q_long),
-            "q_short_units": str(artifact.q_short), "price_long_wad": str(long_wad), "price_short_wad": str(short_wad),
+            "artifact": artifact.artifact_id,
+            "title": artifact.title,
+            "group": artifact.group,
+            "state": artifact.state,
+            "liquidity_units": str(artifact.b_units),
+            "min_hold_days": artifact.min_hold_days,
+            "listed_at": artifact.listed_at.isoformat(),
+            "q_long_units": str(artifact.q_long),
+            "q_short_units": str(artifact.q_short),
+            "price_long_wad": str(long_wad),
+            "price_short_wad": str(short_wad),
             "pool_units": str(self.balance_of(pool_account_id(artifact.artifact_id))),
             "open_interest_units": str(artifact.q_long + artifact.q_short),
-            "resting_orders": len(artifact.orders), "positions": len(artifact.position_ids),
-            "bounties": {bounty_id: {"status": b["status"], "sponsor": b["sponsor"], "amount_units": str(b["amount_units"])}
-                         for bounty_id, b in artifact.bounties.items()},
-        }  # fmt: skip
+            "resting_orders": len(artifact.orders),
+            "positions": len(artifact.position_ids),
+            "bounties": {
+                bounty_id: {"status": b["status"], "sponsor": b["sponsor"], "amount_units": str(b["amount_units"])}
+                for bounty_id, b in artifact.bounties.items()
+            },
+        }
 
 
 def depth(q_long: int, q_short: int, b_units: int) -> list[dict[str, str]]:
@@ -165,10 +239,15 @@ def depth(q_long: int, q_short: int, b_units: int) -> list[dict[str, str]]:
     rows = []
     for target in DEPTH_TARGETS_WAD:
         side, shares, cost = shares_to_reach_price(q_long, q_short, b_units, target)
-        rows.append({"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)})
+        rows.append(
+            {"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)}
+        )
     return rows
 
 
 def _order_payload(order: Order) -> dict[str, Any]:
     fields = {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in vars(order).items()}
-    return {"kind": type(order).__name__, **{key: str(value) if isinstance(value, int) else value for key, value in fields.items()}}
+    return {
+        "kind": type(order).__name__,
+        **{key: str(value) if isinstance(value, int) else value for key, value in fields.items()},
+    }

@@ -16,8 +16,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.model.accounts import AGENT, Account, Transfer, account_kind, account_uuid
 from stakeledger.domain.errors import InvalidInputError, SelfTransferError, UnknownAccountError
+from stakeledger.domain.model.accounts import AGENT, Account, Transfer, account_kind, account_uuid
 from stakeledger.domain.rules.money import check_units
 
 if TYPE_CHECKING:

@@ -12,8 +12,13 @@ from stakeledger.projections.views.settlements import SettlementsView
 from stakeledger.projections.views.statements import StatementsView
 
 ALL_VIEWS: tuple[View, ...] = (
-    StatementsView(), MarketsView(), PortfolioView(), SettlementsView(), ReputationView(), InboxView(),
-)  # fmt: skip
+    StatementsView(),
+    MarketsView(),
+    PortfolioView(),
+    SettlementsView(),
+    ReputationView(),
+    InboxView(),
+)
 
 
 def view_names() -> tuple[str, ...]:

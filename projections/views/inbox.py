@@ -15,10 +15,20 @@ from stakeledger.projections.views.base import View, handles, iso
 MESSAGES = Table(
     "inbox_messages",
     columns=(
-        ("position", INT), ("agent", TEXT), ("kind", TEXT), ("artifact_id", TEXT), ("position_id", TEXT),
-        ("bounty_id", TEXT), ("side", TEXT), ("transition", INT), ("state", TEXT), ("price_long_wad", AMOUNT),
-        ("payout_units", AMOUNT), ("pnl_units", AMOUNT), ("at", TEXT),
-    ),  # fmt: skip
+        ("position", INT),
+        ("agent", TEXT),
+        ("kind", TEXT),
+        ("artifact_id", TEXT),
+        ("position_id", TEXT),
+        ("bounty_id", TEXT),
+        ("side", TEXT),
+        ("transition", INT),
+        ("state", TEXT),
+        ("price_long_wad", AMOUNT),
+        ("payout_units", AMOUNT),
+        ("pnl_units", AMOUNT),
+        ("at", TEXT),
+    ),
     key=("position", "agent"),
     indexes=(("agent", "position"),),
 )
@@ -29,8 +39,13 @@ OWNERS = Table(
     key=("aggregate_id",),
 )
 SETTLED, PARTIALLY_SETTLED, FROZEN, REOPENED, BOUNTY_PAYOUT, BOUNTY_REFUND = (
-    "settled", "partially_settled", "frozen", "reopened", "bounty_payout", "bounty_refund",
-)  # fmt: skip
+    "settled",
+    "partially_settled",
+    "frozen",
+    "reopened",
+    "bounty_payout",
+    "bounty_refund",
+)
 
 
 class InboxView(View):
@@ -40,31 +55,63 @@ class InboxView(View):
 
     @handles(Position.Opened)
     def opened(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("inbox_positions", {"aggregate_id": event.originator_id.int, "position_id": event.position_id,
-                                     "owner": event.owner, "artifact_id": event.artifact_id, "side": event.side})  # fmt: skip
+        rows.put(
+            "inbox_positions",
+            {
+                "aggregate_id": event.originator_id.int,
+                "position_id": event.position_id,
+                "owner": event.owner,
+                "artifact_id": event.artifact_id,
+                "side": event.side,
+            },
+        )
 
     def _notify(self, rows: Rows, position: int, event: Any, kind: str, **fields: Any) -> None:
         owner = rows.get("inbox_positions", event.originator_id.int)
         if owner is None:
             return
         message = {
-            "position": position, "agent": owner["owner"], "kind": kind, "artifact_id": owner["artifact_id"],
-            "position_id": owner["position_id"], "bounty_id": None, "side": owner["side"],
-            "transition": event.transition, "state": None, "price_long_wad": None, "payout_units": None,
-            "pnl_units": None, "at": iso(event.timestamp),
-        }  # fmt: skip
+            "position": position,
+            "agent": owner["owner"],
+            "kind": kind,
+            "artifact_id": owner["artifact_id"],
+            "position_id": owner["position_id"],
+            "bounty_id": None,
+            "side": owner["side"],
+            "transition": event.transition,
+            "state": None,
+            "price_long_wad": None,
+            "payout_units": None,
+            "pnl_units": None,
+            "at": iso(event.timestamp),
+        }
         message.update(fields)
         rows.append("inbox_messages", message)
 
     @handles(Position.Settled)
     def settled(self, rows: Rows, position: int, event: Any) -> None:
-        self._notify(rows, position, event, SETTLED, state=event.state, price_long_wad=event.settlement_price_wad,
-                     payout_units=event.payout_units, pnl_units=event.pnl_units)  # fmt: skip
+        self._notify(
+            rows,
+            position,
+            event,
+            SETTLED,
+            state=event.state,
+            price_long_wad=event.settlement_price_wad,
+            payout_units=event.payout_units,
+            pnl_units=event.pnl_units,
+        )
 
     @handles(Position.PartiallySettled)
     def partially_settled(self, rows: Rows, position: int, event: Any) -> None:
-        self._notify(rows, position, event, PARTIALLY_SETTLED, state=event.state, payout_units=event.payout_units,
-                     pnl_units=event.pnl_units)  # fmt: skip
+        self._notify(
+            rows,
+            position,
+            event,
+            PARTIALLY_SETTLED,
+            state=event.state,
+            payout_units=event.payout_units,
+            pnl_units=event.pnl_units,
+        )
 
     @handles(Position.Frozen)
     def frozen(self, rows: Rows, position: int, event: Any) -> None:
@@ -80,8 +127,21 @@ class InboxView(View):
         for agent, share_units in sorted(event.shares.items()):
             if share_units <= 0:
                 continue
-            rows.append("inbox_messages", {
-                "position": position, "agent": agent, "kind": kind, "artifact_id": artifact_of(event.bounty_id),
-                "position_id": None, "bounty_id": event.bounty_id, "side": None, "transition": None, "state": None,
-                "price_long_wad": None, "payout_units": share_units, "pnl_units": None, "at": iso(event.timestamp),
-            })  # fmt: skip
+            rows.append(
+                "inbox_messages",
+                {
+                    "position": position,
+                    "agent": agent,
+                    "kind": kind,
+                    "artifact_id": artifact_of(event.bounty_id),
+                    "position_id": None,
+                    "bounty_id": event.bounty_id,
+                    "side": None,
+                    "transition": None,
+                    "state": None,
+                    "price_long_wad": None,
+                    "payout_units": share_units,
+                    "pnl_units": None,
+                    "at": iso(event.timestamp),
+                },
+            )

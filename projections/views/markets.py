@@ -13,33 +13,62 @@ from typing import Any
 
 from stakeledger.domain.model.accounts import Account
 from stakeledger.domain.model.artifacts import TERMINAL_STATES, Artifact, artifact_uuid
-from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.lmsr import Side
 from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table, uuid_text
 from stakeledger.projections.views.base import View, handles, iso
 
 ARTIFACTS = Table(
     "market_artifacts",
     columns=(
-        ("aggregate_id", UUID), ("artifact_id", TEXT), ("title", TEXT), ("group_name", TEXT), ("state", TEXT),
-        ("b_units", AMOUNT), ("min_hold_days", INT), ("subsidy_units", AMOUNT), ("q_long_units", AMOUNT),
-        ("q_short_units", AMOUNT), ("last_price_long_wad", AMOUNT), ("pool_units", AMOUNT),
-        ("capital_committed_units", AMOUNT), ("live_positions", INT), ("positions", INT), ("resting_orders", INT),
+        ("aggregate_id", UUID),
+        ("artifact_id", TEXT),
+        ("title", TEXT),
+        ("group_name", TEXT),
+        ("state", TEXT),
+        ("b_units", AMOUNT),
+        ("min_hold_days", INT),
+        ("subsidy_units", AMOUNT),
+        ("q_long_units", AMOUNT),
+        ("q_short_units", AMOUNT),
+        ("last_price_long_wad", AMOUNT),
+        ("pool_units", AMOUNT),
+        ("capital_committed_units", AMOUNT),
+        ("live_positions", INT),
+        ("positions", INT),
+        ("resting_orders", INT),
         ("orders_placed", INT),
-        ("order_escrow_units", AMOUNT), ("open_bounty_units", AMOUNT), ("transitions", INT),
-        ("settlement_price_wad", AMOUNT), ("listed_at", TEXT), ("listed_position", INT), ("updated_position", INT),
-    ),  # fmt: skip
+        ("order_escrow_units", AMOUNT),
+        ("open_bounty_units", AMOUNT),
+        ("transitions", INT),
+        ("settlement_price_wad", AMOUNT),
+        ("listed_at", TEXT),
+        ("listed_position", INT),
+        ("updated_position", INT),
+    ),
     key=("aggregate_id",),
     unique=(("artifact_id",),),
 )
 ORDERS = Table(
     "market_orders",
     columns=(
-        ("order_id", TEXT), ("artifact_id", TEXT), ("agent", TEXT), ("side", TEXT), ("tokens_units", AMOUNT),
-        ("remaining_units", AMOUNT), ("filled_units", AMOUNT), ("fills", INT), ("limit_price_wad", AMOUNT),
-        ("expires_at", TEXT), ("placed_at", TEXT), ("placed_position", INT), ("sequence", INT), ("status", TEXT),
-        ("released_units", AMOUNT), ("updated_position", INT),
-    ),  # fmt: skip
+        ("order_id", TEXT),
+        ("artifact_id", TEXT),
+        ("agent", TEXT),
+        ("side", TEXT),
+        ("tokens_units", AMOUNT),
+        ("remaining_units", AMOUNT),
+        ("filled_units", AMOUNT),
+        ("fills", INT),
+        ("limit_price_wad", AMOUNT),
+        ("expires_at", TEXT),
+        ("placed_at", TEXT),
+        ("placed_position", INT),
+        ("sequence", INT),
+        ("status", TEXT),
+        ("released_units", AMOUNT),
+        ("updated_position", INT),
+    ),
     key=("order_id",),
     indexes=(("artifact_id", "status"), ("agent", "status")),
 )
@@ -69,9 +98,22 @@ class MarketsView(View):
         if row is None:
             # A movement can name a pool before its artifact's Listed event is seen.
             row = {name: None for name in ARTIFACTS.column_names}
-            row.update(aggregate_id=key, artifact_id=artifact_id or uuid_text(key), state=None, q_long_units=0, q_short_units=0,
-                       pool_units=0, capital_committed_units=0, live_positions=0, positions=0, resting_orders=0,
-                       orders_placed=0, order_escrow_units=0, open_bounty_units=0, transitions=0)  # fmt: skip
+            row.update(
+                aggregate_id=key,
+                artifact_id=artifact_id or uuid_text(key),
+                state=None,
+                q_long_units=0,
+                q_short_units=0,
+                pool_units=0,
+                capital_committed_units=0,
+                live_positions=0,
+                positions=0,
+                resting_orders=0,
+                orders_placed=0,
+                order_escrow_units=0,
+                open_bounty_units=0,
+                transitions=0,
+            )
             rows.put("market_artifacts", row)
         return row
 
@@ -81,11 +123,18 @@ class MarketsView(View):
     def listed(self, rows: Rows, position: int, event: Any) -> None:
         row = self._artifact(rows, event.originator_id.int, event.artifact_id)
         row.update(
-            artifact_id=event.artifact_id, title=event.title, group_name=event.group, state="listed",
-            b_units=event.b_units, min_hold_days=event.min_hold_days, subsidy_units=event.subsidy_units,
-            last_price_long_wad=None, listed_at=iso(event.timestamp), listed_position=position,
+            artifact_id=event.artifact_id,
+            title=event.title,
+            group_name=event.group,
+            state="listed",
+            b_units=event.b_units,
+            min_hold_days=event.min_hold_days,
+            subsidy_units=event.subsidy_units,
+            last_price_long_wad=None,
+            listed_at=iso(event.timestamp),
+            listed_position=position,
             updated_position=position,
-        )  # fmt: skip
+        )
 
     @handles(Artifact.Transitioned)
     def transitioned(self, rows: Rows, position: int, event: Any) -> None:
@@ -127,8 +176,10 @@ class MarketsView(View):
     @handles(Position.Opened)
     def position_opened(self, rows: Rows, position: int, event: Any) -> None:
         key = artifact_key(event.artifact_id)
-        rows.put("market_positions", {"aggregate_id": event.originator_id.int, "artifact_key": key,
-                                      "cost_units": event.cost_units})  # fmt: skip
+        rows.put(
+            "market_positions",
+            {"aggregate_id": event.originator_id.int, "artifact_key": key, "cost_units": event.cost_units},
+        )
         row = self._artifact(rows, key, event.artifact_id)
         row["capital_committed_units"] += event.cost_units
         row["live_positions"] += 1
@@ -168,13 +219,27 @@ class MarketsView(View):
         row["orders_placed"] += 1
         row["order_escrow_units"] += event.tokens_units
         row["updated_position"] = position
-        rows.put("market_orders", {
-            "order_id": event.order_id, "artifact_id": row["artifact_id"], "agent": event.agent, "side": event.side,
-            "tokens_units": event.tokens_units, "remaining_units": event.tokens_units, "filled_units": 0, "fills": 0,
-            "limit_price_wad": event.limit_price_wad, "expires_at": iso(event.expires_at),
-            "placed_at": iso(event.timestamp), "placed_position": position, "sequence": row["orders_placed"],
-            "status": "open", "released_units": 0, "updated_position": position,
-        })  # fmt: skip
+        rows.put(
+            "market_orders",
+            {
+                "order_id": event.order_id,
+                "artifact_id": row["artifact_id"],
+                "agent": event.agent,
+                "side": event.side,
+                "tokens_units": event.tokens_units,
+                "remaining_units": event.tokens_units,
+                "filled_units": 0,
+                "fills": 0,
+                "limit_price_wad": event.limit_price_wad,
+                "expires_at": iso(event.expires_at),
+                "placed_at": iso(event.timestamp),
+                "placed_position": position,
+                "sequence": row["orders_placed"],
+                "status": "open",
+                "released_units": 0,
+                "updated_position": position,
+            },
+        )
 
     @handles(Artifact.OrderFilled)
     def order_filled(self, rows: Rows, position: int, event: Any) -> None:

@@ -18,12 +18,25 @@ from stakeledger.projections.views.base import View, handles, iso
 POSITIONS = Table(
     "portfolio_positions",
     columns=(
-        ("aggregate_id", UUID), ("position_id", TEXT), ("owner", TEXT), ("artifact_id", TEXT), ("side", TEXT),
-        ("quantity_units", AMOUNT), ("cost_units", AMOUNT), ("entry_price_wad", AMOUNT), ("order_id", TEXT),
-        ("status", TEXT), ("status_before_freeze", TEXT), ("realized_pnl_units", AMOUNT),
-        ("proceeds_units", AMOUNT), ("payout_units", AMOUNT), ("opened_at", TEXT), ("closed_at", TEXT),
-        ("opened_position", INT), ("updated_position", INT),
-    ),  # fmt: skip
+        ("aggregate_id", UUID),
+        ("position_id", TEXT),
+        ("owner", TEXT),
+        ("artifact_id", TEXT),
+        ("side", TEXT),
+        ("quantity_units", AMOUNT),
+        ("cost_units", AMOUNT),
+        ("entry_price_wad", AMOUNT),
+        ("order_id", TEXT),
+        ("status", TEXT),
+        ("status_before_freeze", TEXT),
+        ("realized_pnl_units", AMOUNT),
+        ("proceeds_units", AMOUNT),
+        ("payout_units", AMOUNT),
+        ("opened_at", TEXT),
+        ("closed_at", TEXT),
+        ("opened_position", INT),
+        ("updated_position", INT),
+    ),
     key=("aggregate_id",),
     unique=(("position_id",),),
     indexes=(("owner", "opened_position"), ("artifact_id",)),
@@ -33,9 +46,17 @@ POSITIONS = Table(
 RISK_EVENTS = Table(
     "portfolio_risk_events",
     columns=(
-        ("position", INT), ("agent", TEXT), ("kind", TEXT), ("reason", TEXT), ("artifact_id", TEXT),
-        ("side", TEXT), ("tokens_units", AMOUNT), ("order_id", TEXT), ("context", JSON), ("at", TEXT),
-    ),  # fmt: skip
+        ("position", INT),
+        ("agent", TEXT),
+        ("kind", TEXT),
+        ("reason", TEXT),
+        ("artifact_id", TEXT),
+        ("side", TEXT),
+        ("tokens_units", AMOUNT),
+        ("order_id", TEXT),
+        ("context", JSON),
+        ("at", TEXT),
+    ),
     key=("position",),
     indexes=(("agent", "position"),),
 )
@@ -57,33 +78,74 @@ class PortfolioView(View):
         owner = rows.get("portfolio_agents", event.originator_id.int)
         if owner is None:
             return
-        row = {"position": position, "agent": owner["agent"], "artifact_id": None, "side": None, "tokens_units": None,
-               "order_id": None, "context": {}, "at": iso(event.timestamp)}  # fmt: skip
+        row = {
+            "position": position,
+            "agent": owner["agent"],
+            "artifact_id": None,
+            "side": None,
+            "tokens_units": None,
+            "order_id": None,
+            "context": {},
+            "at": iso(event.timestamp),
+        }
         row.update(fields)
         rows.append("portfolio_risk_events", row)
 
     @handles(Portfolio.OrderRejected)
     def order_rejected(self, rows: Rows, position: int, event: Any) -> None:
-        self._risk_event(rows, position, event, kind=REJECTED, reason=event.reason, artifact_id=event.artifact_id,
-                         side=event.side, tokens_units=event.tokens_units, order_id=event.order_id,
-                         context=dict(event.context))  # fmt: skip
+        self._risk_event(
+            rows,
+            position,
+            event,
+            kind=REJECTED,
+            reason=event.reason,
+            artifact_id=event.artifact_id,
+            side=event.side,
+            tokens_units=event.tokens_units,
+            order_id=event.order_id,
+            context=dict(event.context),
+        )
 
     @handles(Portfolio.Liquidated)
     def liquidated(self, rows: Rows, position: int, event: Any) -> None:
-        self._risk_event(rows, position, event, kind=LIQUIDATED_KIND, reason=event.trigger,
-                         context={"equity_units": str(event.equity_units), "baseline_units": str(event.baseline_units),
-                                  "positions": ",".join(event.position_ids)})  # fmt: skip
+        self._risk_event(
+            rows,
+            position,
+            event,
+            kind=LIQUIDATED_KIND,
+            reason=event.trigger,
+            context={
+                "equity_units": str(event.equity_units),
+                "baseline_units": str(event.baseline_units),
+                "positions": ",".join(event.position_ids),
+            },
+        )
 
     @handles(Position.Opened)
     def opened(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("portfolio_positions", {
-            "aggregate_id": event.originator_id.int, "position_id": event.position_id, "owner": event.owner,
-            "artifact_id": event.artifact_id, "side": event.side, "quantity_units": event.quantity_units,
-            "cost_units": event.cost_units, "entry_price_wad": event.entry_price_wad, "order_id": event.order_id,
-            "status": OPEN, "status_before_freeze": None, "realized_pnl_units": 0, "proceeds_units": 0,
-            "payout_units": 0, "opened_at": iso(event.timestamp), "closed_at": None, "opened_position": position,
-            "updated_position": position,
-        })  # fmt: skip
+        rows.put(
+            "portfolio_positions",
+            {
+                "aggregate_id": event.originator_id.int,
+                "position_id": event.position_id,
+                "owner": event.owner,
+                "artifact_id": event.artifact_id,
+                "side": event.side,
+                "quantity_units": event.quantity_units,
+                "cost_units": event.cost_units,
+                "entry_price_wad": event.entry_price_wad,
+                "order_id": event.order_id,
+                "status": OPEN,
+                "status_before_freeze": None,
+                "realized_pnl_units": 0,
+                "proceeds_units": 0,
+                "payout_units": 0,
+                "opened_at": iso(event.timestamp),
+                "closed_at": None,
+                "opened_position": position,
+                "updated_position": position,
+            },
+        )
 
     def _position(self, rows: Rows, event: Any) -> dict[str, Any] | None:
         return rows.get("portfolio_positions", event.originator_id.int)

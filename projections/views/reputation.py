@@ -13,18 +13,32 @@ from stakeledger.projections.views.base import View, handles, iso
 AGENTS = Table(
     "reputation_agents",
     columns=(
-        ("aggregate_id", UUID), ("agent", TEXT), ("believability_wad", AMOUNT), ("predictions", INT),
-        ("correct", INT), ("started_at", TEXT), ("updated_at", TEXT), ("updated_position", INT),
-    ),  # fmt: skip
+        ("aggregate_id", UUID),
+        ("agent", TEXT),
+        ("believability_wad", AMOUNT),
+        ("predictions", INT),
+        ("correct", INT),
+        ("started_at", TEXT),
+        ("updated_at", TEXT),
+        ("updated_position", INT),
+    ),
     key=("aggregate_id",),
     unique=(("agent",),),
 )
 HISTORY = Table(
     "reputation_history",
     columns=(
-        ("position", INT), ("agent", TEXT), ("position_id", TEXT), ("artifact_id", TEXT), ("transition", INT),
-        ("correct", INT), ("stake_units", AMOUNT), ("before_wad", AMOUNT), ("after_wad", AMOUNT), ("at", TEXT),
-    ),  # fmt: skip
+        ("position", INT),
+        ("agent", TEXT),
+        ("position_id", TEXT),
+        ("artifact_id", TEXT),
+        ("transition", INT),
+        ("correct", INT),
+        ("stake_units", AMOUNT),
+        ("before_wad", AMOUNT),
+        ("after_wad", AMOUNT),
+        ("at", TEXT),
+    ),
     key=("position",),
     indexes=(("agent", "position"),),
 )
@@ -37,11 +51,19 @@ class ReputationView(View):
 
     @handles(Reputation.Started)
     def started(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("reputation_agents", {
-            "aggregate_id": event.originator_id.int, "agent": event.agent, "believability_wad": event.believability_wad,
-            "predictions": 0, "correct": 0, "started_at": iso(event.timestamp), "updated_at": iso(event.timestamp),
-            "updated_position": position,
-        })  # fmt: skip
+        rows.put(
+            "reputation_agents",
+            {
+                "aggregate_id": event.originator_id.int,
+                "agent": event.agent,
+                "believability_wad": event.believability_wad,
+                "predictions": 0,
+                "correct": 0,
+                "started_at": iso(event.timestamp),
+                "updated_at": iso(event.timestamp),
+                "updated_position": position,
+            },
+        )
 
     @handles(Reputation.Adjusted)
     def adjusted(self, rows: Rows, position: int, event: Any) -> None:
@@ -54,9 +76,18 @@ class ReputationView(View):
         agent["updated_at"] = iso(event.timestamp)
         agent["updated_position"] = position
         rows.put("reputation_agents", agent)
-        rows.append("reputation_history", {
-            "position": position, "agent": agent["agent"], "position_id": event.position_id,
-            "artifact_id": event.artifact_id, "transition": event.transition, "correct": int(event.correct),
-            "stake_units": event.stake_units, "before_wad": event.before_wad, "after_wad": event.after_wad,
-            "at": iso(event.timestamp),
-        })  # fmt: skip
+        rows.append(
+            "reputation_history",
+            {
+                "position": position,
+                "agent": agent["agent"],
+                "position_id": event.position_id,
+                "artifact_id": event.artifact_id,
+                "transition": event.transition,
+                "correct": int(event.correct),
+                "stake_units": event.stake_units,
+                "before_wad": event.before_wad,
+                "after_wad": event.after_wad,
+                "at": iso(event.timestamp),
+            },
+        )

@@ -18,11 +18,22 @@ from stakeledger.projections.views.base import View, handles, iso
 SETTLEMENTS = Table(
     "settlements",
     columns=(
-        ("position", INT), ("agent", TEXT), ("kind", TEXT), ("artifact_id", TEXT), ("position_id", TEXT),
-        ("bounty_id", TEXT), ("side", TEXT), ("transition", INT), ("state", TEXT), ("price_long_wad", AMOUNT),
-        ("quantity_units", AMOUNT), ("cost_units", AMOUNT), ("payout_units", AMOUNT), ("pnl_units", AMOUNT),
+        ("position", INT),
+        ("agent", TEXT),
+        ("kind", TEXT),
+        ("artifact_id", TEXT),
+        ("position_id", TEXT),
+        ("bounty_id", TEXT),
+        ("side", TEXT),
+        ("transition", INT),
+        ("state", TEXT),
+        ("price_long_wad", AMOUNT),
+        ("quantity_units", AMOUNT),
+        ("cost_units", AMOUNT),
+        ("payout_units", AMOUNT),
+        ("pnl_units", AMOUNT),
         ("at", TEXT),
-    ),  # fmt: skip
+    ),
     key=("position", "agent"),
     indexes=(("artifact_id", "position"), ("agent", "position")),
 )
@@ -30,15 +41,26 @@ SETTLEMENTS = Table(
 POSITIONS = Table(
     "settlement_positions",
     columns=(
-        ("aggregate_id", UUID), ("position_id", TEXT), ("owner", TEXT), ("artifact_id", TEXT), ("side", TEXT),
-        ("quantity_units", AMOUNT), ("cost_units", AMOUNT),
-    ),  # fmt: skip
+        ("aggregate_id", UUID),
+        ("position_id", TEXT),
+        ("owner", TEXT),
+        ("artifact_id", TEXT),
+        ("side", TEXT),
+        ("quantity_units", AMOUNT),
+        ("cost_units", AMOUNT),
+    ),
     key=("aggregate_id",),
 )
 # The long price each artifact's latest transition recorded: a partial settlement's price.
 ARTIFACTS = Table(
     "settlement_artifacts",
-    columns=(("aggregate_id", UUID), ("artifact_id", TEXT), ("state", TEXT), ("transition", INT), ("price_long_wad", AMOUNT)),
+    columns=(
+        ("aggregate_id", UUID),
+        ("artifact_id", TEXT),
+        ("state", TEXT),
+        ("transition", INT),
+        ("price_long_wad", AMOUNT),
+    ),
     key=("aggregate_id",),
 )
 
@@ -50,8 +72,16 @@ class SettlementsView(View):
 
     @handles(Artifact.Listed)
     def listed(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("settlement_artifacts", {"aggregate_id": event.originator_id.int, "artifact_id": event.artifact_id,
-                                          "state": "listed", "transition": 0, "price_long_wad": None})  # fmt: skip
+        rows.put(
+            "settlement_artifacts",
+            {
+                "aggregate_id": event.originator_id.int,
+                "artifact_id": event.artifact_id,
+                "state": "listed",
+                "transition": 0,
+                "price_long_wad": None,
+            },
+        )
 
     @handles(Artifact.Transitioned)
     def transitioned(self, rows: Rows, position: int, event: Any) -> None:
@@ -65,11 +95,18 @@ class SettlementsView(View):
 
     @handles(Position.Opened)
     def opened(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("settlement_positions", {
-            "aggregate_id": event.originator_id.int, "position_id": event.position_id, "owner": event.owner,
-            "artifact_id": event.artifact_id, "side": event.side, "quantity_units": event.quantity_units,
-            "cost_units": event.cost_units,
-        })  # fmt: skip
+        rows.put(
+            "settlement_positions",
+            {
+                "aggregate_id": event.originator_id.int,
+                "position_id": event.position_id,
+                "owner": event.owner,
+                "artifact_id": event.artifact_id,
+                "side": event.side,
+                "quantity_units": event.quantity_units,
+                "cost_units": event.cost_units,
+            },
+        )
 
     @handles(Position.PartiallySettled)
     def partially_settled(self, rows: Rows, position: int, event: Any) -> None:
@@ -77,10 +114,18 @@ class SettlementsView(View):
         if held is None:
             return
         artifact = rows.get("settlement_artifacts", artifact_uuid(held["artifact_id"]).int)
-        rows.append("settlements", self._row(
-            position, event, held, "partial", artifact["price_long_wad"] if artifact else None,
-            held["quantity_units"] - event.quantity_left_units, held["cost_units"] - event.cost_left_units,
-        ))  # fmt: skip
+        rows.append(
+            "settlements",
+            self._row(
+                position,
+                event,
+                held,
+                "partial",
+                artifact["price_long_wad"] if artifact else None,
+                held["quantity_units"] - event.quantity_left_units,
+                held["cost_units"] - event.cost_left_units,
+            ),
+        )
         held["quantity_units"] = event.quantity_left_units
         held["cost_units"] = event.cost_left_units
         rows.put("settlement_positions", held)
@@ -90,9 +135,12 @@ class SettlementsView(View):
         held = rows.get("settlement_positions", event.originator_id.int)
         if held is None:
             return
-        rows.append("settlements", self._row(
-            position, event, held, "settled", event.settlement_price_wad, held["quantity_units"], held["cost_units"]
-        ))  # fmt: skip
+        rows.append(
+            "settlements",
+            self._row(
+                position, event, held, "settled", event.settlement_price_wad, held["quantity_units"], held["cost_units"]
+            ),
+        )
         # A settled position has no later events: its helper row is left as it was.
 
     @staticmethod
@@ -100,11 +148,22 @@ class SettlementsView(View):
         position: int, event: Any, held: dict[str, Any], kind: str, price_wad: int | None, quantity: int, cost: int
     ) -> dict[str, Any]:
         return {
-            "position": position, "agent": held["owner"], "kind": kind, "artifact_id": held["artifact_id"],
-            "position_id": held["position_id"], "bounty_id": None, "side": held["side"], "transition": event.transition,
-            "state": event.state, "price_long_wad": price_wad, "quantity_units": quantity, "cost_units": cost,
-            "payout_units": event.payout_units, "pnl_units": event.pnl_units, "at": iso(event.timestamp),
-        }  # fmt: skip
+            "position": position,
+            "agent": held["owner"],
+            "kind": kind,
+            "artifact_id": held["artifact_id"],
+            "position_id": held["position_id"],
+            "bounty_id": None,
+            "side": held["side"],
+            "transition": event.transition,
+            "state": event.state,
+            "price_long_wad": price_wad,
+            "quantity_units": quantity,
+            "cost_units": cost,
+            "payout_units": event.payout_units,
+            "pnl_units": event.pnl_units,
+            "at": iso(event.timestamp),
+        }
 
     @handles(Artifact.BountyClosed)
     def bounty_closed(self, rows: Rows, position: int, event: Any) -> None:
@@ -114,9 +173,23 @@ class SettlementsView(View):
         for agent, share_units in sorted(event.shares.items()):
             if share_units <= 0:
                 continue
-            rows.append("settlements", {
-                "position": position, "agent": agent, "kind": "bounty", "artifact_id": artifact_id,
-                "position_id": None, "bounty_id": event.bounty_id, "side": None, "transition": None, "state": None,
-                "price_long_wad": None, "quantity_units": None, "cost_units": 0, "payout_units": share_units,
-                "pnl_units": share_units, "at": iso(event.timestamp),
-            })  # fmt: skip
+            rows.append(
+                "settlements",
+                {
+                    "position": position,
+                    "agent": agent,
+                    "kind": "bounty",
+                    "artifact_id": artifact_id,
+                    "position_id": None,
+                    "bounty_id": event.bounty_id,
+                    "side": None,
+                    "transition": None,
+                    "state": None,
+                    "price_long_wad": None,
+                    "quantity_units": None,
+                    "cost_units": 0,
+                    "payout_units": share_units,
+                    "pnl_units": share_units,
+                    "at": iso(event.timestamp),
+                },
+            )

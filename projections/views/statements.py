@@ -16,18 +16,31 @@ from stakeledger.projections.views.base import View, handles, iso
 ACCOUNTS = Table(
     "statement_accounts",
     columns=(
-        ("aggregate_id", UUID), ("account", TEXT), ("kind", TEXT), ("balance_units", AMOUNT),
-        ("lines", INT), ("opened_at", TEXT), ("opened_position", INT), ("last_position", INT),
-    ),  # fmt: skip
+        ("aggregate_id", UUID),
+        ("account", TEXT),
+        ("kind", TEXT),
+        ("balance_units", AMOUNT),
+        ("lines", INT),
+        ("opened_at", TEXT),
+        ("opened_position", INT),
+        ("last_position", INT),
+    ),
     key=("aggregate_id",),
     unique=(("account",),),
 )
 LINES = Table(
     "statement_lines",
     columns=(
-        ("position", INT), ("account", TEXT), ("at", TEXT), ("transfer_id", TEXT), ("reason", TEXT),
-        ("counterparty", TEXT), ("delta_units", AMOUNT), ("balance_units", AMOUNT), ("refs", JSON),
-    ),  # fmt: skip
+        ("position", INT),
+        ("account", TEXT),
+        ("at", TEXT),
+        ("transfer_id", TEXT),
+        ("reason", TEXT),
+        ("counterparty", TEXT),
+        ("delta_units", AMOUNT),
+        ("balance_units", AMOUNT),
+        ("refs", JSON),
+    ),
     key=("position",),
     indexes=(("account", "position"),),
 )
@@ -57,11 +70,19 @@ class StatementsView(View):
 
     @handles(Account.Opened)
     def opened(self, rows: Rows, position: int, event: Any) -> None:
-        rows.put("statement_accounts", {
-            "aggregate_id": event.originator_id.int, "account": event.account_id, "kind": event.kind,
-            "balance_units": 0, "lines": 0, "opened_at": iso(event.timestamp), "opened_position": position,
-            "last_position": position,
-        })  # fmt: skip
+        rows.put(
+            "statement_accounts",
+            {
+                "aggregate_id": event.originator_id.int,
+                "account": event.account_id,
+                "kind": event.kind,
+                "balance_units": 0,
+                "lines": 0,
+                "opened_at": iso(event.timestamp),
+                "opened_position": position,
+                "last_position": position,
+            },
+        )
 
     @handles(Account.Debited, Account.Credited)
     def moved(self, rows: Rows, position: int, event: Any) -> None:
@@ -71,9 +92,15 @@ class StatementsView(View):
             # A movement on an account that was never opened: the audit reports it; the
             # statement still shows it, under the aggregate's id.
             account = {
-                "aggregate_id": aggregate_id, "account": f"aggregate:{uuid_text(aggregate_id)}", "kind": "unknown",
-                "balance_units": 0, "lines": 0, "opened_at": None, "opened_position": None, "last_position": position,
-            }  # fmt: skip
+                "aggregate_id": aggregate_id,
+                "account": f"aggregate:{uuid_text(aggregate_id)}",
+                "kind": "unknown",
+                "balance_units": 0,
+                "lines": 0,
+                "opened_at": None,
+                "opened_position": None,
+                "last_position": position,
+            }
             rows.put("statement_accounts", account)
         delta = event.amount_units if type(event) is Account.Credited else -event.amount_units
         balance = account["balance_units"] + delta
@@ -82,7 +109,17 @@ class StatementsView(View):
         account["last_position"] = position
         # Most events of a ledger are these: the line goes straight to stored form, in
         # LINES column order (amounts as decimal text, refs as JSON).
-        rows.append_encoded("statement_lines", (
-            position, account["account"], iso(event.timestamp), event.transfer_id, event.reason, event.counterparty,
-            str(delta), str(balance), encode_refs(event.refs),
-        ))  # fmt: skip
+        rows.append_encoded(
+            "statement_lines",
+            (
+                position,
+                account["account"],
+                iso(event.timestamp),
+                event.transfer_id,
+                event.reason,
+                event.counterparty,
+                str(delta),
+                str(balance),
+                encode_refs(event.refs),
+            ),
+        )

@@ -50,10 +50,14 @@ class Api:
     def delete(self, path: str, key: str | None = None) -> Any:
         return self.client.delete(path, headers=auth(key))
 
-    def buy(self, key: str, agent: str = "alice", side: str = "long", tokens: str = "10", artifact: str = ART,
-            **extra: Any) -> Any:  # fmt: skip
-        return self.post("/api/market/positions", {"agent": agent, "artifact": artifact, "side": side, "tokens": tokens,
-                                                   **extra}, key)  # fmt: skip
+    def buy(
+        self, key: str, agent: str = "alice", side: str = "long", tokens: str = "10", artifact: str = ART, **extra: Any
+    ) -> Any:
+        return self.post(
+            "/api/market/positions",
+            {"agent": agent, "artifact": artifact, "side": side, "tokens": tokens, **extra},
+            key,
+        )
 
 
 def auth(key: str | None) -> dict[str, str]:

@@ -10,13 +10,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stakeledger.cli import api as cli_api
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.cli import api as cli_api
 from stakeledger.cli.context import CliContext
-from stakeledger.domain.service import apikeys
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import InvalidInputError, StateError, UnknownAccountError
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.audit import audit
 
 
@@ -41,8 +41,11 @@ def ledger(ledger: StakeLedger) -> StakeLedger:
 def test_issue_when_key_created_then_only_its_sha256_digest_is_stored(ledger):
     issued = apikeys.issue_key(ledger, "alice", apikeys.TRADE)
 
-    stored = [n for n in ledger.recorder.select_notifications(start=0, limit=1_000)
-              if n.topic == stable_topic(apikeys.ApiKey.Issued)]  # fmt: skip
+    stored = [
+        n
+        for n in ledger.recorder.select_notifications(start=0, limit=1_000)
+        if n.topic == stable_topic(apikeys.ApiKey.Issued)
+    ]
     assert len(stored) == 1
     state = json.loads(bytes(stored[0].state))
     secret = issued["key"].split("_", 2)[2]
@@ -116,7 +119,9 @@ def test_apikey_cli_when_created_listed_and_revoked_then_list_shows_state_never_
     assert created.exit_code == 0 and key["key"].startswith("sl_") and key["scope"] == "admin"
     assert revoked.exit_code == 0 and key["key_id"] in revoked.stdout
     rows = json.loads(listed.stdout)
-    assert [(r["key_id"], r["agent"], r["scope"], r["status"]) for r in rows] == [(key["key_id"], "alice", "admin", "revoked")]
+    assert [(r["key_id"], r["agent"], r["scope"], r["status"]) for r in rows] == [
+        (key["key_id"], "alice", "admin", "revoked")
+    ]
     assert key["key"].split("_", 2)[2] not in listed.stdout and "sha256" not in listed.stdout
 
 

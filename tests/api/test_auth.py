@@ -30,9 +30,14 @@ def _wrong_secret(key: str) -> str:
 )
 def test_market_order_for_alice_when_key_is_given_then_status_follows_the_matrix(api: Api, who, status, code):
     keys = {
-        "none": None, "malformed": "not-a-key", "unknown": "sl_0123456789abcdef_" + "x" * 43,
-        "wrong-secret": _wrong_secret(api.alice), "alice": api.alice, "bob": api.bob, "admin": api.admin,
-    }  # fmt: skip
+        "none": None,
+        "malformed": "not-a-key",
+        "unknown": "sl_0123456789abcdef_" + "x" * 43,
+        "wrong-secret": _wrong_secret(api.alice),
+        "alice": api.alice,
+        "bob": api.bob,
+        "admin": api.admin,
+    }
     if who == "revoked":
         issued = apikeys.issue_key(api.ledger, "alice")
         apikeys.revoke_key(api.ledger, issued["key_id"])
@@ -107,10 +112,17 @@ def test_read_alices_portfolio_when_key_is_given_then_only_alice_or_admin(memory
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/market/artifacts", f"/api/market/artifacts/{ART}", f"/api/market/artifacts/{ART}/book",
-     f"/api/market/artifacts/{ART}/quote?side=long&tokens=1", "/api/market/settlements", "/api/reputation",
-     "/api/projections", "/healthz"],
-)  # fmt: skip
+    [
+        "/api/market/artifacts",
+        f"/api/market/artifacts/{ART}",
+        f"/api/market/artifacts/{ART}/book",
+        f"/api/market/artifacts/{ART}/quote?side=long&tokens=1",
+        "/api/market/settlements",
+        "/api/reputation",
+        "/api/projections",
+        "/healthz",
+    ],
+)
 def test_public_read_when_no_key_then_200(memory_api: Api, path):
     assert memory_api.get(path).status_code == 200
 

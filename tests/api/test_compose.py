@@ -21,9 +21,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from stakeledger.domain.service import apikeys
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service import apikeys
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import open_store
 from tests.api.serving import free_port, stop, wait_until_serving
@@ -43,7 +42,9 @@ def test_compose_when_read_then_postgres_init_api_and_worker_start_in_order():
     assert SERVICES["api"]["ports"] == ["127.0.0.1:8000:8000"]  # loopback only
     assert SERVICES["projections"]["command"] == ["stakeledger", "projections", "run"]
     url = SERVICES["init"]["environment"]["STAKELEDGER_DATABASE_URL"]
-    user, password, db = (SERVICES["postgres"]["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"))
+    user, password, db = (
+        SERVICES["postgres"]["environment"][k] for k in ("POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB")
+    )
     assert url == f"postgresql://{user}:{password}@postgres:5432/{db}"
 
 
@@ -57,7 +58,10 @@ def test_dockerfile_when_read_then_the_image_holds_every_package_the_console_scr
 
 def _as_in_the_container(command: list[str]) -> list[str]:
     """The container's ``stakeledger`` and ``python`` are this virtual environment's."""
-    tools = {"python": sys.executable, "stakeledger": shutil.which("stakeledger", path=str(Path(sys.executable).parent))}
+    tools = {
+        "python": sys.executable,
+        "stakeledger": shutil.which("stakeledger", path=str(Path(sys.executable).parent)),
+    }
     return [tools.get(command[0], command[0]), *command[1:]]
 
 
@@ -68,10 +72,14 @@ def _with_option(command: list[str], option: str, value: str) -> list[str]:
 
 
 def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(_as_in_the_container(command), cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        _as_in_the_container(command), cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+    )
 
 
-def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_keeps_views_current(postgres_server, tmp_path):
+def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_keeps_views_current(
+    postgres_server, tmp_path
+):
     url = fresh_postgres_url(postgres_server)
     env = {**os.environ, "STAKELEDGER_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
     init = _as_in_the_container(SERVICES["init"]["command"])

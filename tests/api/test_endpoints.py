@@ -74,8 +74,11 @@ def test_market_order_when_average_price_above_bound_then_409_slippage_and_nothi
 
 
 def test_limit_order_then_cancel_when_owner_then_escrow_released_and_book_empty(api: Api):
-    placed = api.post("/api/market/orders", {"agent": "alice", "artifact": ART, "side": "short", "tokens": "20",
-                                             "limit_price": "0.3"}, api.alice)  # fmt: skip
+    placed = api.post(
+        "/api/market/orders",
+        {"agent": "alice", "artifact": ART, "side": "short", "tokens": "20", "limit_price": "0.3"},
+        api.alice,
+    )
     order_id = placed.json()["order"]
     book = api.get(f"/api/market/artifacts/{ART}/book").json()
 
@@ -84,14 +87,22 @@ def test_limit_order_then_cancel_when_owner_then_escrow_released_and_book_empty(
     assert placed.status_code == 201 and placed.json()["status"] == "open"
     assert [o["order_id"] for o in book["orders"]] == [order_id] and book["orders"][0]["limit_price"] == "0.300000"
     assert cancelled.status_code == 200
-    assert cancelled.json() == {"order": order_id, "status": "cancelled", "released_units": str(20 * TOKEN), "released": "20"}
+    assert cancelled.json() == {
+        "order": order_id,
+        "status": "cancelled",
+        "released_units": str(20 * TOKEN),
+        "released": "20",
+    }
     assert api.get(f"/api/market/artifacts/{ART}/book").json()["orders"] == []
     assert api.ledger.balance_of("alice") == int(FUNDS) * TOKEN
 
 
 def test_cancel_when_admin_key_and_slash_encoded_then_cancelled_for_the_owner(api: Api):
-    order_id = api.post("/api/market/orders", {"agent": "bob", "artifact": ART, "side": "long", "tokens": "5",
-                                               "limit_price": "0.2"}, api.bob).json()["order"]  # fmt: skip
+    order_id = api.post(
+        "/api/market/orders",
+        {"agent": "bob", "artifact": ART, "side": "long", "tokens": "5", "limit_price": "0.2"},
+        api.bob,
+    ).json()["order"]
 
     response = api.delete(f"/api/market/orders/{order_id.replace('/', '%2F')}", api.admin)
 
@@ -116,8 +127,9 @@ def test_lifecycle_transition_when_validated_then_positions_settle_and_reads_sho
     long_id = api.buy(api.alice, side="long", tokens="30").json()["position"]
     short_id = api.buy(api.bob, agent="bob", side="short", tokens="10").json()["position"]
 
-    response = api.post(f"/api/artifacts/{ART}/lifecycle-transition", {"state": "validated", "reason": "replicated"},
-                        api.admin)  # fmt: skip
+    response = api.post(
+        f"/api/artifacts/{ART}/lifecycle-transition", {"state": "validated", "reason": "replicated"}, api.admin
+    )
 
     body = response.json()
     assert response.status_code == 200
@@ -150,14 +162,18 @@ def test_bounty_when_posted_then_distributed_by_weight_and_another_refunded(api:
     first = api.post("/api/bounties", {"artifact": ART, "sponsor": "alice", "amount": "15"}, api.alice).json()["bounty"]
     second = api.post("/api/bounties", {"artifact": ART, "sponsor": "alice", "amount": "5"}, api.alice).json()["bounty"]
 
-    distributed = api.post(f"/api/bounties/{first}/distribute",
-                           {"claimants": [{"agent": "bob", "weight": "4/5"}, {"agent": "alice", "weight": "0.2"}]},
-                           api.admin)  # fmt: skip
+    distributed = api.post(
+        f"/api/bounties/{first}/distribute",
+        {"claimants": [{"agent": "bob", "weight": "4/5"}, {"agent": "alice", "weight": "0.2"}]},
+        api.admin,
+    )
     refunded = api.post(f"/api/bounties/{second}/refund", key=api.admin)
 
     assert distributed.status_code == 200
-    assert distributed.json()["shares"] == {"bob": {"amount_units": str(12 * TOKEN), "amount": "12"},
-                                            "alice": {"amount_units": str(3 * TOKEN), "amount": "3"}}  # fmt: skip
+    assert distributed.json()["shares"] == {
+        "bob": {"amount_units": str(12 * TOKEN), "amount": "12"},
+        "alice": {"amount_units": str(3 * TOKEN), "amount": "3"},
+    }
     assert refunded.status_code == 200 and refunded.json()["refunded_units"] == str(5 * TOKEN)
     assert api.ledger.balance_of("bob") == (int(FUNDS) + 12) * TOKEN
     assert api.ledger.balance_of("alice") == (int(FUNDS) - 12) * TOKEN
@@ -227,16 +243,29 @@ def test_openapi_and_docs_when_requested_then_every_issue_endpoint_is_described(
     docs = memory_api.get("/docs")
 
     expected = {
-        "/healthz": "get", "/api/market/artifacts": "get", "/api/market/artifacts/{artifact_id}": "get",
-        "/api/market/artifacts/{artifact_id}/book": "get", "/api/market/artifacts/{artifact_id}/quote": "get",
-        "/api/market/positions": "post", "/api/market/positions/{position_id}/close": "post",
-        "/api/market/orders": "post", "/api/market/orders/{order_id}": "delete",
-        "/api/artifacts/{artifact_id}/lifecycle-transition": "post", "/api/market/settlements": "get",
-        "/api/reputation": "get", "/api/reputation/{agent}": "get", "/api/accounts/{agent}": "get",
-        "/api/accounts/{agent}/statement": "get", "/api/accounts/{agent}/inbox": "get",
-        "/api/portfolio/{agent}": "get", "/api/portfolio/{agent}/metrics": "get", "/api/bounties": "post",
-        "/api/bounties/{bounty_id}/distribute": "post", "/api/bounties/{bounty_id}/refund": "post",
-        "/api/audit": "get", "/api/projections": "get",
-    }  # fmt: skip
+        "/healthz": "get",
+        "/api/market/artifacts": "get",
+        "/api/market/artifacts/{artifact_id}": "get",
+        "/api/market/artifacts/{artifact_id}/book": "get",
+        "/api/market/artifacts/{artifact_id}/quote": "get",
+        "/api/market/positions": "post",
+        "/api/market/positions/{position_id}/close": "post",
+        "/api/market/orders": "post",
+        "/api/market/orders/{order_id}": "delete",
+        "/api/artifacts/{artifact_id}/lifecycle-transition": "post",
+        "/api/market/settlements": "get",
+        "/api/reputation": "get",
+        "/api/reputation/{agent}": "get",
+        "/api/accounts/{agent}": "get",
+        "/api/accounts/{agent}/statement": "get",
+        "/api/accounts/{agent}/inbox": "get",
+        "/api/portfolio/{agent}": "get",
+        "/api/portfolio/{agent}/metrics": "get",
+        "/api/bounties": "post",
+        "/api/bounties/{bounty_id}/distribute": "post",
+        "/api/bounties/{bounty_id}/refund": "post",
+        "/api/audit": "get",
+        "/api/projections": "get",
+    }
     assert {path: method for path, method in expected.items() if method not in paths.get(path, {})} == {}
     assert docs.status_code == 200 and "swagger" in docs.text.lower()

@@ -55,12 +55,16 @@ def test_retry_when_first_attempt_was_refused_then_it_runs_again(memory_api: Api
 def test_cancel_when_admin_retries_after_the_order_left_the_book_then_first_response(memory_api: Api):
     api = memory_api
     order_id = api.post("/api/market/orders", {**ORDER, "limit_price": "0.2"}, api.alice).json()["order"]
-    first = api.client.delete(f"/api/market/orders/{order_id}",
-                              headers={"Authorization": f"Bearer {api.admin}", "Idempotency-Key": "cancel-1"})  # fmt: skip
+    first = api.client.delete(
+        f"/api/market/orders/{order_id}",
+        headers={"Authorization": f"Bearer {api.admin}", "Idempotency-Key": "cancel-1"},
+    )
     head = api.head()
 
-    retry = api.client.delete(f"/api/market/orders/{order_id}",
-                              headers={"Authorization": f"Bearer {api.admin}", "Idempotency-Key": "cancel-1"})  # fmt: skip
+    retry = api.client.delete(
+        f"/api/market/orders/{order_id}",
+        headers={"Authorization": f"Bearer {api.admin}", "Idempotency-Key": "cancel-1"},
+    )
 
     assert first.status_code == retry.status_code == 200
     assert retry.json() == first.json()
@@ -84,8 +88,11 @@ def test_idempotency_key_when_not_visible_ascii_then_422(memory_api: Api):
     api = memory_api
     head = api.head()
 
-    response = api.client.post("/api/market/positions", json=ORDER,
-                               headers={"Authorization": f"Bearer {api.alice}", "Idempotency-Key": "has space"})  # fmt: skip
+    response = api.client.post(
+        "/api/market/positions",
+        json=ORDER,
+        headers={"Authorization": f"Bearer {api.alice}", "Idempotency-Key": "has space"},
+    )
 
     assert response.status_code == 422 and response.json()["error"] == "INVALID_INPUT"
     assert api.head() == head

@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from stakeledger.domain.service import apikeys
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.model.accounts import pool_account_id
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.model.positions import Position
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.model.positions import Position
+from stakeledger.domain.service import apikeys
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.audit import audit
 from stakeledger.projections.log import iter_events
 from tests.api.serving import free_port, stop, wait_until_serving
@@ -61,9 +61,24 @@ def server(postgres_server: str, tmp_path: Path) -> Iterator[tuple[str, StakeLed
     port = free_port()
     log = open(tmp_path / "serve.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "stakeledger.cli.api", "--db", url, "serve", "--port", str(port), "--workers", str(WORKERS),
-         "--no-access-log"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "stakeledger.cli.api",
+            "--db",
+            url,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(base, process, tmp_path / "serve.log")
@@ -83,16 +98,19 @@ def _client(base: str, agent: str, key: str, number: int, outcome: Outcome) -> N
                 try:
                     # The same Idempotency-Key on every attempt: a retry after a lost
                     # response returns the first result instead of trading twice.
-                    response = client.post("/api/market/positions", json=body,
-                                           headers={"Idempotency-Key": f"{agent}-{index}"})  # fmt: skip
+                    response = client.post(
+                        "/api/market/positions", json=body, headers={"Idempotency-Key": f"{agent}-{index}"}
+                    )
                 except httpx.TransportError:
                     response = None
                 if response is not None and response.status_code == 201:
                     with outcome.lock:
                         outcome.accepted[response.json()["position"]] = response.json()
                     break
-                if response is None or (response.status_code in (409, 503)
-                                        and response.json()["error"] in ("CONCURRENCY_CONFLICT", "STORE_UNAVAILABLE")):  # fmt: skip
+                if response is None or (
+                    response.status_code in (409, 503)
+                    and response.json()["error"] in ("CONCURRENCY_CONFLICT", "STORE_UNAVAILABLE")
+                ):
                     with outcome.lock:
                         outcome.retries += 1
                     time.sleep(0.01 * (attempt + 1))
@@ -110,8 +128,10 @@ def test_market_orders_when_20_clients_hit_3_workers_then_every_accepted_trade_i
     outcome = Outcome()
     started = time.monotonic()
 
-    threads = [threading.Thread(target=_client, args=(base, agent, key, number, outcome))
-               for number, (agent, key) in enumerate(keys.items())]  # fmt: skip
+    threads = [
+        threading.Thread(target=_client, args=(base, agent, key, number, outcome))
+        for number, (agent, key) in enumerate(keys.items())
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -133,5 +153,7 @@ def test_market_orders_when_20_clients_hit_3_workers_then_every_accepted_trade_i
     report = audit(ledger)
     assert report.clean, [str(violation) for violation in report.violations]
     assert elapsed < TIME_LIMIT_SECONDS
-    print(f"\n{len(outcome.accepted)} trades in {elapsed:.1f} s ({len(outcome.accepted) / elapsed:.0f}/s), "
-          f"{outcome.retries} client retries")
+    print(
+        f"\n{len(outcome.accepted)} trades in {elapsed:.1f} s ({len(outcome.accepted) / elapsed:.0f}/s), "
+        f"{outcome.retries} client retries"
+    )

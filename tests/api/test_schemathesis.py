@@ -48,8 +48,13 @@ def test_every_operation_when_fuzzed_with_an_admin_key_then_never_a_server_error
     without_input: set[str] = set()
     for operation, mode in [(operation, mode) for operation in operations for mode in GenerationMode]:
 
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy(mode))
         def call(case) -> None:
             response = case.call_and_validate(headers=headers, checks=[not_a_server_error])

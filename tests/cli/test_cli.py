@@ -5,9 +5,8 @@ import sys
 
 import pytest
 
-from stakeledger.cli.main import global_options_first, main
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
+from stakeledger.cli.main import global_options_first, main
 
 
 def run(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
@@ -52,7 +51,9 @@ def test_statement_at_position_when_earlier_then_balance_as_it_stood(db, capsys,
     _, out, _ = run(capsys, monkeypatch, "--db", db, "--json", "account", "statement", "alice")
     mint_position = json.loads(out)["lines"][0]["position"]
     run(capsys, monkeypatch, "--db", db, "transfer", "alice", "bob", "50")
-    _, out, _ = run(capsys, monkeypatch, "--db", db, "--json", "account", "statement", "alice", "--at", str(mint_position))
+    _, out, _ = run(
+        capsys, monkeypatch, "--db", db, "--json", "account", "statement", "alice", "--at", str(mint_position)
+    )
     assert json.loads(out)["balance_units"] == "100500000"
 
 
@@ -83,7 +84,9 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(("case", "args", "code"), BAD_INPUTS, ids=[c for c, _, _ in BAD_INPUTS])
-def test_bad_input_when_refused_then_one_line_on_stderr_nonzero_exit_and_log_unchanged(db, capsys, monkeypatch, case, args, code):
+def test_bad_input_when_refused_then_one_line_on_stderr_nonzero_exit_and_log_unchanged(
+    db, capsys, monkeypatch, case, args, code
+):
     before = event_count(db)
     exit_code, out, err = run(capsys, monkeypatch, "--db", db, *args)
     assert exit_code != 0

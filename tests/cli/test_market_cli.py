@@ -13,12 +13,15 @@ ART = "ART"
 @pytest.fixture
 def db(durable_store_url, capsys, monkeypatch) -> str:
     steps = [
-        ("init", "--decimals", "6"), ("account", "open", "alice"), ("account", "open", "bob"),
-        ("mint", "alice", "1000"), ("mint", "bob", "1000"),
+        ("init", "--decimals", "6"),
+        ("account", "open", "alice"),
+        ("account", "open", "bob"),
+        ("mint", "alice", "1000"),
+        ("mint", "bob", "1000"),
         ("artifact", "add", ART, "--title", "A claim", "--liquidity", "100", "--min-hold-days", "0"),
         ("trade", "open", "alice", ART, "--side", "long", "--tokens", "10"),
         ("bounty", "post", ART, "bob", "15"),
-    ]  # fmt: skip
+    ]
     for step in steps:
         code, _, err = run(capsys, monkeypatch, "--db", durable_store_url, *step)
         assert code == 0, (step, err)
@@ -37,34 +40,92 @@ def refused(db: str, capsys, monkeypatch, *args: str) -> str:
 
 BAD_ORDER_FILES = [
     ("not UTF-8", "orders.csv", b"\xff\xfeagent\n", "INVALID_INPUT: ", "is not UTF-8 text"),
-    ("JSON exponent", "orders.json", b'[{"agent":"alice","artifact":"ART","side":"long","tokens":1e3}]',
-     "INVALID_AMOUNT: order 1: ", "'1e3'"),
-    ("JSON float past the decimals", "orders.json",
-     b'[{"agent":"alice","artifact":"ART","side":"long","tokens":0.30000000000000001}]', "INVALID_AMOUNT: order 1: ", "'0.30000000000000001' has 17 fractional digits"),
-    ("JSON null agent", "orders.json", b'[{"agent":null,"artifact":"ART","side":"long","tokens":"1"}]',
-     "INVALID_INPUT: order 1: ", "missing field 'agent'"),
-    ("JSON list agent", "orders.json", b'[{"agent":["alice"],"artifact":"ART","side":"long","tokens":"1"}]',
-     "INVALID_INPUT: order 1: ", "agent must be text"),
-    ("short CSV row", "orders.csv", b"agent,artifact,side,tokens\nalice,ART\n", "INVALID_INPUT: order 1: ", "missing field 'side'"),
-    ("expiry on a market order", "orders.csv", b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,,2\n",
-     "INVALID_INPUT: order 1: ", "limit orders only"),
-    ("NaN expiry", "orders.csv", b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,nan\n",
-     "INVALID_INPUT: order 1: ", "expires_in_days must be a number of days"),
-    ("expiry with an underscore", "orders.csv",
-     b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,1_0\n", "INVALID_INPUT: order 1: ", "'1_0'"),
-    ("expiry in other digits", "orders.json",
-     '[{"agent":"alice","artifact":"ART","side":"long","tokens":"1","limit_price":"0.3","expires_in_days":"\u0663"}]'.encode(),
-     "INVALID_INPUT: order 1: ", "number of days"),
-    ("expiry under a second", "orders.csv",
-     b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,0.00001\n", "INVALID_INPUT: order 1: ",
-     "at least a second"),
-    ("second order bad", "orders.csv", b"agent,artifact,side,tokens\nalice,ART,long,1\nalice,ART,long,-1\n",
-     "INVALID_AMOUNT: order 2: ", "negative"),
+    (
+        "JSON exponent",
+        "orders.json",
+        b'[{"agent":"alice","artifact":"ART","side":"long","tokens":1e3}]',
+        "INVALID_AMOUNT: order 1: ",
+        "'1e3'",
+    ),
+    (
+        "JSON float past the decimals",
+        "orders.json",
+        b'[{"agent":"alice","artifact":"ART","side":"long","tokens":0.30000000000000001}]',
+        "INVALID_AMOUNT: order 1: ",
+        "'0.30000000000000001' has 17 fractional digits",
+    ),
+    (
+        "JSON null agent",
+        "orders.json",
+        b'[{"agent":null,"artifact":"ART","side":"long","tokens":"1"}]',
+        "INVALID_INPUT: order 1: ",
+        "missing field 'agent'",
+    ),
+    (
+        "JSON list agent",
+        "orders.json",
+        b'[{"agent":["alice"],"artifact":"ART","side":"long","tokens":"1"}]',
+        "INVALID_INPUT: order 1: ",
+        "agent must be text",
+    ),
+    (
+        "short CSV row",
+        "orders.csv",
+        b"agent,artifact,side,tokens\nalice,ART\n",
+        "INVALID_INPUT: order 1: ",
+        "missing field 'side'",
+    ),
+    (
+        "expiry on a market order",
+        "orders.csv",
+        b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,,2\n",
+        "INVALID_INPUT: order 1: ",
+        "limit orders only",
+    ),
+    (
+        "NaN expiry",
+        "orders.csv",
+        b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,nan\n",
+        "INVALID_INPUT: order 1: ",
+        "expires_in_days must be a number of days",
+    ),
+    (
+        "expiry with an underscore",
+        "orders.csv",
+        b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,1_0\n",
+        "INVALID_INPUT: order 1: ",
+        "'1_0'",
+    ),
+    (
+        "expiry in other digits",
+        "orders.json",
+        '[{"agent":"alice","artifact":"ART","side":"long","tokens":"1","limit_price":"0.3","expires_in_days":"\u0663"}]'.encode(),
+        "INVALID_INPUT: order 1: ",
+        "number of days",
+    ),
+    (
+        "expiry under a second",
+        "orders.csv",
+        b"agent,artifact,side,tokens,limit_price,expires_in_days\nalice,ART,long,1,0.3,0.00001\n",
+        "INVALID_INPUT: order 1: ",
+        "at least a second",
+    ),
+    (
+        "second order bad",
+        "orders.csv",
+        b"agent,artifact,side,tokens\nalice,ART,long,1\nalice,ART,long,-1\n",
+        "INVALID_AMOUNT: order 2: ",
+        "negative",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "name", "content", "code", "says"), BAD_ORDER_FILES, ids=[c[0] for c in BAD_ORDER_FILES])
-def test_trade_batch_when_file_is_bad_then_named_and_nothing_written(db, capsys, monkeypatch, tmp_path, case, name, content, code, says):
+@pytest.mark.parametrize(
+    ("case", "name", "content", "code", "says"), BAD_ORDER_FILES, ids=[c[0] for c in BAD_ORDER_FILES]
+)
+def test_trade_batch_when_file_is_bad_then_named_and_nothing_written(
+    db, capsys, monkeypatch, tmp_path, case, name, content, code, says
+):
     path = tmp_path / name
     path.write_bytes(content)
 
@@ -73,10 +134,13 @@ def test_trade_batch_when_file_is_bad_then_named_and_nothing_written(db, capsys,
     assert err.startswith(f"error: {code}") and says in err, err
 
 
-def test_trade_batch_when_csv_has_a_byte_order_mark_and_an_expiring_limit_then_placed(db, capsys, monkeypatch, tmp_path):
+def test_trade_batch_when_csv_has_a_byte_order_mark_and_an_expiring_limit_then_placed(
+    db, capsys, monkeypatch, tmp_path
+):
     path = tmp_path / "orders.csv"
-    path.write_bytes(b"\xef\xbb\xbfagent,artifact,side,tokens,limit_price,expires_in_days\n"
-                     b"bob,ART,short,3,0.2,2\nbob,ART,long,5,,\n")  # fmt: skip
+    path.write_bytes(
+        b"\xef\xbb\xbfagent,artifact,side,tokens,limit_price,expires_in_days\nbob,ART,short,3,0.2,2\nbob,ART,long,5,,\n"
+    )
 
     code, out, err = run(capsys, monkeypatch, "--db", db, "--json", "trade", "batch", str(path))
 
@@ -89,11 +153,28 @@ def test_trade_batch_when_csv_has_a_byte_order_mark_and_an_expiring_limit_then_p
 
 
 def test_trade_cancel_when_agent_not_given_then_the_owner_s_order_is_cancelled(db, capsys, monkeypatch):
-    code, out, err = run(capsys, monkeypatch, "--db", db, "--json", "trade", "open", "bob", ART, "--side", "short",
-                         "--tokens", "3", "--limit-price", "0.2")  # fmt: skip
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        "--db",
+        db,
+        "--json",
+        "trade",
+        "open",
+        "bob",
+        ART,
+        "--side",
+        "short",
+        "--tokens",
+        "3",
+        "--limit-price",
+        "0.2",
+    )
     assert code == 0, err
     order_id = json.loads(out)["order"]
-    assert refused(db, capsys, monkeypatch, "trade", "cancel", order_id, "--agent", "alice").startswith("error: NOT_OWNER:")
+    assert refused(db, capsys, monkeypatch, "trade", "cancel", order_id, "--agent", "alice").startswith(
+        "error: NOT_OWNER:"
+    )
 
     code, out, err = run(capsys, monkeypatch, "--db", db, "--json", "trade", "cancel", order_id)
 

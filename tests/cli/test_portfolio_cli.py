@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from stakeledger.cli.main import main
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
+from stakeledger.cli.main import main
 from stakeledger.domain.model.portfolio import Portfolio
 from stakeledger.projections.log import iter_events
 
@@ -97,7 +96,9 @@ def test_trade_open_when_over_position_limit_then_reason_on_stderr_exit_3_and_on
 def test_trade_open_when_rejected_with_json_then_rejection_on_stdout_and_exit_3(db, capsys, monkeypatch):
     cli(capsys, monkeypatch, db, "portfolio", "config", "alice")
 
-    code, out, _ = cli(capsys, monkeypatch, db, "--json", "trade", "open", "alice", "ART", "--side", "long", "--tokens", "10")
+    code, out, _ = cli(
+        capsys, monkeypatch, db, "--json", "trade", "open", "alice", "ART", "--side", "long", "--tokens", "10"
+    )
 
     assert json.loads(out)["rejected"]["reason"] == "ALREADY_IN_MARKET"
     assert code == 3
@@ -131,8 +132,9 @@ def test_trade_kelly_when_no_edge_then_reason_on_stderr_exit_3_and_nothing_writt
 
 
 def test_trade_stop_when_position_open_then_stop_set_on_the_artifact(db, capsys, monkeypatch):
-    code, out, err = cli(capsys, monkeypatch, db, "--json", "trade", "stop", "ART/p1", "--trail-pct", "10",
-                         "--min-ratchet-pct", "1")  # fmt: skip
+    code, out, err = cli(
+        capsys, monkeypatch, db, "--json", "trade", "stop", "ART/p1", "--trail-pct", "10", "--min-ratchet-pct", "1"
+    )
 
     assert code == 0, err
     result = json.loads(out)
@@ -235,8 +237,9 @@ def test_bad_input_when_refused_then_one_line_on_stderr_nonzero_exit_and_log_unc
 def test_trade_kelly_when_option_is_bad_then_the_error_names_that_option(db, capsys, monkeypatch, option, value):
     args = {"--belief": "0.7", "--fraction": "0.25", option: value}
 
-    code, _, err = cli(capsys, monkeypatch, db, "trade", "kelly", "alice", "ART2", *(t for kv in args.items() for t in kv))
+    code, _, err = cli(
+        capsys, monkeypatch, db, "trade", "kelly", "alice", "ART2", *(t for kv in args.items() for t in kv)
+    )
 
     assert code not in (0, "uncaught")
     assert err.startswith(f"error: INVALID_AMOUNT: {option.lstrip('-')} must"), err
-

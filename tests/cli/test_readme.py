@@ -17,7 +17,7 @@ EXPECTED_REFUSALS = {"stakeledger trade close ART-1/p1": "MIN_HOLD_NOT_REACHED"}
 
 def walkthrough() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Using it"):readme.index("### Choosing the store")]
+    section = readme[readme.index("## Using it") : readme.index("### Choosing the store")]
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", section, re.S):
         for line in block.splitlines():

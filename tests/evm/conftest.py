@@ -24,6 +24,5 @@ def node_with_ozverify() -> str:
     if node is None:
         pytest.fail("node is not on PATH: the OpenZeppelin interop tests need Node.js 20")
     if not (OZVERIFY_DIR / "node_modules" / "@openzeppelin" / "merkle-tree").is_dir():
-        pytest.fail("tools/ozverify/node_modules is missing: `make test` installs it "
-                    "(npm ci --prefix tools/ozverify)")
+        pytest.fail("tools/ozverify/node_modules is missing: `make test` installs it (npm ci --prefix tools/ozverify)")
     return node

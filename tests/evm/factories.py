@@ -18,16 +18,18 @@ def raw_events(count: int) -> list[RawEvent]:
     for index in range(count):
         account_id = ACCOUNT_IDS[index % len(ACCOUNT_IDS)]
         amount_units = (index + 1) * 10**18
-        events.append(RawEvent(
-            originator_id=UUID(int=index % 3 + 1),
-            originator_version=index // 3 + 1,
-            topic="stakeledger:Account.Credited" if index % 2 == 0 else "stakeledger:Account.Debited",
-            timestamp_micros=1_700_000_000_000_000 + index,
-            account=account_address_bytes(account_id),
-            credit=amount_units if index % 2 == 0 else 0,
-            debit=0 if index % 2 == 0 else amount_units,
-            payload=canonical_json({"account": account_id, "amount": amount_units, "n": index}),
-        ))
+        events.append(
+            RawEvent(
+                originator_id=UUID(int=index % 3 + 1),
+                originator_version=index // 3 + 1,
+                topic="stakeledger:Account.Credited" if index % 2 == 0 else "stakeledger:Account.Debited",
+                timestamp_micros=1_700_000_000_000_000 + index,
+                account=account_address_bytes(account_id),
+                credit=amount_units if index % 2 == 0 else 0,
+                debit=0 if index % 2 == 0 else amount_units,
+                payload=canonical_json({"account": account_id, "amount": amount_units, "n": index}),
+            )
+        )
     return events
 
 

@@ -91,8 +91,7 @@ def test_decode_record_when_amounts_are_uint256_max_then_contract_reads_them(con
     assert (decoded.credit, decoded.debit) == (2**256 - 1, 2**256 - 1)
 
 
-def test_verify_event_when_record_is_in_the_events_tree_then_contract_accepts_and_rejects_altered(
-        contract) -> None:
+def test_verify_event_when_record_is_in_the_events_tree_then_contract_accepts_and_rejects_altered(contract) -> None:
     records = list(chain_records(raw_events(9)))
     tree = events_tree(records)
     for index, record in enumerate(records):
@@ -101,14 +100,12 @@ def test_verify_event_when_record_is_in_the_events_tree_then_contract_accepts_an
     assert not contract.verify_event(tree.root_bytes, altered.encode(), _proof_bytes(tree.get_proof(4)))
 
 
-def test_header_signer_when_header_is_signed_for_this_contract_then_contract_recovers_the_signer(
-        contract) -> None:
+def test_header_signer_when_header_is_signed_for_this_contract_then_contract_recovers_the_signer(contract) -> None:
     domain = Eip712Domain(chain_id=contract.chain_id(), verifying_contract=str(contract.address))
     assert contract.domain_separator() == domain_separator(domain)
     header = SnapshotHeader(b"\x07" * 32, 9, b"\x01" * 32, b"\x02" * 32, 10**24)
     signature, signer = sign_header(header, domain, PRIVATE_KEY_HEX)
-    fields = (header.snapshot_id, header.last_seq, header.events_root, header.balances_root,
-              header.total_supply)
+    fields = (header.snapshot_id, header.last_seq, header.events_root, header.balances_root, header.total_supply)
     assert contract.header_signer(*fields, bytes.fromhex(signature[2:])) == signer
     altered = fields[:4] + (header.total_supply + 1,)
     assert contract.header_signer(*altered, bytes.fromhex(signature[2:])) != signer

@@ -53,7 +53,8 @@ domains = st.builds(
 @settings(max_examples=60, deadline=None)
 @given(headers, domains)
 def test_header_digest_when_computed_by_hand_then_equals_eth_account_typed_data_hash(
-        header: SnapshotHeader, domain: Eip712Domain) -> None:
+    header: SnapshotHeader, domain: Eip712Domain
+) -> None:
     signable = encode_typed_data(full_message=json.loads(json.dumps(typed_data(header, domain))))
     eth_account_digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
     assert header_digest(header, domain) == eth_account_digest
@@ -92,17 +93,32 @@ def test_typed_data_when_built_then_has_the_standard_structure_with_decimal_stri
     data = typed_data(HEADER, Eip712Domain())
     assert data["primaryType"] == "SnapshotHeader"
     assert [field["name"] for field in data["types"]["SnapshotHeader"]] == [
-        "snapshotId", "lastSeq", "eventsRoot", "balancesRoot", "totalSupply"]
-    assert data["domain"] == {"name": "stakeledger", "version": "1", "chainId": 1,
-                              "verifyingContract": "0x" + "00" * 20}
+        "snapshotId",
+        "lastSeq",
+        "eventsRoot",
+        "balancesRoot",
+        "totalSupply",
+    ]
+    assert data["domain"] == {
+        "name": "stakeledger",
+        "version": "1",
+        "chainId": 1,
+        "verifyingContract": "0x" + "00" * 20,
+    }
     assert data["message"]["totalSupply"] == str(10**24)
     assert data["message"]["eventsRoot"] == "0x" + "ab" * 32
     json.dumps(data)
 
 
-@pytest.mark.parametrize("changes", [
-    {"last_seq": 2**64}, {"total_supply": -1}, {"events_root": b"\x00" * 31}, {"snapshot_id": "0x12"},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"last_seq": 2**64},
+        {"total_supply": -1},
+        {"events_root": b"\x00" * 31},
+        {"snapshot_id": "0x12"},
+    ],
+)
 def test_snapshot_header_when_a_field_is_out_of_range_then_raises(changes: dict) -> None:
     with pytest.raises(ValueError):
         dataclasses.replace(HEADER, **changes)

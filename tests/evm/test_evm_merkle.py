@@ -36,7 +36,8 @@ README_TREE = [
 ]
 
 events_rows = st.lists(
-    st.tuples(st.integers(0, 2**256 - 1), st.binary(min_size=32, max_size=32)), min_size=1, max_size=40)
+    st.tuples(st.integers(0, 2**256 - 1), st.binary(min_size=32, max_size=32)), min_size=1, max_size=40
+)
 
 
 def test_of_when_given_the_readme_example_then_builds_the_documented_tree() -> None:
@@ -70,7 +71,7 @@ def test_verify_when_value_or_proof_is_tampered_then_returns_false(rows: list, d
         position = data.draw(st.integers(0, len(proof) - 1))
         node = bytearray(bytes.fromhex(proof[position][2:]))
         node[data.draw(st.integers(0, 31))] ^= 1 << data.draw(st.integers(0, 7))
-        tampered_proof = proof[:position] + ["0x" + node.hex()] + proof[position + 1:]
+        tampered_proof = proof[:position] + ["0x" + node.hex()] + proof[position + 1 :]
         assert not verify(tree.root, EVENTS_LEAF_ENCODING, rows[index], tampered_proof)
     else:
         # A one-leaf tree's root is the leaf, so the only tampering left is an extra node.
@@ -93,7 +94,7 @@ def test_dump_when_built_then_has_sorted_leaves_at_the_end_in_reverse() -> None:
     nodes = tree.dump()["tree"]
     leaves = [tree.leaf_hash(row) for row in rows]
     assert len(nodes) == 2 * len(rows) - 1
-    assert nodes[len(rows) - 1:] == ["0x" + leaf.hex() for leaf in sorted(leaves, reverse=True)]
+    assert nodes[len(rows) - 1 :] == ["0x" + leaf.hex() for leaf in sorted(leaves, reverse=True)]
 
 
 def test_dump_when_values_are_large_ints_then_writes_decimal_strings() -> None:
@@ -118,18 +119,22 @@ def test_load_when_an_internal_node_is_changed_then_raises_invalid_tree() -> Non
         StandardMerkleTree.load(dump)
 
 
-@pytest.mark.parametrize("mutate, message", [
-    (lambda d: d.update(format="standard-v2"), "format"),
-    (lambda d: d["tree"].pop(), "odd"),
-    (lambda d: d["values"].pop(), "values"),
-    (lambda d: d["values"][1].update(treeIndex=d["values"][0]["treeIndex"]), "treeIndex"),
-    (lambda d: d["values"][0].update(treeIndex=0), "treeIndex"),
-    (lambda d: d["tree"].__setitem__(0, d["tree"][0].upper().replace("0X", "0x")), "lowercase"),
-    (lambda d: d["values"][0]["value"].__setitem__(1, "0x10"), "decimal"),
-])
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(format="standard-v2"), "format"),
+        (lambda d: d["tree"].pop(), "odd"),
+        (lambda d: d["values"].pop(), "values"),
+        (lambda d: d["values"][1].update(treeIndex=d["values"][0]["treeIndex"]), "treeIndex"),
+        (lambda d: d["values"][0].update(treeIndex=0), "treeIndex"),
+        (lambda d: d["tree"].__setitem__(0, d["tree"][0].upper().replace("0X", "0x")), "lowercase"),
+        (lambda d: d["values"][0]["value"].__setitem__(1, "0x10"), "decimal"),
+    ],
+)
 def test_load_when_dump_is_malformed_then_raises_invalid_tree(mutate, message: str) -> None:
-    dump = copy.deepcopy(StandardMerkleTree.of(README_VALUES + [["0x" + "33" * 20, "7"]],
-                                               BALANCES_LEAF_ENCODING).dump())
+    dump = copy.deepcopy(
+        StandardMerkleTree.of(README_VALUES + [["0x" + "33" * 20, "7"]], BALANCES_LEAF_ENCODING).dump()
+    )
     mutate(dump)
     with pytest.raises(InvalidTreeError, match=message):
         StandardMerkleTree.load(dump)
@@ -140,9 +145,16 @@ def test_of_when_given_no_values_then_raises_invalid_tree() -> None:
         StandardMerkleTree.of([], EVENTS_LEAF_ENCODING)
 
 
-@pytest.mark.parametrize("row", [
-    (-1, b"\x00" * 32), (2**256, b"\x00" * 32), (1, b"\x00" * 31), (True, b"\x00" * 32), (1,),
-])
+@pytest.mark.parametrize(
+    "row",
+    [
+        (-1, b"\x00" * 32),
+        (2**256, b"\x00" * 32),
+        (1, b"\x00" * 31),
+        (True, b"\x00" * 32),
+        (1,),
+    ],
+)
 def test_of_when_a_value_does_not_fit_the_encoding_then_raises_leaf_value_error(row: tuple) -> None:
     with pytest.raises(LeafValueError):
         StandardMerkleTree.of([row], EVENTS_LEAF_ENCODING)
@@ -160,9 +172,18 @@ LEAF_TYPES = ("uint8", "int256", "address", "bool", "bytes16", "bytes", "string"
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.tuples(st.integers(0, 255), st.integers(-(2**255), 2**255 - 1),
-                 st.binary(min_size=20, max_size=20), st.booleans(), st.binary(min_size=16, max_size=16),
-                 st.binary(max_size=70), st.text(max_size=30), st.integers(0, 2**64 - 1)))
+@given(
+    st.tuples(
+        st.integers(0, 255),
+        st.integers(-(2**255), 2**255 - 1),
+        st.binary(min_size=20, max_size=20),
+        st.booleans(),
+        st.binary(min_size=16, max_size=16),
+        st.binary(max_size=70),
+        st.text(max_size=30),
+        st.integers(0, 2**64 - 1),
+    )
+)
 def test_leaf_encoding_when_types_are_mixed_then_equals_eth_abi_encode(row: tuple) -> None:
     codec = row_codec(LEAF_TYPES)
     native = codec.native(row)
@@ -185,8 +206,7 @@ def test_events_tree_when_built_from_records_then_leaves_are_seq_and_record_hash
     assert tree.leaf_encoding == ("uint256", "bytes32")
     for index, record in enumerate(records):
         assert tree.at(index) == (record.seq, record.record_hash())
-        assert verify(tree.root, EVENTS_LEAF_ENCODING, [str(record.seq), record.record_hash()],
-                      tree.get_proof(index))
+        assert verify(tree.root, EVENTS_LEAF_ENCODING, [str(record.seq), record.record_hash()], tree.get_proof(index))
 
 
 def test_balances_tree_when_a_balance_is_negative_then_raises() -> None:

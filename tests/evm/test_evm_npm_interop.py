@@ -22,16 +22,36 @@ from tests.evm.factories import ACCOUNT_IDS, raw_events
 NODE_TIMEOUT_SECONDS = 60
 
 
-def _run_verify(node: str, tmp_path: Path, tree: StandardMerkleTree, index: int,
-                root: str | None = None, proof: list[str] | None = None) -> tuple[int, dict]:
+def _run_verify(
+    node: str,
+    tmp_path: Path,
+    tree: StandardMerkleTree,
+    index: int,
+    root: str | None = None,
+    proof: list[str] | None = None,
+) -> tuple[int, dict]:
     dump_path = tmp_path / "tree.json"
     dump_path.write_text(json.dumps(tree.dump()))
     proof_path = tmp_path / "proof.json"
     proof_path.write_text(json.dumps(tree.get_proof(index) if proof is None else proof))
     completed = subprocess.run(
-        [node, str(VERIFY_SCRIPT), "--dump", str(dump_path), "--root", root or tree.root,
-         "--index", str(index), "--proof", str(proof_path)],
-        capture_output=True, text=True, timeout=NODE_TIMEOUT_SECONDS, check=False)
+        [
+            node,
+            str(VERIFY_SCRIPT),
+            "--dump",
+            str(dump_path),
+            "--root",
+            root or tree.root,
+            "--index",
+            str(index),
+            "--proof",
+            str(proof_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+        check=False,
+    )
     assert completed.stdout, f"verify.mjs printed nothing; stderr: {completed.stderr}"
     return completed.returncode, json.loads(completed.stdout)
 
@@ -39,8 +59,13 @@ def _run_verify(node: str, tmp_path: Path, tree: StandardMerkleTree, index: int,
 def _npm_dump(node: str, tmp_path: Path, values: list, leaf_encoding: list[str]) -> dict:
     input_path = tmp_path / "values.json"
     input_path.write_text(json.dumps({"values": values, "leafEncoding": leaf_encoding}))
-    completed = subprocess.run([node, str(BUILD_TREE_SCRIPT), str(input_path)], capture_output=True,
-                               text=True, timeout=NODE_TIMEOUT_SECONDS, check=False)
+    completed = subprocess.run(
+        [node, str(BUILD_TREE_SCRIPT), str(input_path)],
+        capture_output=True,
+        text=True,
+        timeout=NODE_TIMEOUT_SECONDS,
+        check=False,
+    )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout)
 
@@ -68,8 +93,13 @@ def test_verify_script_when_given_our_events_dump_then_root_and_proof_verify(tmp
     tree = events_tree(chain_records(raw_events(13)))
     code, result = _run_verify(node, tmp_path, tree, 6)
     assert code == 0, result
-    assert result["checks"] == {"validate": True, "root": True, "derivedProofVerifies": True,
-                                "suppliedProofEqualsDerived": True, "suppliedProofVerifies": True}
+    assert result["checks"] == {
+        "validate": True,
+        "root": True,
+        "derivedProofVerifies": True,
+        "suppliedProofEqualsDerived": True,
+        "suppliedProofVerifies": True,
+    }
     assert result["value"] == tree.dump()["values"][6]["value"]
 
 
@@ -100,13 +130,18 @@ def test_dump_when_npm_builds_from_the_same_values_then_dumps_are_equal(tmp_path
         assert _npm_dump(node, tmp_path, values, dump["leafEncoding"]) == dump
 
 
-def test_load_when_npm_built_a_tree_with_lowercase_addresses_and_mixed_types_then_roots_match(
-        tmp_path: Path) -> None:
+def test_load_when_npm_built_a_tree_with_lowercase_addresses_and_mixed_types_then_roots_match(tmp_path: Path) -> None:
     node = node_with_ozverify()
     leaf_encoding = ["address", "int256", "bool", "bytes16", "bytes", "string"]
     values = [
-        ["0x" + f"{index:02x}" * 20, str(-(10**30) * index), index % 2 == 0, "0x" + "ef" * 16,
-         "0x" + "01" * index, f"topic-{index}-ë"]
+        [
+            "0x" + f"{index:02x}" * 20,
+            str(-(10**30) * index),
+            index % 2 == 0,
+            "0x" + "ef" * 16,
+            "0x" + "01" * index,
+            f"topic-{index}-ë",
+        ]
         for index in range(1, 12)
     ]
     npm_dump = _npm_dump(node, tmp_path, values, leaf_encoding)

@@ -24,9 +24,18 @@ from tests.evm.factories import event_records
 
 
 def _record(**changes) -> EventRecord:
-    fields = dict(seq=1, prev_hash=ZERO_HASH, originator_id=UUID(int=7), originator_version=1,
-                  topic="stakeledger:Account.Credited", timestamp_micros=1_700_000_000_000_000,
-                  account=b"\x11" * 20, credit=5, debit=0, payload=b'{"amount":5}')
+    fields = dict(
+        seq=1,
+        prev_hash=ZERO_HASH,
+        originator_id=UUID(int=7),
+        originator_version=1,
+        topic="stakeledger:Account.Credited",
+        timestamp_micros=1_700_000_000_000_000,
+        account=b"\x11" * 20,
+        credit=5,
+        debit=0,
+        payload=b'{"amount":5}',
+    )
     fields.update(changes)
     return EventRecord(**fields)
 
@@ -56,11 +65,19 @@ def test_encode_when_record_has_dynamic_fields_then_is_one_tuple_with_a_leading_
 
 
 def test_abi_type_when_published_then_lists_the_fields_in_order() -> None:
-    assert EVENT_RECORD_ABI_TYPE == ("(uint64,bytes32,bytes16,uint64,string,uint64,address,"
-                                     "uint256,uint256,bytes)")
+    assert EVENT_RECORD_ABI_TYPE == ("(uint64,bytes32,bytes16,uint64,string,uint64,address,uint256,uint256,bytes)")
     assert [name for name, _ in EVENT_RECORD_FIELDS] == [
-        "seq", "prevHash", "originatorId", "originatorVersion", "topic", "timestampMicros",
-        "account", "credit", "debit", "payload"]
+        "seq",
+        "prevHash",
+        "originatorId",
+        "originatorVersion",
+        "topic",
+        "timestampMicros",
+        "account",
+        "credit",
+        "debit",
+        "payload",
+    ]
 
 
 def test_record_hash_when_computed_then_is_keccak_of_the_encoding() -> None:
@@ -95,17 +112,20 @@ def test_decode_when_trailing_bytes_are_appended_then_raises_record_decode_error
         decode_record(_record().encode() + bytes(32))
 
 
-@pytest.mark.parametrize("changes, error", [
-    ({"seq": -1}, ValueError),
-    ({"seq": 2**64}, ValueError),
-    ({"credit": UINT256_MAX + 1}, ValueError),
-    ({"debit": -5}, ValueError),
-    ({"account": b"\x11" * 19}, ValueError),
-    ({"prev_hash": b"\x00" * 31}, ValueError),
-    ({"originator_id": "not-a-uuid"}, TypeError),
-    ({"credit": True}, TypeError),
-    ({"payload": "text"}, TypeError),
-])
+@pytest.mark.parametrize(
+    "changes, error",
+    [
+        ({"seq": -1}, ValueError),
+        ({"seq": 2**64}, ValueError),
+        ({"credit": UINT256_MAX + 1}, ValueError),
+        ({"debit": -5}, ValueError),
+        ({"account": b"\x11" * 19}, ValueError),
+        ({"prev_hash": b"\x00" * 31}, ValueError),
+        ({"originator_id": "not-a-uuid"}, TypeError),
+        ({"credit": True}, TypeError),
+        ({"payload": "text"}, TypeError),
+    ],
+)
 def test_record_when_a_field_is_out_of_range_then_raises(changes: dict, error: type) -> None:
     with pytest.raises(error):
         _record(**changes)

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from stakeledger.cli import evm as evm_cli
-from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.cli import main as cli_main
-from stakeledger.domain.model.accounts import TREASURY
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
-from stakeledger.domain.service.clock import ManualClock
-from stakeledger.domain.service.ids import SeededIds
-from stakeledger.projections.audit import audit
-from stakeledger.adapters.evm import BALANCES_LEAF_ENCODING, Eip712Domain, SnapshotHeader, StandardMerkleTree, recover_signer
+from stakeledger.adapters.evm import (
+    BALANCES_LEAF_ENCODING,
+    Eip712Domain,
+    SnapshotHeader,
+    StandardMerkleTree,
+    recover_signer,
+)
 from stakeledger.adapters.evm import verify as verify_proof
+from stakeledger.adapters.evm.addresses import account_address_bytes
 from stakeledger.adapters.evm.bundle import (
     ACCOUNTS,
     ALL_FILES,
@@ -34,10 +33,17 @@ from stakeledger.adapters.evm.bundle import (
     ImportTargetNotEmptyError,
     tree_document,
 )
-from stakeledger.adapters.evm.addresses import account_address_bytes
 from stakeledger.adapters.evm.export import balance_proof, export_ledger
 from stakeledger.adapters.evm.importer import import_export, stored_event_count
 from stakeledger.adapters.evm.verification import verify_export
+from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.cli import evm as evm_cli
+from stakeledger.cli import main as cli_main
+from stakeledger.domain.model.accounts import TREASURY
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
+from stakeledger.projections.audit import audit
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.statements import statement_lines
 from stakeledger.projections.store import open_store as open_views
@@ -103,8 +109,10 @@ def open_store(url: str) -> StakeLedger:
 
 
 def statement_view(app: StakeLedger, account_id: str) -> list[tuple]:
-    return [(line.at, line.reason, line.counterparty, line.delta_units, line.balance_units, line.transfer_id,
-             line.refs) for line in statement_lines(app, account_id)]
+    return [
+        (line.at, line.reason, line.counterparty, line.delta_units, line.balance_units, line.transfer_id, line.refs)
+        for line in statement_lines(app, account_id)
+    ]
 
 
 def views_without_positions(app: StakeLedger) -> dict[str, list[tuple]]:
@@ -117,8 +125,14 @@ def views_without_positions(app: StakeLedger) -> dict[str, list[tuple]]:
         with store.read():
             for view in ALL_VIEWS:
                 for table in view.tables:
-                    kept = [i for i, name in enumerate(table.column_names) if name != "position" and not name.endswith("_position")]
-                    tables[table.name] = sorted((tuple(row[i] for i in kept) for row in store.raw_rows(table)), key=repr)
+                    kept = [
+                        i
+                        for i, name in enumerate(table.column_names)
+                        if name != "position" and not name.endswith("_position")
+                    ]
+                    tables[table.name] = sorted(
+                        (tuple(row[i] for i in kept) for row in store.raw_rows(table)), key=repr
+                    )
         return tables
     finally:
         store.close()
@@ -146,7 +160,8 @@ def run_node_verify(directory: Path, tree_file: str, index: int, root: str, proo
 
 
 def test_export_when_ledger_has_markets_then_verify_passes_and_npm_verifies_both_trees(
-        source: StakeLedger, exported: Path) -> None:
+    source: StakeLedger, exported: Path
+) -> None:
     result = verify_export(exported)
     header = json.loads((exported / HEADER).read_text())
     total_events = source.recorder.max_notification_id()
@@ -169,8 +184,9 @@ def test_export_when_ledger_has_markets_then_verify_passes_and_npm_verifies_both
     assert balances["value"] == [proof["address"], str(source.balance_of("bob"))]
 
 
-def test_export_when_run_twice_then_every_file_is_byte_identical(source: StakeLedger, exported: Path,
-                                                                 tmp_path: Path) -> None:
+def test_export_when_run_twice_then_every_file_is_byte_identical(
+    source: StakeLedger, exported: Path, tmp_path: Path
+) -> None:
     again = tmp_path / "again"
     export_ledger(source, again, signing_key=PRIVATE_KEY_HEX)
     for name in ALL_FILES:
@@ -194,8 +210,8 @@ def test_events_abi_when_read_then_one_line_per_event_in_contiguous_chain(export
 
 
 def test_import_when_moved_to_other_backend_then_audit_clean_and_reexport_identical(
-        source: StakeLedger, exported: Path, tmp_path: Path, request: pytest.FixtureRequest,
-        durable_store_url: str) -> None:
+    source: StakeLedger, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str
+) -> None:
     target_url = other_backend_url(durable_store_url, tmp_path, request)
     summary = import_export(exported, target_url)
     assert summary.audit_clean is True
@@ -212,8 +228,11 @@ def test_import_when_moved_to_other_backend_then_audit_clean_and_reexport_identi
         for table, rows in source_views.items():
             assert imported_views[table] == rows, table
         original_market, imported_market = source.get_artifact("ART-1"), imported.get_artifact("ART-1")
-        assert (imported_market.q_long, imported_market.q_short, imported_market.price_long_wad) == \
-            (original_market.q_long, original_market.q_short, original_market.price_long_wad)
+        assert (imported_market.q_long, imported_market.q_short, imported_market.price_long_wad) == (
+            original_market.q_long,
+            original_market.q_short,
+            original_market.price_long_wad,
+        )
         again = tmp_path / "reexport"
         export_ledger(imported, again, signing_key=PRIVATE_KEY_HEX)
     finally:
@@ -224,7 +243,8 @@ def test_import_when_moved_to_other_backend_then_audit_clean_and_reexport_identi
 
 
 def test_import_when_target_holds_events_then_refused_and_target_unchanged(
-        exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str) -> None:
+    exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str
+) -> None:
     target_url = other_backend_url(durable_store_url, tmp_path, request)
     busy = build_ledger(target_url)
     before = busy.recorder.max_notification_id()
@@ -239,7 +259,8 @@ FLIP_FRACTIONS = (0.2, 0.5, 0.8)
 
 @pytest.mark.parametrize("name", ALL_FILES)
 def test_verify_when_one_byte_changes_in_a_file_then_names_it_and_import_writes_nothing(
-        name: str, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str) -> None:
+    name: str, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str
+) -> None:
     target_url = other_backend_url(durable_store_url, tmp_path, request)
     open_store(target_url).close()  # the target exists, with its tables, and is empty
     original = (exported / name).read_bytes()
@@ -248,7 +269,7 @@ def test_verify_when_one_byte_changes_in_a_file_then_names_it_and_import_writes_
         for position, replacement in _one_byte_changes(original, int(len(original) * fraction)):
             shutil.rmtree(tampered, ignore_errors=True)
             shutil.copytree(exported, tampered)
-            (tampered / name).write_bytes(original[:position] + bytes([replacement]) + original[position + 1:])
+            (tampered / name).write_bytes(original[:position] + bytes([replacement]) + original[position + 1 :])
             with pytest.raises(ExportInvalidError) as caught:
                 verify_export(tampered)
             assert caught.value.file == name, (position, str(caught.value))
@@ -277,8 +298,9 @@ def test_verify_when_a_record_changes_mid_log_then_names_that_seq(exported: Path
 def test_verify_when_a_notification_id_changes_then_blames_events_jsonl(exported: Path) -> None:
     lines = (exported / EVENTS_JSONL).read_text().splitlines(keepends=True)
     last = json.loads(lines[-1])
-    lines[-1] = lines[-1].replace(f'"notificationId":{last["notificationId"]}',
-                                  f'"notificationId":{last["notificationId"] + 1}', 1)
+    lines[-1] = lines[-1].replace(
+        f'"notificationId":{last["notificationId"]}', f'"notificationId":{last["notificationId"] + 1}', 1
+    )
     (exported / EVENTS_JSONL).write_text("".join(lines))
     with pytest.raises(ExportInvalidError) as caught:
         verify_export(exported)
@@ -311,7 +333,8 @@ ROW_EDITS = {
 
 @pytest.mark.parametrize("case", list(ROW_EDITS))
 def test_verify_when_balance_rows_are_wrong_under_a_valid_tree_then_names_the_row(
-        case: str, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str) -> None:
+    case: str, exported: Path, tmp_path: Path, request: pytest.FixtureRequest, durable_store_url: str
+) -> None:
     edit, message = ROW_EDITS[case]
     _rewrite_balance_rows(exported, edit)
     target_url = other_backend_url(durable_store_url, tmp_path, request)
@@ -340,19 +363,26 @@ def test_verify_when_total_supply_is_not_the_issuance_then_names_the_header(expo
 
 
 def test_export_proof_when_account_given_then_row_verifies_against_balances_root(
-        source: StakeLedger, exported: Path) -> None:
+    source: StakeLedger, exported: Path
+) -> None:
     header = json.loads((exported / HEADER).read_text())["header"]
     for account_id in ("alice", "carol", "pool:ART-1"):
         proof = balance_proof(source, account_id)
         assert proof["balancesRoot"] == header["balancesRoot"]
         assert proof["balance"] == str(source.balance_of(account_id))
-        assert verify_proof(proof["balancesRoot"], proof["leafEncoding"], [proof["address"], int(proof["balance"])],
-                            proof["proof"])
-        assert not verify_proof(proof["balancesRoot"], proof["leafEncoding"],
-                                [proof["address"], int(proof["balance"]) + 1], proof["proof"])
+        assert verify_proof(
+            proof["balancesRoot"], proof["leafEncoding"], [proof["address"], int(proof["balance"])], proof["proof"]
+        )
+        assert not verify_proof(
+            proof["balancesRoot"], proof["leafEncoding"], [proof["address"], int(proof["balance"]) + 1], proof["proof"]
+        )
         root, address, balance, nodes = proof["contractCall"]["args"]
-        assert (root, address, balance, nodes) == (header["balancesRoot"], proof["address"], proof["balance"],
-                                                   proof["proof"])
+        assert (root, address, balance, nodes) == (
+            header["balancesRoot"],
+            proof["address"],
+            proof["balance"],
+            proof["proof"],
+        )
 
 
 def test_export_proof_when_account_is_treasury_then_refused(source: StakeLedger) -> None:
@@ -361,14 +391,20 @@ def test_export_proof_when_account_is_treasury_then_refused(source: StakeLedger)
 
 
 def test_export_when_signed_then_header_recovers_the_signer(source: StakeLedger, tmp_path: Path) -> None:
-    domain = Eip712Domain(name="stakeledger", version="1", chain_id=31337,
-                          verifying_contract="0x5FbDB2315678afecb367f032d93F642f64180aa3")
+    domain = Eip712Domain(
+        name="stakeledger", version="1", chain_id=31337, verifying_contract="0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    )
     out = tmp_path / "signed"
     summary = export_ledger(source, out, signing_key=PRIVATE_KEY_HEX, domain=domain)
     document = json.loads((out / HEADER).read_text())
     fields = document["header"]
-    header = SnapshotHeader(fields["snapshotId"], int(fields["lastSeq"]), fields["eventsRoot"],
-                            fields["balancesRoot"], int(fields["totalSupply"]))
+    header = SnapshotHeader(
+        fields["snapshotId"],
+        int(fields["lastSeq"]),
+        fields["eventsRoot"],
+        fields["balancesRoot"],
+        int(fields["totalSupply"]),
+    )
     assert document["domain"]["chainId"] == 31337
     assert summary.signer == document["signer"] == SIGNER_ADDRESS
     assert recover_signer(header, domain, document["signature"]) == SIGNER_ADDRESS
@@ -377,14 +413,19 @@ def test_export_when_signed_then_header_recovers_the_signer(source: StakeLedger,
 
 
 def test_export_at_when_prefix_then_balances_match_the_statement_at_that_point(
-        source: StakeLedger, tmp_path: Path) -> None:
+    source: StakeLedger, tmp_path: Path
+) -> None:
     full = tmp_path / "full"
     export_ledger(source, full)
     records = [json.loads(line) for line in (full / EVENTS_JSONL).read_text().splitlines()]
     # The position right after the transfer from alice to bob (both sides written).
-    at = next(record["seq"] for record in records
-              if record["topic"] == "stakeledger:Account.Credited" and record["accountId"] == "bob"
-              and record["payload"]["reason"] == "transfer")
+    at = next(
+        record["seq"]
+        for record in records
+        if record["topic"] == "stakeledger:Account.Credited"
+        and record["accountId"] == "bob"
+        and record["payload"]["reason"] == "transfer"
+    )
     out = tmp_path / "prefix"
     summary = export_ledger(source, out, at=at)
     assert summary.last_seq == at
@@ -404,7 +445,8 @@ def test_export_at_when_prefix_then_balances_match_the_statement_at_that_point(
 
 
 def test_export_at_when_inside_a_transaction_then_refused_and_nothing_written(
-        source: StakeLedger, tmp_path: Path) -> None:
+    source: StakeLedger, tmp_path: Path
+) -> None:
     records = [json.loads(line) for line in _export_jsonl(source, tmp_path)]
     debit = next(record["seq"] for record in records if record["topic"] == "stakeledger:Account.Debited")
     out = tmp_path / "inside"
@@ -431,14 +473,26 @@ def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str, str]:
 
 
 def test_cli_export_verify_import_when_valid_then_exit_zero(
-        source: StakeLedger, tmp_path: Path, capsys, monkeypatch, request: pytest.FixtureRequest,
-        durable_store_url: str) -> None:
+    source: StakeLedger, tmp_path: Path, capsys, monkeypatch, request: pytest.FixtureRequest, durable_store_url: str
+) -> None:
     url = durable_store_url
     key_file = tmp_path / "key.hex"
     key_file.write_text(PRIVATE_KEY_HEX + "\n")
     out = tmp_path / "cli-export"
-    code, stdout, err = run_cli(capsys, monkeypatch, "--db", url, "--json", "export", "--out", str(out),
-                                "--signing-key", str(key_file), "--chain-id", "5")
+    code, stdout, err = run_cli(
+        capsys,
+        monkeypatch,
+        "--db",
+        url,
+        "--json",
+        "export",
+        "--out",
+        str(out),
+        "--signing-key",
+        str(key_file),
+        "--chain-id",
+        "5",
+    )
     assert code == 0, err
     exported = json.loads(stdout)
     assert exported["signer"] == SIGNER_ADDRESS
@@ -458,8 +512,7 @@ def test_cli_export_verify_import_when_valid_then_exit_zero(
     assert err.strip().splitlines() == [err.strip()] and "IMPORT_TARGET_NOT_EMPTY" in err
 
 
-def test_cli_verify_when_export_is_tampered_then_exit_one_with_one_line(
-        exported: Path, capsys, monkeypatch) -> None:
+def test_cli_verify_when_export_is_tampered_then_exit_one_with_one_line(exported: Path, capsys, monkeypatch) -> None:
     data = bytearray((exported / BALANCES_TREE).read_bytes())
     position = data.rindex(b'"treeIndex"') - 5  # inside the last row's balance digits
     data[position] = ord("1") if data[position] != ord("1") else ord("2")
@@ -474,17 +527,21 @@ def test_cli_verify_when_export_is_tampered_then_exit_one_with_one_line(
 
 
 def test_cli_export_when_arguments_are_bad_then_clear_errors_and_nothing_written(
-        source: StakeLedger, tmp_path: Path, capsys, monkeypatch, durable_store_url: str) -> None:
+    source: StakeLedger, tmp_path: Path, capsys, monkeypatch, durable_store_url: str
+) -> None:
     url = durable_store_url
     out = tmp_path / "bad"
     bad_key = tmp_path / "bad.key"
     bad_key.write_text("0x1234\n")
     code, _, err = run_cli(capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--signing-key", str(bad_key))
     assert code == 1 and "INVALID_SIGNING_KEY" in err and "0x1234" not in err
-    code, _, err = run_cli(capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--signing-key",
-                           str(tmp_path / "missing.key"))
+    code, _, err = run_cli(
+        capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--signing-key", str(tmp_path / "missing.key")
+    )
     assert code == 1 and "INVALID_SIGNING_KEY" in err
-    code, _, err = run_cli(capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--verifying-contract", "0x12")
+    code, _, err = run_cli(
+        capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--verifying-contract", "0x12"
+    )
     assert code == 1 and "INVALID_INPUT" in err
     code, _, _ = run_cli(capsys, monkeypatch, "--db", url, "export")
     assert code == 2

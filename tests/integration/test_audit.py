@@ -11,9 +11,12 @@ from stakeledger.projections.audit import audit
 def forged(account: str, version: int, topic: str, transfer_id: str, amount: int, counterparty: str) -> StoredEvent:
     state = {
         "timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"},
-        "transfer_id": transfer_id, "amount_units": amount, "counterparty": counterparty,
-        "reason": "transfer", "refs": {},
-    }  # fmt: skip
+        "transfer_id": transfer_id,
+        "amount_units": amount,
+        "counterparty": counterparty,
+        "reason": "transfer",
+        "refs": {},
+    }
     return StoredEvent(account_uuid(account), version, topic, json.dumps(state).encode())
 
 
@@ -34,10 +37,12 @@ def test_audit_when_agent_overdrawn_by_forged_events_then_negative_balance_repor
     ledger.open_account("alice")
     ledger.open_account("bob")
     alice, bob = ledger.get_account("alice").version, ledger.get_account("bob").version
-    ledger.recorder.insert_events([
-        forged("alice", alice + 1, "stakeledger:Account.Debited", "forged-2", 5, "bob"),
-        forged("bob", bob + 1, "stakeledger:Account.Credited", "forged-2", 5, "alice"),
-    ])  # fmt: skip
+    ledger.recorder.insert_events(
+        [
+            forged("alice", alice + 1, "stakeledger:Account.Debited", "forged-2", 5, "bob"),
+            forged("bob", bob + 1, "stakeledger:Account.Credited", "forged-2", 5, "alice"),
+        ]
+    )
     report = audit(ledger)
     assert any("went negative" in str(v) for v in report.violations)
 
@@ -47,10 +52,12 @@ def test_audit_when_version_gap_then_reported(ledger):
     ledger.open_account("bob")
     ledger.mint("alice", 100)
     version = ledger.get_account("alice").version
-    ledger.recorder.insert_events([
-        forged("alice", version + 2, "stakeledger:Account.Debited", "forged-3", 1, "bob"),
-        forged("bob", 3, "stakeledger:Account.Credited", "forged-3", 1, "alice"),
-    ])  # fmt: skip
+    ledger.recorder.insert_events(
+        [
+            forged("alice", version + 2, "stakeledger:Account.Debited", "forged-3", 1, "bob"),
+            forged("bob", 3, "stakeledger:Account.Credited", "forged-3", 1, "alice"),
+        ]
+    )
     report = audit(ledger)
     assert any("jumped to version" in str(v) for v in report.violations)
 

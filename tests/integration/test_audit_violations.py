@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from stakeledger.domain.model.accounts import TREASURY, pool_account_id
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.model.accounts import TREASURY, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.service.unit_of_work import UnitOfWork
 from stakeledger.projections.audit import audit
 from stakeledger.projections.log import iter_events
@@ -70,9 +70,10 @@ def post(ledger: StakeLedger, *transfers: tuple[str, str, str]) -> None:
 def settlement_position(ledger: StakeLedger) -> int:
     """The log position of the artifact's terminal transition, where the audit pins the violation."""
     return next(
-        position for position, event in iter_events(ledger)
+        position
+        for position, event in iter_events(ledger)
         if isinstance(event, Artifact.Transitioned) and event.to_state == "validated"
-    )  # fmt: skip
+    )
 
 
 # Three ways to break the identity -----------------------------------------------------------
@@ -109,17 +110,29 @@ def no_payment_violation(ledger: StakeLedger) -> list[tuple[int | None, str]]:
 
 
 def payment_naming_no_position(ledger: StakeLedger) -> list[tuple[int | None, str]]:
-    return [(None, f"a pool paid {DELTA_UNITS} to 'alice' naming no position as a settlement or sale that no "
-                   "position's events account for")]  # fmt: skip
+    return [
+        (
+            None,
+            f"a pool paid {DELTA_UNITS} to 'alice' naming no position as a settlement or sale that no "
+            "position's events account for",
+        )
+    ]
 
 
 def payout_paid_once_but_recorded_twice(ledger: StakeLedger) -> list[tuple[int | None, str]]:
     position_id = ledger.get_artifact(ART).position_ids[0]
-    settled = [(position, event) for position, event in iter_events(ledger)
-               if isinstance(event, Position.Settled) and event.originator_id == position_uuid(position_id)]  # fmt: skip
+    settled = [
+        (position, event)
+        for position, event in iter_events(ledger)
+        if isinstance(event, Position.Settled) and event.originator_id == position_uuid(position_id)
+    ]
     payout = settled[0][1].payout_units
-    return [(settled[0][0], f"position {position_id!r}: its events pay {2 * payout}, the pool's transfers to its "
-                            f"owner pay {payout}")]  # fmt: skip
+    return [
+        (
+            settled[0][0],
+            f"position {position_id!r}: its events pay {2 * payout}, the pool's transfers to its owner pay {payout}",
+        )
+    ]
 
 
 # (dirtying, how it moves P&L − (subsidies − tax) away from zero, the payment violations it also causes)
@@ -213,7 +226,9 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
     try:
         dirty(ledger)
         expected = f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
-        also = [f"[markets] {'@' + str(at) + ' ' if at is not None else ''}{message}" for at, message in payments(ledger)]
+        also = [
+            f"[markets] {'@' + str(at) + ' ' if at is not None else ''}{message}" for at, message in payments(ledger)
+        ]
         events = stored_event_count(ledger)
     finally:
         ledger.close()
@@ -226,7 +241,11 @@ def test_cli_audit_when_artifact_identity_broken_then_exit_one_and_violation_pri
     code, out, err = run(capsys, monkeypatch, "--db", durable_store_url, "--json", "audit")
     assert code == 1, err
     report = json.loads(out)
-    assert (report["clean"], report["violation_count"], report["violations"]) == (False, 1 + len(also), [expected, *also])
+    assert (report["clean"], report["violation_count"], report["violations"]) == (
+        False,
+        1 + len(also),
+        [expected, *also],
+    )
     assert report["events"] == events  # the audit only reads
 
 

@@ -8,7 +8,6 @@ import threading
 import psycopg
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.errors import ConcurrencyError, InsufficientFundsError
 from stakeledger.projections.audit import audit
@@ -44,7 +43,9 @@ def test_two_processes_when_draining_one_account_then_no_lost_update_and_no_over
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     results = context.Queue()
-    workers = [context.Process(target=drain, args=(durable_store_url, name, barrier, results)) for name in ("bob", "carol")]
+    workers = [
+        context.Process(target=drain, args=(durable_store_url, name, barrier, results)) for name in ("bob", "carol")
+    ]
     for worker in workers:
         worker.start()
     outcomes = {}

@@ -5,8 +5,8 @@ import json
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from stakeledger.domain.model.accounts import Account, account_uuid
 from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.model.accounts import Account, account_uuid
 from stakeledger.domain.model.naming import registered_event_classes
 from tests.conftest import stored_event_count
 
@@ -45,14 +45,16 @@ def test_version_1_opened_record_when_read_then_upcast_to_version_2_with_kind(le
         "originator_topic": "stakeledger:Account",
         "account_id": "pool:legacy-artifact",
     }
-    ledger.recorder.insert_events([
-        StoredEvent(
-            originator_id=account_uuid("pool:legacy-artifact"),
-            originator_version=1,
-            topic="stakeledger:Account.Opened",
-            state=json.dumps(v1_state).encode(),
-        )
-    ])
+    ledger.recorder.insert_events(
+        [
+            StoredEvent(
+                originator_id=account_uuid("pool:legacy-artifact"),
+                originator_version=1,
+                topic="stakeledger:Account.Opened",
+                state=json.dumps(v1_state).encode(),
+            )
+        ]
+    )
     account = ledger.get_account("pool:legacy-artifact")
     assert account.kind == "pool"
     assert account.balance_units == 0
@@ -64,9 +66,14 @@ def test_payload_validation_when_float_amount_then_refused_before_write(ledger):
     ledger.open_account("alice")
     account = ledger.get_account("alice")
     account.trigger_event(
-        Account.Credited, timestamp=ledger.clock.now(), transfer_id="t", amount_units=1.5,
-        counterparty="x", reason="mint", refs={},
-    )  # fmt: skip
+        Account.Credited,
+        timestamp=ledger.clock.now(),
+        transfer_id="t",
+        amount_units=1.5,
+        counterparty="x",
+        reason="mint",
+        refs={},
+    )
     before = stored_event_count(ledger)
     with pytest.raises(InvalidInputError, match="amount_units"):
         ledger.save(account)

@@ -2,9 +2,7 @@
 
 import pytest
 
-from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.errors import (
     AccountExistsError,
     AlreadyInitialisedError,
@@ -15,7 +13,9 @@ from stakeledger.domain.errors import (
     SelfTransferError,
     UnknownAccountError,
 )
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid
 from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.projections.audit import audit
 from tests.conftest import stored_event_count
 

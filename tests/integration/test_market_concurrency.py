@@ -8,12 +8,11 @@ artifact's outstanding shares and in the pool's balance, and nothing given up ma
 
 import multiprocessing
 
-from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import ConcurrencyError
-from stakeledger.domain.rules.lmsr import max_subsidy_units
+from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.lmsr import max_subsidy_units
 from stakeledger.projections.audit import audit
 
 TOKEN = 10**6

@@ -16,10 +16,8 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
 from stakeledger.domain.errors import (
     ArtifactExistsError,
     HoldPeriodError,
@@ -35,7 +33,8 @@ from stakeledger.domain.errors import (
     UnknownOrderError,
     UnknownPositionError,
 )
-from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.rules.lmsr import (
     WAD,
     Side,
@@ -46,8 +45,9 @@ from stakeledger.domain.rules.lmsr import (
     shares_for_tokens,
     shares_to_reach_price,
 )
-from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url, stored_event_count
 
@@ -185,8 +185,11 @@ def test_market_order_when_short_then_entry_is_long_equivalent_and_long_price_fa
     assert shares_units == shares_for_tokens(int(first["shares_units"]), 0, LIQUIDITY_UNITS, Side.SHORT, short_units)
     position = position_of(ledger, result["position"])
     assert (position.owner, position.side, position.quantity_units, position.cost_units) == (
-        "bob", "short", shares_units, short_units,
-    )  # fmt: skip
+        "bob",
+        "short",
+        shares_units,
+        short_units,
+    )
     assert position.entry_price_wad == WAD - short_units * WAD // shares_units
     artifact = ledger.get_artifact(ART)
     assert artifact.q_short == shares_units
@@ -358,7 +361,9 @@ def test_crossing_trade_when_price_barely_dips_below_limit_then_fill_average_sti
     for fill in result["fills"]:
         assert_fill_within_limit(fill, limit_wad)
     artifact = ledger.get_artifact(ART)
-    assert ledger.balance_of(ESCROW) == artifact.orders[f"{ART}/o1"]["remaining_units"]  # a skipped dust fill keeps resting
+    assert (
+        ledger.balance_of(ESCROW) == artifact.orders[f"{ART}/o1"]["remaining_units"]
+    )  # a skipped dust fill keeps resting
     assert_audit_clean(ledger)
 
 
@@ -530,10 +535,12 @@ def test_trade_batch_when_two_equal_buys_then_second_sees_first_price_and_gets_f
     open_funded(ledger, "alice", "bob")
     list_market(ledger)
     first_quote = int(ledger.quote(ART, "long", tokens_units=10 * TOKEN)["shares_units"])
-    result = ledger.trade_batch([
-        MarketOrder("alice", ART, Side.LONG, 10 * TOKEN),
-        MarketOrder("bob", ART, Side.LONG, 10 * TOKEN),
-    ])  # fmt: skip
+    result = ledger.trade_batch(
+        [
+            MarketOrder("alice", ART, Side.LONG, 10 * TOKEN),
+            MarketOrder("bob", ART, Side.LONG, 10 * TOKEN),
+        ]
+    )
     first, second = (int(r["shares_units"]) for r in result["results"])
     assert first == first_quote
     assert second == shares_for_tokens(first, 0, LIQUIDITY_UNITS, Side.LONG, 10 * TOKEN)
@@ -548,10 +555,12 @@ def test_trade_batch_when_two_equal_buys_then_second_sees_first_price_and_gets_f
 def test_trade_batch_when_market_order_crosses_limit_order_from_same_batch_then_it_fills(ledger):
     open_funded(ledger, "alice", "bob")
     list_market(ledger)
-    result = ledger.trade_batch([
-        LimitOrder("bob", ART, Side.LONG, 50 * TOKEN, price("0.4")),
-        MarketOrder("alice", ART, Side.SHORT, 30 * TOKEN),
-    ])  # fmt: skip
+    result = ledger.trade_batch(
+        [
+            LimitOrder("bob", ART, Side.LONG, 50 * TOKEN, price("0.4")),
+            MarketOrder("alice", ART, Side.SHORT, 30 * TOKEN),
+        ]
+    )
     placed, traded = result["results"]
     assert placed["status"] == "open"
     assert [fill["order"] for fill in traded["fills"]] == [placed["order"]]
@@ -563,11 +572,13 @@ def test_trade_batch_when_one_order_lacks_funds_then_whole_batch_refused_and_not
     list_market(ledger)
     before = state_of(ledger)
     with pytest.raises(InsufficientFundsError):
-        ledger.trade_batch([
-            MarketOrder("alice", ART, Side.LONG, 10 * TOKEN),
-            LimitOrder("bob", ART, Side.LONG, 5 * TOKEN, price("0.3")),
-            MarketOrder("bob", ART, Side.SHORT, FUNDS_UNITS),  # 5 tokens already escrowed above
-        ])  # fmt: skip
+        ledger.trade_batch(
+            [
+                MarketOrder("alice", ART, Side.LONG, 10 * TOKEN),
+                LimitOrder("bob", ART, Side.LONG, 5 * TOKEN, price("0.3")),
+                MarketOrder("bob", ART, Side.SHORT, FUNDS_UNITS),  # 5 tokens already escrowed above
+            ]
+        )
     assert state_of(ledger) == before
 
 
@@ -575,11 +586,23 @@ def test_trade_batch_when_one_order_lacks_funds_then_whole_batch_refused_and_not
 
 BAD_MARKET_REQUESTS = [
     ("unknown artifact", lambda l: l.open_position("alice", "NOPE", "long", TOKEN), UnknownArtifactError),
-    ("unknown artifact limit", lambda l: l.place_limit_order("alice", "NOPE", "long", TOKEN, price("0.4")), UnknownArtifactError),
+    (
+        "unknown artifact limit",
+        lambda l: l.place_limit_order("alice", "NOPE", "long", TOKEN, price("0.4")),
+        UnknownArtifactError,
+    ),
     ("unknown agent", lambda l: l.open_position("nobody", ART, "long", TOKEN), UnknownAccountError),
-    ("unknown agent limit", lambda l: l.place_limit_order("nobody", ART, "long", TOKEN, price("0.4")), UnknownAccountError),
+    (
+        "unknown agent limit",
+        lambda l: l.place_limit_order("nobody", ART, "long", TOKEN, price("0.4")),
+        UnknownAccountError,
+    ),
     ("insufficient funds", lambda l: l.open_position("alice", ART, "long", FUNDS_UNITS + 1), InsufficientFundsError),
-    ("insufficient funds limit", lambda l: l.place_limit_order("bob", ART, "short", FUNDS_UNITS + 1, price("0.1")), InsufficientFundsError),
+    (
+        "insufficient funds limit",
+        lambda l: l.place_limit_order("bob", ART, "short", FUNDS_UNITS + 1, price("0.1")),
+        InsufficientFundsError,
+    ),
     ("zero tokens", lambda l: l.open_position("alice", ART, "long", 0), InvalidAmountError),
     ("negative tokens", lambda l: l.open_position("alice", ART, "long", -TOKEN), InvalidAmountError),
     ("liquidity zero", lambda l: l.list_artifact("NEW", "New", 0), InvalidAmountError),
@@ -591,7 +614,11 @@ BAD_MARKET_REQUESTS = [
     ("limit price zero", lambda l: l.place_limit_order("alice", ART, "long", TOKEN, 0), InvalidAmountError),
     ("limit price one", lambda l: l.place_limit_order("alice", ART, "long", TOKEN, WAD), InvalidAmountError),
     ("limit price above one", lambda l: l.place_limit_order("alice", ART, "long", TOKEN, WAD + 1), InvalidAmountError),
-    ("expiry not in future", lambda l: l.place_limit_order("alice", ART, "long", TOKEN, price("0.4"), expires_in_days=0), InvalidInputError),
+    (
+        "expiry not in future",
+        lambda l: l.place_limit_order("alice", ART, "long", TOKEN, price("0.4"), expires_in_days=0),
+        InvalidInputError,
+    ),
     ("cancel by another agent", lambda l: l.cancel_order(f"{ART}/o1", "bob"), NotOwnerError),
     ("cancel unknown order", lambda l: l.cancel_order(f"{ART}/o99", "alice"), UnknownOrderError),
     ("cancel on unknown artifact", lambda l: l.cancel_order("NOPE/o1", "alice"), UnknownArtifactError),
@@ -599,8 +626,12 @@ BAD_MARKET_REQUESTS = [
     ("close by another agent", lambda l: l.close_position(f"{ART}/p1", agent="bob"), NotOwnerError),
     ("close unknown position", lambda l: l.close_position(f"{ART}/p99"), UnknownPositionError),
     ("empty batch", lambda l: l.trade_batch([]), InvalidInputError),
-    ("slippage in batch", lambda l: l.trade_batch([MarketOrder("alice", ART, Side.LONG, TOKEN, max_price_wad=1)]), SlippageError),
-]  # fmt: skip
+    (
+        "slippage in batch",
+        lambda l: l.trade_batch([MarketOrder("alice", ART, Side.LONG, TOKEN, max_price_wad=1)]),
+        SlippageError,
+    ),
+]
 
 
 @pytest.mark.parametrize(
@@ -641,7 +672,11 @@ def assert_depth_consistent(ledger: StakeLedger) -> list[dict[str, str]]:
     rows = ledger.market_depth(ART)
     assert [int(row["target_long_wad"]) for row in rows] == [k * WAD // 10 for k in range(1, 10)]
     for row in rows:
-        target_wad, shares_units, cost_units = int(row["target_long_wad"]), int(row["shares_units"]), int(row["cost_units"])
+        target_wad, shares_units, cost_units = (
+            int(row["target_long_wad"]),
+            int(row["shares_units"]),
+            int(row["cost_units"]),
+        )
         if target_wad == quoted_wad:
             assert (shares_units, cost_units) == (0, 0), row
             continue
@@ -769,7 +804,9 @@ def example_ledger(backend: str, server: Callable[[], str], clock: ManualClock) 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_random_trading_when_any_sequence_then_audit_clean_and_pool_covers_winning_side(backend, server):
     # Fewer examples where every command is a database round trip.
-    @settings(max_examples=25 if backend == "memory" else 12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(
+        max_examples=25 if backend == "memory" else 12, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     @given(actions=ACTIONS)
     def example(actions: list[tuple]) -> None:
         clock = ManualClock()
@@ -784,7 +821,12 @@ def test_random_trading_when_any_sequence_then_audit_clean_and_pool_covers_winni
                     assert state_of(ledger) == before, action  # a refusal writes nothing
                 artifact = ledger.get_artifact(ART)
                 pool_units = ledger.balance_of(POOL)
-                assert pool_units >= max(artifact.q_long, artifact.q_short), (action, pool_units, artifact.q_long, artifact.q_short)
+                assert pool_units >= max(artifact.q_long, artifact.q_short), (
+                    action,
+                    pool_units,
+                    artifact.q_long,
+                    artifact.q_short,
+                )
                 resting_units = sum(order["remaining_units"] for order in artifact.orders.values())
                 assert balance_or_zero(ledger, ESCROW) == resting_units, action
                 # No resting order is left crossing by more than dust: every trade fills what it crossed,
@@ -793,7 +835,9 @@ def test_random_trading_when_any_sequence_then_audit_clean_and_pool_covers_winni
                     side = Side(order["side"])
                     if artifact.side_price_wad(side) < order["limit_price_wad"]:
                         target_wad = order["limit_price_wad"] if side == Side.LONG else WAD - order["limit_price_wad"]
-                        _, shares_units, _ = shares_to_reach_price(artifact.q_long, artifact.q_short, LIQUIDITY_UNITS, target_wad)
+                        _, shares_units, _ = shares_to_reach_price(
+                            artifact.q_long, artifact.q_short, LIQUIDITY_UNITS, target_wad
+                        )
                         dust = shares_units <= DUST_SHARES_UNITS or order["remaining_units"] <= DUST_SHARES_UNITS
                         assert dust, (action, order, shares_units)
             assert_audit_clean(ledger)

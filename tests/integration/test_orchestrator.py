@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from stakeledger.agents.orchestrator import Entry, MultiMarketOrchestrator
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.clock import ManualClock
+from stakeledger.agents.orchestrator import Entry, MultiMarketOrchestrator
 from stakeledger.domain.errors import InvalidInputError
-from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections.log import iter_events
 from tests.conftest import stored_event_count
 
@@ -46,7 +46,9 @@ def ledger(clock: ManualClock) -> Iterator[StakeLedger]:
         app.open_account(name)
         app.mint(name, tokens * TOKEN)
     for number, artifact_id in enumerate(MARKETS):
-        app.list_artifact(artifact_id, f"Market {artifact_id}", LIQUIDITY_UNITS, group=f"g{number % 3}", min_hold_days=0)
+        app.list_artifact(
+            artifact_id, f"Market {artifact_id}", LIQUIDITY_UNITS, group=f"g{number % 3}", min_hold_days=0
+        )
     app.configure_portfolio(ALICE)
     yield app
     app.close()
@@ -81,7 +83,9 @@ def test_check_all_entries_when_signals_are_slow_then_they_are_gathered_concurre
     assert elapsed < len(MARKETS) * SIGNAL_DELAY_SECONDS / 2
 
 
-def test_submit_coordinated_entries_when_many_markets_then_never_more_than_max_concurrent_in_flight(ledger, orchestrator):
+def test_submit_coordinated_entries_when_many_markets_then_never_more_than_max_concurrent_in_flight(
+    ledger, orchestrator
+):
     # A hand-written fake around the real command counts the calls that run at once in threads.
     lock, running, peak_running = threading.Lock(), [0], [0]
     real_open_position = ledger.open_position
@@ -143,7 +147,9 @@ def test_submit_coordinated_entries_when_limit_out_of_range_then_refused_and_not
 ):
     count = stored_event_count(ledger)
     with pytest.raises(InvalidInputError):
-        asyncio.run(orchestrator.submit_coordinated_entries({"M1": Entry("long", 10 * TOKEN)}, max_concurrent=max_concurrent))
+        asyncio.run(
+            orchestrator.submit_coordinated_entries({"M1": Entry("long", 10 * TOKEN)}, max_concurrent=max_concurrent)
+        )
     assert stored_event_count(ledger) == count
 
 
@@ -159,7 +165,9 @@ def test_submit_coordinated_entries_when_market_not_registered_then_refused_and_
 def test_register_market_when_config_given_then_recorded_as_agent_market_settings(ledger):
     orchestrator = MultiMarketOrchestrator(ledger, ALICE)
 
-    orchestrator.register_market("M1", MarketConfig(position_size_pct=Decimal(3), trail_pct=Decimal(10), correlation_group="x"))
+    orchestrator.register_market(
+        "M1", MarketConfig(position_size_pct=Decimal(3), trail_pct=Decimal(10), correlation_group="x")
+    )
 
     portfolio = ledger.repository.get(portfolio_uuid(ALICE))
     assert portfolio.market_config("M1") == MarketConfig(Decimal(3), Decimal(10), "x")
@@ -198,7 +206,11 @@ def test_emergency_liquidate_portfolio_when_called_then_every_closable_position_
     result = asyncio.run(orchestrator.emergency_liquidate_portfolio())
 
     assert result["closed"] == ["M1/p1", "M2/p1"]
-    assert [position_of(ledger, pid).status for pid in ("M1/p1", "M2/p1", "H/p1")] == ["liquidated", "liquidated", "open"]
+    assert [position_of(ledger, pid).status for pid in ("M1/p1", "M2/p1", "H/p1")] == [
+        "liquidated",
+        "liquidated",
+        "open",
+    ]
     liquidated = [e for e in events_after(ledger, count) if isinstance(e, Portfolio.Liquidated)]
     assert [(e.trigger, e.position_ids) for e in liquidated] == [("manual", ["M1/p1", "M2/p1"])]
 

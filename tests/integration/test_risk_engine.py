@@ -19,17 +19,17 @@ from typing import Any
 
 import pytest
 
-from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.model.artifacts import Artifact
-from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.decisions.trading import MarketOrder
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, LedgerError, StateError
-from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
+from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.decisions.trading import MarketOrder
+from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections import dashboard
 from stakeledger.projections.audit import audit
 from stakeledger.projections.log import iter_events
@@ -58,7 +58,9 @@ def open_funded(ledger: StakeLedger, *names: str, amount_units: int = FUNDS_UNIT
 
 
 def list_market(ledger: StakeLedger, artifact_id: str, *, group: str | None = None, min_hold_days: int = 0) -> None:
-    ledger.list_artifact(artifact_id, f"Artifact {artifact_id}", LIQUIDITY_UNITS, group=group, min_hold_days=min_hold_days)
+    ledger.list_artifact(
+        artifact_id, f"Artifact {artifact_id}", LIQUIDITY_UNITS, group=group, min_hold_days=min_hold_days
+    )
 
 
 def new_events(ledger: StakeLedger, after: int) -> list[Any]:
@@ -282,7 +284,10 @@ def test_open_position_when_market_config_overrides_group_then_override_is_honou
     assert accepted["position"] == "E/p1"
     events = new_events(ledger, count)
     assert [e.artifact_id for e in events if isinstance(e, Portfolio.OrderRejected)] == ["C"]
-    assert dashboard.summary(ledger, ALICE)["exposure_by_group_units"] == {"g": str(100 * TOKEN), "other": str(50 * TOKEN)}
+    assert dashboard.summary(ledger, ALICE)["exposure_by_group_units"] == {
+        "g": str(100 * TOKEN),
+        "other": str(50 * TOKEN),
+    }
 
 
 # Limit orders ---------------------------------------------------------------------------------
@@ -589,8 +594,13 @@ def test_open_position_when_market_config_has_trail_then_stop_starts_with_the_po
 def exposed(funded: StakeLedger) -> StakeLedger:
     """alice, liquidating at -10%, holds 100 long in A, B (no hold period) and K (90-day hold)."""
     list_market(funded, "K", min_hold_days=90)
-    funded.configure_portfolio(ALICE, max_position_size_pct="30", max_total_exposure_pct="100",
-                               max_correlated_exposure_pct="100", emergency_liquidation_loss_pct="-10")  # fmt: skip
+    funded.configure_portfolio(
+        ALICE,
+        max_position_size_pct="30",
+        max_total_exposure_pct="100",
+        max_correlated_exposure_pct="100",
+        emergency_liquidation_loss_pct="-10",
+    )
     for artifact_id in ("A", "B", "K"):
         funded.open_position(ALICE, artifact_id, "long", 100 * TOKEN)
     return funded
@@ -608,7 +618,10 @@ def test_price_moves_when_equity_falls_below_baseline_limit_then_every_closable_
 
     trade = ledger.open_position(BOB, "B", "short", 200 * TOKEN)
 
-    assert [(a["action"], a["position"]) for a in trade["risk_actions"]] == [("liquidation", "A/p1"), ("liquidation", "B/p1")]
+    assert [(a["action"], a["position"]) for a in trade["risk_actions"]] == [
+        ("liquidation", "A/p1"),
+        ("liquidation", "B/p1"),
+    ]
     events = new_events(ledger, count)
     liquidated = [e for e in events if isinstance(e, Portfolio.Liquidated)]
     assert len(liquidated) == 1
@@ -681,10 +694,16 @@ def risk_state(ledger: StakeLedger, artifact_ids: list[str], agent: str) -> dict
     return {
         "stops": {artifact_id: ledger.get_artifact(artifact_id).stops for artifact_id in artifact_ids},
         "positions": positions,
-        "portfolio": (portfolio.rejections, portfolio.liquidations, portfolio.position_ids, portfolio.baseline_units,
-                      portfolio.config, portfolio.market_configs),
+        "portfolio": (
+            portfolio.rejections,
+            portfolio.liquidations,
+            portfolio.position_ids,
+            portfolio.baseline_units,
+            portfolio.config,
+            portfolio.market_configs,
+        ),
         "balances": {name: ledger.balance_of(name) for name in (ALICE, BOB)},
-    }  # fmt: skip
+    }
 
 
 def test_replay_when_fresh_application_reads_the_store_then_risk_state_is_the_live_one(
@@ -696,8 +715,9 @@ def test_replay_when_fresh_application_reads_the_store_then_risk_state_is_the_li
     for artifact_id in ("A", "B"):
         list_market(ledger, artifact_id, group="g")
     list_market(ledger, "H", min_hold_days=5)
-    ledger.configure_portfolio(ALICE, max_position_size_pct="30", max_total_exposure_pct="100",
-                               max_correlated_exposure_pct="100")  # fmt: skip
+    ledger.configure_portfolio(
+        ALICE, max_position_size_pct="30", max_total_exposure_pct="100", max_correlated_exposure_pct="100"
+    )
     ledger.configure_market(ALICE, "H", trail_pct="10")
     for artifact_id in ("A", "B", "H"):
         ledger.open_position(ALICE, artifact_id, "long", 100 * TOKEN)
@@ -727,10 +747,15 @@ def test_replay_when_fresh_application_reads_the_store_then_risk_state_is_the_li
 
 
 EIGHT_MARKETS = {
-    "BIO-1": "bio", "BIO-2": "bio", "BIO-3": "bio",
-    "PHY-1": "phys", "PHY-2": "phys", "PHY-3": "phys",
-    "CS-1": "cs", "CS-2": "cs",
-}  # fmt: skip
+    "BIO-1": "bio",
+    "BIO-2": "bio",
+    "BIO-3": "bio",
+    "PHY-1": "phys",
+    "PHY-2": "phys",
+    "PHY-3": "phys",
+    "CS-1": "cs",
+    "CS-2": "cs",
+}
 
 
 def test_eight_market_scenario_when_run_on_a_durable_store_then_limits_stops_rebalance_and_liquidation_hold(
@@ -741,8 +766,9 @@ def test_eight_market_scenario_when_run_on_a_durable_store_then_limits_stops_reb
     open_funded(ledger, BOB, amount_units=10 * FUNDS_UNITS)
     for artifact_id, group in EIGHT_MARKETS.items():
         list_market(ledger, artifact_id, group=group)
-    ledger.configure_portfolio(ALICE, max_correlated_exposure_pct="12", max_total_exposure_pct="40",
-                               emergency_liquidation_loss_pct="-5")  # fmt: skip
+    ledger.configure_portfolio(
+        ALICE, max_correlated_exposure_pct="12", max_total_exposure_pct="40", emergency_liquidation_loss_pct="-5"
+    )
     ledger.configure_market(ALICE, "PHY-1", trail_pct="10")
 
     # Entry: one batch over all 8 markets; the third market of a group breaks the 12% group limit.
@@ -793,12 +819,18 @@ def test_summary_when_positions_open_then_equity_is_cash_plus_marked_positions(f
     marked = 0
     for position_id in ("A/p1", "C/p1"):
         position = position_of(ledger, position_id)
-        marked += position.quantity_units * ledger.get_artifact(position.artifact_id).side_price_wad(Side(position.side)) // WAD
+        marked += (
+            position.quantity_units
+            * ledger.get_artifact(position.artifact_id).side_price_wad(Side(position.side))
+            // WAD
+        )
     cash = ledger.balance_of(ALICE)
     assert cash == FUNDS_UNITS - 70 * TOKEN
     assert summary["equity_units"] == str(cash + marked)
     assert (summary["cash_units"], summary["marked_units"], summary["deployed_units"]) == (
-        str(cash), str(marked), str(70 * TOKEN)
+        str(cash),
+        str(marked),
+        str(70 * TOKEN),
     )
     assert summary["unrealized_pnl_units"] == str(marked - 70 * TOKEN)
     assert summary["exposure_by_group_units"] == {"(none)": str(30 * TOKEN), "g": str(40 * TOKEN)}

@@ -14,10 +14,6 @@ from typing import Any
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
-from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, bounty_escrow_account_id, order_escrow_account_id
-from stakeledger.domain.model.accounts import pool_account_id
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.errors import (
     CommandConflictError,
     FrozenError,
@@ -31,9 +27,19 @@ from stakeledger.domain.errors import (
     UnknownBountyError,
     UnknownPositionError,
 )
-from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.model.accounts import (
+    TREASURY,
+    Account,
+    account_uuid,
+    bounty_escrow_account_id,
+    order_escrow_account_id,
+    pool_account_id,
+)
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections.audit import audit
 from stakeledger.projections.statements import statement_lines
 from tests.conftest import stored_event_count
@@ -89,9 +95,10 @@ def balance_or_zero(ledger: StakeLedger, account_id: str) -> int:
 def movements(ledger: StakeLedger, account_id: str) -> list[Any]:
     """Every Debited/Credited event on one account, oldest first."""
     return [
-        event for event in ledger.events.get(account_uuid(account_id))
+        event
+        for event in ledger.events.get(account_uuid(account_id))
         if isinstance(event, (Account.Debited, Account.Credited))
-    ]  # fmt: skip
+    ]
 
 
 def transitions(ledger: StakeLedger, artifact_id: str = ART) -> list[Artifact.Transitioned]:
@@ -157,9 +164,10 @@ def assert_settled_market_balances(ledger: StakeLedger, artifact_id: str = ART) 
 
 def settlement_credits(ledger: StakeLedger, agent: str) -> list[Any]:
     return [
-        event for event in movements(ledger, agent)
+        event
+        for event in movements(ledger, agent)
         if isinstance(event, Account.Credited) and event.reason.startswith("settlement:")
-    ]  # fmt: skip
+    ]
 
 
 # Terminal settlements -------------------------------------------------------------------------
@@ -237,7 +245,10 @@ def test_terminal_transition_when_longs_and_shorts_then_winners_paid_floor_of_q_
     assert (artifact.q_long, artifact.q_short) == (0, 0)  # every share went back to the pool
     (transitioned,) = transitions(ledger)
     assert (transitioned.from_state, transitioned.to_state, transitioned.actor, transitioned.reason) == (
-        "listed", state, "reviewer", "replicated"
+        "listed",
+        state,
+        "reviewer",
+        "replicated",
     )
     assert transitioned.price_long_wad == s
     # Long profits + short profits − losses = subsidy − tax, to the unit.
@@ -622,8 +633,9 @@ def test_bounty_when_posted_then_escrowed_and_when_distributed_by_weight_then_13
 
     # 15 split 4/5, 2/25, 3/25: floors 12, 1 (1.2) and 1 (1.8) make 14; the leftover unit goes to
     # the first claimant in the declared order: 13, 1, 1.
-    result = ledger.distribute_bounty(bounty_id, [("bob", Fraction(4, 5)), ("carol", Fraction(2, 25)),
-                                                  ("dave", Fraction(3, 25))])  # fmt: skip
+    result = ledger.distribute_bounty(
+        bounty_id, [("bob", Fraction(4, 5)), ("carol", Fraction(2, 25)), ("dave", Fraction(3, 25))]
+    )
 
     assert result["shares"] == {"bob": "13", "carol": "1", "dave": "1"}
     for agent, share in (("bob", 13), ("carol", 1), ("dave", 1)):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.adapters.persistence.store_url import open_ledger
 from tests.fixtures.dump_ledger import dump, run
 

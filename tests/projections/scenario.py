@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
+from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
-from stakeledger.domain.rules.lmsr import WAD, Side
-from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
-from stakeledger.projections.store import ViewStore
 from stakeledger.projections.replay_check import view_contents
+from stakeledger.projections.store import ViewStore
 
 TOKEN = 10**6
 AGENTS = ("ada", "bob", "cy", "dee")
@@ -98,8 +98,11 @@ def bulk_log(app: StakeLedger, clock: ManualClock, events: int, *, seed: int = 1
         for i in range(150):
             side = rng.choice((Side.LONG, Side.SHORT))
             if i % 10 == 9:
-                orders.append(LimitOrder(rng.choice(agents), artifact, side, rng.randint(1, 20) * TOKEN,
-                                         rng.randint(30, 70) * WAD // 100))  # fmt: skip
+                orders.append(
+                    LimitOrder(
+                        rng.choice(agents), artifact, side, rng.randint(1, 20) * TOKEN, rng.randint(30, 70) * WAD // 100
+                    )
+                )
             else:
                 orders.append(MarketOrder(rng.choice(agents), artifact, side, rng.randint(1, 20) * TOKEN))
         app.trade_batch(orders)

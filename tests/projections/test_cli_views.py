@@ -10,12 +10,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from stakeledger.cli import views
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.cli import views
 from stakeledger.cli.context import CliContext
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
+from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections.views import view_names
 from tests.projections.scenario import TOKEN, head, run_scenario
@@ -36,7 +35,9 @@ def make_cli() -> typer.Typer:
     groups = {name: typer.Typer(no_args_is_help=True) for name in ("account", "artifact", "portfolio")}
     for name, group in groups.items():
         app.add_typer(group, name=name)
-    views.register(app, account_app=groups["account"], artifact_app=groups["artifact"], portfolio_app=groups["portfolio"])
+    views.register(
+        app, account_app=groups["account"], artifact_app=groups["artifact"], portfolio_app=groups["portfolio"]
+    )
     return app
 
 
@@ -112,7 +113,9 @@ def test_reads_when_scenario_then_each_command_answers_from_the_views(ledger_url
     assert [row["position"] for row in history] == sorted((row["position"] for row in history), reverse=True)
     assert {row["agent"] for row in json_of(ledger_url, "settlements", "--agent", "dee")} == {"dee"}
     reputation = json_of(ledger_url, "reputation", "cy")
-    assert reputation["predictions"] == 2 and all(h["settlement"].startswith(("LIFE", "DEP")) for h in reputation["history"])
+    assert reputation["predictions"] == 2 and all(
+        h["settlement"].startswith(("LIFE", "DEP")) for h in reputation["history"]
+    )
     assert {row["agent"] for row in json_of(ledger_url, "reputation")} == {"ada", "bob", "cy", "dee"}
     portfolio = json_of(ledger_url, "portfolio", "show", "ada")
     assert [p["position_id"] for p in portfolio["positions"] if p["live"]] == ["MKT/p1"]
@@ -137,10 +140,14 @@ def test_account_show_when_agent_holds_positions_and_orders_then_lists_them(ledg
     ada = json_of(ledger_url, "account", "show", "ada")
     assert [p["position_id"] for p in ada["positions"]] == ["MKT/p1"] and ada["orders"] == []
     dee = json_of(ledger_url, "account", "show", "dee")
-    assert [(o["artifact"], o["side"], o["remaining_units"]) for o in dee["orders"]] == [("MKT", "short", str(15 * TOKEN))]
+    assert [(o["artifact"], o["side"], o["remaining_units"]) for o in dee["orders"]] == [
+        ("MKT", "short", str(15 * TOKEN))
+    ]
     assert all(p["live"] for p in dee["positions"])
     shown = invoke(ledger_url, "account", "show", "dee")
-    assert shown.exit_code == 0 and "Resting limit orders" in shown.stdout and dee["orders"][0]["order_id"] in shown.stdout
+    assert (
+        shown.exit_code == 0 and "Resting limit orders" in shown.stdout and dee["orders"][0]["order_id"] in shown.stdout
+    )
     pool = json_of(ledger_url, "account", "show", "pool:MKT")
     assert pool["kind"] == "pool" and "positions" not in pool  # a pool holds no positions of its own
     assert isinstance(invoke(ledger_url, "account", "show", "nobody").exception, UnknownAccountError)
@@ -156,4 +163,3 @@ def test_account_show_when_views_lag_behind_a_new_account_then_balance_shown_wit
     zed = json_of(ledger_url, "account", "show", "zed", "--no-catch-up")
 
     assert (zed["balance_units"], zed["positions"], zed["orders"]) == (str(5 * TOKEN), [], [])
-

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
@@ -31,9 +30,22 @@ PAGE_SIZE = 250
 def start_worker(url: str, log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "stakeledger.projections.runner", "--db", url, "--page-size", str(PAGE_SIZE), "--poll-seconds", "0.05"],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "stakeledger.projections.runner",
+                "--db",
+                url,
+                "--page-size",
+                str(PAGE_SIZE),
+                "--poll-seconds",
+                "0.05",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
 
 
 def lowest_position(store) -> int:
@@ -66,7 +78,7 @@ def test_worker_when_killed_at_random_moments_then_views_equal_a_fresh_rebuild(d
             # The ledger keeps writing while the worker runs and dies.
             writer = threading.Thread(target=bulk_log, args=(app, clock, 1_000), kwargs={"seed": 100 + round_number})
             try:
-                wait_until(lambda: lowest_position(store) > before, 60, f"the worker to move past {before}")
+                wait_until(lambda: lowest_position(store) > before, 60, f"the worker to move past {before}")  # noqa: B023 - called at once
                 writer.start()
                 time.sleep(rng.uniform(0.0, 0.25))
             finally:

@@ -12,8 +12,8 @@ import uuid
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from stakeledger.cli.demo import Demo
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.cli.demo import Demo
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
@@ -65,9 +65,18 @@ def test_catch_up_when_handler_fails_then_later_pages_are_not_applied(ledger, sc
         original(self, rows, position, event)
 
     monkeypatch.setattr(StatementsView, "moved", fails_on_the_fortieth)
-    monkeypatch.setattr(StatementsView, "handlers", {**StatementsView.handlers,
-                                                     **{cls: fails_on_the_fortieth for cls in StatementsView.handlers
-                                                        if StatementsView.handlers[cls] is original}})  # fmt: skip
+    monkeypatch.setattr(
+        StatementsView,
+        "handlers",
+        {
+            **StatementsView.handlers,
+            **{
+                cls: fails_on_the_fortieth
+                for cls in StatementsView.handlers
+                if StatementsView.handlers[cls] is original
+            },
+        },
+    )
     runner = Runner(ledger, store, page_size=25)
     with pytest.raises(ValueError, match="handler bug"):
         runner.catch_up()
@@ -101,9 +110,10 @@ def test_rebuild_when_demo_ran_under_a_live_worker_then_equal_on_each_backend(du
     store = open_store(app)
     stop = threading.Event()
     worker = threading.Thread(
-        target=Runner(app, open_store(app), page_size=50).run_forever, args=(stop,),
+        target=Runner(app, open_store(app), page_size=50).run_forever,
+        args=(stop,),
         kwargs={"poll_seconds": 0.01, "listen_fallback_seconds": 0.05},
-    )  # fmt: skip
+    )
     worker.start()
     try:
         Demo(app, clock).run()
@@ -142,13 +152,17 @@ def test_catch_up_when_view_version_changes_then_the_view_is_rebuilt(ledger, sce
     views = [InboxV2() if view.name == "inbox" else view for view in ALL_VIEWS]
     report = Runner(ledger, store, views).catch_up()
     assert report.start == 0
-    assert store.fetchone("SELECT version FROM projection_tracking WHERE view = ?", ("inbox",)) == (InboxView.version + 1,)
+    assert store.fetchone("SELECT version FROM projection_tracking WHERE view = ?", ("inbox",)) == (
+        InboxView.version + 1,
+    )
     assert store.fetchone("SELECT COUNT(*) FROM inbox_messages WHERE agent = ?", ("ada",))[0] == 6
     assert replay_check(ledger, store, views) == []
 
 
 def test_catch_up_when_log_holds_an_unknown_topic_then_it_is_skipped(ledger, scenario, store):
-    state = json.dumps({"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}, "x": 1}).encode()
+    state = json.dumps(
+        {"timestamp": {"_type_": "datetime_iso", "_data_": "2026-01-01T00:00:00+00:00"}, "x": 1}
+    ).encode()
     ledger.recorder.insert_events([StoredEvent(uuid.uuid4(), 1, "stakeledger:RiskLimits.NotYetInvented", state)])
     ledger.mint("ada", 7)
     report = Runner(ledger, store).catch_up()
@@ -161,7 +175,9 @@ def _unhandled(ledger: StakeLedger) -> int:
     """Stored events of known topics that no view handles (settings, command records)."""
     topics = {topic for view in ALL_VIEWS for topic in view.topics()}
     page = ledger.recorder.select_notifications(start=1, limit=100_000)
-    return sum(1 for n in page if n.topic not in topics and n.topic.startswith("stakeledger:") and "NotYet" not in n.topic)
+    return sum(
+        1 for n in page if n.topic not in topics and n.topic.startswith("stakeledger:") and "NotYet" not in n.topic
+    )
 
 
 def balance_in_view(store: ViewStore, account: str) -> int:
@@ -203,9 +219,10 @@ def test_run_forever_when_events_arrive_then_the_worker_applies_them_promptly(du
     stop = threading.Event()
     # On PostgreSQL the fallback poll is far longer than the deadline: only NOTIFY can wake it.
     worker = threading.Thread(
-        target=Runner(app, open_store(app)).run_forever, args=(stop,),
+        target=Runner(app, open_store(app)).run_forever,
+        args=(stop,),
         kwargs={"poll_seconds": 0.05, "listen_fallback_seconds": 30.0},
-    )  # fmt: skip
+    )
     worker.start()
     try:
         for amount in (3, 4):
@@ -228,16 +245,22 @@ def test_replay_check_when_rows_are_corrupted_then_each_difference_is_named(ledg
     assert replay_check(ledger, store) == []
     store.execute("UPDATE statement_accounts SET balance_units = ? WHERE account = ?", ("1", "ada"))
     store.execute("DELETE FROM settlements WHERE agent = ? AND kind = ?", ("cy", "bounty"))
-    store.execute("INSERT INTO reputation_history (position, agent, position_id, artifact_id, transition, correct, "
-                  "stake_units, before_wad, after_wad, at) VALUES (999999, 'ada', 'X/p1', 'X', 1, 1, '1', '1', '1', 'now')")  # fmt: skip
+    store.execute(
+        "INSERT INTO reputation_history (position, agent, position_id, artifact_id, transition, correct, "
+        "stake_units, before_wad, after_wad, at) VALUES (999999, 'ada', 'X/p1', 'X', 1, 1, '1', '1', '1', 'now')"
+    )
     differences = replay_check(ledger, store)
     text = [str(d) for d in differences]
     assert len(differences) == 3, text
-    assert any(d.table == "statement_accounts" and "'1'" in str(d) and str(ledger.balance_of("ada")) in str(d)
-               for d in differences)  # fmt: skip
+    assert any(
+        d.table == "statement_accounts" and "'1'" in str(d) and str(ledger.balance_of("ada")) in str(d)
+        for d in differences
+    )
     assert any(d.table == "settlements" and "missing from the live view" in str(d) for d in differences)
-    assert any(d.table == "reputation_history" and d.key == (999999,) and "not produced by a replay" in str(d)
-               for d in differences)  # fmt: skip
+    assert any(
+        d.table == "reputation_history" and d.key == (999999,) and "not produced by a replay" in str(d)
+        for d in differences
+    )
 
 
 def test_audit_when_a_view_row_is_corrupted_then_the_projections_check_reports_it(ledger, scenario, store):
@@ -261,9 +284,10 @@ def test_run_forever_when_postgres_drops_the_view_connection_then_the_worker_rec
     errors: list[BaseException] = []
     stop = threading.Event()
     worker = threading.Thread(
-        target=Runner(app, worker_store).run_forever, args=(stop,),
+        target=Runner(app, worker_store).run_forever,
+        args=(stop,),
         kwargs={"poll_seconds": 0.05, "listen_fallback_seconds": 0.2, "on_error": errors.append},
-    )  # fmt: skip
+    )
     worker.start()
     try:
         wait_for_views(store, app)
@@ -305,8 +329,9 @@ def test_catch_up_when_a_lower_position_commits_late_on_postgres_then_it_is_not_
     # A slow transaction takes the next position and has not committed yet...
     slow_writer.execute(
         f"INSERT INTO {app.recorder.events_table_name} (originator_id, originator_version, topic, state) "
-        "VALUES (%s, %s, %s, %s)", (stored.originator_id, stored.originator_version, stored.topic, stored.state),
-    )  # fmt: skip
+        "VALUES (%s, %s, %s, %s)",
+        (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+    )
     # ...while a fast one writes after it (or waits for it, if inserts lock the table).
     fast_writer = threading.Thread(target=app.mint, args=("ada", 5 * TOKEN))
     fast_writer.start()

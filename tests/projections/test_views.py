@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from stakeledger.domain.model.accounts import pool_account_id
-from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
+from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.positions import LIVE_STATUSES, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections import queries
 from stakeledger.projections.replay_check import replay_check
 from stakeledger.projections.runner import Runner
@@ -35,7 +35,9 @@ def positions_of(ledger: StakeLedger, artifact_id: str) -> list[Position]:
 def test_catch_up_when_scenario_then_every_balance_equals_the_account_aggregate(ledger, scenario, store):
     caught_up(ledger, store)
     balances = queries.balances(store)
-    assert {"ada", "bob", "cy", "dee", "sys:treasury", "pool:MKT", "escrow:orders:MKT"} <= {b["account"] for b in balances}
+    assert {"ada", "bob", "cy", "dee", "sys:treasury", "pool:MKT", "escrow:orders:MKT"} <= {
+        b["account"] for b in balances
+    }
     for row in balances:
         assert int(row["balance_units"]) == ledger.balance_of(row["account"]), row["account"]
     assert sum(int(row["balance_units"]) for row in balances) == 0
@@ -44,11 +46,23 @@ def test_catch_up_when_scenario_then_every_balance_equals_the_account_aggregate(
 def test_statement_when_scenario_then_lines_equal_a_scan_of_the_log(ledger, scenario, store):
     caught_up(ledger, store)
     for agent in AGENTS:
-        expected = [(l.position, l.reason, l.counterparty, l.delta_units, l.balance_units, l.transfer_id, l.refs)
-                    for l in statement_lines(ledger, agent)]  # fmt: skip
+        expected = [
+            (l.position, l.reason, l.counterparty, l.delta_units, l.balance_units, l.transfer_id, l.refs)
+            for l in statement_lines(ledger, agent)
+        ]
         lines = queries.statement(store, agent)["lines"]
-        assert [(l["position"], l["reason"], l["counterparty"], int(l["delta_units"]), int(l["balance_units"]),
-                 l["transfer_id"], l["refs"]) for l in lines] == expected  # fmt: skip
+        assert [
+            (
+                l["position"],
+                l["reason"],
+                l["counterparty"],
+                int(l["delta_units"]),
+                int(l["balance_units"]),
+                l["transfer_id"],
+                l["refs"],
+            )
+            for l in lines
+        ] == expected
         assert {"trade:open", "mint"} <= {l["reason"] for l in lines}
 
 
@@ -113,8 +127,9 @@ def test_book_when_resting_order_then_orders_and_depth_match_the_write_side(ledg
     artifact = ledger.get_artifact("MKT")
     assert [order["order_id"] for order in book["orders"]] == list(artifact.orders) == [scenario.resting_order]
     assert book["orders"][0]["remaining_units"] == str(artifact.orders[scenario.resting_order]["remaining_units"])
-    assert [{k: r[k] for k in ("target_long_wad", "side", "shares_units", "cost_units")} for r in book["depth"]] == \
-        ledger.market_depth("MKT")  # fmt: skip
+    assert [
+        {k: r[k] for k in ("target_long_wad", "side", "shares_units", "cost_units")} for r in book["depth"]
+    ] == ledger.market_depth("MKT")
     with pytest.raises(UnknownArtifactError):
         queries.book(store, "NOPE")
 
@@ -127,7 +142,10 @@ def test_portfolio_when_scenario_then_each_position_matches_its_aggregate(ledger
         for row in data["positions"]:
             position = ledger.repository.get(position_uuid(row["position_id"]))
             assert row["status"] == position.status
-            assert (int(row["quantity_units"]), int(row["cost_units"])) == (position.quantity_units, position.cost_units)
+            assert (int(row["quantity_units"]), int(row["cost_units"])) == (
+                position.quantity_units,
+                position.cost_units,
+            )
             assert int(row["realized_pnl_units"]) == position.realized_pnl_units
             assert int(row["payout_units"]) == position.payout_units
             assert int(row["proceeds_units"]) == position.proceeds_units
@@ -164,7 +182,9 @@ def test_settlements_when_filtered_then_newest_first_per_artifact_and_agent(ledg
 
 
 def _partial_payout(rows: list[dict], position_id: str) -> int:
-    return sum(int(row["payout_units"]) for row in rows if row["position_id"] == position_id and row["kind"] == "partial")
+    return sum(
+        int(row["payout_units"]) for row in rows if row["position_id"] == position_id and row["kind"] == "partial"
+    )
 
 
 def test_reputation_when_settled_then_believability_and_history_match_the_aggregate(ledger, scenario, store):
@@ -182,7 +202,10 @@ def test_reputation_when_settled_then_believability_and_history_match_the_aggreg
         assert history[0]["before_wad"] == str(10**18 // 2)
         assert all(a["after_wad"] == b["before_wad"] for a, b in zip(history, history[1:]))
         assert history[-1]["after_wad"] == str(aggregate.believability_wad)
-        settled = {(r["position_id"], r["transition"]) for r in queries.settlement_history(store, agent=row["agent"], limit=100)}
+        settled = {
+            (r["position_id"], r["transition"])
+            for r in queries.settlement_history(store, agent=row["agent"], limit=100)
+        }
         assert {(h["position_id"], h["transition"]) for h in history} <= settled
     assert queries.reputation(store, "dee")["predictions"] == 1
 
@@ -190,7 +213,14 @@ def test_reputation_when_settled_then_believability_and_history_match_the_aggreg
 def test_inbox_when_life_of_an_artifact_then_one_message_per_change_newest_first(ledger, scenario, store):
     caught_up(ledger, store)
     ada = queries.inbox(store, "ada", decimals=6)
-    assert [m["kind"] for m in ada] == ["bounty_payout", "settled", "settled", "reopened", "frozen", "partially_settled"]
+    assert [m["kind"] for m in ada] == [
+        "bounty_payout",
+        "settled",
+        "settled",
+        "reopened",
+        "frozen",
+        "partially_settled",
+    ]
     assert ada[0]["message"] == f"You received 10 from bounty {scenario.bounty} on DEP."
     assert ada[-1]["message"].startswith("Your long position LIFE/p1 on LIFE was partly settled")
     bob = queries.inbox(store, "bob", decimals=6)

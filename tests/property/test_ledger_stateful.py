@@ -4,12 +4,11 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.domain.service.clock import ManualClock
 from stakeledger.projections.audit import audit
 
 NAMES = st.sampled_from(["alice", "bob", "carol", "dave"])
@@ -71,9 +70,12 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(source=NAMES, destination=NAMES, amount=AMOUNTS)
     def transfer(self, source: str, destination: str, amount: int) -> None:
         valid = (
-            source in self.balances and destination in self.balances and source != destination
-            and self._amount_ok(amount) and self.balances[source] >= amount
-        )  # fmt: skip
+            source in self.balances
+            and destination in self.balances
+            and source != destination
+            and self._amount_ok(amount)
+            and self.balances[source] >= amount
+        )
         self._expect(valid, lambda: self.app.transfer(source, destination, amount))
         if valid:
             self.balances[source] -= amount

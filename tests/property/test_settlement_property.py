@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note_case
 
-from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
-from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError
-from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
+from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
 from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.lmsr import WAD
+from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url
 
@@ -44,8 +44,9 @@ SIDES = st.sampled_from(["long", "short"])
 AGENT = st.sampled_from(AGENTS)
 ACTIONS = st.one_of(
     st.tuples(st.just("buy"), AGENT, SIDES, st.integers(min_value=1, max_value=120)),
-    st.tuples(st.just("limit"), AGENT, SIDES, st.integers(min_value=1, max_value=40),
-              st.integers(min_value=5, max_value=95)),  # fmt: skip
+    st.tuples(
+        st.just("limit"), AGENT, SIDES, st.integers(min_value=1, max_value=40), st.integers(min_value=5, max_value=95)
+    ),
     st.tuples(st.just("close"), st.integers(min_value=0, max_value=50)),
     st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
 )
@@ -237,8 +238,11 @@ def describe(ledger: StakeLedger) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_random_trades_and_transitions_when_run_then_audit_clean_and_terminal_identity_exact(backend, server):
-    @settings(max_examples=examples(backend, 60), deadline=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+    @settings(
+        max_examples=examples(backend, 60),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(data=st.data())
     def example(data: st.DataObject) -> None:
         liquidity_units = data.draw(st.sampled_from([1, 20, 100]), label="liquidity tokens") * TOKEN
@@ -279,10 +283,16 @@ def random_walk(data: st.DataObject, run: Run) -> None:
     assert report.clean, report.violations
 
 
-TERMINAL_PATHS = st.sampled_from([
-    ["validated"], ["deprecated"], ["flagged", "validated"], ["flagged", "deprecated"],
-    ["challenged", "flagged", "listed", "deprecated"], ["flagged", "listed", "flagged", "validated"],
-])  # fmt: skip
+TERMINAL_PATHS = st.sampled_from(
+    [
+        ["validated"],
+        ["deprecated"],
+        ["flagged", "validated"],
+        ["flagged", "deprecated"],
+        ["challenged", "flagged", "listed", "deprecated"],
+        ["flagged", "listed", "flagged", "validated"],
+    ]
+)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -314,15 +324,21 @@ def test_flagged_then_closing_every_live_position_when_market_listed_again_then_
     # holds; as with a settlement payout, the pool is the counterparty and the close must go through.
 
     # No shrinking here: tests/integration/test_settlement.py holds the minimal example by hand.
-    @settings(max_examples=examples(backend, 25), deadline=None, suppress_health_check=[HealthCheck.too_slow],
-              phases=(Phase.explicit, Phase.reuse, Phase.generate))  # fmt: skip
+    @settings(
+        max_examples=examples(backend, 25),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    )
     @given(
         liquidity_tokens=st.sampled_from([1, 20, 100]),
         trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=90)), min_size=1, max_size=8),
         terminal=st.sampled_from(sorted(TERMINAL_STATES)),
         price_wad=PRICES,
     )
-    def example(liquidity_tokens: int, trades: list[tuple[str, str, int]], terminal: str, price_wad: int | None) -> None:
+    def example(
+        liquidity_tokens: int, trades: list[tuple[str, str, int]], terminal: str, price_wad: int | None
+    ) -> None:
         with Run.on(backend, server, liquidity_tokens * TOKEN) as run:
             for agent, side, tokens in trades:
                 run.act(("buy", agent, side, tokens))

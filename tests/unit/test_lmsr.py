@@ -65,9 +65,7 @@ def reference_long_price(q_long: int, q_short: int, b_units: int) -> Decimal:
         return e_long / (e_long + (Decimal(q_short) / b).exp())
 
 
-def reference_shares_for_tokens(
-    q_long: int, q_short: int, b_units: int, tokens_units: int
-) -> Decimal:
+def reference_shares_for_tokens(q_long: int, q_short: int, b_units: int, tokens_units: int) -> Decimal:
     """Long shares x with C(q_long + x, q_short) = C(q) + T.
 
     x = b·ln(e^{(C+T)/b} − e^{q_short/b}) − q_long
@@ -163,9 +161,7 @@ def test_cost_function_when_market_is_empty_then_equals_b_ln_2() -> None:
         (ONE_TOKEN_UNITS, 693147180559945310),  # 693147180559945309.417… → …310
     ],
 )
-def test_max_subsidy_when_b_is_given_then_is_b_ln_2_rounded_up(
-    b_units: int, expected_units: int
-) -> None:
+def test_max_subsidy_when_b_is_given_then_is_b_ln_2_rounded_up(b_units: int, expected_units: int) -> None:
     assert max_subsidy_units(b_units) == expected_units
 
 
@@ -314,9 +310,7 @@ def test_buy_and_sell_when_q_is_moderate_then_round_the_reference_cost_differenc
     shares_units = data.draw(share_counts(b_units))
     q_long_after, q_short_after = after_buy(q_long, q_short, side, shares_units)
     with localcontext(Context(prec=80)):
-        exact_units = reference_cost(q_long_after, q_short_after, b_units) - reference_cost(
-            q_long, q_short, b_units
-        )
+        exact_units = reference_cost(q_long_after, q_short_after, b_units) - reference_cost(q_long, q_short, b_units)
     assert buy_cost_units(q_long, q_short, b_units, side, shares_units) == ceil_units(exact_units)
     proceeds_units = sell_proceeds_units(q_long_after, q_short_after, b_units, side, shares_units)
     assert proceeds_units == floor_units(exact_units)
@@ -527,9 +521,7 @@ def test_shares_to_reach_price_when_long_leads_by_a_million_b_then_short_buy_eve
         (lambda: buy_cost_units(0, 0, 10, "sideways", 1), "sideways"),  # type: ignore[arg-type]
     ],
 )
-def test_call_when_input_is_out_of_range_then_raises_value_error_naming_it(
-    call: object, message: str
-) -> None:
+def test_call_when_input_is_out_of_range_then_raises_value_error_naming_it(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()  # type: ignore[operator]
 

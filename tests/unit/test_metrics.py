@@ -70,7 +70,9 @@ def assert_matches(actual: float, expected: float) -> None:
         pytest.param(ONE_RETURN, 0.0, NAN, id="one"),  # test_sharpe_ratio: one_return -> nan
         pytest.param(MIXED_RETURNS, MIXED_RETURNS, NAN, id="mixed-minus-itself"),  # test_sharpe_ratio -> nan
         pytest.param(MIXED_RETURNS, 0.0, 1.7238613961706866, id="mixed"),  # test_sharpe_ratio
-        pytest.param(MIXED_RETURNS, SIMPLE_BENCHMARK, 0.34111411441060574, id="mixed-vs-benchmark"),  # test_sharpe_ratio
+        pytest.param(
+            MIXED_RETURNS, SIMPLE_BENCHMARK, 0.34111411441060574, id="mixed-vs-benchmark"
+        ),  # test_sharpe_ratio
         pytest.param(POSITIVE_RETURNS, 0.0, 52.915026221291804, id="positive"),  # test_sharpe_ratio
         pytest.param(NEGATIVE_RETURNS, 0.0, -24.406808633910085, id="negative"),  # test_sharpe_ratio
     ],

@@ -62,7 +62,9 @@ def test_parse_amount_when_zero_allowed_then_zero():
     assert parse_amount("0", 6, allow_zero=True) == 0
 
 
-@pytest.mark.parametrize(("units", "decimals", "text"), [(12_500, 3, "12.5"), (1, 6, "0.000001"), (-2_000, 3, "-2"), (0, 18, "0")])
+@pytest.mark.parametrize(
+    ("units", "decimals", "text"), [(12_500, 3, "12.5"), (1, 6, "0.000001"), (-2_000, 3, "-2"), (0, 18, "0")]
+)
 def test_format_amount_when_units_then_shortest_decimal(units, decimals, text):
     assert format_amount(units, decimals) == text
     if units > 0:
@@ -85,7 +87,11 @@ def test_split_by_weights_when_fifteen_units_then_floor_then_leftover_in_declare
 
 
 def test_split_by_weights_when_unnormalised_weights_then_shares_follow_ratio():
-    assert split_by_weights(10, [("x", Fraction(1)), ("y", Fraction(1)), ("z", Fraction(1))]) == [("x", 4), ("y", 3), ("z", 3)]
+    assert split_by_weights(10, [("x", Fraction(1)), ("y", Fraction(1)), ("z", Fraction(1))]) == [
+        ("x", 4),
+        ("y", 3),
+        ("z", 3),
+    ]
 
 
 def test_split_by_weights_when_all_zero_then_refused():
@@ -102,7 +108,9 @@ def test_parse_fraction_when_slash_or_decimal_then_exact():
         parse_fraction("1/0")
 
 
-@pytest.mark.parametrize("text", ["1.5/2", "0.5/1", "4/5/6", "1_000", "\u0663", "1e3", ".5", "5.", "+1", "nan", "", " "])
+@pytest.mark.parametrize(
+    "text", ["1.5/2", "0.5/1", "4/5/6", "1_000", "\u0663", "1e3", ".5", "5.", "+1", "nan", "", " "]
+)
 def test_parse_fraction_when_not_a_plain_decimal_or_fraction_then_one_clear_refusal(text):
     with pytest.raises(InvalidAmountError, match="weight must"):
         parse_fraction(text)

@@ -20,8 +20,8 @@ from stakeledger.domain.rules.risk import (
     PortfolioState,
     RebalanceDirection,
     RebalanceReason,
-    RejectReason,
     Rejection,
+    RejectReason,
     SizingReason,
     TrailingStop,
     check_batch,
@@ -150,8 +150,10 @@ ADJACENT_PAIR_TABLE = [
         id="MAX_POSITIONS-beats-GROUP_EXPOSURE",
     ),
     pytest.param(
-        state(open_positions=positions(("g1", "g", 50), ("g2", "g", 50), ("g3", "g", 50), ("g4", "g", 45))
-              + positions(("p1", None, 50), ("p2", None, 50))),
+        state(
+            open_positions=positions(("g1", "g", 50), ("g2", "g", 50), ("g3", "g", 50), ("g4", "g", 45))
+            + positions(("p1", None, 50), ("p2", None, 50))
+        ),
         order(group="g"),
         RejectReason.GROUP_EXPOSURE,
         id="GROUP_EXPOSURE-beats-TOTAL_EXPOSURE",

@@ -51,8 +51,20 @@ SETTLEMENT_TABLE = [
     # q=7, cost=3, s=0.55: q·s = 3.85, not whole, payout floor = 3; pnl 3 − 3 = 0, which is no profit.
     ("validated long q·s not whole", "validated", "long", 7, 3, price("0.55"), 3, 0, LOSS, True, 0, 0),
     # q=10**18+1, s=0.5: q·s = 500000000000000000.5, payout 500000000000000000; pnl − 4·10**17 cost.
-    ("validated long 18-decimal rounding", "validated", "long", WAD + 1, 4 * 10**17, price("0.5"),
-     5 * 10**17, 10**17, PROFIT, True, 0, 0),
+    (
+        "validated long 18-decimal rounding",
+        "validated",
+        "long",
+        WAD + 1,
+        4 * 10**17,
+        price("0.5"),
+        5 * 10**17,
+        10**17,
+        PROFIT,
+        True,
+        0,
+        0,
+    ),
     # validated, short: payout 0, pnl −cost.
     # q=200, cost=80, s=0.9: payout 0, pnl −80.
     ("validated short loses cost", "validated", "short", 200, 80, price("0.9"), 0, -80, LOSS, True, 0, 0),
@@ -63,16 +75,27 @@ SETTLEMENT_TABLE = [
     # q=200, cost=80, s=0.1: payout floor(200·0.9) = 180, pnl 180 − 80 = +100.
     ("deprecated short profits", "deprecated", "short", 200, 80, price("0.1"), 180, 100, PROFIT, True, 0, 0),
     # q=333, cost=100, s=0.3: q·(1 − s) = 233.1, payout floor = 233, pnl +133.
-    ("deprecated short q·(1−s) not whole", "deprecated", "short", 333, 100, price("0.3"), 233, 133, PROFIT, True,
-     0, 0),
+    ("deprecated short q·(1−s) not whole", "deprecated", "short", 333, 100, price("0.3"), 233, 133, PROFIT, True, 0, 0),
     # q=10, cost=9, s=0.95: q·(1 − s) = 0.5, payout floor = 0, pnl −9.
     ("deprecated short rounds to nothing", "deprecated", "short", 10, 9, price("0.95"), 0, -9, LOSS, True, 0, 0),
     # flagged, long: cost//2 back now; q and cost halve (the remainder stays), entry unchanged; pnl 0.
     # q=200, cost=120: refund 60, 100 shares and 60 cost left.
     ("flagged long halves", "flagged", "long", 200, 120, price("0.2"), 60, 0, PARTIAL, False, 100, 60),
     # q=201, cost=121: refund floor(121/2) = 60; shares left 201 − floor(201/2) = 101; cost left 121 − 60 = 61.
-    ("flagged long odd halves round for the pool", "flagged", "long", 201, 121, price("0.2"), 60, 0, PARTIAL, False,
-     101, 61),
+    (
+        "flagged long odd halves round for the pool",
+        "flagged",
+        "long",
+        201,
+        121,
+        price("0.2"),
+        60,
+        0,
+        PARTIAL,
+        False,
+        101,
+        61,
+    ),
     # q=1, cost=1: refund floor(1/2) = 0; one share and one unit of cost stay.
     ("flagged long too small to halve", "flagged", "long", 1, 1, price("0.2"), 0, 0, PARTIAL, False, 1, 1),
     # flagged, short: cost//4 paid as a bonus, which is profit; the position stays whole.
@@ -82,7 +105,7 @@ SETTLEMENT_TABLE = [
     ("flagged short bonus rounds down", "flagged", "short", 200, 123, price("0.2"), 30, 30, PARTIAL, False, 200, 123),
     # cost=3: bonus floor(3/4) = 0.
     ("flagged short bonus rounds to nothing", "flagged", "short", 9, 3, price("0.2"), 0, 0, PARTIAL, False, 9, 3),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
