@@ -229,6 +229,13 @@ class BountyOut(Out):
     bounty: str
 
 
+class FindingOut(Out):
+    code: str = Field(description="Stable code of the broken invariant, e.g. NEGATIVE_BALANCE, ARTIFACT_IDENTITY.")
+    check: str
+    position: int | None
+    message: str
+
+
 class AuditOut(Out):
     clean: bool
     events: int
@@ -239,3 +246,4 @@ class AuditOut(Out):
     seconds: float
     violation_count: int
     violations: list[str]
+    findings: list[FindingOut]

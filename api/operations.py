@@ -10,9 +10,9 @@ from stakeledger.api.errors import responses
 from stakeledger.api.models import AuditOut, Health
 from stakeledger.api.render import human
 from stakeledger.api.state import Caller, State
+from stakeledger.domain.service.log import max_position
 from stakeledger.projections import queries
 from stakeledger.projections.audit import audit as run_audit
-from stakeledger.projections.log import max_position
 
 router = APIRouter(tags=["operations"])
 
@@ -50,6 +50,7 @@ def audit(caller: Caller, state: State) -> Any:
             "seconds": round(report.seconds, 3),
             "violation_count": report.violation_count,
             "violations": [str(v) for v in report.violations],
+            "findings": [v.to_dict() for v in report.violations],
         },
         state.decimals,
     )

@@ -84,7 +84,7 @@ def served(url: str, workers: int) -> Iterator[str]:
     command = [
         sys.executable,
         "-m",
-        "stakeledger.cli.api",
+        "stakeledger.cli.main",
         "--db",
         url,
         "serve",

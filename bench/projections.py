@@ -41,7 +41,7 @@ from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.projections.log import iter_notifications
+from stakeledger.domain.service.log import iter_notifications
 from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
 from stakeledger.projections.store import open_store
 

@@ -11,7 +11,7 @@ from stakeledger.cli.output import emit_json, say, table
 from stakeledger.domain.model.accounts import Account, agent_account_id
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.rules.money import format_amount, parse_amount
-from stakeledger.projections.log import iter_events
+from stakeledger.domain.service.log import iter_events
 
 account_app = typer.Typer(help="Open accounts and read balances and statements.", no_args_is_help=True)
 

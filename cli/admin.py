@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, fail, say, table
 from stakeledger.domain.rules.money import DEFAULT_DECIMALS, format_amount
-from stakeledger.domain.service.application import check_decimals
+from stakeledger.domain.service.accounts import check_decimals
 from stakeledger.projections.audit import audit as run_audit
 
 
@@ -63,6 +63,7 @@ def audit(ctx: typer.Context) -> None:
                 "seconds": round(report.seconds, 3),
                 "violation_count": report.violation_count,
                 "violations": [str(v) for v in report.violations],
+                "findings": [v.to_dict() for v in report.violations],
             }
         )
     else:

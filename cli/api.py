@@ -107,18 +107,3 @@ def revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(metavar="KE
     context = get_context(ctx)
     result = apikeys.revoke_key(context.app, key_id)
     emit_json(result) if context.as_json else say(f"Revoked key {key_id} of {result['agent']}.")
-
-
-def _main() -> None:
-    """``python -m cli.api …``: the stakeledger command with these commands registered,
-    whether or not cli.main registers them itself."""
-    from stakeledger.cli import main as cli_main
-
-    names = {command.name for command in cli_main.app.registered_commands}
-    if "serve" not in names:
-        register(cli_main.app)
-    cli_main.main()
-
-
-if __name__ == "__main__":
-    _main()

@@ -20,21 +20,11 @@ from uuid import UUID
 
 from stakeledger.domain.model.accounts import TREASURY, Account
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.projections.log import iter_events, max_position
+from stakeledger.domain.service.log import iter_events, max_position
 from stakeledger.projections.replay_check import ViewsCheck
+from stakeledger.projections.violations import Violation, ViolationCode
 
 MAX_REPORTED = 20
-
-
-@dataclass(frozen=True)
-class Violation:
-    check: str
-    position: int | None
-    message: str
-
-    def __str__(self) -> str:
-        where = f"@{self.position} " if self.position is not None else ""
-        return f"[{self.check}] {where}{self.message}"
 
 
 class Check(Protocol):
@@ -59,6 +49,7 @@ class VersionCheck:
                 self.name,
                 position,
                 f"aggregate {event.originator_id} jumped to version {event.originator_version}, expected {expected}",
+                ViolationCode.VERSION_GAP,
             )
 
 
@@ -93,7 +84,12 @@ class BalanceAndTransferCheck:
             return
         account = self.accounts.get(event.originator_id)
         if account is None:
-            yield Violation(self.name, position, f"movement on unopened account aggregate {event.originator_id}")
+            yield Violation(
+                self.name,
+                position,
+                f"movement on unopened account aggregate {event.originator_id}",
+                ViolationCode.UNOPENED_ACCOUNT,
+            )
             return
         side = _Side(account, event.counterparty, event.amount_units, event.reason, dict(event.refs), position)
         if isinstance(event, Account.Debited):
@@ -104,7 +100,10 @@ class BalanceAndTransferCheck:
             yield from self._pair(event.transfer_id, side, self.open_credits, self.open_debits, debit=False)
         if self.balances[account] < 0 and self.kinds.get(account) != "treasury":
             yield Violation(
-                self.name, position, f"account {account!r} went negative: {self.balances[account]} base units"
+                self.name,
+                position,
+                f"account {account!r} went negative: {self.balances[account]} base units",
+                ViolationCode.NEGATIVE_BALANCE,
             )
 
     def _pair(
@@ -114,33 +113,59 @@ class BalanceAndTransferCheck:
         if other is None:
             if transfer_id in mine:
                 yield Violation(
-                    self.name, side.position, f"transfer {transfer_id} has two {'debit' if debit else 'credit'} sides"
+                    self.name,
+                    side.position,
+                    f"transfer {transfer_id} has two {'debit' if debit else 'credit'} sides",
+                    ViolationCode.DUPLICATE_SIDE,
                 )
             mine[transfer_id] = side
             return
         self.transfers += 1
         if (side.account, side.counterparty) != (other.counterparty, other.account):
-            yield Violation(self.name, side.position, f"transfer {transfer_id}: sides name different accounts")
+            yield Violation(
+                self.name,
+                side.position,
+                f"transfer {transfer_id}: sides name different accounts",
+                ViolationCode.SIDE_ACCOUNTS_DIFFER,
+            )
         if (side.amount_units, side.reason, side.refs) != (other.amount_units, other.reason, other.refs):
-            yield Violation(self.name, side.position, f"transfer {transfer_id}: sides differ in amount, reason or refs")
+            yield Violation(
+                self.name,
+                side.position,
+                f"transfer {transfer_id}: sides differ in amount, reason or refs",
+                ViolationCode.SIDE_TERMS_DIFFER,
+            )
 
     def finish(self, app: StakeLedger) -> Iterable[Violation]:
         for transfer_id, side in [*self.open_debits.items(), *self.open_credits.items()]:
-            yield Violation(self.name, side.position, f"transfer {transfer_id} on {side.account!r} has only one side")
+            yield Violation(
+                self.name,
+                side.position,
+                f"transfer {transfer_id} on {side.account!r} has only one side",
+                ViolationCode.ONE_SIDED_TRANSFER,
+            )
         total = sum(self.balances.values())
         if total != 0:
-            yield Violation(self.name, None, f"balances sum to {total} base units, not zero")
+            yield Violation(
+                self.name, None, f"balances sum to {total} base units, not zero", ViolationCode.BALANCES_NOT_ZERO
+            )
         for account, balance in self.balances.items():
             try:
                 stored = app.get_account(account).balance_units
             except Exception as error:  # a corrupt history must be reported, not crash the audit
                 yield Violation(
-                    self.name, None, f"account {account!r} cannot be loaded: {type(error).__name__} {error}"
+                    self.name,
+                    None,
+                    f"account {account!r} cannot be loaded: {type(error).__name__} {error}",
+                    ViolationCode.ACCOUNT_UNREADABLE,
                 )
                 continue
             if stored != balance:
                 yield Violation(
-                    self.name, None, f"account {account!r}: replay gives {balance}, aggregate says {stored}"
+                    self.name,
+                    None,
+                    f"account {account!r}: replay gives {balance}, aggregate says {stored}",
+                    ViolationCode.ACCOUNT_REPLAY_DIFFERS,
                 )
 
     @property
@@ -239,7 +264,12 @@ class ArtifactCheck:
             artifact_id = self.artifacts_by_uuid.get(event.originator_id)
             if artifact_id is None:
                 return [
-                    Violation(self.name, position, f"artifact {event.originator_id} transitions but was never listed")
+                    Violation(
+                        self.name,
+                        position,
+                        f"artifact {event.originator_id} transitions but was never listed",
+                        ViolationCode.ARTIFACT_NEVER_LISTED,
+                    )
                 ]
             self.terminal[artifact_id] = position
         elif isinstance(event, position_events.Opened):
@@ -250,7 +280,10 @@ class ArtifactCheck:
             if known is None:
                 return [
                     Violation(
-                        self.name, position, f"position {event.originator_id} settles or closes but was never opened"
+                        self.name,
+                        position,
+                        f"position {event.originator_id} settles or closes but was never opened",
+                        ViolationCode.POSITION_NEVER_OPENED,
                     )
                 ]
             position_id, owner, artifact_id = known
@@ -279,10 +312,16 @@ class ArtifactCheck:
                     self.name,
                     position,
                     f"artifact {artifact_id!r}: positions' P&L {pnl} != subsidies − tax {net_subsidy}",
+                    ViolationCode.ARTIFACT_IDENTITY,
                 )
             pool = app.balance_of(f"pool:{artifact_id}")
             if pool != 0:
-                yield Violation(self.name, position, f"artifact {artifact_id!r} is settled but its pool holds {pool}")
+                yield Violation(
+                    self.name,
+                    position,
+                    f"artifact {artifact_id!r} is settled but its pool holds {pool}",
+                    ViolationCode.SETTLED_POOL_NOT_EMPTY,
+                )
         for (position_id, owner), (owed, first) in self.owed_units.items():
             paid = self.paid_units.pop((position_id, owner), 0)
             if paid != owed:
@@ -290,6 +329,7 @@ class ArtifactCheck:
                     self.name,
                     first,
                     f"position {position_id!r}: its events pay {owed}, the pool's transfers to its owner pay {paid}",
+                    ViolationCode.POSITION_PAYOUT_DIFFERS,
                 )
         for (position_id, owner), paid in self.paid_units.items():
             named = f"for position {position_id!r}" if position_id else "naming no position"
@@ -298,4 +338,5 @@ class ArtifactCheck:
                 None,
                 f"a pool paid {paid} to {owner!r} {named} as a settlement or sale "
                 "that no position's events account for",
+                ViolationCode.UNEXPLAINED_POOL_PAYMENT,
             )

@@ -21,7 +21,7 @@ from stakeledger.domain.rules.lmsr import WAD, Side, prices_wad
 from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
 from stakeledger.domain.rules.risk import PortfolioConfig, rebalance_actions
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.projections.log import iter_events
+from stakeledger.domain.service.log import iter_events
 
 
 @dataclass(frozen=True)

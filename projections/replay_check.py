@@ -18,6 +18,7 @@ from eventsourcing.application import Application
 from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
 from stakeledger.projections.store import TRACKING_TABLE, Table, ViewStore, memory_store, open_store
 from stakeledger.projections.views import ALL_VIEWS, View
+from stakeledger.projections.violations import Violation, ViolationCode
 
 MAX_DIFFERENCES = 50
 
@@ -145,8 +146,6 @@ class ViewsCheck:
         return ()
 
     def finish(self, app: Application) -> Iterable[Any]:
-        from stakeledger.projections.audit import Violation
-
         store = self.store if self.store is not None else open_store(app)
         try:
             try:
@@ -154,10 +153,15 @@ class ViewsCheck:
                     Runner(app, store).catch_up()
                 differences = replay_check(app, store)
             except Exception as error:  # a log the views cannot fold is a finding, not a crash
-                yield Violation(self.name, None, f"the views cannot replay this log: {type(error).__name__}: {error}")
+                yield Violation(
+                    self.name,
+                    None,
+                    f"the views cannot replay this log: {type(error).__name__}: {error}",
+                    ViolationCode.VIEWS_CANNOT_REPLAY,
+                )
                 return
             for difference in differences:
-                yield Violation(self.name, None, str(difference))
+                yield Violation(self.name, None, str(difference), ViolationCode.VIEW_DIFFERS)
         finally:
             if self.store is None:
                 store.close()

@@ -9,7 +9,7 @@ from datetime import datetime
 from stakeledger.domain.model.accounts import Account, account_uuid
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.projections.log import iter_events
+from stakeledger.domain.service.log import iter_events
 
 
 @dataclass(frozen=True)

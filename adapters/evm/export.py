@@ -76,7 +76,7 @@ from stakeledger.adapters.evm.records import ZERO_ADDRESS, ZERO_HASH, EventRecor
 from stakeledger.adapters.evm.trees import balances_tree
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.projections.log import iter_notifications, max_position
+from stakeledger.domain.service.log import iter_notifications, max_position
 
 PROGRESS_EVERY = 1_000
 PAGE_SIZE = 5_000

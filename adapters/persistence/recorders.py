@@ -21,8 +21,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder, PostgresFactory
+from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
 from psycopg.sql import SQL, Identifier
 
 # Bounded so a statement's parameter list stays far below both databases' limits.
@@ -34,7 +34,9 @@ CREATE_ATTEMPTS = 20
 CREATE_PAUSE_SECONDS = 0.02
 
 
-class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
+class SQLiteCreatesPolitely:
+    """Mixed into SQLite recorders: see ``create_table``."""
+
     def create_table(self) -> None:
         """Create the tables, trying again while another process is creating them.
 
@@ -51,6 +53,12 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     raise
                 time.sleep(CREATE_PAUSE_SECONDS * attempt)
 
+
+class SQLiteSnapshotRecorder(SQLiteCreatesPolitely, SQLiteAggregateRecorder):
+    """The snapshots table, created as safely as the events table."""
+
+
+class SQLiteLedgerRecorder(SQLiteCreatesPolitely, SQLiteApplicationRecorder):
     def select_events_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of every given aggregate, in (aggregate, version) order."""
         events: list[StoredEvent] = []
@@ -74,7 +82,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return events
 
 
-class PostgresLedgerRecorder(PostgresApplicationRecorder):
+class PostgresCreatesOneAtATime:
+    """Mixed into PostgreSQL recorders: see ``create_table``."""
+
     def create_table(self) -> None:
         """Create the tables, types and functions, one process at a time per schema.
 
@@ -90,6 +100,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             finally:
                 connection.execute("SELECT pg_advisory_unlock(hashtext(%s))", key)
 
+
+class PostgresSnapshotRecorder(PostgresCreatesOneAtATime, PostgresAggregateRecorder):
+    """The snapshots table, created under the same lock as the events table (four
+    processes opening a new schema at once raced on its row type otherwise)."""
+
+
+class PostgresLedgerRecorder(PostgresCreatesOneAtATime, PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """Insert through the stored function, under the events table's EXCLUSIVE lock.
 
@@ -126,3 +143,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     for row in cursor.fetchall()
                 )
         return events
+
+
+# The store URL names these factories (PERSISTENCE_MODULE): the library takes the class of
+# each recorder from its factory, and the snapshot recorder has no topic of its own.
+class SQLiteLedgerFactory(SQLiteFactory):
+    aggregate_recorder_class = SQLiteSnapshotRecorder
+    application_recorder_class = SQLiteLedgerRecorder
+
+
+class PostgresLedgerFactory(PostgresFactory):
+    aggregate_recorder_class = PostgresSnapshotRecorder
+    application_recorder_class = PostgresLedgerRecorder

@@ -53,8 +53,7 @@ def _sqlite_env(url: str) -> dict[str, str]:
         if not os.path.isdir(directory):
             raise InvalidStoreUrlError(f"directory for SQLite file does not exist: {directory}")
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
-        "APPLICATION_RECORDER_TOPIC": RECORDERS + "SQLiteLedgerRecorder",
+        "PERSISTENCE_MODULE": RECORDERS + "SQLiteLedgerFactory",
         "SQLITE_DBNAME": path,
         # Writers queue for up to 30 s instead of failing at once under contention.
         "SQLITE_LOCK_TIMEOUT": "30",
@@ -71,8 +70,7 @@ def _postgres_env(url: str) -> dict[str, str]:
     if not parts.hostname or not dbname or "/" in dbname:
         raise InvalidStoreUrlError(f"PostgreSQL URL must be postgresql://user:password@host:port/dbname, got {url!r}")
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "APPLICATION_RECORDER_TOPIC": RECORDERS + "PostgresLedgerRecorder",
+        "PERSISTENCE_MODULE": RECORDERS + "PostgresLedgerFactory",
         "POSTGRES_DBNAME": unquote(dbname),
         "POSTGRES_HOST": parts.hostname,
         "POSTGRES_PORT": str(port),

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from stakeledger.domain.decisions.loading import load_artifact, load_position
+from stakeledger.domain.decisions.pool import close_live_position
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, StateError
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.artifacts import CHALLENGED, TRADABLE_STATES, Artifact
@@ -33,9 +36,6 @@ from stakeledger.domain.rules.risk import (
     update_trailing_stop,
 )
 
-if TYPE_CHECKING:
-    from stakeledger.domain.service.unit_of_work import UnitOfWork
-
 MAX_STOP_ROUNDS = 50
 
 
@@ -53,8 +53,6 @@ def side_price_wad(artifact: Artifact, side: str) -> int:
 
 
 def live_positions(unit: UnitOfWork, portfolio: Portfolio) -> list[Position]:
-    from stakeledger.domain.decisions.trading import load_position
-
     return [position for position in (load_position(unit, pid) for pid in portfolio.position_ids) if position.is_live]
 
 
@@ -65,8 +63,6 @@ def portfolio_state(unit: UnitOfWork, portfolio: Portfolio) -> PortfolioState:
 def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: Portfolio | None) -> PortfolioState:
     """Equity = cash + tokens escrowed in the agent's resting orders + every live position
     marked at its side's pool price. Escrow is still the agent's money, only parked."""
-    from stakeledger.domain.decisions.trading import load_artifact, load_position
-
     cash_units = unit.account(agent).balance_units + (escrowed_units(unit, portfolio) if portfolio else 0)
     exposures, marked_units = [], 0
     for position in (load_position(unit, position_id) for position_id in position_ids):
@@ -80,8 +76,6 @@ def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: P
 
 def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
     """What the agent's resting limit orders still hold in escrow."""
-    from stakeledger.domain.decisions.trading import load_artifact
-
     total = 0
     for artifact_id in sorted(portfolio.order_artifacts):
         artifact = load_artifact(unit, artifact_id)
@@ -173,21 +167,15 @@ def start_stop(
 
 def after_price_move(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
     """Re-evaluate the market's stops and its risk-limited agents after the price moved."""
-    if getattr(unit, "risk_in_progress", False):
-        return []
-    unit.risk_in_progress = True
-    try:
-        actions = _run_stops(unit, artifact)
-        for agent in list(artifact.risk_agents):
-            actions.extend(check_liquidation(unit, agent, trigger=f"price:{artifact.artifact_id}"))
-        return actions
-    finally:
-        unit.risk_in_progress = False
+    # Closing a position here moves the price again, but nothing below calls back into this
+    # function: the stop loop re-reads every stop itself (bounded by MAX_STOP_ROUNDS).
+    actions = _run_stops(unit, artifact)
+    for agent in list(artifact.risk_agents):
+        actions.extend(check_liquidation(unit, agent, trigger=f"price:{artifact.artifact_id}"))
+    return actions
 
 
 def _run_stops(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
-    from stakeledger.domain.decisions.trading import close_live_position, load_position
-
     actions: list[dict[str, str]] = []
     for _ in range(MAX_STOP_ROUNDS):
         closed_one = False
@@ -247,8 +235,6 @@ def liquidate(
     unit: UnitOfWork, portfolio: Portfolio, *, trigger: str, equity_units: int | None = None
 ) -> list[dict[str, str]]:
     """Close every position that may be closed now; record the liquidation."""
-    from stakeledger.domain.decisions.trading import close_live_position, load_artifact
-
     if equity_units is None:
         equity_units = portfolio_state(unit, portfolio).equity_units
     closed = []
@@ -283,8 +269,6 @@ def configure_portfolio(
 
 
 def configure_market(unit: UnitOfWork, agent: str, artifact_id: str, config: MarketConfig) -> dict[str, Any]:
-    from stakeledger.domain.decisions.trading import load_artifact
-
     load_artifact(unit, artifact_id)
     portfolio = load_portfolio(unit, agent_account_id(agent))
     if portfolio is None:
@@ -298,7 +282,7 @@ def kelly_sizing(
 ) -> tuple[str, KellySizing]:
     """Pick the side with the edge and size it by fractional Kelly under the agent's limits."""
     portfolio = load_portfolio(unit, agent)
-    config = portfolio.limits if portfolio else PortfolioConfig.default(unit.app.decimals)
+    config = portfolio.limits if portfolio else PortfolioConfig.default(unit.decimals)
     if portfolio is not None:
         state = portfolio_state(unit, portfolio)
     else:

@@ -13,13 +13,10 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
-from stakeledger.domain.decisions.trading import (
-    load_artifact,
-    load_position,
-    pay_from_pool,
-    release_all_orders,
-    require_agent,
-)
+from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
+from stakeledger.domain.decisions.pool import pay_from_pool
+from stakeledger.domain.decisions.trading import release_all_orders
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Artifact, artifact_of
@@ -28,7 +25,6 @@ from stakeledger.domain.model.reputation import Reputation, reputation_uuid
 from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
-from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 REFERENCE_STAKE_TOKENS = 100
 MAX_CLAIMANTS = 1_000
@@ -128,7 +124,7 @@ def _settle_finally(
         transition,
         correct=outcome.correct,
         stake_units=outcome.cost_released_units,
-        reference_stake_units=REFERENCE_STAKE_TOKENS * 10**unit.app.decimals,
+        reference_stake_units=REFERENCE_STAKE_TOKENS * 10**unit.decimals,
         at=unit.at,
     )
     return outcome.payout_units

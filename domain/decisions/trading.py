@@ -13,7 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
+from stakeledger.domain.decisions.pool import close_live_position
 from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import (
     ArtifactExistsError,
     HoldPeriodError,
@@ -22,24 +25,20 @@ from stakeledger.domain.errors import (
     NotOwnerError,
     SlippageError,
     StateError,
-    UnknownArtifactError,
     UnknownOrderError,
-    UnknownPositionError,
 )
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
-from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.lmsr import (
     WAD,
     Side,
     average_price_wad,
     max_subsidy_units,
-    sell_proceeds_units,
     shares_for_tokens,
     shares_to_reach_price,
 )
 from stakeledger.domain.rules.money import check_units
-from stakeledger.domain.service.unit_of_work import UnitOfWork
 
 MAX_FILLS_PER_TRADE = 500
 MAX_HOLD_DAYS = 36_500
@@ -78,30 +77,6 @@ def order_lifetime(days: float) -> timedelta:
     if lifetime < timedelta(seconds=1):
         raise InvalidInputError(f"expiry must be at least a second away, got {days!r} days")
     return lifetime
-
-
-# Loading ------------------------------------------------------------------------------------
-
-
-def load_artifact(unit: UnitOfWork, artifact_id: str) -> Artifact:
-    artifact = unit.find(artifact_uuid(check_artifact_id(artifact_id)), Artifact)
-    if artifact is None:
-        raise UnknownArtifactError(f"unknown artifact {artifact_id!r}")
-    return artifact
-
-
-def load_position(unit: UnitOfWork, position_id: str) -> Position:
-    artifact_of(position_id)
-    position = unit.find(position_uuid(position_id), Position)
-    if position is None:
-        raise UnknownPositionError(f"unknown position {position_id!r}")
-    return position
-
-
-def require_agent(unit: UnitOfWork, agent: str) -> str:
-    account_id = agent_account_id(agent)
-    unit.account(account_id)  # raises UnknownAccountError for an agent never opened
-    return account_id
 
 
 # Listing ------------------------------------------------------------------------------------
@@ -239,36 +214,6 @@ def close_position(
         "fills": fills,
         **_risk(actions),
     }
-
-
-def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
-    """Sell a live position back to the pool; the caller has checked it may close."""
-    artifact = load_artifact(unit, position.artifact_id)
-    side = Side(position.side)
-    proceeds_units = sell_proceeds_units(
-        artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units
-    )
-    artifact.record_trade(
-        side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at
-    )
-    if proceeds_units > 0:
-        pay_from_pool(
-            unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id
-        )
-    position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
-    return proceeds_units
-
-
-def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
-    """Pay from the artifact's pool. Partial settlements can leave the pool short of what
-    the LMSR owes; the shortfall is minted into it from the treasury first (amm:subsidy)."""
-    pool = pool_account_id(artifact_id)
-    shortfall = amount_units - unit.account(pool).balance_units
-    if shortfall > 0:
-        # The subsidy is the market's, not the payee's: it names the transition, not the position.
-        market_refs = {key: value for key, value in refs.items() if key != "position"}
-        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact_id, **market_refs)
-    unit.post(pool, payee, amount_units, reason, artifact=artifact_id, **refs)
 
 
 # Limit orders -------------------------------------------------------------------------------

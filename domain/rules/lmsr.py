@@ -206,6 +206,20 @@ def average_price_wad(cost_units: int, shares_units: int) -> int:
 # --------------------------------------------------------------------------------------------------
 
 
+DEPTH_TARGETS_WAD = tuple(k * WAD // 10 for k in range(1, 10))
+
+
+def depth(q_long: int, q_short: int, b_units: int) -> list[dict[str, str]]:
+    """For each target long price 0.1 … 0.9: the side to buy, and the shares and cost that get there."""
+    rows = []
+    for target in DEPTH_TARGETS_WAD:
+        side, shares, cost = shares_to_reach_price(q_long, q_short, b_units, target)
+        rows.append(
+            {"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)}
+        )
+    return rows
+
+
 def _require_int(name: str, value: int) -> None:
     # bool is an int subclass and float would slip into Decimal silently; both are caller bugs.
     if isinstance(value, bool) or not isinstance(value, int):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from stakeledger.domain.decisions.loading import load_artifact, load_position
 from stakeledger.domain.decisions.risk import (
     configure_market,
     configure_portfolio,
@@ -14,17 +15,15 @@ from stakeledger.domain.decisions.risk import (
     load_portfolio,
     start_stop,
 )
-from stakeledger.domain.decisions.trading import MarketOrder, load_artifact, load_position, open_market_position
+from stakeledger.domain.decisions.trading import MarketOrder, open_market_position
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, StateError
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
-from stakeledger.domain.service.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.ledger import LedgerCore
 
 
 def _config_error(error: ValueError) -> InvalidInputError:
@@ -44,12 +43,12 @@ def _pct(name: str, value: Any) -> Decimal:
     return pct
 
 
-class RiskCommands:
+class RiskCommands(LedgerCore):
     """Mixed into StakeLedger."""
 
-    def agent_position_ids(self: StakeLedger, agent: str) -> list[str]:
+    def agent_position_ids(self, agent: str) -> list[str]:
         """Every position the agent ever opened, oldest first (a scan of Position.Opened)."""
-        from stakeledger.projections.log import iter_events  # read-side helper: no writes
+        from stakeledger.domain.service.log import iter_events  # read-side helper: no writes
 
         return [
             event.position_id
@@ -57,9 +56,7 @@ class RiskCommands:
             if event.owner == agent
         ]
 
-    def configure_portfolio(
-        self: StakeLedger, agent: str, *, command_id: str | None = None, **limits: Any
-    ) -> dict[str, Any]:
+    def configure_portfolio(self, agent: str, *, command_id: str | None = None, **limits: Any) -> dict[str, Any]:
         """Set (or change) an agent's risk limits; unspecified limits keep their value or default."""
         account_id = agent_account_id(agent)
         self.settings  # noqa: B018
@@ -78,7 +75,7 @@ class RiskCommands:
         return self.execute("portfolio.config", decide, payload=payload, command_id=command_id)
 
     def configure_market(
-        self: StakeLedger,
+        self,
         agent: str,
         artifact_id: str,
         *,
@@ -99,7 +96,7 @@ class RiskCommands:
         )
 
     def set_stop(
-        self: StakeLedger,
+        self,
         position_id: str,
         trail_pct: Any,
         min_ratchet_pct: Any = Decimal(0),
@@ -122,7 +119,7 @@ class RiskCommands:
             command_id=command_id,
         )
 
-    def evaluate_risk(self: StakeLedger, artifact_id: str) -> dict[str, Any]:
+    def evaluate_risk(self, artifact_id: str) -> dict[str, Any]:
         """Re-run the market's stops and its agents' liquidation checks at the recorded price."""
         from stakeledger.domain.decisions.risk import after_price_move
 
@@ -136,7 +133,7 @@ class RiskCommands:
 
         return self.execute("risk.evaluate", decide, payload={"artifact": artifact_id})
 
-    def liquidate_portfolio(self: StakeLedger, agent: str, *, command_id: str | None = None) -> dict[str, Any]:
+    def liquidate_portfolio(self, agent: str, *, command_id: str | None = None) -> dict[str, Any]:
         """Emergency liquidation by hand: close every position that may be closed now."""
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
@@ -149,7 +146,7 @@ class RiskCommands:
         return self.execute("portfolio.liquidate", decide, payload={"agent": agent}, command_id=command_id)
 
     def kelly_order(
-        self: StakeLedger,
+        self,
         agent: str,
         artifact_id: str,
         belief_wad: int,

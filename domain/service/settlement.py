@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stakeledger.domain.decisions.settlement import (
     distribute_bounty,
@@ -17,16 +17,14 @@ from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
 from stakeledger.domain.model.artifacts import STATES
 from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import check_units
-
-if TYPE_CHECKING:
-    from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.ledger import LedgerCore
 
 
-class SettlementCommands:
+class SettlementCommands(LedgerCore):
     """Mixed into StakeLedger; a transition and every settlement it causes are one transaction."""
 
     def transition_artifact(
-        self: StakeLedger,
+        self,
         artifact_id: str,
         new_state: str,
         *,
@@ -55,12 +53,12 @@ class SettlementCommands:
             command_id=command_id,
         )
 
-    def settle_artifact(self: StakeLedger, artifact_id: str, new_state: str, **kwargs: Any) -> dict[str, Any]:
+    def settle_artifact(self, artifact_id: str, new_state: str, **kwargs: Any) -> dict[str, Any]:
         """Seed 000's name for a lifecycle transition that settles the artifact's positions."""
         return self.transition_artifact(artifact_id, new_state, **kwargs)
 
     def settle_position(
-        self: StakeLedger, position_id: str, settlement_price_wad: int, *, command_id: str | None = None
+        self, position_id: str, settlement_price_wad: int, *, command_id: str | None = None
     ) -> dict[str, Any]:
         if not (isinstance(settlement_price_wad, int) and 0 < settlement_price_wad < WAD):
             raise InvalidAmountError("settlement price must be strictly between 0 and 1")
@@ -72,7 +70,7 @@ class SettlementCommands:
         )
 
     def post_bounty(
-        self: StakeLedger, artifact_id: str, sponsor: str, amount_units: int, *, command_id: str | None = None
+        self, artifact_id: str, sponsor: str, amount_units: int, *, command_id: str | None = None
     ) -> dict[str, Any]:
         check_units(amount_units)
         return self.execute(
@@ -83,7 +81,7 @@ class SettlementCommands:
         )
 
     def distribute_bounty(
-        self: StakeLedger, bounty_id: str, claimants: Sequence[tuple[str, Fraction]], *, command_id: str | None = None
+        self, bounty_id: str, claimants: Sequence[tuple[str, Fraction]], *, command_id: str | None = None
     ) -> dict[str, Any]:
         weights = [(name, Fraction(weight)) for name, weight in claimants]
         if any(weight < 0 for _, weight in weights):
@@ -95,7 +93,7 @@ class SettlementCommands:
             command_id=command_id,
         )
 
-    def refund_bounty(self: StakeLedger, bounty_id: str, *, command_id: str | None = None) -> dict[str, Any]:
+    def refund_bounty(self, bounty_id: str, *, command_id: str | None = None) -> dict[str, Any]:
         return self.execute(
             "bounty.refund",
             lambda unit: refund_bounty(unit, bounty_id),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 from stakeledger.domain.decisions.trading import (
     LimitOrder,
@@ -15,35 +15,31 @@ from stakeledger.domain.decisions.trading import (
     order_lifetime,
     place_limit_order,
 )
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
 from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
 from stakeledger.domain.rules.lmsr import (
-    WAD,
     Side,
     average_price_wad,
     buy_cost_units,
+    depth,
     prices_wad,
     shares_for_tokens,
-    shares_to_reach_price,
 )
 from stakeledger.domain.rules.money import check_units
-from stakeledger.domain.service.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.ledger import LedgerCore
 
 MAX_BATCH_ORDERS = 1_000
-DEPTH_TARGETS_WAD = tuple(k * WAD // 10 for k in range(1, 10))
 
 Order = Union[MarketOrder, LimitOrder]
 
 
-class MarketCommands:
+class MarketCommands(LedgerCore):
     """Mixed into StakeLedger; every write goes through ``execute`` (one transaction)."""
 
     def list_artifact(
-        self: StakeLedger,
+        self,
         artifact_id: str,
         title: str,
         liquidity_units: int,
@@ -68,7 +64,7 @@ class MarketCommands:
         )
 
     def open_position(
-        self: StakeLedger,
+        self,
         agent: str,
         artifact_id: str,
         side: str,
@@ -89,7 +85,7 @@ class MarketCommands:
         )
 
     def place_limit_order(
-        self: StakeLedger,
+        self,
         agent: str,
         artifact_id: str,
         side: str,
@@ -117,9 +113,7 @@ class MarketCommands:
         }
         return self.execute("trade.limit", decide, payload=payload, command_id=command_id)
 
-    def cancel_order(
-        self: StakeLedger, order_id: str, agent: str | None = None, *, command_id: str | None = None
-    ) -> dict[str, Any]:
+    def cancel_order(self, order_id: str, agent: str | None = None, *, command_id: str | None = None) -> dict[str, Any]:
         """Cancel a resting order; with ``agent``, only if that agent placed it."""
         return self.execute(
             "trade.cancel",
@@ -129,7 +123,7 @@ class MarketCommands:
         )
 
     def close_position(
-        self: StakeLedger, position_id: str, *, agent: str | None = None, command_id: str | None = None
+        self, position_id: str, *, agent: str | None = None, command_id: str | None = None
     ) -> dict[str, Any]:
         return self.execute(
             "trade.close",
@@ -138,7 +132,7 @@ class MarketCommands:
             command_id=command_id,
         )
 
-    def trade_batch(self: StakeLedger, orders: Sequence[Order], *, command_id: str | None = None) -> dict[str, Any]:
+    def trade_batch(self, orders: Sequence[Order], *, command_id: str | None = None) -> dict[str, Any]:
         """Many orders in one transaction, each against the state the earlier ones left."""
         if not orders:
             raise InvalidInputError("a batch needs at least one order")
@@ -160,7 +154,7 @@ class MarketCommands:
 
     # Reads --------------------------------------------------------------------------------
 
-    def get_artifact(self: StakeLedger, artifact_id: str) -> Artifact:
+    def get_artifact(self, artifact_id: str) -> Artifact:
         from eventsourcing.application import AggregateNotFoundError
 
         try:
@@ -171,7 +165,7 @@ class MarketCommands:
         return artifact
 
     def quote(
-        self: StakeLedger,
+        self,
         artifact_id: str,
         side: str,
         *,
@@ -201,12 +195,12 @@ class MarketCommands:
             "price_long_after_wad": str(prices_wad(*after, b)[0]),
         }
 
-    def market_depth(self: StakeLedger, artifact_id: str) -> list[dict[str, str]]:
+    def market_depth(self, artifact_id: str) -> list[dict[str, str]]:
         """The cost to move the long price to 0.1, 0.2, ... 0.9 from where it stands."""
         artifact = self.get_artifact(artifact_id)
         return depth(artifact.q_long, artifact.q_short, artifact.b_units)
 
-    def artifact_state(self: StakeLedger, artifact_id: str) -> dict[str, Any]:
+    def artifact_state(self, artifact_id: str) -> dict[str, Any]:
         """An artifact and its market straight from the aggregate (always current, no view):
         lifecycle state, outstanding shares, prices, pool balance, open interest, bounties."""
         artifact = self.get_artifact(artifact_id)
@@ -232,17 +226,6 @@ class MarketCommands:
                 for bounty_id, b in artifact.bounties.items()
             },
         }
-
-
-def depth(q_long: int, q_short: int, b_units: int) -> list[dict[str, str]]:
-    """For each target long price 0.1 … 0.9: the side to buy, and the shares and cost that get there."""
-    rows = []
-    for target in DEPTH_TARGETS_WAD:
-        side, shares, cost = shares_to_reach_price(q_long, q_short, b_units, target)
-        rows.append(
-            {"target_long_wad": str(target), "side": side.value, "shares_units": str(shares), "cost_units": str(cost)}
-        )
-    return rows
 
 
 def _order_payload(order: Order) -> dict[str, Any]:

@@ -24,8 +24,8 @@ from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.service import apikeys
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.service.log import iter_events
 from stakeledger.projections.audit import audit
-from stakeledger.projections.log import iter_events
 from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 
@@ -64,7 +64,7 @@ def server(postgres_server: str, tmp_path: Path) -> Iterator[tuple[str, StakeLed
         [
             sys.executable,
             "-m",
-            "stakeledger.cli.api",
+            "stakeledger.cli.main",
             "--db",
             url,
             "serve",

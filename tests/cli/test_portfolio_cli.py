@@ -15,7 +15,7 @@ import pytest
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.cli.main import main
 from stakeledger.domain.model.portfolio import Portfolio
-from stakeledger.projections.log import iter_events
+from stakeledger.domain.service.log import iter_events
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TOKEN = 10**6

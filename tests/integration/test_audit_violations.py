@@ -17,15 +17,16 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.model.accounts import TREASURY, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.service.unit_of_work import UnitOfWork
+from stakeledger.domain.service.log import iter_events
 from stakeledger.projections.audit import audit
-from stakeledger.projections.log import iter_events
+from stakeledger.projections.violations import ViolationCode
 from tests.cli.test_cli import run
 from tests.conftest import stored_event_count
 from tests.integration.test_settlement import net_subsidy_from_pool, realised_pnl_from_events
@@ -186,6 +187,8 @@ def test_audit_when_artifact_identity_broken_then_it_and_the_payments_behind_it_
             ("markets", at, message) for at, message in payments(ledger)
         ]
         assert str(report.violations[0]) == f"[markets] @{settlement_position(ledger)} {expected_message(ledger)}"
+        assert report.violations[0].code == ViolationCode.ARTIFACT_IDENTITY
+        assert report.violations[0].to_dict()["code"] == "ARTIFACT_IDENTITY"
     finally:
         ledger.close()
 

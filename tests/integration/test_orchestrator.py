@@ -23,7 +23,7 @@ from stakeledger.domain.rules.risk import MarketConfig
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.projections.log import iter_events
+from stakeledger.domain.service.log import iter_events
 from tests.conftest import stored_event_count
 
 TOKEN = 10**6

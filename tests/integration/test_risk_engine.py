@@ -30,9 +30,9 @@ from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.service.log import iter_events
 from stakeledger.projections import dashboard
 from stakeledger.projections.audit import audit
-from stakeledger.projections.log import iter_events
 from tests.conftest import stored_event_count
 
 TOKEN = 10**6

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -20,10 +20,19 @@ from stakeledger.domain.errors import InvalidInputError, SelfTransferError, Unkn
 from stakeledger.domain.model.accounts import AGENT, Account, Transfer, account_kind, account_uuid
 from stakeledger.domain.rules.money import check_units
 
-if TYPE_CHECKING:
-    from stakeledger.domain.service.application import StakeLedger
-
 A = TypeVar("A", bound=Aggregate)
+
+
+class EventStore(Protocol):
+    """What a unit of work reads through: the eventsourcing Application of the service layer."""
+
+    recorder: Any
+    mapper: Any
+    events: Any
+    repository: Any
+
+    @property
+    def decimals(self) -> int: ...
 
 
 def replay(aggregate: Aggregate | None, events: Iterable[Any]) -> Aggregate | None:
@@ -35,14 +44,18 @@ def replay(aggregate: Aggregate | None, events: Iterable[Any]) -> Aggregate | No
 
 
 class UnitOfWork:
-    def __init__(self, app: StakeLedger, at: datetime, new_id: Callable[[], str]) -> None:
+    def __init__(self, app: EventStore, at: datetime, new_id: Callable[[], str]) -> None:
         self.app = app
         self.at = at
         self.new_id = new_id
         self._aggregates: dict[UUID, Aggregate] = {}
         self._loaded_versions: dict[UUID, int] = {}
         self._missing: set[UUID] = set()
-        self.risk_in_progress = False
+
+    @property
+    def decimals(self) -> int:
+        """The ledger's fractional digits, fixed at ``init``."""
+        return self.app.decimals
 
     # Loading -------------------------------------------------------------------------
 

@@ -1,0 +1,45 @@
+"""What the pool pays: shares sold back at market, and payouts with the subsidy for a shortfall.
+
+The LMSR pool is the counterparty to every trade; these are the two ways tokens leave it
+for an agent. Trading, stops, liquidation and settlement all pay through here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stakeledger.domain.decisions.loading import load_artifact
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
+from stakeledger.domain.model.accounts import TREASURY, pool_account_id
+from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.lmsr import Side, sell_proceeds_units
+
+
+def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
+    """Sell a live position back to the pool; the caller has checked it may close."""
+    artifact = load_artifact(unit, position.artifact_id)
+    side = Side(position.side)
+    proceeds_units = sell_proceeds_units(
+        artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units
+    )
+    artifact.record_trade(
+        side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at
+    )
+    if proceeds_units > 0:
+        pay_from_pool(
+            unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id
+        )
+    position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
+    return proceeds_units
+
+
+def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
+    """Pay from the artifact's pool. Partial settlements can leave the pool short of what
+    the LMSR owes; the shortfall is minted into it from the treasury first (amm:subsidy)."""
+    pool = pool_account_id(artifact_id)
+    shortfall = amount_units - unit.account(pool).balance_units
+    if shortfall > 0:
+        # The subsidy is the market's, not the payee's: it names the transition, not the position.
+        market_refs = {key: value for key, value in refs.items() if key != "position"}
+        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact_id, **market_refs)
+    unit.post(pool, payee, amount_units, reason, artifact=artifact_id, **refs)

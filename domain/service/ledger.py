@@ -1,0 +1,182 @@
+"""The core of the write side: the command loop and the reads every verb builds on.
+
+Each command runs as get -> decide -> save inside ``execute``: it gets a fresh unit
+of work, lets the command decide its events, then saves every touched aggregate in
+one transaction. A concurrent writer that saved first makes the save conflict on an
+aggregate version; the command is then re-run from fresh state, a bounded number of
+times. A client command id makes a command idempotent: the first result is saved with
+the effects and returned again for a retry with the same payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any, TypeVar
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import OperationalError, RecordConflictError
+
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork
+from stakeledger.domain.errors import (
+    CommandConflictError,
+    ConcurrencyError,
+    InvalidInputError,
+    NotInitialisedError,
+    UnknownAccountError,
+)
+from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid
+from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID, CommandRecord, LedgerSettings, command_uuid
+from stakeledger.domain.service.clock import Clock, SystemClock
+from stakeledger.domain.service.ids import IdFactory, random_id
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 12
+SNAPSHOT_INTERVAL = 256
+
+
+def payload_hash(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class LedgerCore(Application):
+    """The command loop, settings and balances; the verbs are mixins on top (see application.py)."""
+
+    name = "stakeledger"
+    is_snapshotting_enabled = True
+    # Long-running processes (the API, workers, benchmarks) keep recently used aggregates
+    # and fast-forward them with one query instead of replaying their histories. Stored
+    # events go through the stable-topic mapper, named by configuration: the domain never
+    # imports the persistence adapters (open a store with adapters.persistence.open_ledger).
+    env = {
+        "AGGREGATE_CACHE_MAXSIZE": "4096",
+        "MAPPER_TOPIC": "stakeledger.adapters.persistence.mapper:StableTopicMapper",
+    }
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        new_id: IdFactory | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.new_id: IdFactory = new_id or random_id
+
+    # The command loop ------------------------------------------------------------------
+
+    def execute(
+        self,
+        command: str,
+        decide: Callable[[UnitOfWork], dict[str, Any]],
+        *,
+        payload: dict[str, Any] | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Run ``decide`` against fresh state and save what it changed, all or nothing."""
+        digest = payload_hash({"command": command, **(payload or {})})
+        for attempt in range(MAX_ATTEMPTS):
+            if command_id is not None:
+                first = self._first_result(command_id, digest)
+                if first is not None:
+                    return first
+            unit = UnitOfWork(self, self.clock.now(), self.new_id)
+            result = decide(unit)
+            if command_id is not None:
+                unit.add(
+                    CommandRecord._create(
+                        CommandRecord.Recorded,
+                        id=command_uuid(command_id),
+                        timestamp=unit.at,
+                        command_id=command_id,
+                        command=command,
+                        payload_hash=digest,
+                        result=result,
+                    )
+                )
+            changed = unit.aggregates()
+            try:
+                self.save(*changed)
+            except (RecordConflictError, OperationalError):
+                # Another writer saved one of these aggregates first (or held the
+                # SQLite write lock past its timeout): decide again on fresh state.
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                continue
+            self._snapshot(unit)
+            self._remember(changed)
+            return result
+        raise ConcurrencyError(f"{command}: gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
+
+    def _first_result(self, command_id: str, digest: str) -> dict[str, Any] | None:
+        if not command_id or len(command_id) > 200:
+            raise InvalidInputError("command id must be 1-200 characters")
+        try:
+            record: CommandRecord = self.repository.get(command_uuid(command_id))
+        except AggregateNotFoundError:
+            return None
+        if record.payload_hash != digest:
+            raise CommandConflictError(
+                f"command id {command_id!r} was already used for a different {record.command} command"
+            )
+        return record.result
+
+    def _remember(self, saved: list[Aggregate]) -> None:
+        """Put what was just saved in the aggregate cache: the next command then reads
+        no events back that this process wrote itself (another process's events are
+        still read, by the cache's fast-forward). Short histories skip the cache."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in saved:
+            if not getattr(type(aggregate), "short_history", False):
+                cache.put(aggregate.id, aggregate)
+
+    def _snapshot(self, unit: UnitOfWork) -> None:
+        # Snapshots are a cache for loading long-lived accounts (the treasury, pools);
+        # they are taken from the in-memory aggregate, outside the command's transaction.
+        if self.snapshots is None:
+            return
+        for aggregate in unit.crossed_snapshot_boundary(SNAPSHOT_INTERVAL):
+            self.snapshots.put([Snapshot.take(aggregate)])
+
+    # Reading -----------------------------------------------------------------------------
+
+    @cached_property
+    def settings(self) -> LedgerSettings:
+        try:
+            return self.repository.get(LEDGER_SETTINGS_ID)
+        except AggregateNotFoundError:
+            raise NotInitialisedError("this ledger is not initialised: run 'stakeledger init' first") from None
+
+    @property
+    def decimals(self) -> int:
+        return self.settings.decimals
+
+    def is_initialised(self) -> bool:
+        try:
+            self.settings  # noqa: B018 - loading the settings is the question
+        except NotInitialisedError:
+            return False
+        return True
+
+    def get_account(self, account_id: str) -> Account:
+        try:
+            account = self.repository.get(account_uuid(account_id))
+        except AggregateNotFoundError:
+            raise UnknownAccountError(f"unknown account {account_id!r}") from None
+        assert isinstance(account, Account)
+        return account
+
+    def balance_of(self, account_id: str) -> int:
+        return self.get_account(account_id).balance_units
+
+    def total_supply(self) -> int:
+        return -self.get_account(TREASURY).balance_units
