@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stakeledger.domain.model.artifacts import STATES
+from stakeledger.domain.vocabulary import STATES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 AMOUNT_PATTERN = r"^[0-9]{1,80}(\.[0-9]{1,40})?$"

@@ -15,8 +15,8 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import format_amount
+from stakeledger.domain.vocabulary import WAD
 
 MAX_DEPTH = 8
 _SIX_PLACES = Decimal("0.000001")

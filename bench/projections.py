@@ -37,11 +37,11 @@ from _common import BACKENDS, backend_version, fresh_store, log, machine_info, p
 
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.service.log import iter_notifications
+from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections.runner import REBUILD_PAGE_SIZE, Runner
 from stakeledger.projections.store import open_store
 

@@ -53,8 +53,8 @@ from stakeledger.domain.model.accounts import account_uuid, pool_account_id
 from stakeledger.domain.model.artifacts import artifact_uuid
 from stakeledger.domain.model.positions import position_uuid
 from stakeledger.domain.model.reputation import reputation_uuid
-from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
+from stakeledger.domain.vocabulary import Side
 
 TOKEN = 10**18
 GOAL_SECONDS = 2.0

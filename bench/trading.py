@@ -35,9 +35,9 @@ from _common import (
 
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.decisions.trading import MarketOrder
-from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.vocabulary import Side
 
 TOKEN = 10**18
 AGENTS = [f"trader-{i}" for i in range(20)]

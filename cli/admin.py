@@ -9,8 +9,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, fail, say, table
-from stakeledger.domain.rules.money import DEFAULT_DECIMALS, format_amount
+from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.service.accounts import check_decimals
+from stakeledger.domain.vocabulary import DEFAULT_DECIMALS
 from stakeledger.projections.audit import audit as run_audit
 
 

@@ -16,8 +16,8 @@ from stakeledger.cli.output import emit_json, report_rejection, say, table
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.model.artifacts import check_side
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
+from stakeledger.domain.vocabulary import WAD
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(

@@ -21,6 +21,7 @@ from uuid import UUID
 from stakeledger.domain.model.accounts import TREASURY, Account
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events, max_position
+from stakeledger.domain.vocabulary import Reason
 from stakeledger.projections.replay_check import ViewsCheck
 from stakeledger.projections.violations import Violation, ViolationCode
 
@@ -237,7 +238,7 @@ class ArtifactCheck:
     pool's transfers naming it paid its owner."""
 
     name = "markets"
-    _PAYING_REASONS = ("settlement:profit", "settlement:loss", "settlement:partial", "trade:close")
+    _PAYING_REASONS = (Reason.SETTLEMENT_PROFIT, Reason.SETTLEMENT_LOSS, Reason.SETTLEMENT_PARTIAL, Reason.TRADE_CLOSE)
 
     def __init__(self) -> None:
         from stakeledger.domain.model.artifacts import Artifact
@@ -292,10 +293,10 @@ class ArtifactCheck:
             owed, first = self.owed_units.get((position_id, owner), (0, position))
             self.owed_units[(position_id, owner)] = (owed + paid, first)
         elif isinstance(event, (Account.Credited, Account.Debited)):
-            if event.reason == "amm:subsidy" and isinstance(event, Account.Credited):
+            if event.reason == Reason.AMM_SUBSIDY and isinstance(event, Account.Credited):
                 artifact_id = event.refs.get("artifact", "")
                 self.subsidy_units[artifact_id] = self.subsidy_units.get(artifact_id, 0) + event.amount_units
-            elif event.reason == "amm:tax" and isinstance(event, Account.Debited):
+            elif event.reason == Reason.AMM_TAX and isinstance(event, Account.Debited):
                 artifact_id = event.refs.get("artifact", "")
                 self.tax_units[artifact_id] = self.tax_units.get(artifact_id, 0) + event.amount_units
             elif event.reason in self._PAYING_REASONS and isinstance(event, Account.Debited):  # the pool's side

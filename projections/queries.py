@@ -13,9 +13,10 @@ from typing import Any
 
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError, UnknownArtifactError
 from stakeledger.domain.model.positions import LIVE_STATUSES
-from stakeledger.domain.rules.lmsr import WAD, Side, depth, prices_wad
+from stakeledger.domain.rules.lmsr import depth, prices_wad
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.rules.settlement import REPUTATION_START_WAD
+from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections.runner import Runner, ViewStatus
 from stakeledger.projections.store import ViewStore
 from stakeledger.projections.views import inbox as inbox_view

@@ -12,7 +12,8 @@ from stakeledger.domain.decisions.loading import load_artifact
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.model.accounts import TREASURY, pool_account_id
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import Side, sell_proceeds_units
+from stakeledger.domain.rules.lmsr import sell_proceeds_units
+from stakeledger.domain.vocabulary import Reason, Side
 
 
 def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
@@ -27,7 +28,12 @@ def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> in
     )
     if proceeds_units > 0:
         pay_from_pool(
-            unit, artifact.artifact_id, position.owner, proceeds_units, "trade:close", position=position.position_id
+            unit,
+            artifact.artifact_id,
+            position.owner,
+            proceeds_units,
+            Reason.TRADE_CLOSE,
+            position=position.position_id,
         )
     position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
@@ -41,5 +47,5 @@ def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: 
     if shortfall > 0:
         # The subsidy is the market's, not the payee's: it names the transition, not the position.
         market_refs = {key: value for key, value in refs.items() if key != "position"}
-        unit.post(TREASURY, pool, shortfall, "amm:subsidy", artifact=artifact_id, **market_refs)
+        unit.post(TREASURY, pool, shortfall, Reason.AMM_SUBSIDY, artifact=artifact_id, **market_refs)
     unit.post(pool, payee, amount_units, reason, artifact=artifact_id, **refs)

@@ -16,10 +16,9 @@ from stakeledger.domain.decisions.pool import close_live_position
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, StateError
 from stakeledger.domain.model.accounts import agent_account_id
-from stakeledger.domain.model.artifacts import CHALLENGED, TRADABLE_STATES, Artifact
+from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.rules.risk import (
     KellySizing,
     MarketConfig,
@@ -35,6 +34,7 @@ from stakeledger.domain.rules.risk import (
     should_liquidate,
     update_trailing_stop,
 )
+from stakeledger.domain.vocabulary import CHALLENGED, TRADABLE_STATES, WAD, Side
 
 MAX_STOP_ROUNDS = 50
 

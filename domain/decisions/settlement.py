@@ -19,12 +19,12 @@ from stakeledger.domain.decisions.trading import release_all_orders
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
-from stakeledger.domain.model.artifacts import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Artifact, artifact_of
+from stakeledger.domain.model.artifacts import Artifact, artifact_of
 from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
-from stakeledger.domain.rules.lmsr import Side
 from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
+from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Reason, Side
 
 REFERENCE_STAKE_TOKENS = 100
 MAX_CLAIMANTS = 1_000
@@ -69,7 +69,12 @@ def transition_artifact(
     tax_units = unit.account(pool_account_id(artifact_id)).balance_units
     if tax_units > 0:
         unit.post(
-            pool_account_id(artifact_id), TREASURY, tax_units, "amm:tax", artifact=artifact_id, transition=transition
+            pool_account_id(artifact_id),
+            TREASURY,
+            tax_units,
+            Reason.AMM_TAX,
+            artifact=artifact_id,
+            transition=transition,
         )
     return {**summary, "paid_units": str(paid), "tax_units": str(tax_units)}
 
@@ -157,7 +162,7 @@ def post_bounty(unit: UnitOfWork, artifact_id: str, sponsor: str, amount_units: 
         sponsor_account,
         bounty_escrow_account_id(bounty_id),
         amount_units,
-        "bounty:fund",
+        Reason.BOUNTY_FUND,
         artifact=artifact_id,
         bounty=bounty_id,
     )
@@ -183,7 +188,7 @@ def distribute_bounty(unit: UnitOfWork, bounty_id: str, claimants: list[tuple[st
                 bounty_escrow_account_id(bounty_id),
                 name,
                 share,
-                "bounty:payout",
+                Reason.BOUNTY_PAYOUT,
                 artifact=artifact.artifact_id,
                 bounty=bounty_id,
             )
@@ -197,7 +202,7 @@ def refund_bounty(unit: UnitOfWork, bounty_id: str) -> dict[str, Any]:
         bounty_escrow_account_id(bounty_id),
         bounty["sponsor"],
         bounty["amount_units"],
-        "bounty:refund",
+        Reason.BOUNTY_REFUND,
         artifact=artifact.artifact_id,
         bounty=bounty_id,
     )

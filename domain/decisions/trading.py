@@ -30,15 +30,9 @@ from stakeledger.domain.errors import (
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import (
-    WAD,
-    Side,
-    average_price_wad,
-    max_subsidy_units,
-    shares_for_tokens,
-    shares_to_reach_price,
-)
+from stakeledger.domain.rules.lmsr import average_price_wad, max_subsidy_units, shares_for_tokens, shares_to_reach_price
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.vocabulary import WAD, Reason, Side
 
 MAX_FILLS_PER_TRADE = 500
 MAX_HOLD_DAYS = 36_500
@@ -112,7 +106,7 @@ def list_artifact(
             subsidy_units=subsidy_units,
         )
     )
-    unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, "amm:subsidy", artifact=artifact.artifact_id)
+    unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, Reason.AMM_SUBSIDY, artifact=artifact.artifact_id)
     return {"artifact": artifact_id, "b_units": str(b_units), "subsidy_units": str(subsidy_units)}
 
 
@@ -174,7 +168,7 @@ def _buy(
         payer_account,
         pool_account_id(artifact.artifact_id),
         cost_units,
-        "trade:open",
+        Reason.TRADE_OPEN,
         artifact=artifact.artifact_id,
         position=position_id,
         order=order_id,
@@ -244,7 +238,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
         agent,
         order_escrow_account_id(artifact.artifact_id),
         order.tokens_units,
-        "order:escrow",
+        Reason.ORDER_ESCROW,
         artifact=artifact.artifact_id,
         order=order_id,
     )
@@ -298,7 +292,7 @@ def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> i
             order_escrow_account_id(artifact.artifact_id),
             order["agent"],
             released_units,
-            "order:release",
+            Reason.ORDER_RELEASE,
             artifact=artifact.artifact_id,
             order=order_id,
         )

@@ -19,6 +19,7 @@ from eventsourcing.domain import Aggregate
 from stakeledger.domain.errors import InvalidInputError, SelfTransferError, UnknownAccountError
 from stakeledger.domain.model.accounts import AGENT, Account, Transfer, account_kind, account_uuid
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.vocabulary import Reason, reason_code
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -124,7 +125,9 @@ class UnitOfWork:
 
     # Moving money ---------------------------------------------------------------------
 
-    def post(self, debit_account: str, credit_account: str, amount_units: int, reason: str, **refs: Any) -> Transfer:
+    def post(
+        self, debit_account: str, credit_account: str, amount_units: int, reason: Reason | str, **refs: Any
+    ) -> Transfer:
         """Move tokens from one account to another: both sides, or neither."""
         check_units(amount_units)
         if debit_account == credit_account:
@@ -134,7 +137,7 @@ class UnitOfWork:
             debit_account=debit_account,
             credit_account=credit_account,
             amount_units=amount_units,
-            reason=reason,
+            reason=reason_code(reason),
             refs={key: str(value) for key, value in refs.items() if value is not None},
         )
         debit, credit = self.account(debit_account), self.account(credit_account)

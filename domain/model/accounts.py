@@ -26,28 +26,6 @@ ACCOUNT_KINDS = (AGENT, TREASURY_KIND, POOL, ESCROW)
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/account")
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
-# Reason codes are a stable vocabulary: reports, the audit and the EVM export key on them.
-REASONS = frozenset(
-    {
-        "mint",
-        "burn",
-        "transfer",
-        "trade:open",
-        "trade:close",
-        "order:escrow",
-        "order:release",
-        "order:fill",
-        "settlement:profit",
-        "settlement:loss",
-        "settlement:partial",
-        "amm:subsidy",
-        "amm:tax",
-        "bounty:fund",
-        "bounty:payout",
-        "bounty:refund",
-    }
-)
-
 
 def agent_account_id(name: str) -> str:
     """An agent's account id is its name: letters, digits, '_', '.', '-'; at most 64."""

@@ -16,13 +16,19 @@ from eventsourcing.domain import Aggregate
 from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
-from stakeledger.domain.rules.lmsr import Side, prices_wad
+from stakeledger.domain.rules.lmsr import prices_wad
+from stakeledger.domain.vocabulary import (
+    CHALLENGED,
+    DEPRECATED,
+    FLAGGED,
+    LISTED,
+    STATES,
+    TERMINAL_STATES,
+    TRADABLE_STATES,
+    VALIDATED,
+    Side,
+)
 
-LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED = "listed", "flagged", "challenged", "validated", "deprecated"
-STATES = (LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED)
-TERMINAL_STATES = (VALIDATED, DEPRECATED)
-TRADABLE_STATES = (LISTED, FLAGGED)
-# listed -> anything; flagged/challenged -> listed or another non-listed state; terminal -> nothing.
 ALLOWED_TRANSITIONS = {
     LISTED: {FLAGGED, CHALLENGED, VALIDATED, DEPRECATED},
     FLAGGED: {LISTED, CHALLENGED, VALIDATED, DEPRECATED},

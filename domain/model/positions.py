@@ -12,8 +12,8 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.rules.settlement import SettlementOutcome
+from stakeledger.domain.vocabulary import WAD, Side
 
 OPEN, FROZEN, PARTIALLY_SETTLED, SETTLED, CLOSED, LIQUIDATED = (
     "open",

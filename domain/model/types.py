@@ -4,7 +4,8 @@ from typing import Annotated
 
 from pydantic import Field
 
-from stakeledger.domain.rules.money import MAX_UINT256, WAD
+from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.domain.vocabulary import WAD
 
 Units = Annotated[int, Field(ge=0, le=MAX_UINT256)]
 PositiveUnits = Annotated[int, Field(gt=0, le=MAX_UINT256)]

@@ -43,12 +43,12 @@ from decimal import (
     getcontext,
     localcontext,
 )
-from enum import StrEnum
 from functools import lru_cache
+
+from stakeledger.domain.vocabulary import WAD, Side
 
 _Affordable = Callable[[int], bool]
 
-WAD: int = 10**18
 
 # Significant digits beyond what the magnitudes of the inputs need; the spec asks for at least 60.
 _GUARD_DIGITS = 60
@@ -56,13 +56,6 @@ _GUARD_DIGITS = 60
 # The search that corrects shares_for_tokens doubles its step, so it needs about log2(shares) steps.
 # 4096 covers any share count below 2**2048, far beyond uint256.
 _SEARCH_STEPS_MAX = 4096
-
-
-class Side(StrEnum):
-    """The side of a binary market a trade buys or sells."""
-
-    LONG = "long"
-    SHORT = "short"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,11 +14,9 @@ from fractions import Fraction
 from typing import TypeVar
 
 from stakeledger.domain.errors import InvalidAmountError
+from stakeledger.domain.vocabulary import WAD
 
 MAX_UINT256 = 2**256 - 1
-DEFAULT_DECIMALS = 18
-MAX_DECIMALS = 36
-WAD = 10**18
 
 # Plain positional notation only: exponents ("1e999"), signs, spaces, NaN and
 # infinities are refused by construction rather than by a list of special cases.

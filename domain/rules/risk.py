@@ -29,12 +29,9 @@ from enum import StrEnum
 from fractions import Fraction
 from typing import Any
 
-WAD = 10**18
-SIDES = ("long", "short")
-DEFAULT_DECIMALS = 18
+from stakeledger.domain.vocabulary import DEFAULT_DECIMALS, MAX_BATCH_ORDERS, WAD, Side
 
-# A batch is bounded so one request cannot hold the command loop for an unbounded time.
-BATCH_ORDERS_MAX = 1_000
+SIDES = tuple(side.value for side in Side)
 
 # Rebalancing percentages are exact fractions internally; they are shown with this many
 # decimal places so that advice serialises to the same string on every machine.
@@ -488,8 +485,8 @@ def check_batch(
     ``market_configs`` is keyed by artifact id. A rejected order changes nothing, so
     the orders after it are checked as if it had not been sent.
     """
-    if len(orders) > BATCH_ORDERS_MAX:
-        raise ValueError(f"a batch holds at most {BATCH_ORDERS_MAX} orders, got {len(orders)}")
+    if len(orders) > MAX_BATCH_ORDERS:
+        raise ValueError(f"a batch holds at most {MAX_BATCH_ORDERS} orders, got {len(orders)}")
     market_configs = market_configs or {}
     results: list[Rejection | None] = []
     for order in orders:

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from stakeledger.domain.errors import InvalidInputError
-from stakeledger.domain.rules.lmsr import WAD, Side
+from stakeledger.domain.vocabulary import WAD, Reason, Side
 
 VALIDATED, DEPRECATED, FLAGGED, CHALLENGED, LISTED = "validated", "deprecated", "flagged", "challenged", "listed"
 
-PROFIT, LOSS, PARTIAL = "settlement:profit", "settlement:loss", "settlement:partial"
+PROFIT, LOSS, PARTIAL = Reason.SETTLEMENT_PROFIT, Reason.SETTLEMENT_LOSS, Reason.SETTLEMENT_PARTIAL
 
 
 class PositionLike(Protocol):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,11 +10,15 @@ from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import AccountExistsError, AlreadyInitialisedError, InvalidInputError
 from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, agent_account_id
 from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID, LedgerSettings
-from stakeledger.domain.rules.money import DEFAULT_DECIMALS, MAX_DECIMALS, check_units
+from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.ledger import LedgerCore
-
-MAX_BATCH = 10_000
-_USER_REASON = re.compile(r"^transfer(:[a-z0-9_\-]{1,40})?\Z")
+from stakeledger.domain.vocabulary import (
+    DEFAULT_DECIMALS,
+    MAX_BATCH_TRANSFERS,
+    MAX_DECIMALS,
+    Reason,
+    is_user_transfer_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,7 @@ class TransferRequest:
     debit_account: str
     credit_account: str
     amount_units: int
-    reason: str = "transfer"
+    reason: str = Reason.TRANSFER
 
 
 def check_decimals(decimals: int) -> int:
@@ -72,10 +75,10 @@ class AccountCommands(LedgerCore):
         return self.execute("account.open", decide, payload={"account": account_id}, command_id=command_id)
 
     def mint(self, name: str, amount_units: int, *, command_id: str | None = None) -> dict[str, Any]:
-        return self._move(TREASURY, agent_account_id(name), amount_units, "mint", command_id)
+        return self._move(TREASURY, agent_account_id(name), amount_units, Reason.MINT, command_id)
 
     def burn(self, name: str, amount_units: int, *, command_id: str | None = None) -> dict[str, Any]:
-        return self._move(agent_account_id(name), TREASURY, amount_units, "burn", command_id)
+        return self._move(agent_account_id(name), TREASURY, amount_units, Reason.BURN, command_id)
 
     def transfer(
         self,
@@ -83,10 +86,10 @@ class AccountCommands(LedgerCore):
         destination: str,
         amount_units: int,
         *,
-        reason: str = "transfer",
+        reason: str = Reason.TRANSFER,
         command_id: str | None = None,
     ) -> dict[str, Any]:
-        if not _USER_REASON.match(reason or ""):
+        if not is_user_transfer_reason(reason):
             raise InvalidInputError(
                 f"reason must be 'transfer' or 'transfer:<label>' (other codes are the ledger's own), got {reason!r}"
             )
@@ -113,13 +116,13 @@ class AccountCommands(LedgerCore):
         """Post many agent-to-agent transfers in one transaction: all of them, or none."""
         if not requests:
             raise InvalidInputError("a batch needs at least one transfer")
-        if len(requests) > MAX_BATCH:
-            raise InvalidInputError(f"a batch holds at most {MAX_BATCH} transfers, got {len(requests)}")
+        if len(requests) > MAX_BATCH_TRANSFERS:
+            raise InvalidInputError(f"a batch holds at most {MAX_BATCH_TRANSFERS} transfers, got {len(requests)}")
         for request in requests:
             agent_account_id(request.debit_account)
             agent_account_id(request.credit_account)
             check_units(request.amount_units)
-            if request.reason != "transfer":
+            if request.reason != Reason.TRANSFER:
                 raise InvalidInputError(f"batched transfers use reason 'transfer', got {request.reason!r}")
         self.settings  # noqa: B018
 

@@ -21,9 +21,9 @@ from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, Sta
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
 from stakeledger.domain.service.ledger import LedgerCore
+from stakeledger.domain.vocabulary import WAD
 
 
 def _config_error(error: ValueError) -> InvalidInputError:
@@ -178,7 +178,7 @@ class RiskCommands(LedgerCore):
             }
             if not sizing.should_order:
                 return {**summary, "placed": False, "reason": str(sizing.reason)}
-            from stakeledger.domain.rules.lmsr import Side
+            from stakeledger.domain.vocabulary import Side
 
             trade = open_market_position(unit, MarketOrder(account_id, artifact_id, Side(side), sizing.size_units))
             return {**summary, "placed": "rejected" not in trade, "trade": trade}

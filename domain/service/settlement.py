@@ -14,10 +14,9 @@ from stakeledger.domain.decisions.settlement import (
     transition_artifact,
 )
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
-from stakeledger.domain.model.artifacts import STATES
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.ledger import LedgerCore
+from stakeledger.domain.vocabulary import STATES, WAD
 
 
 class SettlementCommands(LedgerCore):

@@ -19,18 +19,10 @@ from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
 from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
-from stakeledger.domain.rules.lmsr import (
-    Side,
-    average_price_wad,
-    buy_cost_units,
-    depth,
-    prices_wad,
-    shares_for_tokens,
-)
+from stakeledger.domain.rules.lmsr import average_price_wad, buy_cost_units, depth, prices_wad, shares_for_tokens
 from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.ledger import LedgerCore
-
-MAX_BATCH_ORDERS = 1_000
+from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, Side
 
 Order = Union[MarketOrder, LimitOrder]
 

@@ -12,9 +12,9 @@ from functools import lru_cache
 from typing import Any
 
 from stakeledger.domain.model.accounts import Account
-from stakeledger.domain.model.artifacts import TERMINAL_STATES, Artifact, artifact_uuid
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import Side
+from stakeledger.domain.vocabulary import TERMINAL_STATES, Side
 from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table, uuid_text
 from stakeledger.projections.views.base import View, handles, iso
 

@@ -36,8 +36,6 @@ from stakeledger.domain.errors import (
 from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.rules.lmsr import (
-    WAD,
-    Side,
     buy_cost_units,
     max_subsidy_units,
     prices_wad,
@@ -48,6 +46,7 @@ from stakeledger.domain.rules.lmsr import (
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url, stored_event_count
 

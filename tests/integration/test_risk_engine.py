@@ -26,11 +26,11 @@ from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id,
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.service.log import iter_events
+from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections import dashboard
 from stakeledger.projections.audit import audit
 from tests.conftest import stored_event_count

@@ -38,8 +38,8 @@ from stakeledger.domain.model.accounts import (
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.vocabulary import WAD
 from stakeledger.projections.audit import audit
 from stakeledger.projections.statements import statement_lines
 from tests.conftest import stored_event_count

@@ -12,9 +12,9 @@ from fractions import Fraction
 from typing import Any
 
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
-from stakeledger.domain.rules.lmsr import WAD, Side
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections.replay_check import view_contents
 from stakeledger.projections.store import ViewStore
 

@@ -24,12 +24,12 @@ from hypothesis import event as note_case
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError
 from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
-from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS, TERMINAL_STATES
+from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.vocabulary import TERMINAL_STATES, WAD
 from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url
 

@@ -14,8 +14,6 @@ from hypothesis import strategies as st
 
 from stakeledger.domain.rules import lmsr
 from stakeledger.domain.rules.lmsr import (
-    WAD,
-    Side,
     average_price_wad,
     buy_cost_units,
     cost_function,
@@ -25,6 +23,7 @@ from stakeledger.domain.rules.lmsr import (
     shares_for_tokens,
     shares_to_reach_price,
 )
+from stakeledger.domain.vocabulary import WAD, Side
 
 ONE_TOKEN_UNITS = 10**18
 

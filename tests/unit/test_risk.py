@@ -11,8 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stakeledger.domain.rules.risk import (
-    BATCH_ORDERS_MAX,
-    WAD,
     MarketConfig,
     OpenExposure,
     OrderIntent,
@@ -33,6 +31,7 @@ from stakeledger.domain.rules.risk import (
     should_liquidate,
     update_trailing_stop,
 )
+from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, WAD
 
 TOKEN = 10**18
 
@@ -325,7 +324,7 @@ def test_check_batch_when_market_configs_given_then_each_order_uses_its_own() ->
 
 def test_check_batch_when_too_many_orders_then_value_error() -> None:
     with pytest.raises(ValueError, match="at most"):
-        check_batch(CONFIG, state(), [order()] * (BATCH_ORDERS_MAX + 1))
+        check_batch(CONFIG, state(), [order()] * (MAX_BATCH_ORDERS + 1))
 
 
 # --- Kelly -----------------------------------------------------------------------------

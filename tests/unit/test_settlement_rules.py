@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stakeledger.domain.errors import InvalidInputError
-from stakeledger.domain.rules.lmsr import WAD
 from stakeledger.domain.rules.settlement import (
     LEARNING_RATE_WAD,
     LOSS,
@@ -24,6 +23,7 @@ from stakeledger.domain.rules.settlement import (
     stake_weight_wad,
     update_believability_wad,
 )
+from stakeledger.domain.vocabulary import WAD
 
 
 @dataclass(frozen=True)
