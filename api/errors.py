@@ -1,8 +1,8 @@
 """One table from refusals to HTTP statuses, and one error body: ``{"error": CODE, "message": ...}``.
 
-- a ``LedgerError`` answers with its own ``http_status`` and stable ``code``
-  (400/422 bad input, 401 no or unknown key, 403 wrong agent or scope, 404 unknown id,
-  409 FROZEN, state conflicts and idempotency mismatches);
+- a ``LedgerError`` answers with its stable ``code`` and the status ``STATUS_BY_CODE``
+  gives it (400/422 bad input, 401 no or unknown key, 403 wrong agent or scope, 404
+  unknown id, 409 FROZEN, state conflicts and idempotency mismatches);
 - a request that does not match the schema answers 422 ``INVALID_INPUT``, with details;
 - an unknown route or method answers 404 ``NOT_FOUND`` / 405 ``METHOD_NOT_ALLOWED``;
 - a store that cannot be reached answers 503 ``STORE_UNAVAILABLE`` (retry later);
@@ -27,6 +27,48 @@ from stakeledger.domain.errors import LedgerError
 logger = logging.getLogger("stakeledger.api")
 
 MAX_DETAILS = 20
+
+# Every refusal code the ledger raises, and the status it answers with over HTTP. A test
+# walks every LedgerError subclass and fails on a code missing here.
+STATUS_BY_CODE = {
+    "LEDGER_ERROR": 400,
+    "INVALID_STORE_URL": 400,
+    "INVALID_AMOUNT": 422,
+    "INVALID_INPUT": 422,
+    "SELF_TRANSFER": 422,
+    "INVALID_SIGNING_KEY": 422,
+    "EXPORT_INVALID": 422,
+    "UNAUTHENTICATED": 401,
+    "FORBIDDEN": 403,
+    "NOT_OWNER": 403,
+    "UNKNOWN_ACCOUNT": 404,
+    "UNKNOWN_ARTIFACT": 404,
+    "UNKNOWN_POSITION": 404,
+    "UNKNOWN_ORDER": 404,
+    "UNKNOWN_BOUNTY": 404,
+    "UNKNOWN_KEY": 404,
+    "NOT_INITIALISED": 409,
+    "ALREADY_INITIALISED": 409,
+    "ACCOUNT_EXISTS": 409,
+    "ARTIFACT_EXISTS": 409,
+    "INSUFFICIENT_FUNDS": 409,
+    "IDEMPOTENCY_MISMATCH": 409,
+    "CONCURRENCY_CONFLICT": 409,
+    "SLIPPAGE_EXCEEDED": 409,
+    "STATE_CONFLICT": 409,
+    "FROZEN": 409,
+    "MIN_HOLD_NOT_REACHED": 409,
+    "EXPORT_ERROR": 409,
+    "IMPORT_TARGET_NOT_EMPTY": 409,
+    "IMPORT_FAILED": 409,
+}
+
+
+def http_status_for(error: LedgerError) -> int:
+    """The status of a refusal, by its code; a code the table lacks is a plain 400."""
+    return STATUS_BY_CODE.get(error.code, 400)
+
+
 _HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHENTICATED",
@@ -62,8 +104,9 @@ def _error(
 
 
 def error_response(error: LedgerError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.http_status == 401 else None
-    return _error(error.http_status, error.code, str(error), headers=headers)
+    status = http_status_for(error)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return _error(status, error.code, str(error), headers=headers)
 
 
 def _ledger_error(_: Request, error: Exception) -> JSONResponse:

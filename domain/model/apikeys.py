@@ -55,19 +55,16 @@ class UnauthenticatedError(LedgerError):
     """No key, a malformed key, or a key the ledger does not accept (unknown or revoked)."""
 
     code = "UNAUTHENTICATED"
-    http_status = 401
 
 
 class ForbiddenError(LedgerError):
     """A valid key that may not do this: another agent's business, or an admin-only command."""
 
     code = "FORBIDDEN"
-    http_status = 403
 
 
 class UnknownKeyError(LedgerError, LookupError):
     code = "UNKNOWN_KEY"
-    http_status = 404
 
 
 def apikey_uuid(key_id: str) -> UUID:

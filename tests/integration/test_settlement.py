@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
+from stakeledger.api.errors import http_status_for
 from stakeledger.domain.errors import (
     CommandConflictError,
     FrozenError,
@@ -338,7 +339,7 @@ def test_challenged_when_closing_or_cancelling_then_frozen_error_and_nothing_wri
         before = state_of(ledger)
         with pytest.raises(FrozenError) as raised:
             refuse()
-        assert raised.value.http_status == 409
+        assert http_status_for(raised.value) == 409
         assert state_of(ledger) == before
 
     ledger.transition_artifact(ART, "listed", reason="debate closed")
