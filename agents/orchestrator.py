@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stakeledger.domain.errors import InvalidInputError, LedgerError
-from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.domain.rules.risk.config import MarketConfig
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections import dashboard
 

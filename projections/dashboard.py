@@ -19,7 +19,8 @@ from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
-from stakeledger.domain.rules.risk import PortfolioConfig, rebalance_actions
+from stakeledger.domain.rules.risk.config import PortfolioConfig
+from stakeledger.domain.rules.risk.rebalance import rebalance_actions
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events
 from stakeledger.domain.vocabulary import WAD, Side

@@ -19,21 +19,11 @@ from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.risk import (
-    KellySizing,
-    MarketConfig,
-    OpenExposure,
-    OrderIntent,
-    PortfolioConfig,
-    PortfolioState,
-    Rejection,
-    TrailingStop,
-    check_order,
-    kelly_order_size_units,
-    new_trailing_stop,
-    should_liquidate,
-    update_trailing_stop,
-)
+from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
+from stakeledger.domain.rules.risk.kelly import KellySizing, kelly_order_size_units
+from stakeledger.domain.rules.risk.liquidation import should_liquidate
+from stakeledger.domain.rules.risk.pretrade import OpenExposure, OrderIntent, PortfolioState, Rejection, check_order
+from stakeledger.domain.rules.risk.stops import TrailingStop, new_trailing_stop, update_trailing_stop
 from stakeledger.domain.vocabulary import CHALLENGED, TRADABLE_STATES, WAD, Side
 
 MAX_STOP_ROUNDS = 50

@@ -14,7 +14,8 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
-from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig, Rejection
+from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
+from stakeledger.domain.rules.risk.pretrade import Rejection
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/portfolio")
 MAX_TRACKED_POSITIONS = 100_000

@@ -21,7 +21,7 @@ from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, Sta
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.risk import MarketConfig, PortfolioConfig
+from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
 from stakeledger.domain.service.ledger import LedgerCore
 from stakeledger.domain.vocabulary import WAD
 

@@ -19,7 +19,7 @@ from stakeledger.agents.orchestrator import Entry, MultiMarketOrchestrator
 from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.rules.risk import MarketConfig
+from stakeledger.domain.rules.risk.config import MarketConfig
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds

@@ -10,27 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stakeledger.domain.rules.risk import (
-    MarketConfig,
+from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
+from stakeledger.domain.rules.risk.kelly import SizingReason, kelly_fraction, kelly_order_size_units
+from stakeledger.domain.rules.risk.liquidation import should_liquidate
+from stakeledger.domain.rules.risk.pretrade import (
     OpenExposure,
     OrderIntent,
-    PortfolioConfig,
     PortfolioState,
-    RebalanceDirection,
-    RebalanceReason,
     Rejection,
     RejectReason,
-    SizingReason,
-    TrailingStop,
     check_batch,
     check_order,
-    kelly_fraction,
-    kelly_order_size_units,
-    new_trailing_stop,
-    rebalance_actions,
-    should_liquidate,
-    update_trailing_stop,
 )
+from stakeledger.domain.rules.risk.rebalance import RebalanceDirection, RebalanceReason, rebalance_actions
+from stakeledger.domain.rules.risk.stops import TrailingStop, new_trailing_stop, update_trailing_stop
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, WAD
 
 TOKEN = 10**18
