@@ -125,8 +125,7 @@ def track_position(unit: UnitOfWork, position: Position, artifact: Artifact) -> 
     if portfolio is None:
         return
     portfolio.track(position.position_id, unit.at)
-    if position.owner not in artifact.risk_agents:
-        artifact.trigger_event(artifact.RiskWatched, timestamp=unit.at, agent=position.owner)
+    artifact.watch_risk(position.owner, unit.at)
     market = portfolio.market_config(artifact.artifact_id)
     if market is not None and market.trail_pct is not None:
         start_stop(unit, artifact, position, market.trail_pct, Decimal(0))
@@ -144,14 +143,7 @@ def start_stop(
         stop = new_trailing_stop(side_price_wad(artifact, position.side), trail_pct, min_ratchet_pct)
     except ValueError as error:
         raise InvalidInputError(str(error)) from None
-    artifact.trigger_event(
-        artifact.StopSet,
-        timestamp=unit.at,
-        position_id=position.position_id,
-        owner=position.owner,
-        side=position.side,
-        stop=stop.to_dict(),
-    )
+    artifact.set_stop(position.position_id, position.owner, position.side, stop.to_dict(), unit.at)
     return {"position": position.position_id, **{k: str(v) for k, v in stop.to_dict().items()}}
 
 
@@ -173,27 +165,17 @@ def _run_stops(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
             entry = artifact.stops[position_id]
             position = load_position(unit, position_id)
             if not position.is_live:
-                artifact.trigger_event(
-                    artifact.StopCleared, timestamp=unit.at, position_id=position_id, why=position.status
-                )
+                artifact.clear_stop(position_id, position.status, unit.at)
                 continue
             price_wad = side_price_wad(artifact, entry["side"])
             update = update_trailing_stop(TrailingStop.from_dict(entry["stop"]), price_wad)
             if update.ratcheted:
-                artifact.trigger_event(
-                    artifact.StopRatcheted,
-                    timestamp=unit.at,
-                    position_id=position_id,
-                    price_wad=price_wad,
-                    stop=update.stop.to_dict(),
-                )
+                artifact.ratchet_stop(position_id, price_wad, update.stop.to_dict(), unit.at)
             if update.triggered and not entry["triggered"]:
-                artifact.trigger_event(
-                    artifact.StopTriggered, timestamp=unit.at, position_id=position_id, price_wad=price_wad
-                )
+                artifact.trigger_stop(position_id, price_wad, unit.at)
             if artifact.stops[position_id]["triggered"] and _may_close(unit, artifact, position):
                 close_live_position(unit, position, how="stop")
-                artifact.trigger_event(artifact.StopCleared, timestamp=unit.at, position_id=position_id, why="closed")
+                artifact.clear_stop(position_id, "closed", unit.at)
                 actions.append({"action": "stop", "position": position_id, "price_wad": str(price_wad)})
                 closed_one = True
                 break  # the close moved the price: evaluate every stop again

@@ -87,13 +87,21 @@ class Artifact(Aggregate):
         agent: Name
         order_id: Optional[str]
         price_long_wad: PriceWad
+        opens_position: bool
+
+        # Version 1 records did not say whether the trade opened a position; every buy did.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["opens_position"] = state["shares_delta_units"] > 0
 
         def apply(self, artifact: "Artifact") -> None:
             if self.side == Side.LONG:
                 artifact.q_long += self.shares_delta_units
             else:
                 artifact.q_short += self.shares_delta_units
-            if self.shares_delta_units > 0 and self.position_id not in artifact.position_ids:
+            if self.opens_position:
                 artifact.position_ids.append(self.position_id)
                 artifact.position_count += 1
 
@@ -124,15 +132,24 @@ class Artifact(Aggregate):
         position_id: Name
         shares_units: PositiveUnits
         cost_units: PositiveUnits
+        order_status: Optional[str]
+
+        # Version 2 records carry the order's status after the fill ("filled" or
+        # "partially_filled"). Version 1 records did not; for them alone the fold derives
+        # it from what the order had left, exactly as version 1 did.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["order_status"] = None
 
         def apply(self, artifact: "Artifact") -> None:
             order = artifact.orders[self.order_id]
             order["remaining_units"] -= self.cost_units
-            if order["remaining_units"] == 0:
+            status = self.order_status or ("filled" if order["remaining_units"] == 0 else "partially_filled")
+            artifact.order_status[self.order_id] = status
+            if status == "filled":
                 del artifact.orders[self.order_id]
-                artifact.order_status[self.order_id] = "filled"
-            else:
-                artifact.order_status[self.order_id] = "partially_filled"
 
     class OrderReleased(Aggregate.Event):
         """A resting order left the book: cancelled, expired or released by settlement."""
@@ -313,6 +330,8 @@ class Artifact(Aggregate):
         q_short = self.q_short + (shares_delta_units if side == Side.SHORT else 0)
         assert q_long >= 0 and q_short >= 0, "the pool never holds negative outstanding shares"
         price_long_wad, _ = prices_wad(q_long, q_short, self.b_units)
+        opens_position = shares_delta_units > 0 and position_id not in self.position_ids
+        assert opens_position or shares_delta_units < 0, "a buy always opens a new position"
         self.trigger_event(
             self.Traded,
             timestamp=at,
@@ -323,10 +342,8 @@ class Artifact(Aggregate):
             agent=agent,
             order_id=order_id,
             price_long_wad=price_long_wad,
+            opens_position=opens_position,
         )
-        if shares_delta_units > 0:
-            # The position counter must move on even when the id was pre-allocated.
-            assert position_id in self.position_ids
 
     def place_order(
         self,
@@ -351,7 +368,9 @@ class Artifact(Aggregate):
         return order_id
 
     def fill_order(self, order_id: str, position_id: str, shares_units: int, cost_units: int, at: datetime) -> None:
-        assert cost_units <= self.orders[order_id]["remaining_units"]
+        remaining_units = self.orders[order_id]["remaining_units"]
+        assert cost_units <= remaining_units
+        order_status = "filled" if cost_units == remaining_units else "partially_filled"
         self.trigger_event(
             self.OrderFilled,
             timestamp=at,
@@ -359,6 +378,7 @@ class Artifact(Aggregate):
             position_id=position_id,
             shares_units=shares_units,
             cost_units=cost_units,
+            order_status=order_status,
         )
 
     def release_order(self, order_id: str, why: str, at: datetime) -> int:
@@ -386,6 +406,29 @@ class Artifact(Aggregate):
 
     def close_bounty(self, bounty_id: str, how: str, shares: dict[str, int], at: datetime) -> None:
         self.trigger_event(self.BountyClosed, timestamp=at, bounty_id=bounty_id, how=how, shares=shares)
+
+    # Risk: the agents whose limits watch this market, and the trailing stops on it -----------
+
+    def watch_risk(self, agent: str, at: datetime) -> None:
+        """Price moves here re-check ``agent``'s equity from now on (once per agent)."""
+        if agent not in self.risk_agents:
+            self.trigger_event(self.RiskWatched, timestamp=at, agent=agent)
+
+    def set_stop(self, position_id: str, owner: str, side: str, stop: dict[str, Any], at: datetime) -> None:
+        assert position_id in self.position_ids, "a stop guards a position of this market"
+        self.trigger_event(self.StopSet, timestamp=at, position_id=position_id, owner=owner, side=side, stop=stop)
+
+    def ratchet_stop(self, position_id: str, price_wad: int, stop: dict[str, Any], at: datetime) -> None:
+        assert position_id in self.stops
+        self.trigger_event(self.StopRatcheted, timestamp=at, position_id=position_id, price_wad=price_wad, stop=stop)
+
+    def trigger_stop(self, position_id: str, price_wad: int, at: datetime) -> None:
+        assert position_id in self.stops and not self.stops[position_id]["triggered"]
+        self.trigger_event(self.StopTriggered, timestamp=at, position_id=position_id, price_wad=price_wad)
+
+    def clear_stop(self, position_id: str, why: str, at: datetime) -> None:
+        assert position_id in self.stops
+        self.trigger_event(self.StopCleared, timestamp=at, position_id=position_id, why=why)
 
     def transition(self, to_state: str, actor: str, reason: str, price_long_wad: int, at: datetime) -> str:
         if to_state not in STATES:

@@ -5,7 +5,7 @@ for a short, so positions on both sides compare on one scale.
 """
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
@@ -59,9 +59,18 @@ class Position(Aggregate):
         price_long_wad: Units
         pnl_units: SignedUnits
         how: Name
+        status: Name
+
+        # Version 1 records left the status to the fold: a liquidation's close is
+        # "liquidated", any other close "closed".
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = LIQUIDATED if state["how"] == "liquidation" else CLOSED
 
         def apply(self, position: "Position") -> None:
-            position.status = LIQUIDATED if self.how == "liquidation" else CLOSED
+            position.status = self.status
             position.closed_at = self.timestamp
             position.realized_pnl_units += self.pnl_units
             position.proceeds_units += self.proceeds_units
@@ -108,9 +117,18 @@ class Position(Aggregate):
 
     class Reopened(Aggregate.Event):
         transition: int
+        status: Optional[str]
+
+        # Version 2 records carry the status the position returns to. Version 1 records
+        # did not; for them alone the fold restores the status saved when it froze.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["status"] = None
 
         def apply(self, position: "Position") -> None:
-            position.status = position.status_before_freeze or OPEN
+            position.status = self.status or position.status_before_freeze or OPEN
             position.status_before_freeze = None
 
     def __init__(
@@ -199,7 +217,8 @@ class Position(Aggregate):
 
     def reopen(self, transition: int, at: datetime) -> None:
         if self.status == FROZEN:
-            self.trigger_event(self.Reopened, timestamp=at, transition=transition)
+            status = self.status_before_freeze or OPEN
+            self.trigger_event(self.Reopened, timestamp=at, transition=transition, status=status)
 
     def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
         assert self.is_live and self.status != FROZEN
@@ -210,6 +229,7 @@ class Position(Aggregate):
             price_long_wad=price_long_wad,
             pnl_units=proceeds_units - self.cost_units,
             how=how,
+            status=LIQUIDATED if how == "liquidation" else CLOSED,
         )
 
 

@@ -210,6 +210,18 @@ def test_checker_when_given_a_cycle_and_an_upward_edge_then_it_reports_both():
     assert forbidden_edges(graph) == ["stakeledger.domain.rules.a -> stakeledger.domain.model.b"]
 
 
+def test_aggregate_events_when_searched_then_only_the_model_triggers_them():
+    """An aggregate raises its own events: decisions call its methods, never trigger_event."""
+    outside = [
+        f"{name}:{node.lineno}"
+        for name, path in module_files().items()
+        if not name.startswith("stakeledger.domain.model")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "trigger_event"
+    ]
+    assert outside == []
+
+
 def test_pyproject_when_read_then_every_folder_with_an_init_is_an_installed_package():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(config["packages"])
