@@ -133,6 +133,8 @@ def export(
     say(f"snapshotId    {summary.snapshot_id}")
     say(f"EIP-712 hash  {summary.typed_data_hash}")
     say(f"signer        {summary.signer}" if summary.signer else "signer        (unsigned: pass --signing-key FILE)")
+    if summary.replaced == "interrupted":
+        say(f"replaced the leftovers of an interrupted export in {summary.out_dir} (it had no manifest.json)")
 
 
 @export_app.command("proof")
@@ -173,15 +175,35 @@ def proof(
         say(f"proof[{index:>2}]     {node}")
 
 
+Signer = Annotated[
+    Optional[str],
+    typer.Option(
+        "--signer",
+        metavar="ADDRESS",
+        help="Refuse the export unless its header is signed by this 0x address (implies --require-signature).",
+    ),
+]
+RequireSignature = Annotated[
+    bool,
+    typer.Option("--require-signature", help="Refuse an unsigned export (any signer is accepted unless --signer)."),
+]
+UNPINNED_NOTE = (
+    "note: no --signer given, so this proves integrity, not origin: anyone can write and sign "
+    "a consistent export; pass --signer ADDRESS to accept only the key you trust"
+)
+
+
 def verify(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="An export directory written by 'stakeledger export'.")],
+    signer: Signer = None,
+    require_signature: RequireSignature = False,
 ) -> None:
     """Check every record, root, balance and signature of an export; name the first bad one."""
     context = get_context(ctx)
     try:
         with progress_bars(not context.as_json) as progress:
-            result = verify_export(directory, progress=progress)
+            result = verify_export(directory, progress=progress, signer=signer, require_signature=require_signature)
     except ExportInvalidError as error:
         if context.as_json:
             emit_json(
@@ -217,6 +239,10 @@ def verify(
     say(f"balancesRoot  {result.balances_root}")
     say(f"snapshotId    {result.snapshot_id}")
     say("ok: every record, root, balance and signature checks out")
+    if result.signer_pinned:
+        say(f"signed by the pinned signer {result.signer}")
+    else:
+        say(UNPINNED_NOTE)
 
 
 def import_command(
@@ -225,15 +251,21 @@ def import_command(
     db: Annotated[
         Optional[str], typer.Option("--db", help="The EMPTY target store (default: the global --db).")
     ] = None,
+    signer: Signer = None,
+    require_signature: RequireSignature = False,
 ) -> None:
-    """Verify an export, then rebuild an empty event store from it (e.g. SQLite -> PostgreSQL)."""
+    """Verify an export, then rebuild an empty event store from it in one transaction (e.g. SQLite -> PostgreSQL)."""
     context = get_context(ctx)
     target = db or context.url
     with progress_bars(not context.as_json) as progress:
-        summary = import_export(directory, target, progress=progress)
+        summary = import_export(
+            directory, target, progress=progress, signer=signer, require_signature=require_signature
+        )
     if context.as_json:
         emit_json(summary.as_json())
         return
+    if summary.already_imported:
+        say(f"{summary.target} already holds this export: read back and audited again, nothing written")
     table(
         f"Imported into {summary.target}",
         ["events", "accounts", "total supply units", "audit", "seconds"],

@@ -16,16 +16,31 @@ wallets compare with the active chain.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_account import Account
-from eth_account.messages import SignableMessage, encode_typed_data
-from eth_hash.auto import keccak
-from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 
-from stakeledger.adapters.evm.records import UINT64_MAX, UINT256_MAX
+# eth_account imports py_ecc, whose package __init__ raises the interpreter's recursion
+# limit to 100,000 for its own recursive field arithmetic. With that limit, json.loads of
+# 200,000 nested brackets (a hostile manifest.json, batch file or request body) no longer
+# raises RecursionError: it recurses until the C stack overflows and the process dies with
+# SIGSEGV. Nothing of eth_account that this project calls needs the deep limit, so the
+# limit the interpreter had is put back as soon as the import is done (py_ecc sets it once,
+# at import; every later import of it is a cache hit). This module is the only place the
+# project imports eth_account (the package __init__ imports it first), so the guard holds
+# for every process that loads the EVM adapters.
+_RECURSION_LIMIT = sys.getrecursionlimit()
+try:
+    from eth_account import Account
+    from eth_account.messages import SignableMessage, encode_typed_data
+finally:
+    sys.setrecursionlimit(_RECURSION_LIMIT)
+from eth_hash.auto import keccak  # noqa: E402
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address  # noqa: E402
+
+from stakeledger.adapters.evm.records import UINT64_MAX, UINT256_MAX  # noqa: E402
 
 DOMAIN_FIELDS: tuple[tuple[str, str], ...] = (
     ("name", "string"),
@@ -167,8 +182,13 @@ def sign_header(header: SnapshotHeader, domain: Eip712Domain, private_key_hex: s
     # these definitions would reject a signature that eth_account produced.
     if bytes(signed.message_hash) != header_digest(header, domain):
         raise SignatureMismatchError("eth_account's typed-data digest differs from header_digest")
-    signer = Account.from_key(private_key_hex).address
+    signer = signer_address(private_key_hex)
     return "0x" + bytes(signed.signature).hex(), signer
+
+
+def signer_address(private_key_hex: str) -> str:
+    """The checksummed address of a private key; ValueError for a key outside the curve order."""
+    return Account.from_key(private_key_hex).address
 
 
 def recover_signer(header: SnapshotHeader, domain: Eip712Domain, signature: str | bytes) -> str:

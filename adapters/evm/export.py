@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eth_account import Account as EthAccount
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
@@ -51,6 +50,7 @@ from stakeledger.adapters.evm.bundle import (
     HEADER,
     MANIFEST,
     ExportError,
+    ExportInvalidError,
     FoldError,
     LedgerFold,
     ProgressFn,
@@ -70,7 +70,15 @@ from stakeledger.adapters.evm.bundle import (
     tree_document,
 )
 from stakeledger.adapters.evm.canonical import canonical_json
-from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, header_digest, sign_header
+from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, header_digest, sign_header, signer_address
+from stakeledger.adapters.evm.export_files import (
+    PARTIAL_FILES,
+    ExportDirectory,
+    Limit,
+    parse_json,
+    partial_name,
+    stated_sizes,
+)
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.records import ZERO_ADDRESS, ZERO_HASH, EventRecord
 from stakeledger.adapters.evm.trees import balances_tree
@@ -123,6 +131,7 @@ class ExportSummary:
     last_notification_id: int
     seconds: float
     files: dict[str, int] = field(default_factory=dict)  # name -> bytes
+    replaced: str | None = None  # "export" (with --force), "interrupted" (a killed export's leftovers) or None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -142,6 +151,7 @@ class ExportSummary:
             "lastNotificationId": self.last_notification_id,
             "seconds": round(self.seconds, 3),
             "files": self.files,
+            "replaced": self.replaced,
         }
 
 
@@ -180,8 +190,8 @@ def export_ledger(
     key = check_signing_key(signing_key) if signing_key is not None else None
     out = Path(out_dir)
     created = not out.exists()
-    _prepare_directory(out, overwrite)
-    partial = {name: out / f".{name}.partial" for name in ALL_FILES}
+    replaces = _prepare_directory(out, overwrite)
+    partial = {name: out / partial_name(name) for name in ALL_FILES}
     digests = {name: hashlib.sha256() for name in DATA_FILES}
     sizes = dict.fromkeys(DATA_FILES, 0)
     ids_digest = hashlib.sha256()
@@ -229,7 +239,10 @@ def export_ledger(
             notification_ids=notification_ids_document(snapshot, ids_digest),
         )
         partial[MANIFEST].write_bytes(json_document(manifest))
-        for name in ALL_FILES:  # the manifest last: a directory with a manifest is complete
+        # The old manifest goes first and the new one comes last: killed in between, the
+        # directory has no manifest and reads as the interrupted export it is.
+        (out / MANIFEST).unlink(missing_ok=True)
+        for name in ALL_FILES:
             os.replace(partial[name], out / name)
     except BaseException:
         for path in partial.values():
@@ -255,6 +268,7 @@ def export_ledger(
         last_notification_id=snapshot.last_notification_id,
         seconds=time.perf_counter() - started,
         files={name: (out / name).stat().st_size for name in ALL_FILES},
+        replaced=replaces,
     )
 
 
@@ -286,25 +300,31 @@ def proof_from_export(directory: str | os.PathLike[str], account_id: str) -> dic
     """The same proof read from an export directory (its tree is validated against its header).
 
     Only the balances tree and the header are checked here; ``verify_export`` checks all.
+    The files are read as ``verify`` reads them: regular files only, within the sizes the
+    manifest states, JSON of bounded depth.
     """
     from stakeledger.adapters.evm.verification import read_header_file
 
-    root = Path(directory)
-    header, _, _, _ = read_header_file(root / HEADER)
+    with ExportDirectory(directory) as root:
+        root.check_names()
+        manifest = parse_json(MANIFEST, root.manifest_bytes())
+        if not isinstance(manifest, dict):
+            raise ExportInvalidError(MANIFEST, "not a JSON object")
+        sizes = stated_sizes(manifest)
+        header, _, _, _ = read_header_file(root, Limit.stated(HEADER, sizes[HEADER]))
+        document = parse_json(
+            BALANCES_TREE, root.read(BALANCES_TREE, Limit.stated(BALANCES_TREE, sizes[BALANCES_TREE]))
+        )
     try:
-        tree = StandardMerkleTree.load(json.loads((root / BALANCES_TREE).read_bytes()))
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{root / BALANCES_TREE}: {error}") from None
+        tree = StandardMerkleTree.load(document)
+    except ValueError as error:
+        raise ExportError(f"{Path(directory) / BALANCES_TREE}: {error}") from None
     if tree.root_bytes != header.balances_root:
         raise ExportError(
             f"{BALANCES_TREE} root {tree.root} is not the header's balancesRoot "
             f"{hex0x(header.balances_root)}: run 'stakeledger verify'"
         )
-    try:
-        manifest = json.loads((root / MANIFEST).read_bytes())
-        decimals = manifest.get("decimals") if isinstance(manifest, dict) else None
-    except (OSError, ValueError):
-        decimals = None
+    decimals = manifest.get("decimals")
     return proof_document(tree, header, account_id, decimals if isinstance(decimals, int) else None)
 
 
@@ -315,7 +335,7 @@ def check_signing_key(text: str) -> str:
         raise SigningKeyError("a signing key is 0x followed by 64 hex digits (a secp256k1 private key)")
     key = "0x" + match.group(2).lower()
     try:
-        EthAccount.from_key(key)
+        signer_address(key)
     except (ValueError, TypeError):
         raise SigningKeyError(
             "the signing key is not a valid secp256k1 private key (zero or above the curve order)"
@@ -517,17 +537,41 @@ def proof_document(
     }
 
 
-def _prepare_directory(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
+def _prepare_directory(out: Path, overwrite: bool) -> str | None:
+    """Make ``out`` ready for an export; what it replaces: ``"export"``, ``"interrupted"`` or None.
+
+    A directory with a manifest holds a complete export (the manifest is renamed into
+    place last) and is replaced only with ``overwrite``. Export files without a manifest,
+    or ``.NAME.partial`` files, are what a killed export leaves: they are replaced without
+    ``overwrite``. Any other file is refused, with or without it: ``verify`` refuses a
+    file the manifest does not list, so the export would not verify.
+    """
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise ExportError(f"{out} exists and is not a directory")
-    if out.is_dir() and not overwrite:
-        present = [name for name in ALL_FILES if (out / name).exists()]
-        if present:
+    replaces = None
+    if out.is_dir():
+        try:
+            names = sorted(os.listdir(out))
+        except OSError as error:
+            raise ExportError(f"cannot read {out}: {error.strerror or error}") from None
+        strangers = [name for name in names if name not in ALL_FILES and name not in PARTIAL_FILES]
+        if strangers:
             raise ExportError(
-                f"{out} already holds an export ({', '.join(present)}); choose another "
-                "directory or pass --force to replace it"
+                f"{out} holds files that are not part of an export ({', '.join(strangers[:5])}"
+                f"{', …' if len(strangers) > 5 else ''}); verify would refuse them: choose an empty or new directory"
             )
+        if MANIFEST in names:
+            if not overwrite:
+                present = [name for name in ALL_FILES if name in names]
+                raise ExportError(
+                    f"{out} already holds an export ({', '.join(present)}); choose another "
+                    "directory or pass --force to replace it"
+                )
+            replaces = "export"
+        elif names:
+            replaces = "interrupted"
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise ExportError(f"cannot create {out}: {error.strerror or error}") from None
+    return replaces

@@ -32,6 +32,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import zip_longest
@@ -40,7 +41,7 @@ from typing import Any
 from uuid import UUID
 
 from eth_hash.auto import keccak
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from eventsourcing.persistence import Mapper, StoredEvent
 
 from stakeledger.adapters.evm.abi_values import row_codec
@@ -72,6 +73,15 @@ from stakeledger.adapters.evm.bundle import (
 )
 from stakeledger.adapters.evm.canonical import canonical_json, is_canonical_json, timestamp_micros
 from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, recover_signer
+from stakeledger.adapters.evm.export_files import (
+    HEADER_MAX_BYTES,
+    MAX_JSON_DEPTH,
+    ExportDirectory,
+    Limit,
+    json_too_deep,
+    parse_json,
+    stated_sizes,
+)
 from stakeledger.adapters.evm.merkle import (
     BALANCES_LEAF_ENCODING,
     EVENTS_LEAF_ENCODING,
@@ -88,6 +98,7 @@ from stakeledger.adapters.evm.records import (
 )
 from stakeledger.adapters.evm.trees import balances_tree
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.errors import InvalidInputError
 
 PROGRESS_EVERY = 1_000
 _HEX_LINE = re.compile(rb"0x(?:[0-9a-f]{2})+")
@@ -112,6 +123,8 @@ class VerifiedExport:
     domain: Eip712Domain
     seconds: float
     record_hashes: list[bytes] = field(repr=False, default_factory=list)
+    signer_pinned: bool = False
+    file_sizes: dict[str, int] = field(repr=False, default_factory=dict)  # each data file's verified size
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -127,6 +140,8 @@ class VerifiedExport:
             "typedDataHash": self.typed_data_hash,
             "decimals": self.decimals,
             "signer": self.signer,
+            # Unpinned, a pass proves integrity, not origin: anyone can sign an export.
+            "signerPinned": self.signer_pinned,
             "domain": {
                 "name": self.domain.name,
                 "version": self.domain.version,
@@ -137,22 +152,75 @@ class VerifiedExport:
         }
 
 
-def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) -> VerifiedExport:
-    """Check the export in ``directory``; raise ExportInvalidError at the first problem."""
+def verify_export(
+    directory: str | Path,
+    *,
+    progress: ProgressFn | None = None,
+    signer: str | None = None,
+    require_signature: bool = False,
+) -> VerifiedExport:
+    """Check the export in ``directory``; raise ExportInvalidError at the first problem.
+
+    Unpinned, a pass proves integrity: the files are one consistent, complete export, signed
+    by whoever ``header.json`` names, or by nobody. ``signer`` (a 0x address) pins the
+    origin: an unsigned export, or one signed by another key, is refused.
+    ``require_signature`` refuses an unsigned export but accepts any signer; a pinned
+    signer implies it.
+    """
     started = time.perf_counter()
     report = progress or no_progress
-    root = Path(directory)
-    if not root.is_dir():
-        raise ExportInvalidError(str(root), "no such export directory")
-    manifest = _parse_json(MANIFEST, _read(root, MANIFEST))
+    pinned = pinned_signer(signer)
+    require_signature = require_signature or pinned is not None
+    with ExportDirectory(directory) as root:
+        return _verify(root, report, started, pinned, require_signature)
+
+
+def pinned_signer(signer: str | None) -> str | None:
+    """The checksummed form of a ``--signer`` address; InvalidInputError for anything else."""
+    if signer is None:
+        return None
+    if not isinstance(signer, str) or not is_hex_address(signer):
+        raise InvalidInputError(f"--signer must be a 0x address of 40 hex digits, got {signer!r}")
+    digits = signer[2:] if signer[:2] in ("0x", "0X") else signer
+    if not signer.startswith("0x") or (
+        digits not in (digits.lower(), digits.upper()) and not is_checksum_address(signer)
+    ):
+        raise InvalidInputError(f"--signer {signer} is not 0x + 40 hex digits with a valid EIP-55 checksum")
+    return to_checksum_address(signer)
+
+
+def check_signer(signer: str | None, pinned: str | None, require_signature: bool) -> None:
+    """Refuse an unsigned header when a signature is required, and any signer but the pinned one."""
+    if signer is None and require_signature:
+        wanted = f"the pinned signer {pinned}" if pinned else "a signature (--require-signature)"
+        raise ExportInvalidError(
+            HEADER, f"the export is unsigned (signature and signer are null), but {wanted} is required"
+        )
+    if pinned is not None and signer != pinned:
+        raise ExportInvalidError(HEADER, f"the export is signed by {signer}, not by the pinned signer {pinned}")
+
+
+def _verify(
+    root: ExportDirectory, report: ProgressFn, started: float, pinned: str | None, require_signature: bool
+) -> VerifiedExport:
+    root.check_names()
+    manifest_bytes = root.manifest_bytes()
+    manifest = parse_json(MANIFEST, manifest_bytes)
     _check_manifest_shape(manifest)
     claimed_seq = manifest["lastSeq"]
+    limits = {name: Limit.stated(name, size) for name, size in stated_sizes(manifest).items()}
+    limits[HEADER] = _header_limit(limits[HEADER])
+    if require_signature:
+        # The header's claim, checked now so a wrong origin is refused before the long part;
+        # the signature is proven to recover to this signer below, and checked again there.
+        _, _, _, claimed_signer = parse_header(parse_json(HEADER, root.read(HEADER, limits[HEADER])))
+        check_signer(claimed_signer, pinned, require_signature)
 
     digests = {name: hashlib.sha256() for name in DATA_FILES}
     sizes = dict.fromkeys(DATA_FILES, 0)
     fold = LedgerFold()
     ids = _NotificationIds()
-    hashes = _check_records(root, fold, digests, sizes, ids, claimed_seq, report)
+    hashes = _check_records(root, limits, fold, digests, sizes, ids, claimed_seq, report)
     last_seq = len(hashes)
     if last_seq != claimed_seq:
         raise ExportInvalidError(MANIFEST, f"lastSeq says {claimed_seq}, but events.abi holds {last_seq} records")
@@ -164,7 +232,7 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
         )
 
     def whole(name: str) -> bytes:
-        data = _read(root, name)
+        data = root.read(name, limits[name])
         digests[name].update(data)
         sizes[name] = len(data)
         return data
@@ -172,7 +240,9 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
     report("checking trees and header", 0, 4)
     _check_accounts(whole(ACCOUNTS), fold)
     header_bytes = whole(HEADER)
-    header, domain, signature, signer = parse_header(_parse_json(HEADER, header_bytes))
+    header_json = parse_json(HEADER, header_bytes)
+    header, domain, signature, signer = parse_header(header_json)
+    check_signer(signer, pinned, require_signature)
     issuance = fold.total_supply_units
     if header.total_supply != issuance:
         raise ExportInvalidError(
@@ -197,7 +267,7 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
         )
     report("checking trees and header", 3, 4)
     expected_header = make_header(domain, last_seq, events.root_bytes, balances.root_bytes, issuance)
-    _check_header(header_bytes, header, expected_header, domain, signature, signer)
+    _check_header(header_bytes, header_json, header, expected_header, domain, signature, signer)
     report("checking trees and header", 4, 4)
 
     files = {name: {"bytes": sizes[name], "sha256": digests[name].hexdigest()} for name in DATA_FILES}
@@ -211,9 +281,9 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
         files=files,
         notification_ids=ids.document(),
     )
-    _check_manifest(_read(root, MANIFEST), manifest, expected_manifest)
+    _check_manifest(manifest_bytes, manifest, expected_manifest)
     return VerifiedExport(
-        directory=root,
+        directory=root.path,
         last_seq=last_seq,
         accounts=len(fold.by_uuid),
         balance_rows=len(balances),
@@ -221,13 +291,21 @@ def verify_export(directory: str | Path, *, progress: ProgressFn | None = None) 
         balances_root=balances.root,
         snapshot_id=hex0x(expected_header.snapshot_id),
         total_supply_units=issuance,
-        typed_data_hash=json.loads(header_bytes)["typedDataHash"],
+        typed_data_hash=header_json["typedDataHash"],
         decimals=fold.decimals,
         signer=signer,
         domain=domain,
         seconds=time.perf_counter() - started,
         record_hashes=hashes,
+        signer_pinned=pinned is not None,
+        file_sizes=dict(sizes),
     )
+
+
+def _header_limit(stated: Limit) -> Limit:
+    if stated.size > HEADER_MAX_BYTES:
+        return Limit.ceiling(HEADER, HEADER_MAX_BYTES)
+    return stated
 
 
 # The records ------------------------------------------------------------------------------
@@ -247,7 +325,8 @@ class _NotificationIds:
 
 
 def _check_records(
-    root: Path,
+    root: ExportDirectory,
+    limits: dict[str, Limit],
     fold: LedgerFold,
     digests: dict[str, Any],
     sizes: dict[str, int],
@@ -260,8 +339,10 @@ def _check_records(
     prev_hash = ZERO_HASH
     previous_notification = 0
     report("verifying events", 0, claimed_seq)
-    with _open(root, EVENTS_ABI) as abi_file, _open(root, EVENTS_JSONL) as jsonl_file:
-        for seq, (abi_raw, jsonl_raw) in enumerate(zip_longest(abi_file, jsonl_file), start=1):
+    abi_lines = root.lines(EVENTS_ABI, limits[EVENTS_ABI])
+    jsonl_lines = root.lines(EVENTS_JSONL, limits[EVENTS_JSONL])
+    with closing(abi_lines), closing(jsonl_lines):
+        for seq, (abi_raw, jsonl_raw) in enumerate(zip_longest(abi_lines, jsonl_lines), start=1):
             if abi_raw is None:
                 raise ExportInvalidError(EVENTS_JSONL, f"has more lines than events.abi ({seq - 1} records)", line=seq)
             digests[EVENTS_ABI].update(abi_raw)
@@ -313,6 +394,10 @@ def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
 
 
 def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> Any:
+    if json_too_deep(record.payload):
+        raise ExportInvalidError(
+            EVENTS_ABI, f"the payload nests deeper than {MAX_JSON_DEPTH} levels: refused unparsed", seq=seq
+        )
     if not is_canonical_json(record.payload):
         raise ExportInvalidError(
             EVENTS_ABI, "the payload is not canonical JSON (a JSON object, keys sorted, no spaces)", seq=seq
@@ -363,10 +448,7 @@ def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> A
 
 
 def _check_jsonl(raw: bytes, record: Any, record_hash: bytes, entry: Any, seq: int, previous: int) -> int:
-    try:
-        line = json.loads(raw)
-    except ValueError as error:
-        raise ExportInvalidError(EVENTS_JSONL, f"not a JSON line: {error}", seq=seq) from None
+    line = parse_json(EVENTS_JSONL, raw, what="the line", seq=seq)
     notification_id = line.get("notificationId") if isinstance(line, dict) else None
     if isinstance(notification_id, bool) or not isinstance(notification_id, int) or notification_id <= previous:
         raise ExportInvalidError(
@@ -432,7 +514,7 @@ def _check_accounts(data: bytes, fold: LedgerFold) -> None:
     expected = accounts_document(fold)
     if data == json_document(expected):
         return
-    document = _parse_json(ACCOUNTS, data)
+    document = parse_json(ACCOUNTS, data)
     rows = document.get("accounts") if isinstance(document, dict) else None
     if not isinstance(rows, list):
         raise ExportInvalidError(ACCOUNTS, "has no accounts list")
@@ -579,16 +661,15 @@ def parse_header(document: Any) -> tuple[SnapshotHeader, Eip712Domain, str | Non
     return header, domain, signature, signer
 
 
-def read_header_file(path: Path) -> tuple[SnapshotHeader, Eip712Domain, str | None, str | None]:
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise ExportInvalidError(path.name, f"cannot read: {error.strerror or error}") from None
-    return parse_header(_parse_json(HEADER, data))
+def read_header_file(
+    root: ExportDirectory, limit: Limit
+) -> tuple[SnapshotHeader, Eip712Domain, str | None, str | None]:
+    return parse_header(parse_json(HEADER, root.read(HEADER, _header_limit(limit))))
 
 
 def _check_header(
     data: bytes,
+    document: Any,
     header: SnapshotHeader,
     expected: SnapshotHeader,
     domain: Eip712Domain,
@@ -614,7 +695,6 @@ def _check_header(
     wanted_document = header_document(expected, domain, signature, signer)
     if data == json_document(wanted_document):
         return
-    document = json.loads(data)
     for path, found, want in _differences(document, wanted_document):
         raise ExportInvalidError(HEADER, f"{path} is {found!r}, expected {want!r}")
     raise ExportInvalidError(HEADER, "not byte-identical to its canonical form (spacing, key order or escapes)")
@@ -673,34 +753,9 @@ def ledger_mapper() -> Mapper:
     return app.mapper
 
 
-def _read(root: Path, name: str) -> bytes:
-    try:
-        return (root / name).read_bytes()
-    except FileNotFoundError:
-        raise ExportInvalidError(name, f"missing from {root}") from None
-    except OSError as error:
-        raise ExportInvalidError(name, f"cannot read: {error.strerror or error}") from None
-
-
-def _open(root: Path, name: str) -> Any:
-    try:
-        return open(root / name, "rb")
-    except FileNotFoundError:
-        raise ExportInvalidError(name, f"missing from {root}") from None
-    except OSError as error:
-        raise ExportInvalidError(name, f"cannot read: {error.strerror or error}") from None
-
-
-def _parse_json(name: str, data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except ValueError as error:
-        raise ExportInvalidError(name, f"not valid JSON: {error}") from None
-
-
 def _load_tree(name: str, data: bytes, leaf_encoding: tuple[str, ...]) -> StandardMerkleTree:
     try:
-        loaded = StandardMerkleTree.load(_parse_json(name, data))
+        loaded = StandardMerkleTree.load(parse_json(name, data))
     except InvalidTreeError as error:
         raise ExportInvalidError(name, f"does not load as a standard-v1 tree: {error}") from None
     if loaded.leaf_encoding != tuple(leaf_encoding):
