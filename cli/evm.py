@@ -15,24 +15,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from stakeledger.adapters.evm.bundle import ExportInvalidError, ProgressFn
-from stakeledger.adapters.evm.export import (
-    balance_proof,
-    export_ledger,
-    load_signing_key,
-    make_domain,
-    proof_from_export,
-)
-from stakeledger.adapters.evm.importer import import_export
-from stakeledger.adapters.evm.verification import verify_export
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, error_console, say, table
 from stakeledger.domain.rules.money import format_amount
+
+if TYPE_CHECKING:
+    from stakeledger.adapters.evm.bundle import ProgressFn
+
+# The EVM stack (eth-abi, eth-account and the py_ecc curves it loads) costs about a second
+# to import, so each command imports it when it runs: every other command starts without it.
 
 export_app = typer.Typer(
     help="Export the ledger as ABI records, OpenZeppelin Merkle trees and a signed EIP-712 header.",
@@ -109,6 +105,8 @@ def export(
         return
     if out is None:
         raise typer.BadParameter("--out DIR is required to write an export", param_hint="--out")
+    from stakeledger.adapters.evm.export import export_ledger, load_signing_key, make_domain
+
     context = get_context(ctx)
     domain = make_domain(domain_name, domain_version, chain_id, verifying_contract)
     key = load_signing_key(signing_key) if signing_key is not None else None
@@ -147,6 +145,8 @@ def proof(
     ] = None,
 ) -> None:
     """One account's balance row and its Merkle proof against the balances root."""
+    from stakeledger.adapters.evm.export import balance_proof, proof_from_export
+
     context = get_context(ctx)
     if from_dir is not None:
         if at is not None:
@@ -200,6 +200,9 @@ def verify(
     require_signature: RequireSignature = False,
 ) -> None:
     """Check every record, root, balance and signature of an export; name the first bad one."""
+    from stakeledger.adapters.evm.bundle import ExportInvalidError
+    from stakeledger.adapters.evm.verification import verify_export
+
     context = get_context(ctx)
     try:
         with progress_bars(not context.as_json) as progress:
@@ -255,6 +258,8 @@ def import_command(
     require_signature: RequireSignature = False,
 ) -> None:
     """Verify an export, then rebuild an empty event store from it in one transaction (e.g. SQLite -> PostgreSQL)."""
+    from stakeledger.adapters.evm.importer import import_export
+
     context = get_context(ctx)
     target = db or context.url
     with progress_bars(not context.as_json) as progress:

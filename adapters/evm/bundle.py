@@ -89,19 +89,16 @@ class ExportError(LedgerError):
     """An export, proof or import the ledger refuses. Nothing was written."""
 
     code = "EXPORT_ERROR"
-    http_status = 409
 
 
 class SigningKeyError(ExportError, ValueError):
     code = "INVALID_SIGNING_KEY"
-    http_status = 422
 
 
 class ExportInvalidError(ExportError):
     """An export directory fails verification; the message names the file and record."""
 
     code = "EXPORT_INVALID"
-    http_status = 422
 
     def __init__(self, file: str, problem: str, *, seq: int | None = None, line: int | None = None) -> None:
         self.file = file

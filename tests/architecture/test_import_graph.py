@@ -8,6 +8,8 @@ Run ``python -m tests.architecture.test_import_graph`` for the layer-to-layer su
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import tomllib
 from collections import defaultdict
 from pathlib import Path
@@ -228,6 +230,17 @@ def test_pyproject_when_read_then_every_folder_with_an_init_is_an_installed_pack
     on_disk = {name for name, path in module_files().items() if path.name == "__init__.py"}
     assert listed == on_disk
     assert config["package-dir"] == {f"{PACKAGE}.{folder}": folder for folder in FOLDERS}
+
+
+def test_installed_names_when_imported_outside_the_checkout_then_only_stakeledger_exists(tmp_path: Path):
+    """The folders install under one name: a user's own ``cli`` or ``domain`` never meets ours."""
+    ours = "; ".join(f"import {PACKAGE}.{folder}" for folder in FOLDERS)
+    bare = "; ".join(
+        f"found = importlib.util.find_spec({folder!r}); assert found is None, found.origin" for folder in FOLDERS
+    )
+    for code in (ours, f"import importlib.util; {bare}"):
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
 
 
 def summary() -> str:
