@@ -13,12 +13,20 @@ A trade that moves q to q' costs C(q') − C(q). Starting from q = (0, 0) the po
 C(q) − b·ln 2 ≥ max(q) − b·ln 2, so its worst-case loss is the subsidy b·ln 2 funded at listing.
 
 Numbers: every input and output is an ``int`` in base units, prices are ints scaled by ``WAD``.
-The math runs in ``decimal`` in a local context (never the global one) whose precision grows with
-the size of the inputs: ``60 + 2·digits`` significant digits, where ``digits`` is the length of the
-largest magnitude involved. That keeps the absolute error of every amount far below 10**-50 base
-units, even where a formula subtracts two numbers of size q. The exponent range is the widest
-``decimal`` allows and every exponential has a non-positive argument, so nothing overflows for
-any q.
+Each rounded amount is computed twice over, fast and certain:
+
+- The fast path is binary fixed point on Python ints (``domain.rules.fixed_point``): the spread
+  term b·ln(1 + e^{−gap/b}) at ``bits(b) + 32`` bits, as an int in units of 2**-24 base units,
+  within 2 of its exact value (``SPREAD_ERROR_BOUND``, proven in ``spread_term_scaled`` from the
+  bounds of ``fixed_point``, and tested against 160-digit decimals). A cost is then known to
+  lie strictly inside an interval 8 units of 2**-24 wide; when the whole interval rounds to
+  the same integer, that integer *is* the exact rounding, whatever the arithmetic's last bits.
+- Otherwise (the exact amount lies within 2**-21 of an integer: about one cost in two
+  million, or every cost when a price is so close to 0 or 1 that the spread terms vanish
+  below 2**-24) the function falls back to the reference:
+  ``decimal`` in a local context whose precision grows with the inputs, ``60 + 2·digits``
+  significant digits, which keeps the absolute error below 10**-50 base units. The reference
+  functions are public (``reference_buy_cost_units`` and friends) as the tests' oracle.
 
 Rounding always favours the pool: a cost rounds up, proceeds round down, shares bought for a token
 budget round down. Where a price is so close to 0 or 1 that no finite precision can see the
@@ -45,6 +53,7 @@ from decimal import (
 )
 from functools import lru_cache
 
+from stakeledger.domain.rules.fixed_point import exp_neg, ln1p, ln_ratio
 from stakeledger.domain.vocabulary import WAD, Side
 
 _Affordable = Callable[[int], bool]
@@ -82,9 +91,9 @@ def prices_wad(q_long: int, q_short: int, b_units: int) -> tuple[int, int]:
     """
     _require_quantities(q_long, q_short)
     _require_liquidity(b_units)
-    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
-        p_long = _sigmoid(Decimal(q_long - q_short) / Decimal(b_units))
-        p_long_wad = _floor(p_long * WAD)
+    p_long_wad = _fast_price_long_wad(q_long - q_short, b_units)
+    if p_long_wad is None:
+        p_long_wad = _reference_price_long_wad(q_long, q_short, b_units)
     p_long_wad = min(max(p_long_wad, 1), WAD - 1)
     return p_long_wad, WAD - p_long_wad
 
@@ -121,8 +130,8 @@ def sell_proceeds_units(q_long: int, q_short: int, b_units: int, side: Side, sha
     q_side, q_other = _oriented(q_long, q_short, Side(side))
     # The same (low, high) pair as the buy that created these shares, so a buy followed by an equal
     # sell evaluates the identical Decimal and floor(v) <= ceil(v) holds exactly.
-    exact_units = _cost_increase(q_side - shares_units, q_other, b_units, shares_units)
-    return min(max(_floor(exact_units), 0), shares_units - 1)
+    proceeds_units = _rounded_cost_increase(q_side - shares_units, q_other, b_units, shares_units, up=False)
+    return min(max(proceeds_units, 0), shares_units - 1)
 
 
 def shares_for_tokens(q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int) -> int:
@@ -145,8 +154,8 @@ def shares_for_tokens(q_long: int, q_short: int, b_units: int, side: Side, token
     _require_liquidity(b_units)
     _require_positive("tokens_units", tokens_units)
     q_side, q_other = _oriented(q_long, q_short, Side(side))
-    estimate_units = _closed_form_shares(q_side, q_other, b_units, tokens_units)
-    return _largest_affordable_shares(q_side, q_other, b_units, tokens_units, estimate_units)
+    estimate_units = _fast_closed_form_shares(q_side, q_other, b_units, tokens_units)
+    return _largest_affordable_shares(q_side, q_other, b_units, tokens_units, estimate_units, _buy_cost_oriented_units)
 
 
 def max_subsidy_units(b_units: int) -> int:
@@ -174,13 +183,10 @@ def shares_to_reach_price(q_long: int, q_short: int, b_units: int, target_long_w
     if quoted_long_wad == target_long_wad:
         return Side.LONG, 0, 0
 
-    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
-        target_gap = Decimal(b_units) * _log_odds(target_long_wad)
-        current_gap = Decimal(q_long - q_short)
-        if quoted_long_wad < target_long_wad:
-            side, shares_units = Side.LONG, _ceil(target_gap - current_gap)
-        else:
-            side, shares_units = Side.SHORT, _ceil(current_gap - target_gap)
+    side = Side.LONG if quoted_long_wad < target_long_wad else Side.SHORT
+    shares_units = _fast_shares_to_gap(q_long - q_short, b_units, target_long_wad, side)
+    if shares_units is None:
+        shares_units = _reference_shares_to_gap(q_long, q_short, b_units, target_long_wad, side)
     # The quoted price differs from the target, so at least one share is needed; max() only guards
     # against a rounding accident in the last of 60+ digits.
     shares_units = max(shares_units, 1)
@@ -345,6 +351,12 @@ def _cost_increase(q_side_low: int, q_other: int, b_units: int, shares_units: in
 
 def _buy_cost_oriented_units(q_side: int, q_other: int, b_units: int, shares_units: int) -> int:
     """ceil(C(q_side + x, q_other) − C(q_side, q_other)), clamped into [1, x]; see buy_cost_units."""
+    cost_units = _rounded_cost_increase(q_side, q_other, b_units, shares_units, up=True)
+    return min(max(cost_units, 1), shares_units)
+
+
+def _reference_buy_cost_oriented_units(q_side: int, q_other: int, b_units: int, shares_units: int) -> int:
+    """_buy_cost_oriented_units in decimal only: the oracle."""
     cost_units = _ceil(_cost_increase(q_side, q_other, b_units, shares_units))
     return min(max(cost_units, 1), shares_units)
 
@@ -366,7 +378,14 @@ def _closed_form_shares(q_side: int, q_other: int, b_units: int, tokens_units: i
         return max(_floor(shares), 0)
 
 
-def _largest_affordable_shares(q_side: int, q_other: int, b_units: int, tokens_units: int, estimate_units: int) -> int:
+def _largest_affordable_shares(
+    q_side: int,
+    q_other: int,
+    b_units: int,
+    tokens_units: int,
+    estimate_units: int,
+    cost_of: Callable[[int, int, int, int], int],
+) -> int:
     """Return x with cost(x) <= T < cost(x + 1), starting the search at the closed-form estimate.
 
     Usually the estimate is right and this costs two evaluations. Otherwise a doubling search finds
@@ -377,7 +396,7 @@ def _largest_affordable_shares(q_side: int, q_other: int, b_units: int, tokens_u
     def affordable(shares_units: int) -> bool:
         if shares_units == 0:
             return True
-        return _buy_cost_oriented_units(q_side, q_other, b_units, shares_units) <= tokens_units
+        return cost_of(q_side, q_other, b_units, shares_units) <= tokens_units
 
     if affordable(estimate_units):
         low_units, high_units = _bracket_upward(affordable, estimate_units)
@@ -422,3 +441,184 @@ def _bisect(affordable: _Affordable, low_units: int, high_units: int) -> int:
         else:
             high_units = middle_units
     raise ArithmeticError("shares_for_tokens: bisection did not terminate")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reference oracle: the same functions in decimal only (the tests compare the fast path with these)
+# --------------------------------------------------------------------------------------------------
+
+
+def reference_prices_wad(q_long: int, q_short: int, b_units: int) -> tuple[int, int]:
+    """prices_wad computed in decimal only."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    p_long_wad = min(max(_reference_price_long_wad(q_long, q_short, b_units), 1), WAD - 1)
+    return p_long_wad, WAD - p_long_wad
+
+
+def reference_buy_cost_units(q_long: int, q_short: int, b_units: int, side: Side, shares_units: int) -> int:
+    """buy_cost_units computed in decimal only."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("shares_units", shares_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    return _reference_buy_cost_oriented_units(q_side, q_other, b_units, shares_units)
+
+
+def reference_sell_proceeds_units(q_long: int, q_short: int, b_units: int, side: Side, shares_units: int) -> int:
+    """sell_proceeds_units computed in decimal only."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("shares_units", shares_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    exact_units = _cost_increase(q_side - shares_units, q_other, b_units, shares_units)
+    return min(max(_floor(exact_units), 0), shares_units - 1)
+
+
+def reference_shares_for_tokens(q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int) -> int:
+    """shares_for_tokens computed in decimal only (estimate and search)."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("tokens_units", tokens_units)
+    q_side, q_other = _oriented(q_long, q_short, Side(side))
+    estimate_units = _closed_form_shares(q_side, q_other, b_units, tokens_units)
+    return _largest_affordable_shares(
+        q_side, q_other, b_units, tokens_units, estimate_units, _reference_buy_cost_oriented_units
+    )
+
+
+def reference_shares_to_reach_price(
+    q_long: int, q_short: int, b_units: int, target_long_wad: int
+) -> tuple[Side, int, int]:
+    """shares_to_reach_price computed in decimal only."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_target(target_long_wad)
+    quoted_long_wad, _ = reference_prices_wad(q_long, q_short, b_units)
+    if quoted_long_wad == target_long_wad:
+        return Side.LONG, 0, 0
+    side = Side.LONG if quoted_long_wad < target_long_wad else Side.SHORT
+    shares_units = max(_reference_shares_to_gap(q_long, q_short, b_units, target_long_wad, side), 1)
+    return side, shares_units, reference_buy_cost_units(q_long, q_short, b_units, side, shares_units)
+
+
+def _reference_price_long_wad(q_long: int, q_short: int, b_units: int) -> int:
+    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
+        return _floor(_sigmoid(Decimal(q_long - q_short) / Decimal(b_units)) * WAD)
+
+
+def _reference_shares_to_gap(q_long: int, q_short: int, b_units: int, target_long_wad: int, side: Side) -> int:
+    with localcontext(_working_context(q_long, q_short, b_units, WAD)):
+        target_gap = Decimal(b_units) * _log_odds(target_long_wad)
+        current_gap = Decimal(q_long - q_short)
+        return _ceil(target_gap - current_gap) if side is Side.LONG else _ceil(current_gap - target_gap)
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixed-point fast path: certified roundings, or None (the caller then asks the reference)
+# --------------------------------------------------------------------------------------------------
+
+# Spread terms are ints in units of 2**-SPREAD_SCALE_BITS base units, each strictly within
+# SPREAD_ERROR_BOUND of the exact value times 2**SPREAD_SCALE_BITS.
+SPREAD_SCALE_BITS = 24
+SPREAD_ERROR_BOUND = 2
+# Working precision beyond the bits of b: b · 5 ulp at bits(b) + 32 bits is below 2**-29 units.
+_EXTRA_BITS = SPREAD_SCALE_BITS + 8
+_PRICE_BITS = WAD.bit_length() + _EXTRA_BITS
+
+
+def spread_term_scaled(gap_units: int, b_units: int) -> int:
+    """b · ln(1 + e^{−gap/b}) · 2**24, within SPREAD_ERROR_BOUND of the exact value.
+
+    x = gap/b is floored to p = bits(b) + 32 bits (1 ulp, which moves e^-x by at most 1 ulp),
+    e^-x and ln(1 + y) are each within 2 ulp (``fixed_point``), and ln(1 + y) moves by at most
+    as much as y does: 5 ulp in all. Times b that is below 5 · b · 2**-p < 5 · 2**-32 base
+    units, i.e. below 0.02 in units of 2**-24; the final floor adds less than 1.
+    """
+    return _spread_term_scaled(gap_units, b_units)
+
+
+@lru_cache(maxsize=4096)
+def _spread_term_scaled(gap_units: int, b_units: int) -> int:
+    p = b_units.bit_length() + _EXTRA_BITS
+    y = min(exp_neg((gap_units << p) // b_units, p), 1 << p)
+    return (b_units * ln1p(y, p)) >> (p - SPREAD_SCALE_BITS)
+
+
+def _rounded_cost_increase(q_side_low: int, q_other: int, b_units: int, shares_units: int, *, up: bool) -> int:
+    """ceil (up) or floor of C(q_side_low + x, q_other) − C(q_side_low, q_other), exactly."""
+    q_side_high = q_side_low + shares_units
+    max_increase_units = max(q_side_high, q_other) - max(q_side_low, q_other)
+    gap_high, gap_low = abs(q_side_high - q_other), abs(q_side_low - q_other)
+    if gap_high == gap_low:  # the spread terms cancel: the exact increase is an integer
+        return max_increase_units
+    scaled = (
+        (max_increase_units << SPREAD_SCALE_BITS)
+        + _spread_term_scaled(gap_high, b_units)
+        - _spread_term_scaled(gap_low, b_units)
+    )
+    # The exact increase · 2**24 lies strictly within 2 · SPREAD_ERROR_BOUND of ``scaled``.
+    low, high = scaled - 2 * SPREAD_ERROR_BOUND, scaled + 2 * SPREAD_ERROR_BOUND
+    if up:
+        low_units, high_units = -(-low >> SPREAD_SCALE_BITS), -(-high >> SPREAD_SCALE_BITS)
+    else:
+        low_units, high_units = low >> SPREAD_SCALE_BITS, high >> SPREAD_SCALE_BITS
+    if low_units == high_units:
+        return low_units
+    exact = _cost_increase(q_side_low, q_other, b_units, shares_units)
+    return _ceil(exact) if up else _floor(exact)
+
+
+def _fast_price_long_wad(gap_units: int, b_units: int) -> int | None:
+    """floor(WAD · p_long) for gap = q_long − q_short, or None when it cannot be certified.
+
+    With y = e^{−|gap|/b} within 3 ulp (1 from flooring |gap|/b), p_long is 1/(1 + y) for
+    gap >= 0 and y/(1 + y) otherwise; both move by at most as much as y, and the division
+    floors once more: within 4 ulp at bits(WAD) + 32 bits, far below 1/WAD.
+    """
+    p = _PRICE_BITS
+    one = 1 << p
+    y = min(exp_neg((abs(gap_units) << p) // b_units, p), one)
+    probability = (one << p) // (one + y) if gap_units >= 0 else (y << p) // (one + y)
+    low, high = (WAD * (probability - 4)) >> p, (WAD * (probability + 4)) >> p
+    return low if low == high else None
+
+
+def _fast_shares_to_gap(gap_units: int, b_units: int, target_long_wad: int, side: Side) -> int | None:
+    """ceil(b · ln(p/(1 − p)) − gap) for LONG, ceil(gap − b · ln(p/(1 − p))) for SHORT, or None.
+
+    ln(p/(1 − p)) = ±ln(larger/smaller) is within 4 ulp at bits(b) + 32 bits (``ln_ratio``);
+    times b that is below 2**-26 base units, and the floor to 2**-24 units adds below 1.
+    """
+    p = b_units.bit_length() + _EXTRA_BITS
+    other_wad = WAD - target_long_wad
+    larger, smaller = max(target_long_wad, other_wad), min(target_long_wad, other_wad)
+    target_gap = (b_units * ln_ratio(larger, smaller, p)) >> (p - SPREAD_SCALE_BITS)
+    if target_long_wad < other_wad:
+        target_gap = -target_gap - 1  # floor of the negated value: still within 2 of exact
+    gap_scaled = gap_units << SPREAD_SCALE_BITS
+    scaled = target_gap - gap_scaled if side is Side.LONG else gap_scaled - target_gap
+    low, high = -(-(scaled - 2) >> SPREAD_SCALE_BITS), -(-(scaled + 2) >> SPREAD_SCALE_BITS)
+    return low if low == high else None
+
+
+def _fast_closed_form_shares(q_side: int, q_other: int, b_units: int, tokens_units: int) -> int:
+    """The closed-form estimate of shares_for_tokens in fixed point (see _closed_form_shares).
+
+    Only a starting point: shares_for_tokens checks it against the certified costs, so its
+    last digits decide how many costs the search evaluates, never the answer.
+    """
+    p = b_units.bit_length() + _EXTRA_BITS
+    one = 1 << p
+    budget = (
+        (max(q_side, q_other) << SPREAD_SCALE_BITS)
+        + _spread_term_scaled(abs(q_side - q_other), b_units)
+        + (tokens_units << SPREAD_SCALE_BITS)
+    )
+    exponent = ((budget - (q_other << SPREAD_SCALE_BITS)) << p) // (b_units << SPREAD_SCALE_BITS)
+    remainder = one - exp_neg(max(exponent, 0), p)
+    if remainder <= 0:
+        return _closed_form_shares(q_side, q_other, b_units, tokens_units)
+    log_remainder = (b_units * ln_ratio(one, remainder, p)) >> (p - SPREAD_SCALE_BITS)  # −b·ln(1 − e^...)
+    shares = (budget - log_remainder - (q_side << SPREAD_SCALE_BITS)) >> SPREAD_SCALE_BITS
+    return max(shares, 0)

@@ -256,14 +256,18 @@ def test_trades_when_spread_terms_are_remembered_then_results_equal_a_fresh_comp
             shares_for_tokens(q_long, q_short, ONE_TOKEN_UNITS, Side.SHORT, 10**17),
         )
 
+    def forget() -> None:
+        lmsr._spread_term_at.cache_clear()
+        lmsr._spread_term_scaled.cache_clear()
+
     magnitudes = (10**18, 10**40, 10**70)
     each_alone = []
     for q_long in magnitudes:
-        lmsr._spread_term_at.cache_clear()
+        forget()
         each_alone.append(quote(q_long))
-    lmsr._spread_term_at.cache_clear()
+    forget()
     sharing_one_cache = [quote(q_long) for q_long in magnitudes]
-    assert lmsr._spread_term_at.cache_info().hits > 0  # a trade does reuse its own terms
+    assert lmsr._spread_term_scaled.cache_info().hits > 0  # a trade does reuse its own terms
     assert sharing_one_cache == each_alone
 
 
