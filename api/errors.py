@@ -22,7 +22,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from stakeledger.domain.errors import LedgerError
+from stakeledger.api.inputs import TEXT_PATTERN, check_text
+from stakeledger.domain.errors import InvalidInputError, LedgerError
 
 logger = logging.getLogger("stakeledger.api")
 
@@ -58,6 +59,8 @@ STATUS_BY_CODE = {
     "STATE_CONFLICT": 409,
     "FROZEN": 409,
     "MIN_HOLD_NOT_REACHED": 409,
+    "THRESHOLD_NOT_MET": 409,
+    "CLOCK_BEHIND": 409,
     "EXPORT_ERROR": 409,
     "IMPORT_TARGET_NOT_EMPTY": 409,
     "IMPORT_FAILED": 409,
@@ -119,9 +122,21 @@ def _validation_error(_: Request, error: Exception) -> JSONResponse:
     details = []
     for item in error.errors()[:MAX_DETAILS]:
         location = ".".join(str(part) for part in item.get("loc", ()))
-        details.append({"location": location, "message": str(item.get("msg", "")), "type": str(item.get("type", ""))})
+        details.append({"location": location, "message": _message(item, location), "type": str(item.get("type", ""))})
     first = details[0] if details else {"location": "request", "message": "invalid request"}
     return _error(422, "INVALID_INPUT", f"{first['location']}: {first['message']}", details=details)
+
+
+def _message(item: dict[str, Any], location: str) -> str:
+    """Pydantic's message, except for free text with a control character: which one, and where
+    (rather than the character class of ``TEXT_PATTERN``)."""
+    value = item.get("input")
+    if item.get("ctx", {}).get("pattern") == TEXT_PATTERN and isinstance(value, str):
+        try:
+            check_text(value, location)
+        except InvalidInputError as refusal:
+            return str(refusal).removeprefix(f"{location} ")
+    return str(item.get("msg", ""))
 
 
 def _http_error(_: Request, error: Exception) -> JSONResponse:

@@ -30,6 +30,7 @@ from stakeledger.api.render import human, respond
 from stakeledger.api.state import Caller, CommandId, State
 from stakeledger.domain.errors import UnknownOrderError
 from stakeledger.domain.model.artifacts import artifact_of
+from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.money import parse_amount, parse_price_wad
 from stakeledger.projections import queries
 from stakeledger.projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
@@ -97,7 +98,7 @@ def list_artifacts(
 def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: CommandId) -> Any:
     caller.require_admin("listing an artifact")
     ledger = state.ledger
-    ledger.list_artifact(
+    listed = ledger.list_artifact(
         body.artifact,
         body.title,
         parse_amount(body.liquidity, state.decimals),
@@ -105,7 +106,36 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
         min_hold_days=body.min_hold_days,
         command_id=command_id,
     )
-    return respond(ledger.artifact_state(body.artifact), state.decimals, 201)
+    return respond(as_listed(ledger.artifact_state(body.artifact), listed), state.decimals, 201)
+
+
+# What a listing fixes for good: read from the aggregate, as it never changes.
+LISTING_FIELDS = ("artifact", "title", "group", "liquidity_units", "min_hold_days", "listed_at", "resolution")
+
+
+def as_listed(now: dict[str, Any], listed: dict[str, Any]) -> dict[str, Any]:
+    """The artifact as its listing left it, so a retry with the same Idempotency-Key answers
+    what the first request did even after trades moved the market: what a listing fixes
+    (``LISTING_FIELDS``) is read from the aggregate, the rest is a fresh market (no shares,
+    p = 0.5 and a window averaging 0.5, the pool holds the subsidy, nothing resting, no
+    bounties, not settled). Built from a list of fields rather than from the current state
+    minus what moves, so a field added to the state later cannot leak into a replay."""
+    long_wad, short_wad = prices_wad(0, 0, int(listed["b_units"]))
+    fresh = {
+        "state": "listed",
+        "q_long_units": "0",
+        "q_short_units": "0",
+        "price_long_wad": str(long_wad),
+        "price_short_wad": str(short_wad),
+        "settlement_price_wad": None,
+        "window_average_wad": str(long_wad),
+        "pool_units": str(listed["subsidy_units"]),
+        "open_interest_units": "0",
+        "resting_orders": 0,
+        "positions": 0,
+        "bounties": {},
+    }
+    return {**{name: now[name] for name in LISTING_FIELDS if name in now}, **fresh}
 
 
 @router.get(

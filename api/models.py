@@ -1,5 +1,6 @@
 """Request and response bodies. Requests are strict: amounts and prices are decimal
-strings (``"12.5"``), unknown fields are refused, free text has no control characters.
+strings (``"12.5"``) of at most 80 digits before the point, unknown fields are refused, free
+text has no control characters.
 Responses give amounts both as exact ``*_units`` strings and as human strings."""
 
 from __future__ import annotations
@@ -8,13 +9,15 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from stakeledger.api.inputs import TEXT_PATTERN
 from stakeledger.domain.vocabulary import STATES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 AMOUNT_PATTERN = r"^[0-9]{1,80}(\.[0-9]{1,40})?$"
 WEIGHT_PATTERN = r"^[0-9]{1,30}(\.[0-9]{1,30}|/[0-9]{1,30})?$"
-# Printable text without control characters: they would break logs and text columns.
-TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Free text (TEXT_PATTERN, from api.inputs) holds no control or invisible characters: C0 and C1
+# controls, DEL, bidirectional overrides and isolates, zero-width characters. They would rewrite
+# a terminal, reorder a table or hide text from the people who read it.
 
 AgentName = Annotated[
     str, Field(pattern=NAME_PATTERN, description="An agent: 1-64 letters, digits, '_', '.', '-'.", examples=["alice"])
@@ -94,6 +97,10 @@ class ClaimantIn(Body):
 
 class DistributeIn(Body):
     claimants: list[ClaimantIn] = Field(min_length=1, max_length=1_000)
+    normalise: bool = Field(
+        default=False,
+        description="Weights must sum to 1 (422 INVALID_AMOUNT otherwise); true: share by weight / sum of weights.",
+    )
 
 
 class AccountIn(Body):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from stakeledger.api.errors import responses
+from stakeledger.api.inputs import check_weights_sum_to_one
 from stakeledger.api.market import ArtifactPath, child_id_path
 from stakeledger.api.models import NAME_PATTERN, BountyIn, BountyOut, DistributeIn, TransitionIn, TransitionOut
 from stakeledger.api.render import human, respond
@@ -70,6 +71,8 @@ def distribute_bounty(
 ) -> Any:
     caller.require_admin("distributing a bounty")
     weights = [(claimant.agent, parse_fraction(claimant.weight)) for claimant in body.claimants]
+    if not body.normalise:
+        check_weights_sum_to_one(weights, normalise_hint='"normalise": true')
     result = state.ledger.distribute_bounty(bounty_id, weights, command_id=command_id)
     shares = {name: {"amount_units": units} for name, units in result["shares"].items()}
     return human({**result, "shares": shares}, state.decimals)

@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stakeledger.cli.context import get_context
-from stakeledger.cli.output import emit_json, fail, say, table
+from stakeledger.cli.output import emit_json, fail, redact_url, say, table
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.service.accounts import check_decimals
 from stakeledger.domain.vocabulary import DEFAULT_DECIMALS
@@ -31,10 +31,11 @@ def init(
     check_decimals(decimals)  # before the store exists: a refused init leaves no database behind
     context.creating = True
     result = context.app.initialise(decimals=decimals)
+    store = redact_url(context.url)  # a PostgreSQL password is never printed
     if context.as_json:
-        emit_json({"initialised": True, **result, "store": context.url})
+        emit_json({"initialised": True, **result, "store": store})
     else:
-        say(f"Initialised ledger at {context.url} with {result['decimals']} decimals.")
+        say(f"Initialised ledger at {store} with {result['decimals']} decimals.")
 
 
 def audit(ctx: typer.Context) -> None:

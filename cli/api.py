@@ -9,7 +9,7 @@ import typer
 
 from stakeledger.adapters.persistence.store_url import URL_ENV
 from stakeledger.cli.context import get_context
-from stakeledger.cli.output import emit_json, error_console, say, table
+from stakeledger.cli.output import emit_json, error_console, redact_url, say, table
 from stakeledger.domain.errors import InvalidInputError, NotInitialisedError
 from stakeledger.domain.service import apikeys
 
@@ -47,7 +47,7 @@ def serve(
     # Worker processes build their own application from the environment, as the CLI does.
     os.environ[URL_ENV] = context.url
     error_console.print(
-        f"serving {context.url.split('@')[-1]} on http://{host}:{port} with {workers} worker(s)",
+        f"serving {redact_url(context.url)} on http://{host}:{port} with {workers} worker(s)",
         highlight=False,
         markup=False,
     )

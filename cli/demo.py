@@ -11,11 +11,13 @@ from fractions import Fraction
 import typer
 from eventsourcing.application import AggregateNotFoundError
 from rich.rule import Rule
+from rich.text import Text
 
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.api.inputs import printable
 from stakeledger.cli.context import get_context
 from stakeledger.cli.markets import price
-from stakeledger.cli.output import console, say, table
+from stakeledger.cli.output import console, say, strong, table
 from stakeledger.domain.errors import LedgerError
 from stakeledger.domain.model.accounts import TREASURY
 from stakeledger.domain.model.positions import position_uuid
@@ -69,7 +71,7 @@ class Demo:
         return format_amount(units, self.app.decimals, places=2)
 
     def chapter(self, title: str) -> None:
-        console.print(Rule(f"[bold]{title}"))
+        console.print(Rule(Text(title, style="bold")))
 
     def run(self) -> None:
         self.accounts()
@@ -104,7 +106,7 @@ class Demo:
         try:
             self.app.transfer("linus", "ada", self.tokens("1000000"))
         except LedgerError as refused:
-            say(f"Refused as expected: [bold]{refused.code}[/] — {refused}")
+            say(Text.assemble("Refused as expected: ", strong(refused.code), f" — {printable(str(refused))}"))
         rows = [[name, self.show(self.app.balance_of(name))] for name in (*AGENTS, TREASURY)]
         table("Balances", ["account", "balance"], rows, right=["balance"])
         self.statement("grace")
@@ -165,7 +167,7 @@ class Demo:
         try:
             self.app.open_position("ada", "ART-LLM", "long", self.tokens("100"), max_price_wad=parse_price_wad("0.5"))
         except LedgerError as refused:
-            say(f"Refused as expected: [bold]{refused.code}[/] — {refused}")
+            say(Text.assemble("Refused as expected: ", strong(refused.code), f" — {printable(str(refused))}"))
         for artifact_id, *_ in ARTIFACTS[:2]:
             self.book(artifact_id)
         self.positions()
@@ -174,8 +176,11 @@ class Demo:
         artifact = self.app.get_artifact(artifact_id)
         long_wad, short_wad = artifact.prices()
         say(
-            f"[bold]{artifact_id}[/] — p(long) {self.price(long_wad)}, p(short) {self.price(short_wad)}, "
-            f"pool {self.show(self.app.balance_of(f'pool:{artifact_id}'))}"
+            Text.assemble(
+                strong(artifact_id),
+                f" — p(long) {self.price(long_wad)}, p(short) {self.price(short_wad)}, "
+                f"pool {self.show(self.app.balance_of(f'pool:{artifact_id}'))}",
+            )
         )
         orders = sorted(artifact.orders.values(), key=lambda o: (o["side"], -o["limit_price_wad"]))
         if orders:
@@ -251,7 +256,7 @@ class Demo:
         try:
             app.close_position("ART-FUSION/p1")
         except LedgerError as refused:
-            say(f"While challenged: [bold]{refused.code}[/] — {refused}")
+            say(Text.assemble("While challenged: ", strong(refused.code), f" — {printable(str(refused))}"))
         results.append(
             app.transition_artifact("ART-FUSION", "listed", actor="review-board", reason="challenge resolved")
         )
@@ -517,10 +522,12 @@ class Demo:
             differences = replay_check(self.app, store)
             rows = sum(len(table) for table in after.values())
             say(
-                f"Dropped every view and replayed {rebuilt.events} events in {rebuilt.seconds:.2f} s; all "
-                f"{len(after)} tables ({rows} rows) before and after the rebuild "
-                + ("[green]identical[/]" if before == after else "[red]DIFFER[/]")
-                + f"; a fresh replay finds {len(differences)} differing rows."
+                Text.assemble(
+                    f"Dropped every view and replayed {rebuilt.events} events in {rebuilt.seconds:.2f} s; all "
+                    f"{len(after)} tables ({rows} rows) before and after the rebuild ",
+                    ("identical", "green") if before == after else ("DIFFER", "red"),
+                    f"; a fresh replay finds {len(differences)} differing rows.",
+                )
             )
             table(
                 "Views",
@@ -582,8 +589,15 @@ class Demo:
         )
         verified = verify_export(EXPORT_DIR)  # raises, naming the first bad record, if anything is off
         say(
-            f"verify {EXPORT_DIR}: [green]{verified.last_seq} records, {verified.balance_rows} balance rows, both roots "
-            f"and the signature of {verified.signer} check out[/] ({verified.seconds:.2f} s)."
+            Text.assemble(
+                f"verify {EXPORT_DIR}: ",
+                (
+                    f"{verified.last_seq} records, {verified.balance_rows} balance rows, both roots "
+                    f"and the signature of {verified.signer} check out",
+                    "green",
+                ),
+                f" ({verified.seconds:.2f} s).",
+            )
         )
 
     def closing_audit(self) -> None:
@@ -604,6 +618,6 @@ class Demo:
             right=["events", "accounts", "transfers", "total supply", "seconds"],
         )
         for violation in report.violations:
-            console.print(f"[red]{violation}")
+            console.print(Text(printable(str(violation)), style="red"))
         if not report.clean:
             raise typer.Exit(1)

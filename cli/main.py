@@ -11,6 +11,7 @@ from eventsourcing.persistence import PersistenceError
 from stakeledger.adapters.persistence.store_url import resolve_url
 from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
 from stakeledger.cli.context import CliContext
+from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
 from stakeledger.domain.errors import LedgerError
 
@@ -74,6 +75,7 @@ def global_options_first(args: list[str]) -> list[str]:
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
     try:
+        check_arguments(sys.argv[1:])  # no control or invisible characters in any argument
         # Without standalone mode, typer returns the code of a raised typer.Exit.
         code = app(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
     except LedgerError as error:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import difflib
+import io
 import json
 import re
 from decimal import Decimal
@@ -11,13 +13,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from stakeledger.api.inputs import check_json_shape, shown
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, report_rejection, say, table
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.model.artifacts import check_side
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
-from stakeledger.domain.vocabulary import WAD
+from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, WAD
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(
@@ -236,7 +239,10 @@ def batch(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV (agent,artifact,side,tokens[,limit_price,expires_in_days]) or a JSON list of such objects."
+            help="CSV with a header row, or a JSON list of objects. Columns (keys): agent, artifact, side, tokens; "
+            "for a market order also max_price, min_shares; for a limit order limit_price and expires_in_days "
+            "(or expires_in). Any other column, a column named twice or a key given twice is refused. "
+            "At most 1,000 orders and 1 MiB."
         ),
     ],
     command_id: CommandId = None,
@@ -256,25 +262,121 @@ def batch(
 
 _DAYS = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
 
+# The columns of an order row: the options of `trade open`, with the same meaning.
+REQUIRED_COLUMNS = ("agent", "artifact", "side", "tokens")
+OPTIONAL_COLUMNS = ("max_price", "min_shares", "limit_price", "expires_in_days")
+ALIASES = {"expires_in": "expires_in_days"}  # `trade open --expires-in`, in days
+COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+# Checked before the file is parsed: 1,000 orders of every column fit in well under 1 MiB.
+MAX_BATCH_FILE_BYTES = 1 << 20
+
+
+class _Pairs(list):  # type: ignore[type-arg]
+    """A JSON object as the (key, value) pairs it was written with, so a key given twice is seen."""
+
 
 def _read_rows(file: Path) -> list[dict[str, Any]]:
     """The file's order rows, every value as the text it was written as (JSON numbers too, so
-    no amount passes through a float)."""
+    no amount passes through a float). The size and order caps are checked first, the whole
+    file is parsed as one CSV or JSON document, and a column or key that is not an order
+    field, or that is given twice, is refused by name."""
     try:
-        text = file.read_text(encoding="utf-8-sig")  # a byte-order mark, as spreadsheets write, is not data
+        with open(file, "rb") as handle:
+            data = handle.read(MAX_BATCH_FILE_BYTES + 1)  # never more, whatever the file is
     except OSError as error:
         raise InvalidInputError(f"cannot read {file}: {error.strerror}") from None
+    if len(data) > MAX_BATCH_FILE_BYTES:
+        raise InvalidInputError(
+            f"{file} is larger than {MAX_BATCH_FILE_BYTES} bytes; a batch holds at most {MAX_BATCH_ORDERS} orders"
+        )
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as spreadsheets write, is not data
     except UnicodeDecodeError as error:
         raise InvalidInputError(f"{file} is not UTF-8 text (byte {error.start})") from None
     if file.suffix.lower() == ".json":
-        try:
-            rows = json.loads(text, parse_int=str, parse_float=str, parse_constant=str)
-        except json.JSONDecodeError as error:
-            raise InvalidInputError(f"{file} is not valid JSON: {error.msg} at line {error.lineno}") from None
-        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-            raise InvalidInputError(f"{file} must hold a JSON list of order objects")
-        return rows
-    return list(csv.DictReader(text.splitlines()))
+        return _json_rows(file, text)
+    return _csv_rows(file, text)
+
+
+def _json_rows(file: Path, text: str) -> list[dict[str, Any]]:
+    check_json_shape(text, str(file))  # 200,000 nested brackets never reach the parser
+    try:
+        rows = json.loads(text, parse_int=str, parse_float=str, parse_constant=str, object_pairs_hook=_Pairs)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"{file} is not valid JSON: {error.msg} at line {error.lineno}") from None
+    if not isinstance(rows, list) or not all(isinstance(row, _Pairs) for row in rows):
+        raise InvalidInputError(f"{file} must hold a JSON list of order objects")
+    _check_order_count(file, len(rows))
+    return [_json_row(pairs, number) for number, pairs in enumerate(rows, start=1)]
+
+
+def _json_row(pairs: _Pairs, number: int) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in row:
+            raise InvalidInputError(f"order {number}: duplicate key {shown(key)}")
+        row[key] = value
+    _check_columns(list(row), f"order {number}: ")
+    return {ALIASES.get(key, key): value for key, value in row.items()}
+
+
+def _csv_rows(file: Path, text: str) -> list[dict[str, Any]]:
+    # The csv module reads the whole text, so a quoted field may hold a newline (and the
+    # amount "5\n6" is refused as one value, not read as two lines).
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[dict[str, Any]] = []
+    header: list[str] | None = None
+    try:
+        for fields in reader:
+            if not fields:  # a blank line
+                continue
+            if header is None:
+                header = [name.strip() for name in fields]
+                _check_columns(header, f"{file}: ")
+                header = [ALIASES.get(name, name) for name in header]
+                missing = [name for name in REQUIRED_COLUMNS if name not in header]
+                if missing:
+                    raise InvalidInputError(f"{file}: no column {', '.join(map(repr, missing))} in the header")
+                continue
+            number = len(rows) + 1
+            _check_order_count(file, number)
+            if len(fields) > len(header):
+                raise InvalidInputError(
+                    f"order {number}: has {len(fields)} fields, but the header names {len(header)} columns"
+                )
+            rows.append(dict(zip(header, fields)))  # a short row lacks its last fields
+    except csv.Error as error:
+        raise InvalidInputError(f"{file} is not valid CSV: {error} (line {reader.line_num})") from None
+    if header is None:
+        raise InvalidInputError(f"{file} is empty: it needs a header row and at least one order")
+    return rows
+
+
+def _check_order_count(file: Path, count: int) -> None:
+    if count > MAX_BATCH_ORDERS:
+        raise InvalidInputError(f"{file} holds more than {MAX_BATCH_ORDERS} orders; a batch holds at most that")
+
+
+def _check_columns(names: list[str], where: str) -> None:
+    """Refuse a column (or key) that is not an order field, or one named twice, by name."""
+    known = set(COLUMNS) | set(ALIASES)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name.lower(), sorted(known), n=1, cutoff=0.6)
+            hints.append(f"{shown(name)} (did you mean {close[0]!r}?)" if close else shown(name))
+        raise InvalidInputError(
+            f"{where}unknown column{'s' if len(unknown) > 1 else ''} {', '.join(hints)}; "
+            f"an order has {', '.join(COLUMNS)}"
+        )
+    seen: dict[str, str] = {}
+    for name in names:
+        field = ALIASES.get(name, name)
+        if field in seen:
+            same = repr(name) if seen[field] == name else f"{seen[field]!r} and {name!r}"
+            raise InvalidInputError(f"{where}column {same} given twice")
+        seen[field] = name
 
 
 def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOrder | LimitOrder:
@@ -285,18 +387,28 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
                 raise InvalidInputError(f"order {number}: missing field {name!r}")
             return None
         if not isinstance(value, str):
-            raise InvalidInputError(f"order {number}: {name} must be text or a number, not {value!r}")
+            raise InvalidInputError(f"order {number}: {name} must be text or a number, not {shown(value)}")
         text = value.strip()
         return text if text or required else None  # an empty optional cell is an absent one
 
     agent, artifact_id, side, tokens = field("agent"), field("artifact"), field("side"), field("tokens")
     limit, lifetime = field("limit_price", required=False), field("expires_in_days", required=False)
+    max_price, min_shares = field("max_price", required=False), field("min_shares", required=False)
     try:
         side, tokens_units = check_side(side), parse_amount(tokens, decimals)
         if limit is None:
             if lifetime is not None:
                 raise InvalidInputError("expires_in_days applies to limit orders only")
-            return MarketOrder(agent, artifact_id, side, tokens_units)
+            return MarketOrder(
+                agent,
+                artifact_id,
+                side,
+                tokens_units,
+                max_price_wad=parse_price_wad(max_price, "max_price") if max_price is not None else None,
+                min_shares_units=parse_amount(min_shares, decimals) if min_shares is not None else None,
+            )
+        if max_price is not None or min_shares is not None:
+            raise InvalidInputError("max_price and min_shares apply to market orders, not limit orders")
         expires_in = order_lifetime(_days(lifetime)) if lifetime is not None else None
         return LimitOrder(
             agent, artifact_id, side, tokens_units, parse_price_wad(limit, "limit_price"), expires_in=expires_in
@@ -307,5 +419,5 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
 
 def _days(text: str) -> float:
     if not _DAYS.fullmatch(text):
-        raise InvalidInputError(f"expires_in_days must be a number of days such as 7 or 0.5, not {text!r}")
+        raise InvalidInputError(f"expires_in_days must be a number of days such as 7 or 0.5, not {shown(text)}")
     return float(text)

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from stakeledger.cli.context import get_context
+from stakeledger.cli.inputs import number_option
 from stakeledger.cli.markets import price, trade_app
 from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
 from stakeledger.domain.rules.money import format_amount, parse_fraction, parse_price_wad
@@ -60,12 +61,14 @@ def config(
     result = app.configure_portfolio(
         agent,
         command_id=command_id,
-        max_position_size_pct=max_position_size_pct,
+        max_position_size_pct=number_option(max_position_size_pct, "--max-position-size-pct"),
         max_positions=max_positions,
-        max_correlated_exposure_pct=max_correlated_exposure_pct,
-        max_total_exposure_pct=max_total_exposure_pct,
-        rebalance_threshold_pct=rebalance_threshold_pct,
-        emergency_liquidation_loss_pct=emergency_liquidation_loss_pct,
+        max_correlated_exposure_pct=number_option(max_correlated_exposure_pct, "--max-correlated-exposure-pct"),
+        max_total_exposure_pct=number_option(max_total_exposure_pct, "--max-total-exposure-pct"),
+        rebalance_threshold_pct=number_option(rebalance_threshold_pct, "--rebalance-threshold-pct"),
+        emergency_liquidation_loss_pct=number_option(
+            emergency_liquidation_loss_pct, "--emergency-liquidation-loss-pct"
+        ),
         min_trade_size_units=parse_amount(min_trade_size, app.decimals) if min_trade_size is not None else None,
     )
     if context.as_json:
@@ -94,8 +97,8 @@ def market_config(
     result = context.app.configure_market(
         agent,
         artifact_id,
-        position_size_pct=position_size_pct,
-        trail_pct=trail_pct,
+        position_size_pct=number_option(position_size_pct, "--position-size-pct"),
+        trail_pct=number_option(trail_pct, "--trail-pct"),
         correlation_group=correlation_group,
         command_id=command_id,
     )
@@ -153,7 +156,12 @@ def stop(
 ) -> None:
     """Put a trailing stop on a position; every price move re-evaluates it."""
     context = get_context(ctx)
-    result = context.app.set_stop(position_id, trail_pct, min_ratchet_pct, command_id=command_id)
+    result = context.app.set_stop(
+        position_id,
+        number_option(trail_pct, "--trail-pct"),
+        number_option(min_ratchet_pct, "--min-ratchet-pct"),
+        command_id=command_id,
+    )
     if context.as_json:
         emit_json(result)
     else:

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from stakeledger.api.inputs import check_weights_sum_to_one
 from stakeledger.cli.context import get_context
 from stakeledger.cli.markets import artifact_app, price
 from stakeledger.cli.output import emit_json, say
@@ -84,10 +85,21 @@ def post(
 def distribute(
     ctx: typer.Context,
     bounty_id: Annotated[str, typer.Argument(metavar="BOUNTY")],
-    claimants: Annotated[list[str], typer.Argument(metavar="CLAIMANT=WEIGHT...", help="e.g. ada=4/5 grace=0.08")],
+    claimants: Annotated[
+        list[str], typer.Argument(metavar="CLAIMANT=WEIGHT...", help="e.g. ada=4/5 bob=1/5; weights sum to 1.")
+    ],
+    normalise: Annotated[
+        bool,
+        typer.Option(
+            "--normalise", help="Weights need not sum to 1: each claimant gets weight / sum of weights of the bounty."
+        ),
+    ] = False,
     command_id: CommandId = None,
 ) -> None:
-    """Split a bounty among claimants by weight: floors first, leftover units in the order given."""
+    """Split a bounty among claimants by weight: floors first, leftover units in the order given.
+
+    The weights are shares of the bounty and must sum to exactly 1 (0.8 + 0.2, or 4/5 + 1/5);
+    with --normalise any positive weights are scaled to shares (2 and 3 give 2/5 and 3/5)."""
     context = get_context(ctx)
     app = context.app
     weights = []
@@ -96,6 +108,8 @@ def distribute(
         if not equals or not name or not weight:
             raise InvalidInputError(f"claimants look like NAME=WEIGHT, got {item!r}")
         weights.append((name, parse_fraction(weight)))
+    if not normalise:
+        check_weights_sum_to_one(weights, normalise_hint="--normalise")
     result = app.distribute_bounty(bounty_id, weights, command_id=command_id)
     if context.as_json:
         emit_json(result)

@@ -20,8 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
+from stakeledger.api.inputs import printable
 from stakeledger.cli.context import CliContext, get_context
-from stakeledger.cli.output import emit_json, error_console, fail, say, table
+from stakeledger.cli.output import emit_json, error_console, fail, say, strong, table
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
 from stakeledger.domain.model.accounts import AGENT
 from stakeledger.domain.rules.money import format_amount
@@ -334,8 +335,11 @@ def reputation(
         return
     d = context.app.decimals
     say(
-        f"[bold]{agent}[/]: believability {data['believability']} after {data['predictions']} predictions "
-        f"({data['correct']} correct)"
+        Text.assemble(
+            strong(agent),
+            f": believability {data['believability']} after {data['predictions']} predictions "
+            f"({data['correct']} correct)",
+        )
     )
     table(
         "Changes (newest first)",
@@ -533,7 +537,12 @@ def book(
         emit_json(data)
         return
     d = context.app.decimals
-    say(f"[bold]{artifact_id}[/]  p(long) {data['price_long']}  p(short) {data['price_short']}  state {data['state']}")
+    say(
+        Text.assemble(
+            strong(artifact_id),
+            f"  p(long) {data['price_long']}  p(short) {data['price_short']}  state {printable(str(data['state']))}",
+        )
+    )
     table(
         "Resting limit orders",
         ["order", "agent", "side", "limit", "remaining", "expires"],

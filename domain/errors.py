@@ -104,3 +104,28 @@ class HoldPeriodError(StateError):
 
 class NotOwnerError(LedgerError):
     code = "NOT_OWNER"
+
+
+class SupplyLimitError(InvalidAmountError):
+    """A mint, transfer or payout would take the total supply, or one balance, above
+    2**256 - 1 base units: every amount must map onto a uint256 unchanged."""
+
+
+class ClockBehindError(LedgerError):
+    """The writer's clock reads earlier than the last event of an aggregate the command
+    would change: saving would put that aggregate's history out of time order."""
+
+    code = "CLOCK_BEHIND"
+
+
+class TornReadError(ConcurrencyError):
+    """A system account (a pool or an escrow) would go negative. The ledger never lets
+    that happen on a consistent view, so the command read its aggregates at different
+    moments, around another writer's commit; it is decided again on fresh state."""
+
+
+class ThresholdNotMetError(StateError):
+    """The settlement price misses the market's threshold for the transition asked for
+    (validated needs at least its bound, deprecated at most, flagged below)."""
+
+    code = "THRESHOLD_NOT_MET"

@@ -4,6 +4,8 @@ Checks, each over every event from the first:
 - versions: every aggregate's versions run 1, 2, 3, ... with no gap;
 - balances: no account but the treasury is ever negative, at any version, and all
   balances sum to zero at the end (the treasury holds minus the total supply);
+- uint256: the total supply and every balance stay at most 2**256 - 1 base units, at
+  any version, so every amount the export writes fits its uint256 field;
 - transfers: every transfer has exactly one debit side and one credit side, on the
   two accounts each names, with the same amount, reason and references;
 - state: every account's replayed balance equals the balance its aggregate reports.
@@ -19,6 +21,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from stakeledger.domain.model.accounts import TREASURY, Account
+from stakeledger.domain.rules.money import MAX_UINT256
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events, max_position
 from stakeledger.domain.vocabulary import Reason
@@ -106,6 +109,7 @@ class BalanceAndTransferCheck:
                 f"account {account!r} went negative: {self.balances[account]} base units",
                 ViolationCode.NEGATIVE_BALANCE,
             )
+        yield from uint256_violations(self.name, position, account, self.kinds.get(account), self.balances[account])
 
     def _pair(
         self, transfer_id: str, side: _Side, mine: dict[str, _Side], theirs: dict[str, _Side], *, debit: bool
@@ -172,6 +176,28 @@ class BalanceAndTransferCheck:
     @property
     def total_supply_units(self) -> int:
         return -self.balances.get(TREASURY, 0)
+
+
+def uint256_violations(
+    check: str, position: int | None, account: str, kind: str | None, balance_units: int
+) -> Iterable[Violation]:
+    """The treasury holds minus the total supply; every other balance is one holding. Either
+    above 2**256 - 1 base units cannot be exported (the export writes them as uint256)."""
+    if kind == "treasury":
+        if -balance_units > MAX_UINT256:
+            yield Violation(
+                check,
+                position,
+                f"the total supply reached {-balance_units} base units, above 2**256 - 1",
+                ViolationCode.SUPPLY_ABOVE_UINT256,
+            )
+    elif balance_units > MAX_UINT256:
+        yield Violation(
+            check,
+            position,
+            f"account {account!r} reached {balance_units} base units, above 2**256 - 1",
+            ViolationCode.BALANCE_ABOVE_UINT256,
+        )
 
 
 @dataclass
@@ -256,6 +282,8 @@ class ArtifactCheck:
         # position of the first such event), and what the pool's transfers naming it paid.
         self.owed_units: dict[tuple[str, str], tuple[int, int]] = {}
         self.paid_units: dict[tuple[str, str], int] = {}
+        self.partially_settled: set[UUID] = set()  # positions a flag has already settled partially
+        self._repeated: list[Violation] = []
 
     def observe(self, position: int, event: Any) -> Iterable[Violation]:
         artifact_events, position_events = self._artifact_events, self._position_events
@@ -288,6 +316,18 @@ class ArtifactCheck:
                     )
                 ]
             position_id, owner, artifact_id = known
+            if isinstance(event, position_events.PartiallySettled):
+                if event.originator_id in self.partially_settled:
+                    # Recorded, then the books still follow it: the P&L and payments below are real.
+                    found = Violation(
+                        self.name,
+                        position,
+                        f"position {position_id!r} of {owner!r} was settled partially a second time "
+                        f"(transition {event.transition}): a flag pays each stake once",
+                        ViolationCode.PARTIAL_SETTLEMENT_REPEATED,
+                    )
+                    self._repeated.append(found)
+                self.partially_settled.add(event.originator_id)
             self.pnl_units[artifact_id] += event.pnl_units
             paid = event.proceeds_units if isinstance(event, position_events.Closed) else event.payout_units
             owed, first = self.owed_units.get((position_id, owner), (0, position))
@@ -305,6 +345,7 @@ class ArtifactCheck:
         return ()
 
     def finish(self, app: StakeLedger) -> Iterable[Violation]:
+        yield from self._repeated
         for artifact_id, position in self.terminal.items():
             pnl = self.pnl_units.get(artifact_id, 0)
             net_subsidy = self.subsidy_units.get(artifact_id, 0) - self.tax_units.get(artifact_id, 0)

@@ -109,6 +109,7 @@ def pre_trade_check(
     rejection = check_order(portfolio.limits, state, intent, _without_group(market))
     if rejection is not None:
         portfolio.reject(artifact.artifact_id, side.value, tokens_units, rejection, order_id, unit.at)
+        unit.note_refusal()
     return rejection
 
 

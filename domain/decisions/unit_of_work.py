@@ -51,7 +51,10 @@ class UnitOfWork:
         self.new_id = new_id
         self._aggregates: dict[UUID, Aggregate] = {}
         self._loaded_versions: dict[UUID, int] = {}
+        # When each loaded aggregate's last event happened: a command may not write before it.
+        self._loaded_modified_on: dict[UUID, datetime] = {}
         self._missing: set[UUID] = set()
+        self.refused = False
 
     @property
     def decimals(self) -> int:
@@ -72,8 +75,7 @@ class UnitOfWork:
                 # Remember the miss: risk checks ask "has this agent a portfolio?" per order.
                 self._missing.add(aggregate_id)
                 return None
-            self._aggregates[aggregate_id] = aggregate
-            self._loaded_versions[aggregate_id] = aggregate.version
+            self._track_loaded(aggregate)
         if not isinstance(aggregate, kind):
             raise InvalidInputError(f"id {aggregate_id} names a {type(aggregate).__name__}, not a {kind.__name__}")
         return aggregate
@@ -93,8 +95,12 @@ class UnitOfWork:
             if aggregate is None:
                 self._missing.add(aggregate_id)
                 continue
-            self._aggregates[aggregate_id] = aggregate
-            self._loaded_versions[aggregate_id] = aggregate.version
+            self._track_loaded(aggregate)
+
+    def _track_loaded(self, aggregate: Aggregate) -> None:
+        self._aggregates[aggregate.id] = aggregate
+        self._loaded_versions[aggregate.id] = aggregate.version
+        self._loaded_modified_on[aggregate.id] = aggregate.modified_on
 
     def _load(self, aggregate_id: UUID, kind: type[A]) -> Aggregate:
         if getattr(kind, "short_history", False):
@@ -141,9 +147,42 @@ class UnitOfWork:
             refs={key: str(value) for key, value in refs.items() if value is not None},
         )
         debit, credit = self.account(debit_account), self.account(credit_account)
+        # Both sides are checked before either changes: a refused transfer leaves no half.
+        debit.require_can_send(amount_units)
+        credit.require_can_receive(amount_units)
         debit.debit(transfer, self.at)
         credit.credit(transfer, self.at)
         return transfer
+
+    # Consistency -----------------------------------------------------------------------
+
+    def note_refusal(self) -> None:
+        """Mark this decision as a recorded refusal (a risk rejection): it is saved only if
+        every aggregate it read is still current, so it was not computed from a torn view."""
+        self.refused = True
+
+    def reads_are_current(self) -> bool:
+        """Whether every aggregate this unit read (or found absent) is unchanged in the store.
+
+        The unit loads aggregates one query at a time, so another writer's commit can fall
+        between two loads: the unit then holds a torn view (an artifact from before a cancel,
+        its escrow account from after). When nothing read has changed since, every read is
+        what the store holds now, so the view is consistent."""
+        select_events = self.app.recorder.select_events
+        for aggregate_id in self._missing:
+            if select_events(aggregate_id, limit=1):
+                return False
+        for aggregate_id, version in self._loaded_versions.items():
+            if select_events(aggregate_id, gt=version, limit=1):
+                return False
+        return True
+
+    def last_event_after_start(self) -> datetime | None:
+        """The latest last-event time, among the aggregates this unit would change, that is
+        after the unit's own time; None when the unit's time is at or after all of them."""
+        written = [aggregate.id for aggregate in self.aggregates()]
+        latest = max((self._loaded_modified_on[i] for i in written if i in self._loaded_modified_on), default=None)
+        return latest if latest is not None and latest > self.at else None
 
     # Saving ---------------------------------------------------------------------------
 

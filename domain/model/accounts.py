@@ -15,9 +15,10 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError
+from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError, SupplyLimitError, TornReadError
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, Refs
+from stakeledger.domain.rules.money import MAX_UINT256
 
 TREASURY = "sys:treasury"
 AGENT, TREASURY_KIND, POOL, ESCROW = "agent", "treasury", "pool", "escrow"
@@ -123,12 +124,38 @@ class Account(Aggregate):
     def may_go_negative(self) -> bool:
         return self.kind == TREASURY_KIND
 
+    def require_can_send(self, amount_units: int) -> None:
+        """Refuse a debit this account cannot make: an agent short of funds, a system account
+        that would go negative (only a torn read can ask that), or a mint past uint256."""
+        if self.may_go_negative:
+            # The treasury holds minus the total supply, which must stay a uint256.
+            if amount_units - self.balance_units > MAX_UINT256:
+                raise SupplyLimitError(
+                    f"the total supply would reach {amount_units - self.balance_units} base units, "
+                    "above the uint256 limit 2**256 - 1"
+                )
+            return
+        if self.balance_units >= amount_units:
+            return
+        if self.kind != AGENT:
+            # Internal account names stay out of the message: a user cannot act on them.
+            raise TornReadError("another command changed what this one read while it was deciding; try again")
+        raise InsufficientFundsError(
+            f"account {self.account_id!r} holds {self.balance_units} base units, {amount_units} needed"
+        )
+
+    def require_can_receive(self, amount_units: int) -> None:
+        """Refuse a credit that would take this balance above 2**256 - 1 base units."""
+        if self.balance_units + amount_units > MAX_UINT256:
+            holder = f"account {self.account_id!r}" if self.kind == AGENT else "a system account"
+            raise SupplyLimitError(
+                f"{holder} would hold {self.balance_units + amount_units} base units, "
+                "above the uint256 limit 2**256 - 1"
+            )
+
     def debit(self, transfer: Transfer, at: datetime) -> None:
         assert transfer.debit_account == self.account_id
-        if not self.may_go_negative and self.balance_units < transfer.amount_units:
-            raise InsufficientFundsError(
-                f"account {self.account_id!r} holds {self.balance_units} base units, {transfer.amount_units} needed"
-            )
+        self.require_can_send(transfer.amount_units)
         self.trigger_event(
             self.Debited,
             timestamp=at,
@@ -139,9 +166,11 @@ class Account(Aggregate):
             refs=transfer.refs,
         )
         assert self.may_go_negative or self.balance_units >= 0
+        assert -self.balance_units <= MAX_UINT256
 
     def credit(self, transfer: Transfer, at: datetime) -> None:
         assert transfer.credit_account == self.account_id
+        self.require_can_receive(transfer.amount_units)
         self.trigger_event(
             self.Credited,
             timestamp=at,
@@ -151,6 +180,7 @@ class Account(Aggregate):
             reason=transfer.reason,
             refs=transfer.refs,
         )
+        assert self.balance_units <= MAX_UINT256
 
 
 register_aggregate(Account)

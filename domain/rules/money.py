@@ -17,6 +17,11 @@ from stakeledger.domain.errors import InvalidAmountError
 from stakeledger.domain.vocabulary import WAD
 
 MAX_UINT256 = 2**256 - 1
+# The longest text the parsers read: a uint256 has 78 digits, a ledger at most 36 decimals
+# (a price 18), so a longer amount can only be refused; a weight or fraction has no use for
+# more digits than an amount. Checked before any conversion.
+MAX_AMOUNT_CHARS = 160
+MAX_FRACTION_CHARS = 160
 
 # Plain positional notation only: exponents ("1e999"), signs, spaces, NaN and
 # infinities are refused by construction rather than by a list of special cases.
@@ -35,17 +40,22 @@ def parse_amount(text: str, decimals: int, *, allow_zero: bool = False) -> int:
     """
     if not isinstance(text, str):
         raise InvalidAmountError(f"amount must be a decimal string, got {type(text).__name__}")
+    # Lengths are checked before any conversion: int() of a few thousand digits is refused by
+    # Python itself ("Exceeds the limit (4300 digits)"), and messages quote at most a cut.
+    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
     stripped = text.strip()
+    if len(stripped) > MAX_AMOUNT_CHARS:
+        raise InvalidAmountError(f"amount has {len(stripped)} characters; at most {MAX_AMOUNT_CHARS}: {shown}")
     if stripped.startswith("-"):
-        raise InvalidAmountError(f"amount must not be negative: {text!r}")
+        raise InvalidAmountError(f"amount must not be negative: {shown}")
     match = _DECIMAL_STRING.match(stripped)
     if match is None:
-        raise InvalidAmountError(f"amount must be a plain decimal number like 12.5: {text!r}")
+        raise InvalidAmountError(f"amount must be a plain decimal number like 12.5: {shown}")
     fraction = match.group("fraction") or ""
     if len(fraction) > decimals:
-        raise InvalidAmountError(
-            f"amount {text!r} has {len(fraction)} fractional digits; this ledger allows {decimals}"
-        )
+        raise InvalidAmountError(f"amount {shown} has {len(fraction)} fractional digits; this ledger allows {decimals}")
+    if len(match.group("whole").lstrip("0")) > len(str(MAX_UINT256)):
+        raise InvalidAmountError(f"amount exceeds 2**256 - 1 base units: {shown}")
     units = int(match.group("whole")) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
     check_units(units, allow_zero=allow_zero)
     return units
@@ -86,7 +96,8 @@ def parse_price_wad(text: str, what: str = "price") -> int:
     except InvalidAmountError as error:
         raise InvalidAmountError(f"{what} must be a decimal between 0 and 1: {error}") from None
     if not 0 < wad < WAD:
-        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {text!r}")
+        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
+        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {shown}")
     return wad
 
 
@@ -94,14 +105,18 @@ def parse_fraction(text: str, what: str = "weight") -> Fraction:
     """Parse a non-negative weight written as ``"0.8"`` or ``"4/5"`` (ASCII digits only, no
     exponent, no underscores); ``what`` names it in the refusal."""
     written = text.strip() if isinstance(text, str) else ""
+    # Checked before any conversion: Fraction() of thousands of digits is refused by Python.
+    shown = repr(text) if len(repr(text)) <= 60 else f"{str(text)[:40]!r}… ({len(str(text))} characters)"
+    if len(written) > MAX_FRACTION_CHARS:
+        raise InvalidAmountError(f"{what} has {len(written)} characters; at most {MAX_FRACTION_CHARS}: {shown}")
     if not _FRACTION_STRING.fullmatch(written):
         if written.startswith("-"):
-            raise InvalidAmountError(f"{what} must not be negative: {text!r}")
-        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {text!r}")
+            raise InvalidAmountError(f"{what} must not be negative: {shown}")
+        raise InvalidAmountError(f"{what} must be a decimal or a fraction like 4/5: {shown}")
     try:
         return Fraction(written)
     except ZeroDivisionError:
-        raise InvalidAmountError(f"{what} divides by zero: {text!r}") from None
+        raise InvalidAmountError(f"{what} divides by zero: {shown}") from None
 
 
 def mul_div_down(value: int, numerator: int, denominator: int) -> int:

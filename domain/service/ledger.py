@@ -24,9 +24,11 @@ from eventsourcing.persistence import OperationalError, RecordConflictError
 
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import (
+    ClockBehindError,
     CommandConflictError,
     ConcurrencyError,
     InvalidInputError,
+    LedgerError,
     NotInitialisedError,
     UnknownAccountError,
 )
@@ -39,6 +41,11 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 12
 SNAPSHOT_INTERVAL = 256
+
+
+def _back_off(attempt: int) -> None:
+    """Sleep a random moment, doubling with each attempt, so racing writers spread out."""
+    time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -89,7 +96,20 @@ class LedgerCore(Application):
                 if first is not None:
                     return first
             unit = UnitOfWork(self, self.clock.now(), self.new_id)
-            result = decide(unit)
+            try:
+                result = decide(unit)
+            except LedgerError:
+                # A refusal computed from a torn view (aggregates read around another
+                # writer's commit) is no refusal: decide again, as on a version conflict.
+                if self._reads_are_current(unit):
+                    raise
+                _back_off(attempt)
+                continue
+            if unit.refused and not self._reads_are_current(unit):
+                _back_off(attempt)  # a recorded rejection must come from a consistent view too
+                continue
+            if not self._clock_is_in_order(unit):
+                continue
             if command_id is not None:
                 unit.add(
                     CommandRecord._create(
@@ -108,12 +128,37 @@ class LedgerCore(Application):
             except (RecordConflictError, OperationalError):
                 # Another writer saved one of these aggregates first (or held the
                 # SQLite write lock past its timeout): decide again on fresh state.
-                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                _back_off(attempt)
                 continue
             self._snapshot(unit)
             self._remember(changed)
             return result
         raise ConcurrencyError(f"{command}: gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
+
+    @staticmethod
+    def _reads_are_current(unit: UnitOfWork) -> bool:
+        try:
+            return unit.reads_are_current()
+        except OperationalError:
+            return False  # the store was busy: treat the view as unproven and decide again
+
+    def _clock_is_in_order(self, unit: UnitOfWork) -> bool:
+        """Whether the unit's time is at or after the last event of every aggregate it writes.
+
+        A unit takes its time before it loads anything, so another writer may commit a later
+        event in between with a clock that is not ahead at all: when the clock, read again,
+        has passed that event, the command is simply decided again at the new time. Only a
+        clock that still reads earlier is behind, and the command is refused."""
+        latest = unit.last_event_after_start()
+        if latest is None:
+            return True
+        now = self.clock.now()
+        if now >= latest:
+            return False
+        raise ClockBehindError(
+            f"this writer's clock reads {now.isoformat()}, before the last recorded event "
+            f"({latest.isoformat()}) of what the command would change: set the clock right and try again"
+        )
 
     def _first_result(self, command_id: str, digest: str) -> dict[str, Any] | None:
         if not command_id or len(command_id) > 200:

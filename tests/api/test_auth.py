@@ -57,7 +57,7 @@ def test_market_order_for_alice_when_key_is_given_then_status_follows_the_matrix
 
 
 ADMIN_ONLY = [
-    ("post", f"/api/artifacts/{ART}/lifecycle-transition", {"state": "flagged"}),
+    ("post", f"/api/artifacts/{ART}/lifecycle-transition", {"state": "flagged", "price": "0.2"}),
     ("post", "/api/accounts/alice/mint", {"amount": "1"}),
     ("post", "/api/market/artifacts", {"artifact": "ART-NEW", "title": "New", "liquidity": "10"}),
     ("post", f"/api/bounties/{ART}/b1/distribute", {"claimants": [{"agent": "alice", "weight": "1"}]}),

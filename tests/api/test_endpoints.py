@@ -128,7 +128,9 @@ def test_lifecycle_transition_when_validated_then_positions_settle_and_reads_sho
     short_id = api.buy(api.bob, agent="bob", side="short", tokens="10").json()["position"]
 
     response = api.post(
-        f"/api/artifacts/{ART}/lifecycle-transition", {"state": "validated", "reason": "replicated"}, api.admin
+        f"/api/artifacts/{ART}/lifecycle-transition",
+        {"state": "validated", "price": "0.9", "reason": "replicated"},
+        api.admin,
     )
 
     body = response.json()

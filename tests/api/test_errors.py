@@ -15,8 +15,13 @@ from tests.api.conftest import ART, SLOW_ART, Api
 ORDER = {"agent": "alice", "artifact": ART, "side": "long", "tokens": "10"}
 
 
+# A resolving transition needs a settlement price past its market's threshold (docs/settlement.md).
+RESOLVING_PRICE = {"validated": "0.9", "deprecated": "0.05", "flagged": "0.2"}
+
+
 def _transition(api: Api, state: str) -> None:
-    assert api.post(f"/api/artifacts/{ART}/lifecycle-transition", {"state": state}, api.admin).status_code == 200
+    body = {"state": state, **({"price": RESOLVING_PRICE[state]} if state in RESOLVING_PRICE else {})}
+    assert api.post(f"/api/artifacts/{ART}/lifecycle-transition", body, api.admin).status_code == 200
 
 
 def _limit_risk(api: Api) -> None:

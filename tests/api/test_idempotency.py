@@ -74,7 +74,7 @@ def test_cancel_when_admin_retries_after_the_order_left_the_book_then_first_resp
 def test_lifecycle_transition_when_retried_then_settles_once(memory_api: Api):
     api = memory_api
     api.buy(api.alice, tokens="10")
-    body = {"state": "validated"}
+    body = {"state": "validated", "price": "0.9"}  # a price past the market's threshold
     first = api.post(f"/api/artifacts/{ART}/lifecycle-transition", body, api.admin, idempotency="validate")
     balance = api.ledger.balance_of("alice")
 
