@@ -32,6 +32,7 @@ from stakeledger.domain.errors import UnknownOrderError
 from stakeledger.domain.model.artifacts import artifact_of
 from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.money import parse_amount, parse_price_wad
+from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.projections import queries
 from stakeledger.projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
 
@@ -104,6 +105,7 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
         parse_amount(body.liquidity, state.decimals),
         group=body.group,
         min_hold_days=body.min_hold_days,
+        resolution=resolution_of(body),
         command_id=command_id,
     )
     return respond(as_listed(ledger.artifact_state(body.artifact), listed), state.decimals, 201)
@@ -111,6 +113,26 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
 
 # What a listing fixes for good: read from the aggregate, as it never changes.
 LISTING_FIELDS = ("artifact", "title", "group", "liquidity_units", "min_hold_days", "listed_at", "resolution")
+
+
+def resolution_of(body: ArtifactIn) -> ResolutionRules | None:
+    """The market's resolution rules from the body (seed 000's for fields not given), or None."""
+    given = (body.validated_at, body.deprecated_at, body.flagged_below, body.window_days)
+    if all(value is None for value in given):
+        return None
+    defaults = ResolutionRules()
+    return ResolutionRules(
+        validated_min_wad=defaults.validated_min_wad
+        if body.validated_at is None
+        else parse_price_wad(body.validated_at, "validated_at"),
+        deprecated_max_wad=defaults.deprecated_max_wad
+        if body.deprecated_at is None
+        else parse_price_wad(body.deprecated_at, "deprecated_at"),
+        flagged_below_wad=defaults.flagged_below_wad
+        if body.flagged_below is None
+        else parse_price_wad(body.flagged_below, "flagged_below"),
+        window_days=defaults.window_days if body.window_days is None else body.window_days,
+    )
 
 
 def as_listed(now: dict[str, Any], listed: dict[str, Any]) -> dict[str, Any]:

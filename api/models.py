@@ -75,11 +75,21 @@ class ArtifactIn(Body):
     )
     group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Correlation group.")
     min_hold_days: int = Field(default=90, ge=0, le=36_500)
+    validated_at: Optional[Price] = Field(default=None, description="Validated needs s >= this (default 0.7).")
+    deprecated_at: Optional[Price] = Field(default=None, description="Deprecated needs s <= this (default 0.1).")
+    flagged_below: Optional[Price] = Field(default=None, description="Flagged needs s < this (default 0.3).")
+    window_days: Optional[int] = Field(
+        default=None, ge=1, le=3_650, description="Days averaged into the default settlement price (default 7)."
+    )
 
 
 class TransitionIn(Body):
     state: State
-    price: Optional[Price] = Field(default=None, description="Settlement long price; default: the pool's price now.")
+    price: Optional[Price] = Field(
+        default=None,
+        description="Settlement long price (an oracle); default: the time-weighted average of p(long) over the "
+        "market's window. Either must meet the market's threshold for the state (409 THRESHOLD_NOT_MET).",
+    )
     reason: str = Field(default="", max_length=500, pattern=TEXT_PATTERN)
     actor: Optional[AgentName] = Field(default=None, description="Who decided; default: the key's agent.")
 
@@ -167,6 +177,11 @@ class ArtifactOut(Out):
     resting_orders: int
     positions: int
     bounties: dict[str, Any] = Field(default_factory=dict)
+    settlement_price_wad: Optional[str] = Field(default=None, description="Set once validated or deprecated.")
+    window_average_wad: Optional[str] = Field(
+        default=None, description="p(long) averaged over the window; null once settled."
+    )
+    resolution: dict[str, Any] = Field(default_factory=dict, description="Thresholds (WAD) and window days.")
 
 
 class TradeOut(Out):

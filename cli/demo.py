@@ -249,10 +249,20 @@ class Demo:
                 reason="failed replication",
                 price_wad=parse_price_wad("0.04"),
             ),
-            app.transition_artifact("ART-LLM", "flagged", actor="moderator", reason="possible data leak"),
+            app.transition_artifact(
+                "ART-LLM",
+                "flagged",
+                actor="moderator",
+                reason="possible data leak",
+                price_wad=parse_price_wad("0.25"),  # the moderator's oracle: flagged needs s < 0.3
+            ),
             app.transition_artifact("ART-LLM", "listed", actor="moderator", reason="leak ruled out"),
             app.transition_artifact("ART-FUSION", "challenged", actor="rival-lab", reason="calorimetry disputed"),
         ]
+        try:  # without an oracle price, the 7-day average must meet validated's threshold (>= 0.7)
+            app.transition_artifact("ART-FUSION", "validated", actor="rival-lab", reason="premature claim")
+        except LedgerError as refused:
+            say(Text.assemble("Validating ART-FUSION now: ", strong(refused.code), f" — {printable(str(refused))}"))
         try:
             app.close_position("ART-FUSION/p1")
         except LedgerError as refused:
@@ -273,19 +283,20 @@ class Demo:
         )
         table(
             "Transitions",
-            ["artifact", "from → to", "p(long)", "live positions", "paid", "tax"],
+            ["artifact", "from → to", "settled at", "7-day avg", "live positions", "paid", "tax"],
             [
                 [
                     r["artifact"],
                     f"{r['from']} → {r['to']}",
                     self.price(int(r["price_long_wad"])),
+                    self.price(int(r["window_average_wad"])),
                     r["positions"],
                     self.show(int(r.get("paid_units", 0))),
                     self.show(int(r.get("tax_units", 0))),
                 ]
                 for r in results
             ],
-            right=["p(long)", "live positions", "paid", "tax"],
+            right=["settled at", "7-day avg", "live positions", "paid", "tax"],
         )
         bounty = app.post_bounty("ART-CRISPR", "grace", self.tokens("15"))
         shares = app.distribute_bounty(

@@ -20,6 +20,7 @@ from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_
 from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.model.artifacts import check_side
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
+from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, WAD
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
@@ -53,9 +54,22 @@ def add(
     liquidity: Annotated[str, typer.Option(help="LMSR liquidity b in tokens; the pool is funded with b·ln 2.")],
     group: Annotated[Optional[str], typer.Option(help="Correlation group, e.g. a research field.")] = None,
     min_hold_days: Annotated[int, typer.Option(help="Days an artifact must be listed before voluntary closes.")] = 90,
+    validated_at: Annotated[
+        Optional[str], typer.Option(help="Validated needs a settlement price at or above this (default 0.7).")
+    ] = None,
+    deprecated_at: Annotated[
+        Optional[str], typer.Option(help="Deprecated needs a settlement price at or below this (default 0.1).")
+    ] = None,
+    flagged_below: Annotated[
+        Optional[str], typer.Option(help="Flagged needs a settlement price below this (default 0.3).")
+    ] = None,
+    window_days: Annotated[
+        Optional[int],
+        typer.Option(help="Days of p(long) averaged into the default settlement price (default 7)."),
+    ] = None,
     command_id: CommandId = None,
 ) -> None:
-    """List an artifact and open its binary LMSR market."""
+    """List an artifact and open its binary LMSR market, with its resolution thresholds."""
     context = get_context(ctx)
     app = context.app
     result = app.list_artifact(
@@ -64,6 +78,7 @@ def add(
         parse_amount(liquidity, app.decimals),
         group=group,
         min_hold_days=min_hold_days,
+        resolution=_resolution(validated_at, deprecated_at, flagged_below, window_days),
         command_id=command_id,
     )
     if context.as_json:
@@ -74,21 +89,72 @@ def add(
         )
 
 
+def _resolution(
+    validated_at: str | None, deprecated_at: str | None, flagged_below: str | None, window_days: int | None
+) -> ResolutionRules | None:
+    """The market's rules from the options given (seed 000's for the rest), or None for all defaults."""
+    if validated_at is None and deprecated_at is None and flagged_below is None and window_days is None:
+        return None
+    defaults = ResolutionRules()
+    return ResolutionRules(
+        validated_min_wad=parse_price_wad(validated_at, "--validated-at")
+        if validated_at is not None
+        else defaults.validated_min_wad,
+        deprecated_max_wad=parse_price_wad(deprecated_at, "--deprecated-at")
+        if deprecated_at is not None
+        else defaults.deprecated_max_wad,
+        flagged_below_wad=parse_price_wad(flagged_below, "--flagged-below")
+        if flagged_below is not None
+        else defaults.flagged_below_wad,
+        window_days=window_days if window_days is not None else defaults.window_days,
+    )
+
+
+def rules_text(resolution: dict[str, Any]) -> str:
+    """'validated >= 0.7, deprecated <= 0.1, flagged < 0.3; 7-day average' from artifact_state's rules."""
+    return (
+        f"validated >= {price(resolution['validated_min_wad'])}, deprecated <= "
+        f"{price(resolution['deprecated_max_wad'])}, flagged < {price(resolution['flagged_below_wad'])}; "
+        f"{resolution['window_days']}-day average"
+    )
+
+
 @artifact_app.command("show")
 def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
-    """State, outstanding shares, prices, pool balance and open interest."""
+    """State, prices (the settlement price once settled), resolution rules, pool and open interest."""
     context = get_context(ctx)
     app = context.app
     state = app.artifact_state(artifact_id)
-    summary = {**state, "price_long": price(state["price_long_wad"]), "price_short": price(state["price_short_wad"])}
+    settled = state["settlement_price_wad"]
+    summary = {
+        **state,
+        "price_long": price(state["price_long_wad"]),
+        "price_short": price(state["price_short_wad"]),
+        "settlement_price": None if settled is None else price(settled),
+        "window_average": None if settled is not None else price(state["window_average_wad"]),
+    }
     if context.as_json:
         emit_json(summary)
         return
     shown = {
         **summary,
+        "resolution": rules_text(state["resolution"]),
         "pool": format_amount(int(state["pool_units"]), app.decimals),
         "bounties": ", ".join(state["bounties"]) or "none",
     }
+    if settled is not None:  # the pool's quote no longer trades: show only what the market settled at
+        for stale in (
+            "price_long_wad",
+            "price_short_wad",
+            "price_long",
+            "price_short",
+            "window_average_wad",
+            "window_average",
+        ):
+            shown.pop(stale)
+    else:
+        shown.pop("settlement_price_wad")
+        shown.pop("settlement_price")
     table(f"Artifact {artifact_id}", ["field", "value"], [[key, value] for key, value in shown.items()])
 
 

@@ -577,7 +577,7 @@ def list_artifacts(
     ] = False,
     no_catch_up: NoCatchUp = False,
 ) -> None:
-    """Every artifact with its state, prices, pool and capital committed."""
+    """Every artifact with its state, p(long) (a settled market's settlement price), pool and capital committed."""
     context = get_context(ctx)
     with current_views(context, no_catch_up=no_catch_up) as store:
         rows = queries.artifacts(store, by_capital=by_capital)
@@ -593,7 +593,7 @@ def list_artifacts(
                 r["artifact"],
                 r["state"],
                 r["group"] or "",
-                r["price_long"],
+                r["price_long"] if r["settlement_price"] is None else r["settlement_price"],  # settled: its price
                 _amount(r["pool_units"], d),
                 _amount(r["capital_committed_units"], d),
                 r["live_positions"],

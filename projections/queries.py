@@ -147,6 +147,7 @@ def _market(row: dict[str, Any]) -> dict[str, Any]:
         "open_bounty_units": str(row["open_bounty_units"]),
         "transitions": row["transitions"],
         "settlement_price_wad": None if row["settlement_price_wad"] is None else str(row["settlement_price_wad"]),
+        "settlement_price": None if row["settlement_price_wad"] is None else price(row["settlement_price_wad"]),
     }
 
 
@@ -390,7 +391,7 @@ def inbox_message(row: dict[str, Any], decimals: int) -> str:
     if kind == inbox_view.FROZEN:
         return f"{subject} is frozen: the artifact was challenged. It cannot be closed until the challenge ends."
     if kind == inbox_view.REOPENED:
-        return f"{subject} is open again: the challenge ended and the artifact is listed."
+        return f"{subject} is open again: the challenge ended and the artifact trades again."
     if kind == inbox_view.BOUNTY_PAYOUT:
         return f"You received {amount(row['payout_units'])} from bounty {row['bounty_id']} on {row['artifact_id']}."
     if kind == inbox_view.BOUNTY_REFUND:

@@ -17,14 +17,14 @@ from stakeledger.domain.decisions.loading import load_artifact, load_position, r
 from stakeledger.domain.decisions.pool import pay_from_pool
 from stakeledger.domain.decisions.trading import release_all_orders
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
-from stakeledger.domain.errors import InvalidInputError, StateError, UnknownBountyError
+from stakeledger.domain.errors import InvalidInputError, StateError, ThresholdNotMetError, UnknownBountyError
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of
 from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
 from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
-from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, Reason, Side
+from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, WAD, Reason, Side
 
 REFERENCE_STAKE_TOKENS = 100
 MAX_CLAIMANTS = 1_000
@@ -33,10 +33,20 @@ MAX_CLAIMANTS = 1_000
 def transition_artifact(
     unit: UnitOfWork, artifact_id: str, to_state: str, actor: str, reason: str, price_wad: int | None
 ) -> dict[str, Any]:
-    """Move the artifact to ``to_state`` and settle what that transition settles."""
+    """Move the artifact to ``to_state`` and settle what that transition settles.
+
+    The settlement price is ``price_wad`` (the resolver's oracle) or, without one, the
+    time-weighted average of p(long) over the market's window; either must meet the
+    market's threshold for ``to_state`` (``ResolutionRules``), or nothing is written.
+    """
     artifact = load_artifact(unit, artifact_id)
-    settlement_price = price_wad if price_wad is not None else artifact.price_long_wad
-    from_state = artifact.transition(to_state, actor, reason, settlement_price, unit.at)
+    # A transition the lifecycle forbids is refused as such, before any price is weighed:
+    # a validated artifact asked to deprecate is told it is validated, not that 0.5 > 0.1.
+    artifact.require_transition(to_state)
+    average_wad = artifact.window_average_price_wad(unit.at)
+    settlement_price = price_wad if price_wad is not None else average_wad
+    _require_threshold(artifact, to_state, settlement_price, given=price_wad is not None)
+    from_state = artifact.transition(to_state, actor, reason, settlement_price, unit.at, average_wad=average_wad)
     transition = artifact.transition_count
     unit.preload([position_uuid(position_id) for position_id in artifact.position_ids], Position)
     positions = [load_position(unit, position_id) for position_id in artifact.position_ids]
@@ -47,21 +57,28 @@ def transition_artifact(
         "to": to_state,
         "transition": transition,
         "price_long_wad": str(settlement_price),
+        "window_average_wad": str(average_wad),
         "positions": len(live),
     }
     if to_state == CHALLENGED:
         for position in live:
             position.freeze(transition, unit.at)
         return summary
-    for position in live:
-        position.reopen(transition, unit.at)
+    if to_state in (LISTED, FLAGGED):
+        # Trading resumes: frozen positions open again. A terminal transition settles them
+        # straight from frozen, so nobody is told a position is open that is being settled.
+        for position in live:
+            position.reopen(transition, unit.at)
     if to_state == LISTED:
         return summary
     redeemed = {Side.LONG: 0, Side.SHORT: 0}
     if to_state == FLAGGED:
-        paid = sum(_settle_partially(unit, artifact, position, transition, redeemed) for position in live)
+        # A flag settles a position partially once in its life: a later flag pays nothing
+        # to positions that already took their half back or their bonus.
+        first = [position for position in live if position.partial_settlements == 0]
+        paid = sum(_settle_partially(unit, artifact, position, transition, redeemed) for position in first)
         _redeem(unit, artifact, redeemed)
-        return {**summary, "paid_units": str(paid)}
+        return {**summary, "paid_units": str(paid), "already_partially_settled": len(live) - len(first)}
     assert to_state in TERMINAL_STATES
     paid = sum(_settle_finally(unit, artifact, position, transition, settlement_price, redeemed) for position in live)
     _redeem(unit, artifact, redeemed)
@@ -79,20 +96,22 @@ def transition_artifact(
     return {**summary, "paid_units": str(paid), "tax_units": str(tax_units)}
 
 
-def settle_position(unit: UnitOfWork, position_id: str, settlement_price_wad: int) -> dict[str, Any]:
-    """Settle one live position of an artifact that has reached a terminal state."""
-    position = load_position(unit, position_id)
-    artifact = load_artifact(unit, position.artifact_id)
-    if artifact.state not in TERMINAL_STATES:
-        raise StateError(
-            f"artifact {artifact.artifact_id!r} is {artifact.state}; positions settle when it is validated or deprecated"
-        )
-    if not position.is_live:
-        raise StateError(f"position {position_id!r} is already {position.status}")
-    redeemed = {Side.LONG: 0, Side.SHORT: 0}
-    paid = _settle_finally(unit, artifact, position, artifact.transition_count, settlement_price_wad, redeemed)
-    _redeem(unit, artifact, redeemed)
-    return {"position": position_id, "payout_units": str(paid), "status": position.status}
+def _require_threshold(artifact: Artifact, to_state: str, price_wad: int, *, given: bool) -> None:
+    rules = artifact.resolution_rules
+    bound = rules.bound_for(to_state)
+    if bound is None or rules.meets(to_state, price_wad):
+        return
+    comparison, limit = bound
+    source = "the given price" if given else f"the {rules.window_days}-day average of p(long)"
+    raise ThresholdNotMetError(
+        f"artifact {artifact.artifact_id!r} cannot become {to_state}: it needs a settlement price "
+        f"{comparison} {_price(limit)}, and {source} is {_price(price_wad)}"
+    )
+
+
+def _price(price_wad: int) -> str:
+    whole, fraction = divmod(price_wad, WAD)
+    return f"{whole}.{str(fraction).rjust(18, '0').rstrip('0') or '0'}"
 
 
 def _redeem(unit: UnitOfWork, artifact: Artifact, redeemed: dict[Side, int]) -> None:

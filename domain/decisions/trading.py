@@ -32,6 +32,7 @@ from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_u
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.lmsr import average_price_wad, max_subsidy_units, shares_for_tokens, shares_to_reach_price
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import WAD, Reason, Side
 
 MAX_FILLS_PER_TRADE = 500
@@ -77,7 +78,13 @@ def order_lifetime(days: float) -> timedelta:
 
 
 def list_artifact(
-    unit: UnitOfWork, artifact_id: str, title: str, b_units: int, group: str | None, min_hold_days: int
+    unit: UnitOfWork,
+    artifact_id: str,
+    title: str,
+    b_units: int,
+    group: str | None,
+    min_hold_days: int,
+    rules: ResolutionRules,
 ) -> dict[str, Any]:
     """Open the artifact's binary market, funding its pool with the worst-case loss b·ln 2."""
     check_artifact_id(artifact_id)
@@ -104,6 +111,7 @@ def list_artifact(
             b_units=b_units,
             min_hold_days=min_hold_days,
             subsidy_units=subsidy_units,
+            **rules.as_dict(),
         )
     )
     unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, Reason.AMM_SUBSIDY, artifact=artifact.artifact_id)

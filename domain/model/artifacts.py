@@ -7,7 +7,7 @@ artifact id and a counter ("ART-1/o3", "ART-1/p17"): readable, unique and stable
 """
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -17,6 +17,15 @@ from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
 from stakeledger.domain.rules.lmsr import prices_wad
+from stakeledger.domain.rules.resolution import (
+    DEFAULT_DEPRECATED_MAX_WAD,
+    DEFAULT_FLAGGED_BELOW_WAD,
+    DEFAULT_VALIDATED_MIN_WAD,
+    DEFAULT_WINDOW_DAYS,
+    ResolutionRules,
+    prune,
+    time_weighted_price_wad,
+)
 from stakeledger.domain.vocabulary import (
     CHALLENGED,
     DEPRECATED,
@@ -38,6 +47,15 @@ ALLOWED_TRANSITIONS = {
 }
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/artifact")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(at: datetime) -> int:
+    """``at`` as whole microseconds since the epoch (integer arithmetic, no float)."""
+    return (at - _EPOCH) // _MICROSECOND
+
+
 _ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 
@@ -76,6 +94,20 @@ class Artifact(Aggregate):
         b_units: PositiveUnits
         min_hold_days: int
         subsidy_units: PositiveUnits
+        validated_min_wad: PriceWad = DEFAULT_VALIDATED_MIN_WAD
+        deprecated_max_wad: PriceWad = DEFAULT_DEPRECATED_MAX_WAD
+        flagged_below_wad: PriceWad = DEFAULT_FLAGGED_BELOW_WAD
+        window_days: int = DEFAULT_WINDOW_DAYS
+
+        # Version 1 listings had no resolution rules: they get seed 000's.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["validated_min_wad"] = DEFAULT_VALIDATED_MIN_WAD
+            state["deprecated_max_wad"] = DEFAULT_DEPRECATED_MAX_WAD
+            state["flagged_below_wad"] = DEFAULT_FLAGGED_BELOW_WAD
+            state["window_days"] = DEFAULT_WINDOW_DAYS
 
     class Traded(Aggregate.Event):
         """Shares bought (positive) or sold back (negative) against the pool."""
@@ -97,6 +129,7 @@ class Artifact(Aggregate):
             state["opens_position"] = state["shares_delta_units"] > 0
 
         def apply(self, artifact: "Artifact") -> None:
+            artifact.record_price_point(self.timestamp, self.price_long_wad)
             if self.side == Side.LONG:
                 artifact.q_long += self.shares_delta_units
             else:
@@ -171,10 +204,10 @@ class Artifact(Aggregate):
         transition: int
 
         def apply(self, artifact: "Artifact") -> None:
-            if self.side == Side.LONG:
-                artifact.q_long -= self.shares_units
-            else:
-                artifact.q_short -= self.shares_units
+            q_long = artifact.q_long - (self.shares_units if self.side == Side.LONG else 0)
+            q_short = artifact.q_short - (self.shares_units if self.side == Side.SHORT else 0)
+            artifact.record_price_point(self.timestamp, prices_wad(q_long, q_short, artifact.b_units)[0])
+            artifact.q_long, artifact.q_short = q_long, q_short
 
     class BountyPosted(Aggregate.Event):
         bounty_id: Name
@@ -253,15 +286,46 @@ class Artifact(Aggregate):
         actor: Name
         reason: str
         price_long_wad: PriceWad
+        window_average_wad: PriceWad  # the window's average p(long) at the transition
+
+        # Version 1 records did not keep the window's average; their price stands in for it.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["window_average_wad"] = state["price_long_wad"]
 
         def apply(self, artifact: "Artifact") -> None:
             artifact.state = self.to_state
             artifact.transition_count += 1
             artifact.settlement_price_wad = self.price_long_wad if self.to_state in TERMINAL_STATES else None
 
+    # Class-level defaults: an artifact restored from a snapshot taken before these existed
+    # has seed 000's rules and no recorded prices (its average then starts at its next trade).
+    validated_min_wad = DEFAULT_VALIDATED_MIN_WAD
+    deprecated_max_wad = DEFAULT_DEPRECATED_MAX_WAD
+    flagged_below_wad = DEFAULT_FLAGGED_BELOW_WAD
+    window_days = DEFAULT_WINDOW_DAYS
+    price_points: tuple[tuple[int, int], ...] = ()
+
     def __init__(
-        self, artifact_id: str, title: str, group: Optional[str], b_units: int, min_hold_days: int, subsidy_units: int
+        self,
+        artifact_id: str,
+        title: str,
+        group: Optional[str],
+        b_units: int,
+        min_hold_days: int,
+        subsidy_units: int,
+        validated_min_wad: int = DEFAULT_VALIDATED_MIN_WAD,
+        deprecated_max_wad: int = DEFAULT_DEPRECATED_MAX_WAD,
+        flagged_below_wad: int = DEFAULT_FLAGGED_BELOW_WAD,
+        window_days: int = DEFAULT_WINDOW_DAYS,
     ) -> None:
+        self.validated_min_wad = validated_min_wad
+        self.deprecated_max_wad = deprecated_max_wad
+        self.flagged_below_wad = flagged_below_wad
+        self.window_days = window_days
+        self.price_points = ()
         self.artifact_id = artifact_id
         self.title = title
         self.group = group
@@ -291,6 +355,29 @@ class Artifact(Aggregate):
     def price_long_wad(self) -> int:
         """The pool's current long price, from the outstanding shares."""
         return self.prices()[0]
+
+    @property
+    def resolution_rules(self) -> ResolutionRules:
+        return ResolutionRules(
+            self.validated_min_wad, self.deprecated_max_wad, self.flagged_below_wad, self.window_days
+        )
+
+    def record_price_point(self, at: datetime, price_after_wad: int) -> None:
+        """Remember that p(long) became ``price_after_wad`` at ``at`` (called by apply only).
+
+        The first point is the price the market had before (0.5 for a fresh market, set at
+        its listing); points older than the window are dropped except the last of them."""
+        window = self.resolution_rules.window_micros
+        points = self.price_points
+        if not points:
+            points = ((micros(self.created_on), self.price_long_wad),)
+        now = micros(at)
+        self.price_points = (*prune(points, now, window), (now, price_after_wad))
+
+    def window_average_price_wad(self, at: datetime) -> int:
+        """The time-weighted average of p(long) over the market's window ending at ``at``."""
+        points = self.price_points or ((micros(self.created_on), self.price_long_wad),)
+        return time_weighted_price_wad(points, micros(at), self.resolution_rules.window_micros)
 
     # Decisions --------------------------------------------------------------------------
 
@@ -430,11 +517,17 @@ class Artifact(Aggregate):
         assert position_id in self.stops
         self.trigger_event(self.StopCleared, timestamp=at, position_id=position_id, why=why)
 
-    def transition(self, to_state: str, actor: str, reason: str, price_long_wad: int, at: datetime) -> str:
+    def require_transition(self, to_state: str) -> None:
+        """Refuse a transition the lifecycle does not allow from the current state."""
         if to_state not in STATES:
             raise InvalidInputError(f"state must be one of {', '.join(STATES)}, got {to_state!r}")
         if to_state == self.state or to_state not in ALLOWED_TRANSITIONS[self.state]:
             raise StateError(f"artifact {self.artifact_id!r} cannot go from {self.state} to {to_state}")
+
+    def transition(
+        self, to_state: str, actor: str, reason: str, price_long_wad: int, at: datetime, *, average_wad: int
+    ) -> str:
+        self.require_transition(to_state)
         from_state = self.state
         self.trigger_event(
             self.Transitioned,
@@ -444,6 +537,7 @@ class Artifact(Aggregate):
             actor=actor,
             reason=reason,
             price_long_wad=price_long_wad,
+            window_average_wad=average_wad,
         )
         return from_state
 

@@ -87,6 +87,7 @@ class Position(Aggregate):
 
         def apply(self, position: "Position") -> None:
             position.status = PARTIALLY_SETTLED
+            position.partial_settlements += 1
             position.quantity_units = self.quantity_left_units
             position.cost_units = self.cost_left_units
             position.realized_pnl_units += self.pnl_units
@@ -156,6 +157,7 @@ class Position(Aggregate):
         self.payout_units = 0
         self.closed_at: Optional[datetime] = None
         self.status_before_freeze: Optional[str] = None
+        self.partial_settlements = 0  # a flag settles a position partially once in its life
 
     @classmethod
     def open(

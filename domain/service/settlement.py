@@ -10,7 +10,6 @@ from stakeledger.domain.decisions.settlement import (
     distribute_bounty,
     post_bounty,
     refund_bounty,
-    settle_position,
     transition_artifact,
 )
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
@@ -55,18 +54,6 @@ class SettlementCommands(LedgerCore):
     def settle_artifact(self, artifact_id: str, new_state: str, **kwargs: Any) -> dict[str, Any]:
         """Seed 000's name for a lifecycle transition that settles the artifact's positions."""
         return self.transition_artifact(artifact_id, new_state, **kwargs)
-
-    def settle_position(
-        self, position_id: str, settlement_price_wad: int, *, command_id: str | None = None
-    ) -> dict[str, Any]:
-        if not (isinstance(settlement_price_wad, int) and 0 < settlement_price_wad < WAD):
-            raise InvalidAmountError("settlement price must be strictly between 0 and 1")
-        return self.execute(
-            "position.settle",
-            lambda unit: settle_position(unit, position_id, settlement_price_wad),
-            payload={"position": position_id, "price": str(settlement_price_wad)},
-            command_id=command_id,
-        )
 
     def post_bounty(
         self, artifact_id: str, sponsor: str, amount_units: int, *, command_id: str | None = None

@@ -21,6 +21,7 @@ from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
 from stakeledger.domain.rules.lmsr import average_price_wad, buy_cost_units, depth, prices_wad, shares_for_tokens
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.service.ledger import LedgerCore
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, Side
 
@@ -38,9 +39,13 @@ class MarketCommands(LedgerCore):
         *,
         group: str | None = None,
         min_hold_days: int = 90,
+        resolution: ResolutionRules | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
+        """List a market. ``resolution``: its thresholds and averaging window (seed 000's by default)."""
         self.settings  # noqa: B018 - refuse before writing when not initialised
+        if resolution is not None and not isinstance(resolution, ResolutionRules):
+            raise InvalidInputError("resolution must be a ResolutionRules")
         payload = {
             "artifact": artifact_id,
             "title": title,
@@ -48,9 +53,12 @@ class MarketCommands(LedgerCore):
             "group": group,
             "hold": min_hold_days,
         }
+        if resolution is not None:  # the payload of a default listing stays what it always was
+            payload["rules"] = resolution.as_dict()
+        rules = resolution or ResolutionRules()
         return self.execute(
             "artifact.add",
-            lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days),
+            lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days, rules),
             payload=payload,
             command_id=command_id,
         )
@@ -194,9 +202,13 @@ class MarketCommands(LedgerCore):
 
     def artifact_state(self, artifact_id: str) -> dict[str, Any]:
         """An artifact and its market straight from the aggregate (always current, no view):
-        lifecycle state, outstanding shares, prices, pool balance, open interest, bounties."""
+        lifecycle state, outstanding shares, prices, the settlement price once settled, the
+        window's average p(long) now and the resolution rules, pool balance, open interest,
+        bounties."""
         artifact = self.get_artifact(artifact_id)
         long_wad, short_wad = artifact.prices()
+        rules = artifact.resolution_rules
+        settled = artifact.settlement_price_wad
         return {
             "artifact": artifact.artifact_id,
             "title": artifact.title,
@@ -209,6 +221,17 @@ class MarketCommands(LedgerCore):
             "q_short_units": str(artifact.q_short),
             "price_long_wad": str(long_wad),
             "price_short_wad": str(short_wad),
+            # A settled market's price is the one it settled at; the pool's quote no longer trades.
+            "settlement_price_wad": None if settled is None else str(settled),
+            "window_average_wad": None
+            if settled is not None
+            else str(artifact.window_average_price_wad(max(self.clock.now(), artifact.modified_on))),
+            "resolution": {
+                "validated_min_wad": str(rules.validated_min_wad),
+                "deprecated_max_wad": str(rules.deprecated_max_wad),
+                "flagged_below_wad": str(rules.flagged_below_wad),
+                "window_days": rules.window_days,
+            },
             "pool_units": str(self.balance_of(pool_account_id(artifact.artifact_id))),
             "open_interest_units": str(artifact.q_long + artifact.q_short),
             "resting_orders": len(artifact.orders),

@@ -17,6 +17,8 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from stakeledger.adapters.persistence.store_url import open_ledger
+from stakeledger.domain.decisions.loading import load_artifact, load_position
+from stakeledger.domain.decisions.settlement import _redeem, _settle_partially
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.model.accounts import TREASURY, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact
@@ -25,6 +27,7 @@ from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.service.log import iter_events
+from stakeledger.domain.vocabulary import Side
 from stakeledger.projections.audit import audit
 from stakeledger.projections.violations import ViolationCode
 from tests.cli.test_cli import run
@@ -53,8 +56,11 @@ def trade(ledger: StakeLedger) -> None:
     ledger.open_position("bob", ART, "short", 4 * TOKEN)
 
 
+VALIDATE_WAD = 8 * 10**17  # meets validated's default bound (>= 0.7): the pool's own price would not
+
+
 def settle(ledger: StakeLedger) -> None:
-    ledger.transition_artifact(ART, "validated", price_wad=None, command_id="settle")
+    ledger.transition_artifact(ART, "validated", price_wad=VALIDATE_WAD, command_id="settle")
 
 
 def post(ledger: StakeLedger, *transfers: tuple[str, str, str]) -> None:
@@ -268,5 +274,61 @@ def test_audit_when_a_position_event_has_no_opening_then_reported_not_raised(sto
         assert ("markets", at, f"position {orphan} settles or closes but was never opened") in [
             (v.check, v.position, v.message) for v in report.violations
         ]
+    finally:
+        ledger.close()
+
+
+# One partial settlement per stake ----------------------------------------------------------------
+
+
+def test_audit_when_a_position_is_partially_settled_twice_then_partial_settlement_repeated_is_reported(store_url):
+    ledger = new_test_ledger(store_url)
+    try:
+        trade(ledger)
+        flag_wad = 2 * 10**17  # meets flagged's default bound (< 0.3)
+        ledger.transition_artifact(ART, "flagged", price_wad=flag_wad)
+        ledger.transition_artifact(ART, "listed")
+        again = ledger.transition_artifact(ART, "flagged", price_wad=flag_wad)
+        assert (again["already_partially_settled"], again["paid_units"]) == (2, "0")
+        report = audit(ledger)
+        assert report.clean, report.violations
+        short_id = ledger.get_artifact(ART).position_ids[1]
+
+        # The second flag's bonus, forged past the decision's once-per-stake guard: the same steps a
+        # first flag takes (pay from the pool, record PartiallySettled), so the books stay balanced.
+        def forge(unit: UnitOfWork) -> dict[str, Any]:
+            artifact = load_artifact(unit, ART)
+            position = load_position(unit, short_id)
+            redeemed = {Side.LONG: 0, Side.SHORT: 0}
+            paid = _settle_partially(unit, artifact, position, artifact.transition_count, redeemed)
+            _redeem(unit, artifact, redeemed)
+            return {"paid_units": paid}
+
+        assert ledger.execute("forged", forge)["paid_units"] > 0
+        (first, second) = [
+            (position, event)
+            for position, event in iter_events(ledger)
+            if isinstance(event, Position.PartiallySettled) and event.originator_id == position_uuid(short_id)
+        ]
+        assert (first[1].transition, second[1].transition) == (1, 3)
+        expected = [
+            (
+                "markets",
+                second[0],
+                f"position {short_id!r} of 'bob' was settled partially a second time (transition 3): "
+                "a flag pays each stake once",
+                ViolationCode.PARTIAL_SETTLEMENT_REPEATED,
+            )
+        ]
+
+        report = audit(ledger)
+        assert [(v.check, v.position, v.message, v.code) for v in report.violations] == expected
+        assert report.violations[0].to_dict()["code"] == "PARTIAL_SETTLEMENT_REPEATED"
+
+        # Settled, the market's identity holds (every payment has its event): only this check sees it.
+        ledger.transition_artifact(ART, "deprecated", price_wad=5 * 10**16)
+        assert realised_pnl_from_events(ledger) == net_subsidy_from_pool(ledger)
+        report = audit(ledger)
+        assert [(v.check, v.position, v.message, v.code) for v in report.violations] == expected
     finally:
         ledger.close()

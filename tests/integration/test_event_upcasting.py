@@ -3,13 +3,19 @@ them, read back as version 2 with the outcome their fold used to decide."""
 
 import json
 import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.errors import ThresholdNotMetError
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.resolution import ResolutionRules
+from stakeledger.domain.service.clock import ManualClock
+from stakeledger.projections.audit import audit
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "ledger-before-layout.db"
 
@@ -33,6 +39,8 @@ def stored(app, topic: str) -> list:
         ("stakeledger:Artifact.OrderFilled", "order_status"),
         ("stakeledger:Position.Closed", "status"),
         ("stakeledger:Position.Reopened", "status"),
+        ("stakeledger:Artifact.Listed", "validated_min_wad"),
+        ("stakeledger:Artifact.Transitioned", "window_average_wad"),
     ],
 )
 def test_version_1_record_when_read_then_upcast_with_the_new_field(old_ledger, topic, field):
@@ -85,3 +93,87 @@ def test_new_events_when_saved_then_they_carry_version_2_and_the_decided_outcome
     ]
     outcomes = [(s["class_version"], s.get("opens_position"), s.get("status")) for s in states]
     assert sorted(outcomes, key=repr) == sorted([(2, True, None), (2, False, None), (2, None, "closed")], key=repr)
+
+
+# Resolution rules and the window's average (issue 14) ---------------------------------------------
+
+RULE_FIELDS = ("validated_min_wad", "deprecated_max_wad", "flagged_below_wad", "window_days")
+
+
+def test_version_1_listed_when_upcast_then_the_market_has_seed_000s_rules(old_ledger):
+    defaults = ResolutionRules()
+    records = stored(old_ledger, "stakeledger:Artifact.Listed")
+    assert len(records) == 13
+    for record in records:
+        assert not set(RULE_FIELDS) & set(json.loads(record.state))
+        event = old_ledger.mapper.to_domain_event(record)
+        assert tuple(getattr(event, field) for field in RULE_FIELDS) == (7 * 10**17, 10**17, 3 * 10**17, 7)
+        artifact = old_ledger.repository.get(record.originator_id)
+        assert artifact.resolution_rules == defaults
+
+
+def test_version_1_transitioned_when_upcast_then_its_window_average_is_its_price(old_ledger):
+    records = stored(old_ledger, "stakeledger:Artifact.Transitioned")
+    assert len(records) == 7
+    for record in records:
+        state = json.loads(record.state)
+        event = old_ledger.mapper.to_domain_event(record)
+        assert event.window_average_wad == event.price_long_wad == state["price_long_wad"]
+
+
+def test_old_store_when_todays_code_resolves_a_v1_market_then_its_average_meets_or_misses_the_default_bound(
+    tmp_path,
+):
+    shutil.copyfile(FIXTURE, tmp_path / "old.db")
+    clock = ManualClock(datetime(2026, 5, 1, tzinfo=timezone.utc))  # after the fixture's last event
+    app = open_ledger(f"sqlite:///{tmp_path / 'old.db'}", clock=clock)
+    try:
+        # Nothing happened on these markets in the last 7 days: each held its pool price all window.
+        for artifact_id in ("GEN-1", "MAT-1"):
+            assert app.get_artifact(artifact_id).modified_on <= clock.now() - timedelta(days=7)
+        held = app.get_artifact("GEN-1").price_long_wad
+        assert held <= 10**17
+        result = app.transition_artifact("GEN-1", "deprecated")
+        assert result["price_long_wad"] == result["window_average_wad"] == str(held)
+        assert app.get_artifact("MAT-1").price_long_wad < 7 * 10**17
+        events = app.recorder.max_notification_id()
+        with pytest.raises(ThresholdNotMetError):
+            app.transition_artifact("MAT-1", "validated")
+        assert app.recorder.max_notification_id() == events
+        report = audit(app)
+        assert report.clean, report.violations
+    finally:
+        app.close()
+
+
+def as_version_1(record: StoredEvent, originator_id, version: int, drop: tuple[str, ...], **changes) -> StoredEvent:
+    """``record`` as the release before issue 14 stored it: no class_version, no ``drop`` fields."""
+    state = {key: value for key, value in json.loads(record.state).items() if key not in (*drop, "class_version")}
+    state.update(changes)
+    return StoredEvent(originator_id, version, record.topic, json.dumps(state).encode())
+
+
+def test_version_1_records_when_stored_on_any_backend_then_read_with_default_rules_and_average(ledger):
+    # Today's code writes a market with its own rules; the same records, stripped to version 1 and
+    # stored under another artifact, read back with seed 000's rules and an average equal to the price.
+    rules = ResolutionRules(6 * 10**17, 2 * 10**17, 4 * 10**17, 3)
+    ledger.list_artifact("NEW", "Today", 100_000_000, min_hold_days=0, resolution=rules)
+    ledger.transition_artifact("NEW", "challenged", reason="disputed")
+    new_listed, new_transitioned = ledger.recorder.select_events(artifact_uuid("NEW"))
+    assert json.loads(new_listed.state)["class_version"] == json.loads(new_transitioned.state)["class_version"] == 2
+    old_id = artifact_uuid("OLD")
+    ledger.recorder.insert_events(
+        [
+            as_version_1(new_listed, old_id, 1, RULE_FIELDS, artifact_id="OLD"),
+            as_version_1(new_transitioned, old_id, 2, ("window_average_wad",), price_long_wad=123 * 10**15),
+        ]
+    )
+
+    old = ledger.get_artifact("OLD")
+
+    assert old.resolution_rules == ResolutionRules()
+    assert ledger.get_artifact("NEW").resolution_rules == rules
+    assert (old.state, old.transition_count) == ("challenged", 1)
+    listed, transitioned = ledger.events.get(old_id)
+    assert tuple(getattr(listed, field) for field in RULE_FIELDS) == (7 * 10**17, 10**17, 3 * 10**17, 7)
+    assert transitioned.window_average_wad == transitioned.price_long_wad == 123 * 10**15

@@ -117,7 +117,7 @@ def test_submit_coordinated_entries_when_many_markets_then_never_more_than_max_c
 def test_submit_coordinated_entries_when_some_are_refused_then_positions_rejections_and_errors_per_market(
     ledger, orchestrator
 ):
-    ledger.transition_artifact("M3", "validated", reason="replicated")
+    ledger.transition_artifact("M3", "validated", reason="replicated", price_wad=8 * 10**17)  # meets >= 0.7
     entries = {
         "M1": Entry("long", 20 * TOKEN),
         "M2": Entry("short", 20 * TOKEN),

@@ -8,6 +8,7 @@ rounded down, never read back from the code under test.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
@@ -23,10 +24,10 @@ from stakeledger.domain.errors import (
     InvalidAmountError,
     InvalidInputError,
     StateError,
+    ThresholdNotMetError,
     UnknownAccountError,
     UnknownArtifactError,
     UnknownBountyError,
-    UnknownPositionError,
 )
 from stakeledger.domain.model.accounts import (
     TREASURY,
@@ -39,6 +40,7 @@ from stakeledger.domain.model.accounts import (
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
+from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.vocabulary import WAD
 from stakeledger.projections.audit import audit
@@ -53,12 +55,28 @@ POOL = pool_account_id(ART)
 ESCROW = order_escrow_account_id(ART)
 AGENTS = ("alice", "bob", "carol", "dave")
 HALF_WAD = WAD // 2
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def price(text: str) -> int:
     """A probability written as a decimal string, in WAD: price("0.8") == 8 * 10**17."""
     whole, _, fraction = text.partition(".")
     return int(whole) * WAD + int(fraction.ljust(18, "0"))
+
+
+# Resolver prices that meet seed 000's thresholds (validated >= 0.7, deprecated <= 0.1, flagged < 0.3),
+# for tests that only need some transition to happen.
+VALIDATE_WAD, DEPRECATE_WAD, FLAG_WAD = price("0.8"), price("0.05"), price("0.2")
+PRICE_FOR = {"validated": VALIDATE_WAD, "deprecated": DEPRECATE_WAD, "flagged": FLAG_WAD}
+# Rules close to even odds, for tests that settle at a price a few trades can reach.
+NEAR_EVEN = ResolutionRules(
+    validated_min_wad=price("0.55"), flagged_below_wad=price("0.5"), deprecated_max_wad=price("0.45")
+)
+
+
+def go(ledger: StakeLedger, state: str, artifact_id: str = ART, **kwargs: Any) -> dict[str, Any]:
+    """Transition at a resolver price that meets the default threshold of ``state`` (if it has one)."""
+    return ledger.transition_artifact(artifact_id, state, price_wad=PRICE_FOR.get(state), **kwargs)
 
 
 def open_funded(ledger: StakeLedger, *names: str, amount_units: int = FUNDS_UNITS) -> None:
@@ -68,9 +86,16 @@ def open_funded(ledger: StakeLedger, *names: str, amount_units: int = FUNDS_UNIT
 
 
 def list_market(
-    ledger: StakeLedger, artifact_id: str = ART, *, liquidity_units: int = LIQUIDITY_UNITS, min_hold_days: int = 0
+    ledger: StakeLedger,
+    artifact_id: str = ART,
+    *,
+    liquidity_units: int = LIQUIDITY_UNITS,
+    min_hold_days: int = 0,
+    rules: ResolutionRules | None = None,
 ) -> None:
-    ledger.list_artifact(artifact_id, f"Artifact {artifact_id}", liquidity_units, min_hold_days=min_hold_days)
+    ledger.list_artifact(
+        artifact_id, f"Artifact {artifact_id}", liquidity_units, min_hold_days=min_hold_days, resolution=rules
+    )
 
 
 def trade(ledger: StakeLedger, trades: list[tuple[str, str, int]], artifact_id: str = ART) -> list[str]:
@@ -105,6 +130,15 @@ def movements(ledger: StakeLedger, account_id: str) -> list[Any]:
 def transitions(ledger: StakeLedger, artifact_id: str = ART) -> list[Artifact.Transitioned]:
     events = ledger.events.get(artifact_uuid(artifact_id))
     return [event for event in events if isinstance(event, Artifact.Transitioned)]
+
+
+def traded(ledger: StakeLedger, artifact_id: str = ART) -> list[Artifact.Traded]:
+    return [event for event in ledger.events.get(artifact_uuid(artifact_id)) if isinstance(event, Artifact.Traded)]
+
+
+def micros_of(moment: datetime) -> int:
+    """Whole microseconds since the epoch, as the market's window counts time."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def believability(ledger: StakeLedger, agent: str) -> int | None:
@@ -174,9 +208,10 @@ def settlement_credits(ledger: StakeLedger, agent: str) -> list[Any]:
 # Terminal settlements -------------------------------------------------------------------------
 
 # alice buys long high; carol's short pulls the price down; bob buys long lower; dave shorts a little.
-# Validated at the final price (about 0.57), alice's long loses and bob's long profits.
+# Validated at the final price (about 0.57, which NEAR_EVEN's 0.55 allows), alice's long loses and
+# bob's long profits.
 VALIDATED_TRADES = [("alice", "long", 100), ("carol", "short", 60), ("bob", "long", 40), ("dave", "short", 10)]
-# The mirror image: carol's short bought dear loses, dave's cheaper short profits.
+# The mirror image: carol's short bought dear loses, dave's cheaper short profits (deprecated at about 0.43).
 DEPRECATED_TRADES = [("carol", "short", 100), ("alice", "long", 60), ("dave", "short", 40), ("bob", "long", 10)]
 
 
@@ -189,14 +224,14 @@ def test_terminal_transition_when_longs_and_shorts_then_winners_paid_floor_of_q_
     ledger, state, trades, winning_side
 ):
     open_funded(ledger, *AGENTS)
-    list_market(ledger)
+    list_market(ledger, rules=NEAR_EVEN)
     position_ids = trade(ledger, trades)
-    s = ledger.get_artifact(ART).price_long_wad
+    s = ledger.get_artifact(ART).price_long_wad  # the resolver settles at the pool's last price
     before = {p: position_of(ledger, p) for p in position_ids}
     balances_before = {agent: ledger.balance_of(agent) for agent in AGENTS}
     pool_before = ledger.balance_of(POOL)
 
-    result = ledger.transition_artifact(ART, state, actor="reviewer", reason="replicated")
+    result = ledger.transition_artifact(ART, state, actor="reviewer", reason="replicated", price_wad=s)
 
     # A winner's share pays s (long, validated) or 1 − s (short, deprecated), rounded down.
     per_share_wad = s if winning_side == "long" else WAD - s
@@ -265,7 +300,7 @@ def test_flagged_then_listed_then_validated_when_longs_and_shorts_then_partial_n
     q_long_before = ledger.get_artifact(ART).q_long
     alice_before, bob_before = ledger.balance_of("alice"), ledger.balance_of("bob")
 
-    flagged = ledger.transition_artifact(ART, "flagged", reason="suspicious")
+    flagged = go(ledger, "flagged", reason="suspicious")
 
     # Long: cost//2 back now, keeps q − q//2 shares and cost − cost//2; the released shares leave the market.
     refund = long_before.cost_units // 2
@@ -295,11 +330,11 @@ def test_flagged_then_listed_then_validated_when_longs_and_shorts_then_partial_n
     assert position_of(ledger, long_id).is_live and position_of(ledger, short_id).is_live
     assert ledger.get_artifact(ART).state == "listed"
     (carol_id,) = trade(ledger, [("carol", "long", 5)])
-    s = ledger.get_artifact(ART).price_long_wad
+    s = VALIDATE_WAD
     carol_position = position_of(ledger, carol_id)
     alice_mid, bob_mid, carol_mid = (ledger.balance_of(a) for a in ("alice", "bob", "carol"))
 
-    ledger.transition_artifact(ART, "validated")
+    ledger.transition_artifact(ART, "validated", price_wad=s)
 
     alice_payout = long_after.quantity_units * s // WAD
     carol_payout = carol_position.quantity_units * s // WAD
@@ -393,7 +428,7 @@ def test_resting_order_when_artifact_challenged_then_never_fills_and_terminal_se
     assert artifact.orders[order_id]["remaining_units"] == 20 * TOKEN
     assert artifact.position_ids == [alice_id]
 
-    result = ledger.transition_artifact(ART, "deprecated")
+    result = go(ledger, "deprecated")
 
     artifact = ledger.get_artifact(ART)
     assert artifact.orders == {}
@@ -412,22 +447,36 @@ def test_resting_order_when_artifact_challenged_then_never_fills_and_terminal_se
 # Refused transitions ----------------------------------------------------------------------------
 
 REFUSED_TRANSITIONS = [
-    # (case, states reached first, the refused call, error)
-    ("validated then deprecated", ["validated"], lambda l: l.transition_artifact(ART, "deprecated"), StateError),
-    ("validated then validated", ["validated"], lambda l: l.transition_artifact(ART, "validated"), StateError),
-    ("deprecated then validated", ["deprecated"], lambda l: l.transition_artifact(ART, "validated"), StateError),
-    ("validated then listed", ["validated"], lambda l: l.transition_artifact(ART, "listed"), StateError),
-    ("validated then flagged", ["validated"], lambda l: l.transition_artifact(ART, "flagged"), StateError),
-    ("listed then listed", [], lambda l: l.transition_artifact(ART, "listed"), StateError),
-    ("flagged then flagged", ["flagged"], lambda l: l.transition_artifact(ART, "flagged"), StateError),
-    ("challenged then challenged", ["challenged"], lambda l: l.transition_artifact(ART, "challenged"), StateError),
-    ("unknown state", [], lambda l: l.transition_artifact(ART, "archived"), InvalidInputError),
-    ("unknown artifact", [], lambda l: l.transition_artifact("NOPE", "validated"), UnknownArtifactError),
+    # (case, states reached first, the refused call, error). The refused calls give prices that meet
+    # the thresholds, and the lifecycle refuses them anyway; without a price the lifecycle is asked
+    # first too (a settled market's average, 0.5, would miss every threshold).
+    ("validated then deprecated", ["validated"], lambda l: go(l, "deprecated"), StateError),
+    ("validated then validated", ["validated"], lambda l: go(l, "validated"), StateError),
+    ("deprecated then validated", ["deprecated"], lambda l: go(l, "validated"), StateError),
+    ("validated then listed", ["validated"], lambda l: go(l, "listed"), StateError),
+    ("validated then flagged", ["validated"], lambda l: go(l, "flagged"), StateError),
+    (
+        "validated then deprecated, no price",
+        ["validated"],
+        lambda l: l.transition_artifact(ART, "deprecated"),
+        StateError,
+    ),
+    ("listed then listed", [], lambda l: go(l, "listed"), StateError),
+    ("flagged then flagged", ["flagged"], lambda l: go(l, "flagged"), StateError),
+    ("flagged then flagged, no price", ["flagged"], lambda l: l.transition_artifact(ART, "flagged"), StateError),
+    ("challenged then challenged", ["challenged"], lambda l: go(l, "challenged"), StateError),
+    ("unknown state", [], lambda l: go(l, "archived"), InvalidInputError),
+    ("unknown artifact", [], lambda l: go(l, "validated", "NOPE"), UnknownArtifactError),
     ("price zero", [], lambda l: l.transition_artifact(ART, "validated", price_wad=0), InvalidAmountError),
     ("price one", [], lambda l: l.transition_artifact(ART, "validated", price_wad=WAD), InvalidAmountError),
     ("price not int", [], lambda l: l.transition_artifact(ART, "validated", price_wad=0.5), InvalidAmountError),
-    ("reason too long", [], lambda l: l.transition_artifact(ART, "flagged", reason="x" * 501), InvalidInputError),
-    ("settle_artifact alias, terminal", ["deprecated"], lambda l: l.settle_artifact(ART, "validated"), StateError),
+    ("reason too long", [], lambda l: go(l, "flagged", reason="x" * 501), InvalidInputError),
+    (
+        "settle_artifact alias, terminal",
+        ["deprecated"],
+        lambda l: l.settle_artifact(ART, "validated", price_wad=VALIDATE_WAD),
+        StateError,
+    ),
 ]
 
 
@@ -440,10 +489,11 @@ def test_transition_when_not_allowed_then_error_and_nothing_written(ledger, case
     trade(ledger, [("alice", "long", 20), ("bob", "short", 10)])
     ledger.place_limit_order("carol", ART, "long", 5 * TOKEN, price("0.2"))
     for state in path:
-        ledger.transition_artifact(ART, state)
+        go(ledger, state)
     before = state_of(ledger)
-    with pytest.raises(error):
+    with pytest.raises(error) as raised:
         refused(ledger)
+    assert not isinstance(raised.value, ThresholdNotMetError)  # the lifecycle, not the price, refuses these
     assert state_of(ledger) == before
     assert audit(ledger).clean
 
@@ -455,15 +505,15 @@ def test_transition_when_repeated_with_same_command_id_then_first_result_and_not
     open_funded(ledger, *AGENTS)
     list_market(ledger)
     trade(ledger, [("alice", "long", 20), ("bob", "short", 10)])
-    flagged = ledger.transition_artifact(ART, "flagged", command_id="flag-1")
+    flagged = go(ledger, "flagged", command_id="flag-1")
     after_flag = state_of(ledger)
-    assert ledger.transition_artifact(ART, "flagged", command_id="flag-1") == flagged
+    assert go(ledger, "flagged", command_id="flag-1") == flagged
     assert state_of(ledger) == after_flag  # no second refund, no second bonus
 
-    validated = ledger.transition_artifact(ART, "validated", command_id="settle-1")
+    validated = go(ledger, "validated", command_id="settle-1")
     after_first = state_of(ledger)
 
-    again = ledger.transition_artifact(ART, "validated", command_id="settle-1")
+    again = go(ledger, "validated", command_id="settle-1")
 
     assert again == validated
     assert state_of(ledger) == after_first
@@ -474,13 +524,13 @@ def test_transition_when_command_id_reused_for_other_state_then_conflict_and_not
     open_funded(ledger, *AGENTS)
     list_market(ledger)
     trade(ledger, [("alice", "long", 20), ("bob", "short", 10)])
-    ledger.transition_artifact(ART, "flagged", command_id="t-1")
+    go(ledger, "flagged", command_id="t-1")
     before = state_of(ledger)
     with pytest.raises(CommandConflictError):
-        ledger.transition_artifact(ART, "validated", command_id="t-1")
+        go(ledger, "validated", command_id="t-1")
     assert state_of(ledger) == before
     with pytest.raises(CommandConflictError):
-        ledger.transition_artifact(ART, "flagged", price_wad=price("0.6"), command_id="t-1")
+        ledger.transition_artifact(ART, "flagged", price_wad=price("0.1"), command_id="t-1")
     assert state_of(ledger) == before
 
 
@@ -508,19 +558,55 @@ def test_validated_when_price_given_then_positions_settle_at_it_not_at_the_pool_
     assert_settled_market_balances(ledger)
 
 
-def test_deprecated_when_no_price_given_then_positions_settle_at_the_current_pool_long_price(ledger):
+def test_deprecated_when_no_price_given_then_positions_settle_at_the_window_average_of_p_long(ledger, clock):
+    # Listed at 0.5; a day later bob's short takes p(long) near 0.06; four days later alice's long lifts
+    # it a little; four days after that the 7-day window starts two days after bob's trade, so the
+    # listing's 0.5 has left it: bob's price holds for 3 days of it, alice's for 4.
     open_funded(ledger, *AGENTS)
     list_market(ledger)
-    long_id, short_id = trade(ledger, [("alice", "long", 30), ("bob", "short", 45)])
-    pool_price = ledger.get_artifact(ART).price_long_wad
+    clock.advance(days=1)
+    (short_id,) = trade(ledger, [("bob", "short", 210)])
+    clock.advance(days=4)
+    (long_id,) = trade(ledger, [("alice", "long", 3)])
+    clock.advance(days=4)
+    bob_trade, alice_trade = traded(ledger)
+    day = 86_400 * 10**6
+    now = micros_of(clock.now())
+    assert micros_of(alice_trade.timestamp) - micros_of(bob_trade.timestamp) == 4 * day
+    assert now - micros_of(alice_trade.timestamp) == 4 * day
+    average = (bob_trade.price_long_wad * 3 * day + alice_trade.price_long_wad * 4 * day) // (7 * day)
+    assert average <= price("0.1")  # it meets deprecated's bound
+    assert average != ledger.get_artifact(ART).price_long_wad
     quantity = position_of(ledger, short_id).quantity_units
-    bob_before = ledger.balance_of("bob")
+    bob_before, alice_before = ledger.balance_of("bob"), ledger.balance_of("alice")
 
     result = ledger.settle_artifact(ART, "deprecated")
 
-    assert result["price_long_wad"] == str(pool_price)
-    assert ledger.balance_of("bob") == bob_before + quantity * (WAD - pool_price) // WAD
-    assert transitions(ledger)[0].price_long_wad == pool_price
+    assert result["price_long_wad"] == result["window_average_wad"] == str(average)
+    assert ledger.balance_of("bob") == bob_before + quantity * (WAD - average) // WAD
+    assert ledger.balance_of("alice") == alice_before
+    (transitioned,) = transitions(ledger)
+    assert transitioned.price_long_wad == transitioned.window_average_wad == average
+    assert ledger.get_artifact(ART).settlement_price_wad == average
+    assert position_of(ledger, long_id).status == "settled"
+    assert_settled_market_balances(ledger)
+
+
+def test_validated_when_price_given_then_the_window_average_is_recorded_beside_it(ledger, clock):
+    open_funded(ledger, *AGENTS)
+    list_market(ledger)
+    clock.advance(days=2)
+    trade(ledger, [("alice", "long", 30)])
+    clock.advance(days=1)
+    (alice_trade,) = traded(ledger)
+    # Listed at 0.5 two days before alice's trade; the market is 3 days old, younger than its window.
+    average = (HALF_WAD * 2 + alice_trade.price_long_wad * 1) // 3
+
+    result = ledger.transition_artifact(ART, "validated", price_wad=VALIDATE_WAD)
+
+    assert (result["price_long_wad"], result["window_average_wad"]) == (str(VALIDATE_WAD), str(average))
+    (transitioned,) = transitions(ledger)
+    assert (transitioned.price_long_wad, transitioned.window_average_wad) == (VALIDATE_WAD, average)
     assert_settled_market_balances(ledger)
 
 
@@ -568,7 +654,7 @@ def test_close_after_flagged_when_pool_short_of_proceeds_then_shortfall_minted_a
     open_funded(ledger, *AGENTS)
     list_market(ledger, liquidity_units=1 * TOKEN)
     (short_id,) = trade(ledger, [("alice", "short", 3)])
-    ledger.transition_artifact(ART, "flagged")
+    go(ledger, "flagged")
     assert ledger.balance_of(POOL) == 2_943_148
     alice_before = ledger.balance_of("alice")
 
@@ -580,36 +666,8 @@ def test_close_after_flagged_when_pool_short_of_proceeds_then_shortfall_minted_a
     minted = [e for e in movements(ledger, POOL) if e.reason == "amm:subsidy"][1:]
     assert [e.amount_units for e in minted] == [2_999_999 - 2_943_148]
     assert audit(ledger).clean
-    ledger.transition_artifact(ART, "deprecated")
+    go(ledger, "deprecated")
     assert_settled_market_balances(ledger)
-
-
-# settle_position --------------------------------------------------------------------------------
-
-SETTLE_POSITION_REFUSALS = [
-    ("artifact still listed", [], lambda l: l.settle_position(f"{ART}/p1", price("0.6")), StateError),
-    ("artifact only flagged", ["flagged"], lambda l: l.settle_position(f"{ART}/p1", price("0.6")), StateError),
-    ("already settled", ["validated"], lambda l: l.settle_position(f"{ART}/p1", price("0.6")), StateError),
-    ("unknown position", [], lambda l: l.settle_position(f"{ART}/p99", price("0.6")), UnknownPositionError),
-    ("malformed position id", [], lambda l: l.settle_position("p1", price("0.6")), InvalidInputError),
-    ("price zero", [], lambda l: l.settle_position(f"{ART}/p1", 0), InvalidAmountError),
-    ("price one", [], lambda l: l.settle_position(f"{ART}/p1", WAD), InvalidAmountError),
-]
-
-
-@pytest.mark.parametrize(
-    ("case", "path", "refused", "error"), SETTLE_POSITION_REFUSALS, ids=[row[0] for row in SETTLE_POSITION_REFUSALS]
-)
-def test_settle_position_when_not_settleable_then_error_and_nothing_written(ledger, case, path, refused, error):
-    open_funded(ledger, *AGENTS)
-    list_market(ledger)
-    trade(ledger, [("alice", "long", 20), ("bob", "short", 10)])
-    for state in path:
-        ledger.transition_artifact(ART, state)
-    before = state_of(ledger)
-    with pytest.raises(error):
-        refused(ledger)
-    assert state_of(ledger) == before
 
 
 # Bounties ---------------------------------------------------------------------------------------
@@ -710,13 +768,13 @@ def test_bounty_when_refused_then_error_and_nothing_written(ledger, case, refuse
 
 def test_validated_when_predictions_right_or_wrong_then_believability_moves_and_names_its_settlement(ledger):
     open_funded(ledger, *AGENTS)
-    list_market(ledger)
+    list_market(ledger, rules=NEAR_EVEN)
     position_ids = trade(ledger, VALIDATED_TRADES)
     owners = {position_of(ledger, p).owner: p for p in position_ids}
     costs = {agent: position_of(ledger, p).cost_units for agent, p in owners.items()}
     assert all(believability(ledger, agent) is None for agent in AGENTS)  # nobody has predicted yet
 
-    ledger.transition_artifact(ART, "validated")
+    ledger.transition_artifact(ART, "validated", price_wad=ledger.get_artifact(ART).price_long_wad)
 
     # bob's long paid more than it cost: correct, above 0.5. carol's and dave's shorts: wrong, below 0.5.
     assert believability(ledger, "bob") > HALF_WAD
@@ -742,6 +800,6 @@ def test_flagged_when_positions_partially_settle_then_reputation_does_not_move(l
     open_funded(ledger, *AGENTS)
     list_market(ledger)
     trade(ledger, [("alice", "long", 20), ("bob", "short", 10)])
-    ledger.transition_artifact(ART, "flagged")
+    go(ledger, "flagged")
     assert believability(ledger, "alice") is None
     assert believability(ledger, "bob") is None

@@ -20,6 +20,11 @@ from stakeledger.projections.store import ViewStore
 
 TOKEN = 10**6
 AGENTS = ("ada", "bob", "cy", "dee")
+FLAG_PRICE_WAD = 2 * WAD // 10
+VALIDATE_PRICE_WAD = 8 * WAD // 10
+DEPRECATE_PRICE_WAD = 5 * WAD // 100
+# Each transition the bulk log picks, with a settlement price that meets its threshold.
+BULK_TRANSITIONS = (("validated", VALIDATE_PRICE_WAD), ("deprecated", DEPRECATE_PRICE_WAD), ("flagged", FLAG_PRICE_WAD))
 
 
 @dataclass
@@ -63,10 +68,12 @@ def run_scenario(app: StakeLedger, clock: ManualClock) -> Scenario:
     app.open_position("bob", "LIFE", "short", 30 * TOKEN)
     app.open_position("cy", "LIFE", "long", 10 * TOKEN)
     clock.advance(days=1)
-    app.transition_artifact("LIFE", "flagged", reason="replication doubts")
+    # The resolver's prices meet seed 000's thresholds (flagged < 0.3, validated >= 0.7,
+    # deprecated <= 0.1): the pool's own average after these few trades meets none of them.
+    app.transition_artifact("LIFE", "flagged", reason="replication doubts", price_wad=FLAG_PRICE_WAD)
     app.transition_artifact("LIFE", "challenged")
     app.transition_artifact("LIFE", "listed")
-    app.transition_artifact("LIFE", "validated", price_wad=650_000_000_000_000_000)
+    app.transition_artifact("LIFE", "validated", price_wad=VALIDATE_PRICE_WAD)
 
     app.list_artifact("DEP", "Deprecated", 100 * TOKEN, min_hold_days=0)
     app.open_position("ada", "DEP", "long", 10 * TOKEN)
@@ -74,7 +81,7 @@ def run_scenario(app: StakeLedger, clock: ManualClock) -> Scenario:
     app.open_position("dee", "DEP", "short", 5 * TOKEN)
     bounty = app.post_bounty("DEP", "bob", 30 * TOKEN)["bounty"]
     clock.advance(days=1)
-    app.transition_artifact("DEP", "deprecated")
+    app.transition_artifact("DEP", "deprecated", price_wad=DEPRECATE_PRICE_WAD)
     app.distribute_bounty(bounty, [("ada", Fraction(1)), ("cy", Fraction(2))])
     return Scenario(after_mints, after_transfer, "MKT/p2", filled, resting, bounty)
 
@@ -107,7 +114,8 @@ def bulk_log(app: StakeLedger, clock: ManualClock, events: int, *, seed: int = 1
                 orders.append(MarketOrder(rng.choice(agents), artifact, side, rng.randint(1, 20) * TOKEN))
         app.trade_batch(orders)
         clock.advance(seconds=60)
-        app.transition_artifact(artifact, rng.choice(("validated", "deprecated", "flagged")))
+        to_state, price_wad = rng.choice(BULK_TRANSITIONS)
+        app.transition_artifact(artifact, to_state, price_wad=price_wad)
         requests = [TransferRequest(*rng.sample(agents, 2), rng.randint(1, 1000)) for _ in range(1000)]
         app.transfer_many(requests)
 

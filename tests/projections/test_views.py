@@ -16,7 +16,7 @@ from stakeledger.projections.runner import Runner
 from stakeledger.projections.statements import statement_lines
 from stakeledger.projections.store import ViewStore
 from stakeledger.projections.views.markets import ARTIFACTS
-from tests.projections.scenario import AGENTS, TOKEN, head
+from tests.projections.scenario import AGENTS, TOKEN, VALIDATE_PRICE_WAD, head
 
 ARTIFACT_IDS = ("MKT", "LIFE", "DEP")
 
@@ -111,7 +111,7 @@ def test_markets_when_scenario_then_each_artifact_matches_its_aggregate(ledger, 
         assert row["live_positions"] == len(live)
         assert row["resting_orders"] == len(artifact.orders)
     assert rows["MKT"]["live_positions"] == 2 and int(rows["MKT"]["capital_committed_units"]) == 70 * TOKEN
-    assert rows["LIFE"]["state"] == "validated" and rows["LIFE"]["settlement_price_wad"] == str(650 * 10**15)
+    assert rows["LIFE"]["state"] == "validated" and rows["LIFE"]["settlement_price_wad"] == str(VALIDATE_PRICE_WAD)
 
 
 def test_artifacts_by_capital_when_one_market_live_then_it_comes_first(ledger, scenario, store):
@@ -168,7 +168,7 @@ def test_settlements_when_filtered_then_newest_first_per_artifact_and_agent(ledg
     settled = {row["position_id"]: row for row in life if row["kind"] == "settled"}
     for position in positions_of(ledger, "LIFE"):
         row = settled[position.position_id]
-        assert row["price_long_wad"] == str(650 * 10**15) and row["state"] == "validated"
+        assert row["price_long_wad"] == str(VALIDATE_PRICE_WAD) and row["state"] == "validated"
         assert int(row["payout_units"]) == position.payout_units - _partial_payout(life, position.position_id)
     cy = queries.settlement_history(store, agent="cy", limit=100)
     assert {row["agent"] for row in cy} == {"cy"}
@@ -225,7 +225,7 @@ def test_inbox_when_life_of_an_artifact_then_one_message_per_change_newest_first
     assert ada[-1]["message"].startswith("Your long position LIFE/p1 on LIFE was partly settled")
     bob = queries.inbox(store, "bob", decimals=6)
     assert [m["kind"] for m in bob] == ["settled", "reopened", "frozen", "partially_settled"]
-    assert "validated at p(long) 0.650000; paid 0" in bob[0]["message"]
+    assert "validated at p(long) 0.800000; paid 0" in bob[0]["message"]
     assert queries.inbox(store, "ada", decimals=6, limit=1) == ada[:1]
     with pytest.raises(UnknownAccountError):
         queries.inbox(store, "nobody", decimals=6)

@@ -2,7 +2,9 @@
 a SQLite file and PostgreSQL (a fresh store for every example; fewer examples on the durable ones).
 
 Whatever the trades and the walk, the audit stays clean; a refused command writes nothing;
-a retried transition is idempotent; and once the walk reaches a terminal state, per artifact and
+a retried transition is idempotent; a transition whose settlement price (the one given, or the
+window's average) misses the market's threshold is refused with THRESHOLD_NOT_MET and writes
+nothing, and is then made at a price that meets it; and once the walk reaches a terminal state, per artifact and
 to the unit, the positions' realised P&L equals the subsidies minus the tax, every position's P&L
 equals the tokens the pool paid it minus the tokens it paid the pool, every agent ends with its
 funding plus its P&L, and the pool, the order escrow and the outstanding shares are all zero.
@@ -22,14 +24,14 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import event as note_case
 
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError
+from stakeledger.domain.errors import FrozenError, InsufficientFundsError, LedgerError, StateError, ThresholdNotMetError
 from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import ALLOWED_TRANSITIONS
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.vocabulary import TERMINAL_STATES, WAD
+from stakeledger.domain.vocabulary import DEPRECATED, FLAGGED, TERMINAL_STATES, VALIDATED, WAD
 from stakeledger.projections.audit import audit
 from tests.conftest import BACKENDS, fresh_postgres_url
 
@@ -50,7 +52,28 @@ ACTIONS = st.one_of(
     st.tuples(st.just("close"), st.integers(min_value=0, max_value=50)),
     st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=50)),
 )
-PRICES = st.one_of(st.none(), st.integers(min_value=1, max_value=WAD - 1), st.sampled_from([1, WAD // 2, WAD - 1]))
+# Seed 000's thresholds, written out here: validated needs s >= 0.7, deprecated s <= 0.1, flagged s < 0.3.
+VALIDATED_MIN, DEPRECATED_MAX, FLAGGED_BELOW = 7 * WAD // 10, WAD // 10, 3 * WAD // 10
+BOUNDARIES = [1, DEPRECATED_MAX, DEPRECATED_MAX + 1, FLAGGED_BELOW - 1, FLAGGED_BELOW, VALIDATED_MIN - 1, VALIDATED_MIN]
+PRICES = st.one_of(
+    st.none(), st.integers(min_value=1, max_value=WAD - 1), st.sampled_from([*BOUNDARIES, WAD // 2, WAD - 1])
+)
+# A price each thresholded transition accepts, for the retry after a refusal.
+MEETING_PRICES = {
+    VALIDATED: st.integers(min_value=VALIDATED_MIN, max_value=WAD - 1),
+    DEPRECATED: st.integers(min_value=1, max_value=DEPRECATED_MAX),
+    FLAGGED: st.integers(min_value=1, max_value=FLAGGED_BELOW - 1),
+}
+
+
+def meets_threshold(to_state: str, price_wad: int) -> bool:
+    if to_state == VALIDATED:
+        return price_wad >= VALIDATED_MIN
+    if to_state == DEPRECATED:
+        return price_wad <= DEPRECATED_MAX
+    if to_state == FLAGGED:
+        return price_wad < FLAGGED_BELOW
+    return True
 
 
 def examples(backend: str, in_memory: int) -> int:
@@ -107,7 +130,8 @@ class Run:
     """One example: a ledger, its agents, and the command outcomes the test expects."""
 
     def __init__(self, url: str, liquidity_units: int) -> None:
-        self.ledger = open_ledger(url, clock=ManualClock(), new_id=SeededIds(11))
+        self.clock = ManualClock()
+        self.ledger = open_ledger(url, clock=self.clock, new_id=SeededIds(11))
         self.ledger.initialise(decimals=6)
         for agent in AGENTS:
             self.ledger.open_account(agent)
@@ -170,12 +194,34 @@ class Run:
         else:
             assert refusal is None, f"expected {refusal.__name__ if refusal else None}, but the command was accepted"
 
-    def transition(self, to_state: str, price_wad: int | None, command_id: str) -> None:
+    def transition(self, to_state: str, price_wad: int | None, command_id: str) -> bool:
+        """Make the transition, or expect its refusal when the settlement price misses the
+        threshold (the clock stands still here, so the window's average is the pool's price)."""
+        settlement = price_wad if price_wad is not None else self.ledger.get_artifact(ART).price_long_wad
+        if not meets_threshold(to_state, settlement):
+            before = snapshot(self.ledger)
+            try:
+                self.ledger.transition_artifact(ART, to_state, price_wad=price_wad, command_id=command_id)
+            except ThresholdNotMetError as error:
+                assert error.code == "THRESHOLD_NOT_MET"
+            else:
+                raise AssertionError(f"{to_state} at {settlement} should miss its threshold")
+            assert snapshot(self.ledger) == before, "a refused transition wrote something"
+            note_case(f"{to_state} refused below its threshold")
+            return False
         first = self.ledger.transition_artifact(ART, to_state, price_wad=price_wad, command_id=command_id)
+        assert first["price_long_wad"] == str(settlement)
         after = snapshot(self.ledger)
         assert self.ledger.transition_artifact(ART, to_state, price_wad=price_wad, command_id=command_id) == first
         assert snapshot(self.ledger) == after, "a retried transition wrote something"
         self.state = to_state
+        return True
+
+    def transition_surely(self, data: st.DataObject, to_state: str, price_wad: int | None, command_id: str) -> None:
+        """The transition at ``price_wad``; if that is refused, again at a price that meets the threshold."""
+        if not self.transition(to_state, price_wad, command_id):
+            retry = data.draw(MEETING_PRICES[to_state], label=f"meeting price for {command_id}")
+            assert self.transition(to_state, retry, f"{command_id}-retry")
 
 
 def assert_settled_exactly(ledger: StakeLedger) -> None:
@@ -268,7 +314,7 @@ def random_walk(data: st.DataObject, run: Run) -> None:
             choices = [state for state in choices if state in TERMINAL_STATES]
         to_state = data.draw(st.sampled_from(choices), label=f"to {step}")
         price_wad = data.draw(PRICES, label=f"price {step}")
-        run.transition(to_state, price_wad, command_id=f"t-{step}")
+        run.transition_surely(data, to_state, price_wad, command_id=f"t-{step}")
         report = audit(run.ledger)
         assert report.clean, report.violations
         if to_state in TERMINAL_STATES:
@@ -302,13 +348,24 @@ def test_market_orders_then_a_terminal_path_when_any_price_then_identity_exact(b
         trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=120)), min_size=1, max_size=10),
         path=TERMINAL_PATHS,
         price_wad=PRICES,
+        flag_price_wad=st.one_of(st.none(), MEETING_PRICES[FLAGGED]),
+        data=st.data(),
     )
-    def example(trades: list[tuple[str, str, int]], path: list[str], price_wad: int | None) -> None:
+    def example(
+        trades: list[tuple[str, str, int]],
+        path: list[str],
+        price_wad: int | None,
+        flag_price_wad: int | None,
+        data: st.DataObject,
+    ) -> None:
         with Run.on(backend, server, 20 * TOKEN) as run:
             for agent, side, tokens in trades:
                 run.act(("buy", agent, side, tokens))
             for index, to_state in enumerate(path):
-                run.transition(to_state, price_wad if to_state in TERMINAL_STATES else None, command_id=f"t-{index}")
+                given_price = (
+                    price_wad if to_state in TERMINAL_STATES else flag_price_wad if to_state == FLAGGED else None
+                )
+                run.transition_surely(data, to_state, given_price, command_id=f"t-{index}")
             assert_settled_exactly(run.ledger)
             describe(run.ledger)
             report = audit(run.ledger)
@@ -335,19 +392,26 @@ def test_flagged_then_closing_every_live_position_when_market_listed_again_then_
         trades=st.lists(st.tuples(AGENT, SIDES, st.integers(min_value=1, max_value=90)), min_size=1, max_size=8),
         terminal=st.sampled_from(sorted(TERMINAL_STATES)),
         price_wad=PRICES,
+        flag_price_wad=MEETING_PRICES[FLAGGED],
+        data=st.data(),
     )
     def example(
-        liquidity_tokens: int, trades: list[tuple[str, str, int]], terminal: str, price_wad: int | None
+        liquidity_tokens: int,
+        trades: list[tuple[str, str, int]],
+        terminal: str,
+        price_wad: int | None,
+        flag_price_wad: int,
+        data: st.DataObject,
     ) -> None:
         with Run.on(backend, server, liquidity_tokens * TOKEN) as run:
             for agent, side, tokens in trades:
                 run.act(("buy", agent, side, tokens))
-            run.transition("flagged", None, command_id="flag")
-            run.transition("listed", None, command_id="relist")
+            assert run.transition("flagged", flag_price_wad, command_id="flag")
+            assert run.transition("listed", None, command_id="relist")
             for index, position_id in enumerate(run.ledger.get_artifact(ART).position_ids):
                 run.act(("close", index))
                 assert run.ledger.repository.get(position_uuid(position_id)).status == "closed"
-            run.transition(terminal, price_wad, command_id="end")
+            run.transition_surely(data, terminal, price_wad, command_id="end")
             assert_settled_exactly(run.ledger)
             report = audit(run.ledger)
             assert report.clean, report.violations
