@@ -49,7 +49,8 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 # Python's re and pydantic's (Rust) regex engine read the same way.
 FORBIDDEN_TEXT_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
 TEXT_PATTERN = rf"^[^{FORBIDDEN_TEXT_CLASS}]*$"
-_FORBIDDEN_TEXT = re.compile(f"[{FORBIDDEN_TEXT_CLASS}]")
+FORBIDDEN_TEXT = re.compile(f"[{FORBIDDEN_TEXT_CLASS}]")
+_FORBIDDEN_TEXT = FORBIDDEN_TEXT
 
 
 def check_json_shape(text: str, what: str) -> None:

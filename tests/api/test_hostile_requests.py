@@ -386,3 +386,31 @@ def test_served_api_when_sent_200000_levels_without_a_key_then_refused_and_still
     printed = log_path.read_text()
     assert "s3cr3t-pw" not in printed and f"serving {scheme}://{user}:***@" in printed, printed
     assert "Traceback" not in printed and "Segmentation" not in printed, printed
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("delete", "/api/market/orders/ART-1%2Fo1%0A"),  # the trailing newline once cancelled ART-1/o1
+        ("delete", "/api/market/orders/ART-1/o1%0A"),
+        ("delete", "/api/market/orders/ART-1%2Fo1%00"),
+        ("delete", "/api/market/orders/ART-1%2Fo1%E2%80%8F"),  # a right-to-left mark
+        ("get", "/api/market/artifacts/ART-1%0A"),
+        ("get", "/api/accounts/alice%0A"),
+    ],
+)
+def test_path_when_an_id_ends_in_a_control_character_then_422_and_nothing_written(
+    memory_api: Api, method: str, path: str
+) -> None:
+    api = memory_api
+    placed = api.post(
+        "/api/market/orders",
+        {"agent": "alice", "artifact": ART, "side": "long", "tokens": "5", "limit_price": "0.2"},
+        api.alice,
+    )
+    assert placed.status_code == 201, placed.text
+    head = api.head()
+    answer = getattr(api, method)(path, api.admin)
+    assert answer.status_code == 422 and answer.json()["error"] == "INVALID_INPUT", answer.text
+    assert api.head() == head
+    assert api.ledger.get_artifact(ART).orders[placed.json()["order"]]["agent"] == "alice"  # still resting
