@@ -56,7 +56,10 @@ def transition(
         emit_json(result)
         return
     d = app.decimals
-    line = f"{artifact_id}: {result['from']} → {result['to']} at p(long) {price(result['price_long_wad'])}; {result['positions']} live positions"
+    at = (
+        "(N/A: every stake goes back)" if result["to"] == "invalid" else f"at p(long) {price(result['price_long_wad'])}"
+    )
+    line = f"{artifact_id}: {result['from']} → {result['to']} {at}; {result['positions']} live positions"
     if "paid_units" in result:
         line += f"; paid {format_amount(int(result['paid_units']), d)}"
     if "tax_units" in result:

@@ -27,10 +27,12 @@ class Side(StrEnum):
 
 
 # An artifact's lifecycle. listed -> anything; flagged/challenged -> listed or another
-# non-listed state; validated and deprecated are terminal.
+# non-listed state; validated, deprecated and invalid (N/A: the question is void, every
+# stake goes back) are terminal.
 LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED = "listed", "flagged", "challenged", "validated", "deprecated"
-STATES = (LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED)
-TERMINAL_STATES = (VALIDATED, DEPRECATED)
+INVALID = "invalid"
+STATES = (LISTED, FLAGGED, CHALLENGED, VALIDATED, DEPRECATED, INVALID)
+TERMINAL_STATES = (VALIDATED, DEPRECATED, INVALID)
 TRADABLE_STATES = (LISTED, FLAGGED)
 
 # Limits on one command, so one request can never hold the store for long.
@@ -51,6 +53,7 @@ class Reason(StrEnum):
     SETTLEMENT_PROFIT = "settlement:profit"
     SETTLEMENT_LOSS = "settlement:loss"
     SETTLEMENT_PARTIAL = "settlement:partial"
+    SETTLEMENT_REFUND = "settlement:refund"  # an invalid (N/A) market hands each stake back
     AMM_SUBSIDY = "amm:subsidy"
     AMM_TAX = "amm:tax"
     BOUNTY_FUND = "bounty:fund"

@@ -24,7 +24,7 @@ from stakeledger.domain.model.accounts import TREASURY, Account
 from stakeledger.domain.rules.money import MAX_UINT256
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events, max_position
-from stakeledger.domain.vocabulary import Reason
+from stakeledger.domain.vocabulary import TERMINAL_STATES, Reason
 from stakeledger.projections.replay_check import ViewsCheck
 from stakeledger.projections.violations import Violation, ViolationCode
 
@@ -264,7 +264,13 @@ class ArtifactCheck:
     pool's transfers naming it paid its owner."""
 
     name = "markets"
-    _PAYING_REASONS = (Reason.SETTLEMENT_PROFIT, Reason.SETTLEMENT_LOSS, Reason.SETTLEMENT_PARTIAL, Reason.TRADE_CLOSE)
+    _PAYING_REASONS = (
+        Reason.SETTLEMENT_PROFIT,
+        Reason.SETTLEMENT_LOSS,
+        Reason.SETTLEMENT_PARTIAL,
+        Reason.SETTLEMENT_REFUND,
+        Reason.TRADE_CLOSE,
+    )
 
     def __init__(self) -> None:
         from stakeledger.domain.model.artifacts import Artifact
@@ -289,7 +295,7 @@ class ArtifactCheck:
         artifact_events, position_events = self._artifact_events, self._position_events
         if isinstance(event, artifact_events.Listed):
             self.artifacts_by_uuid[event.originator_id] = event.artifact_id
-        elif isinstance(event, artifact_events.Transitioned) and event.to_state in ("validated", "deprecated"):
+        elif isinstance(event, artifact_events.Transitioned) and event.to_state in TERMINAL_STATES:
             artifact_id = self.artifacts_by_uuid.get(event.originator_id)
             if artifact_id is None:
                 return [

@@ -378,6 +378,11 @@ def inbox_message(row: dict[str, Any], decimals: int) -> str:
 
     kind = row["kind"]
     subject = f"Your {row['side']} position {row['position_id']} on {row['artifact_id']}"
+    if kind == inbox_view.SETTLED and row["state"] == "invalid":
+        return (
+            f"{subject} was refunded: the artifact was resolved invalid (N/A); paid {amount(row['payout_units'])}, "
+            f"P&L {signed(row['pnl_units'])}."
+        )
     if kind == inbox_view.SETTLED:
         return (
             f"{subject} settled: the artifact was {row['state']} at p(long) {price(row['price_long_wad'])}; "

@@ -24,7 +24,7 @@ from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
 from stakeledger.domain.rules.money import check_units, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
-from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, LISTED, TERMINAL_STATES, WAD, Reason, Side
+from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, INVALID, LISTED, TERMINAL_STATES, WAD, Reason, Side
 
 REFERENCE_STAKE_TOKENS = 100
 MAX_CLAIMANTS = 1_000
@@ -139,6 +139,8 @@ def _settle_finally(
     _pay(unit, artifact, position, outcome.payout_units, outcome.reason, transition)
     redeemed[Side(position.side)] += position.quantity_units
     position.settle(transition, artifact.state, price_wad, outcome, unit.at)
+    if artifact.state == INVALID:
+        return outcome.payout_units  # no outcome, no prediction: reputation stays where it was
     reputation = unit.find(reputation_uuid(position.owner), Reputation) or unit.add(
         Reputation.start(position.owner, unit.at)
     )

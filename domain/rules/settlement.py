@@ -10,6 +10,12 @@ nobody):
 | deprecated  | payout 0 (loses cost)                  | payout q·(1 − s)                           |
 | flagged     | 50% of cost back now; q and cost halve | 25% of cost paid as a bonus; stays open    |
 | challenged  | frozen                                 | frozen                                     |
+| invalid     | what it put in, net of what it got     | what it put in, net of what it got         |
+
+Invalid is N/A (as Manifold's CANCEL): the question is void, so every live position gets
+back its cost less what a flag already paid it (a long's half back shrank its cost; a
+short's bonus is taken back out of its refund), and its realised P&L over its life is 0.
+It is no prediction: nobody's reputation moves.
 
 Profit is payout − cost. A terminal outcome is a prediction: correct when the payout
 exceeds the cost.
@@ -26,12 +32,15 @@ from stakeledger.domain.vocabulary import WAD, Reason, Side
 VALIDATED, DEPRECATED, FLAGGED, CHALLENGED, LISTED = "validated", "deprecated", "flagged", "challenged", "listed"
 
 PROFIT, LOSS, PARTIAL = Reason.SETTLEMENT_PROFIT, Reason.SETTLEMENT_LOSS, Reason.SETTLEMENT_PARTIAL
+REFUND = Reason.SETTLEMENT_REFUND
+INVALID = "invalid"
 
 
 class PositionLike(Protocol):
     side: str
     quantity_units: int
     cost_units: int
+    realized_pnl_units: int
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,10 @@ def compute_settlement_pnl(position: PositionLike, settlement_price_wad: int, st
             return SettlementOutcome(refund, 0, PARTIAL, False, quantity - quantity // 2, cost - refund)
         bonus = cost // 4
         return SettlementOutcome(bonus, bonus, PARTIAL, False, quantity, cost)
+    if state == INVALID:
+        # Whatever a flag paid as profit (a short's bonus) comes back out of the refund.
+        refund = max(cost - position.realized_pnl_units, 0)
+        return SettlementOutcome(refund, refund - cost, REFUND, True, 0, 0)
     raise InvalidInputError(f"a transition to {state!r} settles nothing")
 
 

@@ -153,7 +153,12 @@ class Run:
         """Run one action, expecting exactly the refusal (or success) the lifecycle model predicts."""
         ledger = self.ledger
         artifact = ledger.get_artifact(ART)
-        market_refusal = {"challenged": FrozenError, "validated": StateError, "deprecated": StateError}.get(self.state)
+        market_refusal = {
+            "challenged": FrozenError,
+            "validated": StateError,
+            "deprecated": StateError,
+            "invalid": StateError,
+        }.get(self.state)
         kind = action[0]
         if kind in ("buy", "limit"):
             agent, side, tokens = action[1:4]
