@@ -29,7 +29,30 @@ class CliContext:
         path = env.get("SQLITE_DBNAME")
         if path and path != ":memory:" and not self.creating and not os.path.exists(path):
             raise NotInitialisedError(f"no ledger at {path}: run 'stakeledger init' first (or pass --db)")
-        return StakeLedger(env, clock=self.clock)
+        app = StakeLedger(env, clock=self.clock)
+        _opened[:] = [app]
+        return app
+
+
+# The application the running command opened, so a refusal that reaches ``main`` can show
+# its amounts in the ledger's decimals (``opened_decimals``).
+_opened: list[StakeLedger] = []
+
+
+def forget_opened() -> None:
+    """Called as a command starts: a refusal of this command never uses an earlier one's ledger."""
+    _opened.clear()
+
+
+def opened_decimals() -> int | None:
+    """The decimals of the ledger this command opened, or None if it opened none (or the
+    store is not initialised)."""
+    if not _opened:
+        return None
+    try:
+        return _opened[0].decimals
+    except Exception:  # noqa: BLE001 - a refusal is being reported; its amounts stay as they are
+        return None
 
 
 def get_context(ctx: typer.Context) -> CliContext:

@@ -7,14 +7,19 @@
 - ``number_option(value, what)``: a number given as text to a command that passes it on
   unparsed (risk percentages) is refused above ``MAX_NUMBER_CHARS`` characters before
   anything converts it.
+- ``percent_option(value, what, low, high)``: a ``--*-pct`` option. Every such option takes a
+  percentage (``10`` is 10 %), within the option's range; a value strictly between -1 and
+  1 other than 0 (``0.02``) looks like a fraction and is refused with the percent it
+  probably meant, unless the command's ``--allow-sub-percent`` says it is meant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal, InvalidOperation
 
 from stakeledger.api.inputs import check_text, printable, shown
-from stakeledger.domain.errors import InvalidAmountError
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
 
 MAX_NUMBER_CHARS = 160
 
@@ -42,4 +47,51 @@ def text_option(value: str | None, what: str) -> str | None:
 def number_option(value: str | None, what: str) -> str | None:
     if value is not None and len(value) > MAX_NUMBER_CHARS:
         raise InvalidAmountError(f"{what} has {len(value)} characters; at most {MAX_NUMBER_CHARS}: {shown(value)}")
+    return value
+
+
+ALLOW_SUB_PERCENT_HELP = (
+    "Accept a --*-pct value between -1 and 1 (e.g. 0.5 meaning 0.5 %); without it such a value is "
+    "refused as a likely fraction."
+)
+
+
+def percent_option(
+    value: str | None,
+    what: str,
+    low: Decimal,
+    high: Decimal | None,
+    *,
+    low_open: bool = True,
+    high_open: bool = False,
+    allow_sub_percent: bool = False,
+) -> str | None:
+    """``value`` (a percentage as text) checked for the option ``what`` and passed on unchanged.
+
+    Refused: not a plain decimal number (no surrounding spaces), outside ``low``..``high``
+    (open at an end when ``low_open`` / ``high_open``; no upper bound if ``high`` is None), and, unless ``allow_sub_percent``,
+    a non-zero value strictly between -1 and 1, which is most likely a fraction written
+    where a percent is meant (``--trail-pct 0.02`` would be 0.02 %, not 2 %)."""
+    if number_option(value, what) is None:
+        return None
+    assert value is not None
+    try:
+        pct = Decimal(value) if value == value.strip() else None
+    except InvalidOperation:
+        pct = None
+    if pct is None or not pct.is_finite():
+        raise InvalidInputError(f"{what} takes a percentage as a decimal number such as 10 (for 10 %): {shown(value)}")
+    below = pct <= low if low_open else pct < low
+    above = high is not None and (pct >= high if high_open else pct > high)
+    if below or above:
+        span = f"{'above' if low_open else 'at least'} {low}"
+        if high is not None:
+            span += f" and {'below' if high_open else 'at most'} {high}"
+        raise InvalidInputError(f"{what} takes a percentage {span} (10 means 10 %): {shown(value)}")
+    if not allow_sub_percent and pct != 0 and -1 < pct < 1:
+        meant = (pct * 100).normalize()
+        raise InvalidInputError(
+            f"{what} takes a percentage, so {value} would mean {value} %: did you mean {meant:f} (percent)? "
+            "Pass --allow-sub-percent if you mean a value below 1 %"
+        )
     return value

@@ -10,10 +10,11 @@ from eventsourcing.persistence import PersistenceError
 
 from stakeledger.adapters.persistence.store_url import resolve_url
 from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
-from stakeledger.cli.context import CliContext
+from stakeledger.cli.context import CliContext, forget_opened, opened_decimals
 from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
 from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.rules.money import tokens_in_text
 
 app = typer.Typer(
     name="stakeledger",
@@ -74,12 +75,14 @@ def global_options_first(args: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
+    forget_opened()
     try:
         check_arguments(sys.argv[1:])  # no control or invisible characters in any argument
         # Without standalone mode, typer returns the code of a raised typer.Exit.
         code = app(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
     except LedgerError as error:
-        fail(error.code, str(error))
+        decimals = opened_decimals()
+        fail(error.code, str(error) if decimals is None else tokens_in_text(str(error), decimals))
         sys.exit(1)
     except PersistenceError as error:
         fail("STORE_ERROR", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)

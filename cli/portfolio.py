@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from stakeledger.cli.context import get_context
-from stakeledger.cli.inputs import number_option
+from stakeledger.cli.inputs import ALLOW_SUB_PERCENT_HELP, percent_option
 from stakeledger.cli.markets import price, trade_app
 from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
 from stakeledger.domain.rules.money import format_amount, parse_fraction, parse_price_wad
@@ -26,6 +28,8 @@ CommandId = Annotated[
     ),
 ]
 Pct = Optional[str]
+AllowSubPercent = Annotated[bool, typer.Option("--allow-sub-percent", help=ALLOW_SUB_PERCENT_HELP)]
+ZERO, HUNDRED = Decimal(0), Decimal(100)
 
 
 def register(app: typer.Typer) -> None:
@@ -51,9 +55,14 @@ def config(
         Pct, typer.Option(help="Loss from baseline that liquidates, % (default -10).")
     ] = None,
     min_trade_size: Annotated[Optional[str], typer.Option(help="Smallest order in tokens (default 5).")] = None,
+    allow_sub_percent: AllowSubPercent = False,
     command_id: CommandId = None,
 ) -> None:
-    """Set an agent's risk limits: from now on every order of theirs passes the pre-trade checks."""
+    """Set an agent's risk limits: from now on every order of theirs passes the pre-trade checks.
+
+    Every --*-pct option takes a percentage: 10 means 10 %. A value between -1 and 1
+    (such as 0.05) is refused as a likely fraction unless --allow-sub-percent is given."""
+    pct = partial(percent_option, allow_sub_percent=allow_sub_percent)
     context = get_context(ctx)
     app = context.app
     from stakeledger.domain.rules.money import parse_amount
@@ -61,13 +70,13 @@ def config(
     result = app.configure_portfolio(
         agent,
         command_id=command_id,
-        max_position_size_pct=number_option(max_position_size_pct, "--max-position-size-pct"),
+        max_position_size_pct=pct(max_position_size_pct, "--max-position-size-pct", ZERO, HUNDRED),
         max_positions=max_positions,
-        max_correlated_exposure_pct=number_option(max_correlated_exposure_pct, "--max-correlated-exposure-pct"),
-        max_total_exposure_pct=number_option(max_total_exposure_pct, "--max-total-exposure-pct"),
-        rebalance_threshold_pct=number_option(rebalance_threshold_pct, "--rebalance-threshold-pct"),
-        emergency_liquidation_loss_pct=number_option(
-            emergency_liquidation_loss_pct, "--emergency-liquidation-loss-pct"
+        max_correlated_exposure_pct=pct(max_correlated_exposure_pct, "--max-correlated-exposure-pct", ZERO, HUNDRED),
+        max_total_exposure_pct=pct(max_total_exposure_pct, "--max-total-exposure-pct", ZERO, HUNDRED),
+        rebalance_threshold_pct=pct(rebalance_threshold_pct, "--rebalance-threshold-pct", ZERO, None, low_open=False),
+        emergency_liquidation_loss_pct=pct(
+            emergency_liquidation_loss_pct, "--emergency-liquidation-loss-pct", -HUNDRED, ZERO, low_open=False
         ),
         min_trade_size_units=parse_amount(min_trade_size, app.decimals) if min_trade_size is not None else None,
     )
@@ -90,15 +99,20 @@ def market_config(
     correlation_group: Annotated[
         Optional[str], typer.Option(help="Override the artifact's group for exposure limits.")
     ] = None,
+    allow_sub_percent: AllowSubPercent = False,
     command_id: CommandId = None,
 ) -> None:
-    """Per-market settings: position size, trailing stop and correlation group."""
+    """Per-market settings: position size, trailing stop and correlation group.
+
+    --position-size-pct and --trail-pct take a percentage: 10 means 10 %. A value below 1
+    (such as 0.02) is refused as a likely fraction unless --allow-sub-percent is given."""
+    pct = partial(percent_option, allow_sub_percent=allow_sub_percent)
     context = get_context(ctx)
     result = context.app.configure_market(
         agent,
         artifact_id,
-        position_size_pct=number_option(position_size_pct, "--position-size-pct"),
-        trail_pct=number_option(trail_pct, "--trail-pct"),
+        position_size_pct=pct(position_size_pct, "--position-size-pct", ZERO, HUNDRED),
+        trail_pct=pct(trail_pct, "--trail-pct", ZERO, HUNDRED, high_open=True),
         correlation_group=correlation_group,
         command_id=command_id,
     )
@@ -152,14 +166,20 @@ def stop(
     min_ratchet_pct: Annotated[
         str, typer.Option(help="Raise the trigger only when it would rise by more than this %.")
     ] = "0",
+    allow_sub_percent: AllowSubPercent = False,
     command_id: CommandId = None,
 ) -> None:
-    """Put a trailing stop on a position; every price move re-evaluates it."""
+    """Put a trailing stop on a position; every price move re-evaluates it.
+
+    --trail-pct and --min-ratchet-pct take a percentage: 10 means 10 %, and --trail-pct
+    must be above 0 and below 100. A value below 1 (such as 0.02) is refused as a likely
+    fraction unless --allow-sub-percent is given."""
+    pct = partial(percent_option, allow_sub_percent=allow_sub_percent)
     context = get_context(ctx)
     result = context.app.set_stop(
         position_id,
-        number_option(trail_pct, "--trail-pct"),
-        number_option(min_ratchet_pct, "--min-ratchet-pct"),
+        pct(trail_pct, "--trail-pct", ZERO, HUNDRED, high_open=True),
+        pct(min_ratchet_pct, "--min-ratchet-pct", ZERO, HUNDRED, low_open=False, high_open=True),
         command_id=command_id,
     )
     if context.as_json:

@@ -26,6 +26,7 @@ from stakeledger.cli.output import emit_json, error_console, fail, say, strong, 
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
 from stakeledger.domain.model.accounts import AGENT
 from stakeledger.domain.rules.money import format_amount
+from stakeledger.domain.rules.risk.pretrade import context_parts
 from stakeledger.projections import queries
 from stakeledger.projections.runner import POLL_SECONDS, CatchUpReport, Runner
 from stakeledger.projections.store import ViewStore, open_store
@@ -382,7 +383,7 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
                     e["artifact"] or "",
                     e["side"] or "",
                     _amount(e["tokens_units"], d),
-                    ", ".join(f"{k}={v}" for k, v in sorted(e["context"].items())),
+                    ", ".join(context_parts(dict(sorted(e["context"].items())), d)),
                 ]
                 for e in data["risk_events"]
             ],

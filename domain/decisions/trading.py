@@ -31,7 +31,7 @@ from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.lmsr import average_price_wad, max_subsidy_units, shares_for_tokens, shares_to_reach_price
-from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.rules.money import check_units, format_amount
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import WAD, Reason, Side
 
@@ -133,7 +133,7 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
             "rejected": rejection.to_dict(),
             "artifact": artifact.artifact_id,
             "agent": agent,
-            "message": rejection.message,
+            "message": rejection.describe(unit.decimals),
         }
     artifact.require_tradable()
     expire_orders(unit, artifact)
@@ -144,7 +144,11 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
     if order.max_price_wad is not None and average_wad > order.max_price_wad:
         raise SlippageError(f"average price {_price(average_wad)} would exceed the bound {_price(order.max_price_wad)}")
     if order.min_shares_units is not None and shares_units < order.min_shares_units:
-        raise SlippageError(f"{shares_units} shares would fall short of the minimum {order.min_shares_units}")
+        d = unit.decimals
+        raise SlippageError(
+            f"{format_amount(shares_units, d)} shares would fall short of the minimum "
+            f"{format_amount(order.min_shares_units, d)}"
+        )
     position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None)
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
@@ -238,7 +242,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
             "rejected": rejection.to_dict(),
             "artifact": artifact.artifact_id,
             "agent": agent,
-            "message": rejection.message,
+            "message": rejection.describe(unit.decimals),
         }
     artifact.require_tradable()
     expire_orders(unit, artifact)

@@ -34,7 +34,8 @@ K = TypeVar("K")
 def parse_amount(text: str, decimals: int, *, allow_zero: bool = False) -> int:
     """Parse a decimal string such as ``"12.5"`` into base units.
 
-    Refuses anything that is not a plain non-negative decimal number, zero (unless
+    Refuses anything that is not a plain non-negative decimal number (surrounding spaces
+    included: exactly the strings the API's ``AMOUNT_PATTERN`` takes), zero (unless
     ``allow_zero``), more fractional digits than ``decimals``, and amounts above
     2**256 - 1.
     """
@@ -43,7 +44,9 @@ def parse_amount(text: str, decimals: int, *, allow_zero: bool = False) -> int:
     # Lengths are checked before any conversion: int() of a few thousand digits is refused by
     # Python itself ("Exceeds the limit (4300 digits)"), and messages quote at most a cut.
     shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
-    stripped = text.strip()
+    if text != text.strip():  # as the API's pattern: " 5" is not an amount, on any surface
+        raise InvalidAmountError(f"amount must not have spaces or other whitespace around it: {shown}")
+    stripped = text
     if len(stripped) > MAX_AMOUNT_CHARS:
         raise InvalidAmountError(f"amount has {len(stripped)} characters; at most {MAX_AMOUNT_CHARS}: {shown}")
     if stripped.startswith("-"):
@@ -86,6 +89,22 @@ def format_amount(units: int, decimals: int, places: int | None = None) -> str:
     if decimals == 0 or fraction == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{str(fraction).rjust(decimals, '0').rstrip('0')}"
+
+
+# "N base units" in a refusal, but not the "1" of "2**256 - 1 base units".
+_BASE_UNITS_IN_TEXT = re.compile(r"(?<!- )(?<![\w*.])(?P<units>[0-9]+) base units")
+_NEEDED_IN_TEXT = re.compile(r"(?P<head>[0-9] base units, )(?P<units>[0-9]+) needed")
+
+
+def tokens_in_text(text: str, decimals: int) -> str:
+    """``text`` with every ``N base units`` shown as tokens of a ledger with ``decimals``:
+    "holds 117500000 base units" (d=6) -> "holds 117.5 tokens". For messages people read;
+    ``--json`` and the log keep exact base units."""
+    # "holds N base units, M needed" (domain.model.accounts) names the unit once for both.
+    text = _NEEDED_IN_TEXT.sub(
+        lambda found: f"{found['head']}{format_amount(int(found['units']), decimals)} tokens needed", text
+    )
+    return _BASE_UNITS_IN_TEXT.sub(lambda found: f"{format_amount(int(found['units']), decimals)} tokens", text)
 
 
 def parse_price_wad(text: str, what: str = "price") -> int:

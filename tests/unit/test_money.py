@@ -22,7 +22,6 @@ from stakeledger.domain.rules.money import (
         ("0.000001", 6, 1),
         ("1", 0, 1),
         ("007.10", 2, 710),
-        (" 3 ", 2, 300),
         (str(MAX_UINT256), 0, MAX_UINT256),
     ],
 )
@@ -51,6 +50,10 @@ def test_parse_amount_when_plain_decimal_then_exact_base_units(text, decimals, u
         ("0.0000001", 6, "7 fractional digits"),
         (str(MAX_UINT256 + 1), 0, "2**256 - 1"),
         ("1" + "0" * 60, 18, "2**256 - 1"),
+        (" 3 ", 2, "whitespace around it"),  # as the API's AMOUNT_PATTERN: no stripping anywhere
+        (" 5", 6, "whitespace around it"),
+        ("5\n", 6, "whitespace around it"),
+        ("\t5", 6, "whitespace around it"),
     ],
 )
 def test_parse_amount_when_bad_input_then_clear_error(text, decimals, fragment):
@@ -120,3 +123,13 @@ def test_mul_div_when_inexact_then_down_and_up_differ_by_one():
     assert mul_div_down(10, 1, 3) == 3
     assert mul_div_up(10, 1, 3) == 4
     assert mul_div_up(9, 1, 3) == 3
+
+
+def test_tokens_in_text_when_base_units_then_tokens_and_the_uint256_bound_kept():
+    from stakeledger.domain.rules.money import tokens_in_text
+
+    message = "account 'a' holds 117500000000000000000 base units, 500000000000000000000 base units needed"
+    assert tokens_in_text(message, 18) == "account 'a' holds 117.5 tokens, 500 tokens needed"
+    needed = "account 'b' holds 1000000 base units, 1500250000 needed"
+    assert tokens_in_text(needed, 6) == "account 'b' holds 1 tokens, 1500.25 tokens needed"
+    assert tokens_in_text("amount exceeds 2**256 - 1 base units: '9'", 6) == "amount exceeds 2**256 - 1 base units: '9'"

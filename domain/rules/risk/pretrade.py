@@ -9,6 +9,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
 from stakeledger.domain.rules.risk.numbers import check_side, pct_of_floor, require_int, within_pct
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS
@@ -46,8 +47,31 @@ class Rejection:
         parts.extend(f"{key}={value}" for key, value in self.context.items())
         return " ".join(parts)
 
+    def describe(self, decimals: int) -> str:
+        """The message for people: like ``message``, but every ``*_units`` amount is shown
+        in tokens of a ledger with ``decimals`` (``limit=50.13 tokens``); the exact base
+        units stay in ``to_dict``'s context."""
+        return describe_rejection(str(self.reason), self.context, decimals)
+
     def to_dict(self) -> dict[str, Any]:
         return {"reason": str(self.reason), "context": dict(self.context)}
+
+
+def describe_rejection(reason: str, context: Mapping[str, Any], decimals: int) -> str:
+    """``REASON key=value ...`` with each ``name_units=N`` shown as ``name=T tokens``."""
+    return " ".join([reason, *context_parts(context, decimals)])
+
+
+def context_parts(context: Mapping[str, Any], decimals: int) -> list[str]:
+    """A rejection's context as ``key=value`` texts for people: ``name_units=N`` becomes
+    ``name=T tokens`` in a ledger with ``decimals``; every other value is as recorded."""
+    parts = []
+    for key, value in context.items():
+        if key.endswith("_units") and str(value).lstrip("-").isdigit():
+            parts.append(f"{key.removesuffix('_units')}={format_amount(int(value), decimals)} tokens")
+        else:
+            parts.append(f"{key}={value}")
+    return parts
 
 
 @dataclass(frozen=True)
