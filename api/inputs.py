@@ -50,7 +50,6 @@ _NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
 FORBIDDEN_TEXT_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
 TEXT_PATTERN = rf"^[^{FORBIDDEN_TEXT_CLASS}]*$"
 FORBIDDEN_TEXT = re.compile(f"[{FORBIDDEN_TEXT_CLASS}]")
-_FORBIDDEN_TEXT = FORBIDDEN_TEXT
 
 
 def check_json_shape(text: str, what: str) -> None:
@@ -86,7 +85,7 @@ def reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def check_text(value: str, what: str) -> str:
     """``value``, or InvalidInputError naming the first control or invisible character it holds."""
-    found = _FORBIDDEN_TEXT.search(value) if isinstance(value, str) else None
+    found = FORBIDDEN_TEXT.search(value) if isinstance(value, str) else None
     if found is not None:
         raise InvalidInputError(
             f"{what} holds the control or invisible character U+{ord(found.group()):04X} "
@@ -97,7 +96,7 @@ def check_text(value: str, what: str) -> str:
 
 def printable(text: str) -> str:
     """``text`` with every control or invisible character shown as its escape (``\\x1b``, ``\\u202e``)."""
-    return _FORBIDDEN_TEXT.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+    return FORBIDDEN_TEXT.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def shown(value: Any, limit: int = 40) -> str:

@@ -2,8 +2,6 @@
 
 - ``check_arguments(argv)``: no argument may hold a control or invisible character (see
   ``api.inputs.check_text``): titles, reasons, names, groups, actors, ids, paths.
-- ``text_option(value, what)``: the same check for one free-text option, by name, for
-  commands invoked without ``main`` (tests, other typer apps).
 - ``number_option(value, what)``: a number given as text to a command that passes it on
   unparsed (risk percentages) is refused above ``MAX_NUMBER_CHARS`` characters before
   anything converts it.
@@ -38,10 +36,6 @@ def check_arguments(argv: Sequence[str]) -> None:
             what = f"argument {number}"
         check_text(argument, printable(what))
         previous = argument
-
-
-def text_option(value: str | None, what: str) -> str | None:
-    return None if value is None else check_text(value, what)
 
 
 def number_option(value: str | None, what: str) -> str | None:

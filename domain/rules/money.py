@@ -43,15 +43,14 @@ def parse_amount(text: str, decimals: int, *, allow_zero: bool = False) -> int:
         raise InvalidAmountError(f"amount must be a decimal string, got {type(text).__name__}")
     # Lengths are checked before any conversion: int() of a few thousand digits is refused by
     # Python itself ("Exceeds the limit (4300 digits)"), and messages quote at most a cut.
-    shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
+    shown = _shown(text)
     if text != text.strip():  # as the API's pattern: " 5" is not an amount, on any surface
         raise InvalidAmountError(f"amount must not have spaces or other whitespace around it: {shown}")
-    stripped = text
-    if len(stripped) > MAX_AMOUNT_CHARS:
-        raise InvalidAmountError(f"amount has {len(stripped)} characters; at most {MAX_AMOUNT_CHARS}: {shown}")
-    if stripped.startswith("-"):
+    if len(text) > MAX_AMOUNT_CHARS:
+        raise InvalidAmountError(f"amount has {len(text)} characters; at most {MAX_AMOUNT_CHARS}: {shown}")
+    if text.startswith("-"):
         raise InvalidAmountError(f"amount must not be negative: {shown}")
-    match = _DECIMAL_STRING.match(stripped)
+    match = _DECIMAL_STRING.match(text)
     if match is None:
         raise InvalidAmountError(f"amount must be a plain decimal number like 12.5: {shown}")
     fraction = match.group("fraction") or ""
@@ -107,6 +106,11 @@ def tokens_in_text(text: str, decimals: int) -> str:
     return _BASE_UNITS_IN_TEXT.sub(lambda found: f"{format_amount(int(found['units']), decimals)} tokens", text)
 
 
+def _shown(text: str) -> str:
+    """``text`` for a refusal: quoted whole when short, else its start and its length."""
+    return repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
+
+
 def parse_price_wad(text: str, what: str = "price") -> int:
     """Parse a probability such as ``"0.65"`` into a WAD-scaled int strictly inside (0, 1);
     ``what`` names the input in the refusal."""
@@ -115,8 +119,7 @@ def parse_price_wad(text: str, what: str = "price") -> int:
     except InvalidAmountError as error:
         raise InvalidAmountError(f"{what} must be a decimal between 0 and 1: {error}") from None
     if not 0 < wad < WAD:
-        shown = repr(text) if len(text) <= 60 else f"{text[:40]!r}… ({len(text)} characters)"
-        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {shown}")
+        raise InvalidAmountError(f"{what} must be strictly between 0 and 1: {_shown(text)}")
     return wad
 
 
