@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PG_DIR := /tmp/stakeledger-make-test-pg
 PG_PORT ?= 55433
 DEMO_DB ?= demo.db
+# The suite runs on every core: each test has its own schema, file and port.
+TEST_WORKERS ?= auto
 
 .PHONY: demo test lint install install-test bench clean
 
@@ -36,8 +38,9 @@ lint: install-test
 # Lints, starts a throwaway PostgreSQL on loopback, runs the whole suite on every backend,
 # and stops the server whatever the outcome.
 test: install-test lint
+	@.ci/chromium.sh
 	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
-	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/pytest -q -p no:cacheprovider; status=$$?; \
+	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS); status=$$?; \
 	.ci/postgres.sh stop $(PG_DIR); exit $$status
 
 # Every benchmark against one throwaway PostgreSQL; each prints a table and JSON and

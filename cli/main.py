@@ -9,7 +9,7 @@ import typer
 from eventsourcing.persistence import PersistenceError
 
 from stakeledger.adapters.persistence.store_url import resolve_url
-from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, settlement, views
+from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, prices, settlement, views
 from stakeledger.cli.context import CliContext, forget_opened, opened_decimals
 from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
@@ -43,6 +43,7 @@ def root(
 admin.register(app)
 accounts.register(app)
 markets.register(app)
+prices.register(app)
 settlement.register(app)
 portfolio.register(app)
 views.register(app)  # after accounts, markets and portfolio: it adds commands to their groups
