@@ -8,22 +8,32 @@ DEMO_DB ?= demo.db
 # The suite runs on every core: each test has its own schema, file and port.
 TEST_WORKERS ?= auto
 
-.PHONY: demo test lint install install-test bench clean
+.PHONY: demo test lint install install-test bench clean web-assets
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
+install: $(BIN)/python web-assets
 	$(BIN)/pip install --quiet -e .
 
-install-test: $(BIN)/python tools/ozverify/node_modules
+install-test: $(BIN)/python tools/ozverify/node_modules web-assets
 	$(BIN)/pip install --quiet -e ".[test,evm]"
 
 # The npm package @openzeppelin/merkle-tree checks our Merkle dumps in the tests.
 tools/ozverify/node_modules: tools/ozverify/package-lock.json
 	npm ci --prefix tools/ozverify --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The web page's chart library (uPlot) and its keccak256 bundle (@noble/hashes through esbuild),
+# from the npm registry at the versions tools/web/package-lock.json pins, into the package's
+# static folder: the page loads nothing from anywhere but the server.
+WEB_VENDOR := api/web/static/vendor
+web-assets: $(WEB_VENDOR)/keccak.js
+
+$(WEB_VENDOR)/keccak.js: tools/web/package-lock.json tools/web/build.mjs tools/web/keccak.mjs
+	npm ci --prefix tools/web --no-audit --no-fund --loglevel=error
+	node tools/web/build.mjs $(WEB_VENDOR)
 
 demo: install
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
