@@ -8,6 +8,7 @@ read transaction, so its rows come from one committed state of the views.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +21,14 @@ from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections.runner import Runner, ViewStatus
 from stakeledger.projections.store import ViewStore
 from stakeledger.projections.views import inbox as inbox_view
+from stakeledger.projections.views.candles import CANDLES, bucket_start, check_interval
 from stakeledger.projections.views.inbox import MESSAGES
 from stakeledger.projections.views.markets import ARTIFACTS, ORDERS, RESTING
 from stakeledger.projections.views.portfolio import POSITIONS, RISK_EVENTS
 from stakeledger.projections.views.reputation import AGENTS, HISTORY
 from stakeledger.projections.views.settlements import SETTLEMENTS
 from stakeledger.projections.views.statements import ACCOUNTS, LINES
+from stakeledger.projections.views.tape import TRADES
 
 MAX_LIMIT = 10_000
 DEFAULT_LIMIT = 50
@@ -439,4 +442,109 @@ def _status_row(s: ViewStatus) -> dict[str, Any]:
         "rows": s.rows,
         "version": s.version,
         "needs_rebuild": s.needs_rebuild,
+    }
+
+
+# Price history and the trade tape ------------------------------------------------------------
+
+CANDLES_DEFAULT_LIMIT = 1_000
+
+
+def parse_since(text: str | None) -> datetime | None:
+    """An ISO 8601 moment (``2026-12-03T10:00:00Z``; without an offset it is UTC), or INVALID_INPUT."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip()) if isinstance(text, str) and len(text) <= 64 else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidInputError(f"since must be an ISO 8601 time such as 2026-12-03T10:00:00Z, got {text!r}")
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def candles(
+    store: ViewStore,
+    artifact: str,
+    interval: str,
+    *,
+    decimals: int,
+    since: datetime | None = None,
+    limit: int = CANDLES_DEFAULT_LIMIT,
+) -> dict[str, Any]:
+    """A market's candles at ``interval`` (1m, 5m, 1h, 1d), oldest first: the latest
+    ``limit`` of them, from the bucket holding ``since`` when it is given."""
+    seconds = check_interval(interval)
+    _check_limit(limit)
+    where, params = "artifact_id = ? AND span = ?", [artifact, interval]
+    if since is not None:
+        where += " AND bucket_start >= ?"
+        params.append(bucket_start(since, seconds))
+    with store.read():
+        _require_artifact(store, artifact)
+        rows = store.select(CANDLES, where, params, order="bucket_start DESC", limit=limit)
+    rows.reverse()
+    return {
+        "artifact": artifact,
+        "interval": interval,
+        "candles": [
+            {
+                "start": row["bucket_start"],
+                **{name: price(row[f"{name}_wad"]) for name in ("open", "high", "low", "close")},
+                **{f"{name}_wad": str(row[f"{name}_wad"]) for name in ("open", "high", "low", "close")},
+                "volume": format_amount(row["volume_units"], decimals),
+                "volume_units": str(row["volume_units"]),
+                "trades": row["trades"],
+                "first_position": row["first_position"],
+                "last_position": row["last_position"],
+            }
+            for row in rows
+        ],
+    }
+
+
+def tape_trade(row: dict[str, Any], decimals: int) -> dict[str, Any]:
+    """One tape row for people and programs: tokens and shares in the ledger's decimals
+    beside their base units, prices with six decimals beside their WAD integers."""
+    return {
+        "position": row["position"],
+        "at": row["at"],
+        "artifact": row["artifact_id"],
+        "side": row["side"],
+        "kind": row["kind"],
+        "tokens": format_amount(row["tokens_units"], decimals),
+        "tokens_units": str(row["tokens_units"]),
+        "shares": format_amount(row["shares_units"], decimals),
+        "shares_units": str(row["shares_units"]),
+        "price_before": price(row["price_before_wad"]),
+        "price_after": price(row["price_after_wad"]),
+        "price_before_wad": None if row["price_before_wad"] is None else str(row["price_before_wad"]),
+        "price_after_wad": str(row["price_after_wad"]),
+        "taker": row["taker"],
+        "position_id": row["position_id"],
+        "order_id": row["order_id"],
+    }
+
+
+def trades(
+    store: ViewStore, artifact: str, *, decimals: int, limit: int = DEFAULT_LIMIT, before: int | None = None
+) -> dict[str, Any]:
+    """A market's trades, newest first, at most ``limit``, with log positions below
+    ``before``. ``next_before`` is the position to pass for the next page (None at the end)."""
+    _check_limit(limit)
+    if before is not None and (isinstance(before, bool) or not isinstance(before, int) or before < 1):
+        raise InvalidInputError(f"before must be a log position (a whole number, 1 or more), got {before!r}")
+    where, params = "artifact_id = ?", [artifact]
+    if before is not None:
+        where += " AND position < ?"
+        params.append(before)
+    with store.read():
+        _require_artifact(store, artifact)
+        rows = store.select(TRADES, where, params, order="position DESC", limit=limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "artifact": artifact,
+        "trades": [tape_trade(row, decimals) for row in rows],
+        "next_before": rows[-1]["position"] if more else None,
     }

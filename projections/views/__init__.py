@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from stakeledger.domain.errors import InvalidInputError
 from stakeledger.projections.views.base import View, handles
+from stakeledger.projections.views.candles import CandlesView
 from stakeledger.projections.views.inbox import InboxView
 from stakeledger.projections.views.markets import MarketsView
 from stakeledger.projections.views.portfolio import PortfolioView
 from stakeledger.projections.views.reputation import ReputationView
 from stakeledger.projections.views.settlements import SettlementsView
 from stakeledger.projections.views.statements import StatementsView
+from stakeledger.projections.views.tape import TapeView
 
 ALL_VIEWS: tuple[View, ...] = (
     StatementsView(),
@@ -18,6 +20,8 @@ ALL_VIEWS: tuple[View, ...] = (
     SettlementsView(),
     ReputationView(),
     InboxView(),
+    TapeView(),
+    CandlesView(),
 )
 
 

@@ -1,0 +1,138 @@
+"""The trade tape: one row per trade against a pool, keyed by its log position.
+
+A row says who traded (the taker), which side, how many tokens and shares changed hands,
+and p(long) before and after. ``Artifact.Traded`` carries only the price after, so the
+view keeps each market's outstanding shares and liquidity (``tape_markets``) and knows
+the price before: the last trade's price, or, after a settlement handed shares back to
+the pool (``SharesRedeemed``), the price those shares leave. ``PriceTracker`` is that
+bookkeeping, shared with the candles view, which needs the same price before.
+
+Kinds: ``buy`` (a market order), ``limit_fill`` (a resting limit order filled by the
+pool's move) and ``sell`` (a position sold back: by its owner, a stop or a liquidation).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.rules.lmsr import prices_wad
+from stakeledger.domain.vocabulary import Side
+from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
+from stakeledger.projections.views.base import View, handles, iso
+
+BUY, SELL, LIMIT_FILL = "buy", "sell", "limit_fill"
+KINDS = (BUY, SELL, LIMIT_FILL)
+
+TRADES = Table(
+    "tape_trades",
+    columns=(
+        ("position", INT),
+        ("artifact_id", TEXT),
+        ("at", TEXT),
+        ("side", TEXT),
+        ("kind", TEXT),
+        ("tokens_units", AMOUNT),
+        ("shares_units", AMOUNT),
+        ("price_before_wad", AMOUNT),
+        ("price_after_wad", AMOUNT),
+        ("taker", TEXT),
+        ("position_id", TEXT),
+        ("order_id", TEXT),
+    ),
+    key=("position",),
+    indexes=(("artifact_id", "position"),),
+)
+
+
+def market_table(name: str) -> Table:
+    """Per artifact: its id, liquidity, outstanding shares and p(long) now."""
+    return Table(
+        name,
+        columns=(
+            ("aggregate_id", UUID),
+            ("artifact_id", TEXT),
+            ("b_units", AMOUNT),
+            ("q_long_units", AMOUNT),
+            ("q_short_units", AMOUNT),
+            ("price_long_wad", AMOUNT),
+        ),
+        key=("aggregate_id",),
+    )
+
+
+def trade_kind(event: Any) -> str:
+    if event.shares_delta_units < 0:
+        return SELL
+    return LIMIT_FILL if event.order_id else BUY
+
+
+class PriceTracker:
+    """Handlers that keep ``markets_table`` current, and ``_trade`` for a view's own
+    Traded handler: it moves the market and returns (artifact id, price before)."""
+
+    markets_table: ClassVar[str]
+
+    @handles(Artifact.Listed)
+    def listed(self, rows: Rows, position: int, event: Any) -> None:
+        rows.put(
+            self.markets_table,
+            {
+                "aggregate_id": event.originator_id.int,
+                "artifact_id": event.artifact_id,
+                "b_units": event.b_units,
+                "q_long_units": 0,
+                "q_short_units": 0,
+                "price_long_wad": prices_wad(0, 0, event.b_units)[0],
+            },
+        )
+
+    @handles(Artifact.SharesRedeemed)
+    def redeemed(self, rows: Rows, position: int, event: Any) -> None:
+        market = rows.update(self.markets_table, event.originator_id.int)
+        if market is None:
+            return
+        column = "q_long_units" if event.side == Side.LONG else "q_short_units"
+        market[column] -= event.shares_units
+        market["price_long_wad"] = prices_wad(market["q_long_units"], market["q_short_units"], market["b_units"])[0]
+
+    def _trade(self, rows: Rows, event: Any) -> tuple[str, int | None] | None:
+        market = rows.update(self.markets_table, event.originator_id.int)
+        if market is None:
+            return None  # a trade on a market never listed: not in any log this ledger writes
+        before = market["price_long_wad"]
+        column = "q_long_units" if event.side == Side.LONG else "q_short_units"
+        market[column] += event.shares_delta_units
+        market["price_long_wad"] = event.price_long_wad
+        return market["artifact_id"], before
+
+
+class TapeView(PriceTracker, View):
+    name = "tape"
+    version = 1
+    markets_table = "tape_markets"
+    tables = (TRADES, market_table("tape_markets"))
+
+    @handles(Artifact.Traded)
+    def traded(self, rows: Rows, position: int, event: Any) -> None:
+        moved = self._trade(rows, event)
+        if moved is None:
+            return
+        artifact_id, before = moved
+        rows.append(
+            "tape_trades",
+            {
+                "position": position,
+                "artifact_id": artifact_id,
+                "at": iso(event.timestamp),
+                "side": event.side,
+                "kind": trade_kind(event),
+                "tokens_units": abs(event.tokens_delta_units),
+                "shares_units": abs(event.shares_delta_units),
+                "price_before_wad": before,
+                "price_after_wad": event.price_long_wad,
+                "taker": event.agent,
+                "position_id": event.position_id,
+                "order_id": event.order_id,
+            },
+        )
