@@ -68,3 +68,14 @@ bench: install-test
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache $(DEMO_DB)*
+
+# The fault-injecting simulation (tests/simulation/vopr.py) from more seeds than CI runs, on
+# every backend against one throwaway PostgreSQL: `make simulate SEEDS=2000`, and
+# `make simulate SIM_ARGS="--backend sqlite --first 5000 --steps 80"` for other runs.
+SEEDS ?= 500
+SIM_ARGS ?=
+.PHONY: simulate
+simulate: install-test
+	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; \
+	STAKELEDGER_TEST_POSTGRES_URL=$$url $(BIN)/python -m tests.simulation.vopr --seeds $(SEEDS) $(SIM_ARGS); status=$$?; \
+	.ci/postgres.sh stop $(PG_DIR); exit $$status
