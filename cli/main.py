@@ -10,11 +10,10 @@ from eventsourcing.persistence import PersistenceError
 
 from stakeledger.adapters.persistence.store_url import resolve_url
 from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, prices, settlement, views
-from stakeledger.cli.context import CliContext, forget_opened, opened_decimals
+from stakeledger.cli.context import CliContext, forget_opened
 from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
 from stakeledger.domain.errors import LedgerError
-from stakeledger.domain.rules.money import tokens_in_text
 
 app = typer.Typer(
     name="stakeledger",
@@ -82,8 +81,7 @@ def main() -> None:
         # Without standalone mode, typer returns the code of a raised typer.Exit.
         code = app(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
     except LedgerError as error:
-        decimals = opened_decimals()
-        fail(error.code, str(error) if decimals is None else tokens_in_text(str(error), decimals))
+        fail(error.code, str(error))  # the domain words its amounts in tokens already
         sys.exit(1)
     except PersistenceError as error:
         fail("STORE_ERROR", str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)

@@ -32,8 +32,12 @@ AllowSubPercent = Annotated[bool, typer.Option("--allow-sub-percent", help=ALLOW
 ZERO, HUNDRED = Decimal(0), Decimal(100)
 
 
+orders_app = typer.Typer(help="Resting limit orders across every market: the expiry sweep.", no_args_is_help=True)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(portfolio_app, name="portfolio")
+    app.add_typer(orders_app, name="orders")
     trade_app.command("kelly")(kelly)
     trade_app.command("stop")(stop)
 
@@ -162,20 +166,40 @@ def kelly(
 def stop(
     ctx: typer.Context,
     position_id: Annotated[str, typer.Argument(metavar="POSITION")],
-    trail_pct: Annotated[str, typer.Option(help="Trail below the high-water mark, in % (e.g. 10).")],
+    trail_pct: Annotated[
+        Optional[str],
+        typer.Option(help="Trail below the high-water mark, in % (e.g. 10); replaces a stop the position has."),
+    ] = None,
     min_ratchet_pct: Annotated[
         str, typer.Option(help="Raise the trigger only when it would rise by more than this %.")
     ] = "0",
+    remove: Annotated[
+        bool, typer.Option("--remove", help="Remove the position's stop instead of setting one.")
+    ] = False,
     allow_sub_percent: AllowSubPercent = False,
     command_id: CommandId = None,
 ) -> None:
-    """Put a trailing stop on a position; every price move re-evaluates it.
+    """Put a trailing stop on a position, replace its stop, or remove it (--remove); every
+    price move re-evaluates a stop.
 
     --trail-pct and --min-ratchet-pct take a percentage: 10 means 10 %, and --trail-pct
     must be above 0 and below 100. A value below 1 (such as 0.02) is refused as a likely
     fraction unless --allow-sub-percent is given."""
-    pct = partial(percent_option, allow_sub_percent=allow_sub_percent)
+    from stakeledger.domain.errors import InvalidInputError
+
     context = get_context(ctx)
+    if remove:
+        if trail_pct is not None:
+            raise InvalidInputError("give --trail-pct to set or replace a stop, or --remove to remove it, not both")
+        result = context.app.remove_stop(position_id, command_id=command_id)
+        if context.as_json:
+            emit_json(result)
+        else:
+            say(f"Removed the {result['trail_pct']} % trailing stop from {position_id}.")
+        return
+    if trail_pct is None:
+        raise InvalidInputError("trade stop needs --trail-pct PERCENT (10 means 10 %), or --remove")
+    pct = partial(percent_option, allow_sub_percent=allow_sub_percent)
     result = context.app.set_stop(
         position_id,
         pct(trail_pct, "--trail-pct", ZERO, HUNDRED, high_open=True),
@@ -184,10 +208,33 @@ def stop(
     )
     if context.as_json:
         emit_json(result)
-    else:
-        say(
-            f"Stop on {position_id}: high-water {price(result['high_water_wad'])}, trigger {price(result['trigger_wad'])}."
-        )
+        return
+    what = (
+        f"Replaced the {result['previous_trail_pct']} % stop on {position_id} with a {result['trail_pct']} % one"
+        if result["replaced"]
+        else f"Stop of {result['trail_pct']} % on {position_id}"
+    )
+    say(f"{what}: high-water {price(result['high_water_wad'])}, trigger {price(result['trigger_wad'])}.")
+
+
+@orders_app.command("expire")
+def expire(ctx: typer.Context, command_id: CommandId = None) -> None:
+    """Release the escrow of every order past its expiry, on every market.
+
+    An expired order's escrow is already free to read (balances, portfolio, account show);
+    this writes the release. The worker (`stakeledger projections run`), the next trade on
+    the market and the next command on the agent's account write it too, whichever is first;
+    the amounts are the same whoever writes them."""
+    context = get_context(ctx)
+    result = context.app.expire_orders(command_id=command_id)
+    if context.as_json:
+        emit_json(result)
+        return
+    released = result["expired"]
+    if not released:
+        say("No order is past its expiry.")
+        return
+    say(f"Released {len(released)} expired order(s): {', '.join(r['order'] for r in released)}.")
 
 
 @portfolio_app.command("liquidate")

@@ -241,11 +241,18 @@ def run(
     ctx: typer.Context,
     poll_seconds: Annotated[float, typer.Option(help="SQLite: seconds between polls of the log.")] = POLL_SECONDS,
     page_size: PageSize = None,
+    expire_every: Annotated[
+        float,
+        typer.Option(help="Seconds between sweeps that release expired orders' escrow (0: no sweeps)."),
+    ] = 30.0,
 ) -> None:
     """Keep every view current until stopped (Ctrl-C or SIGTERM). On PostgreSQL it wakes on
-    the event table's NOTIFY; on SQLite it polls."""
+    the event table's NOTIFY; on SQLite it polls. Every --expire-every seconds it also writes
+    the release of orders past their expiry (as `stakeledger orders expire` does)."""
     if not 0.01 <= poll_seconds <= 60:
         raise InvalidInputError("poll seconds must be from 0.01 to 60")
+    if not (expire_every == 0 or 0.1 <= expire_every <= 3600):
+        raise InvalidInputError("--expire-every takes seconds from 0.1 to 3600, or 0 for no sweeps")
     context = get_context(ctx)
     store = open_store(context.app)
     stop = threading.Event()
@@ -259,6 +266,7 @@ def run(
                 f"applied {report.events} events up to position {report.head} ({report.events_per_second:,.0f} events/s)"
             )
 
+    sweeper = _expiry_sweeper(context, stop, expire_every) if expire_every else None
     try:
         if not context.as_json:
             say(f"Keeping views current on {store.description} (Ctrl-C to stop).")
@@ -269,9 +277,30 @@ def run(
             on_error=lambda error: fail("PROJECTIONS", f"{type(error).__name__}: {error}; retrying"),
         )
     finally:
+        stop.set()
+        if sweeper is not None:
+            sweeper.join(timeout=10)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         store.close()
+
+
+def _expiry_sweeper(context: CliContext, stop: threading.Event, every_seconds: float) -> threading.Thread:
+    """A thread that writes the release of expired orders every ``every_seconds`` until ``stop``."""
+
+    def sweep() -> None:
+        while not stop.wait(every_seconds):
+            try:
+                released = context.app.expire_orders()["expired"]
+            except Exception as error:  # noqa: BLE001 - a worker reports and tries again next time
+                fail("EXPIRY_SWEEP", f"{type(error).__name__}: {error}; retrying")
+                continue
+            if released and not context.as_json:
+                say(f"released {len(released)} expired order(s): {', '.join(r['order'] for r in released)}")
+
+    thread = threading.Thread(target=sweep, name="expiry-sweep", daemon=True)
+    thread.start()
+    return thread
 
 
 # Reads ---------------------------------------------------------------------------------------------
@@ -362,10 +391,13 @@ def reputation(
 
 
 def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False) -> None:
-    """An agent's positions (marked at the current price), resting orders and P&L."""
+    """An agent's positions at exit value (what closing each now would pay), resting orders and P&L.
+
+    An order past its expiry is not shown as resting: its escrow is free from its expiry
+    time, whether or not the release is written yet (`stakeledger orders expire`)."""
     context = get_context(ctx)
     with current_views(context, no_catch_up=no_catch_up) as store:
-        data = queries.portfolio(store, agent)
+        data = queries.portfolio_at_exit(store, agent, now=context.app.clock.now())
     if context.as_json:
         emit_json(data)
         return
@@ -390,9 +422,14 @@ def portfolio_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = Fals
             right=["pos", "tokens"],
         )
     say(
-        f"Live cost {_amount(data['cost_units'], d)}, value {_amount(data['value_units'], d)}, "
+        f"Live cost {_amount(data['cost_units'], d)}, exit value {_amount(data['value_units'], d)}, "
         f"unrealized {_amount(data['unrealized_pnl_units'], d)}, realized {_amount(data['realized_pnl_units'], d)}"
     )
+    if int(data["escrow_units"]) or int(data["expired_escrow_units"]):
+        say(
+            f"Escrow in resting orders {_amount(data['escrow_units'], d)}; "
+            f"freed by expiry, release pending {_amount(data['expired_escrow_units'], d)}"
+        )
 
 
 def _positions_and_orders(title: str, data: dict[str, Any], d: int) -> None:
@@ -434,7 +471,8 @@ def _positions_and_orders(title: str, data: dict[str, Any], d: int) -> None:
 
 
 def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False) -> None:
-    """One account's balance; for an agent, also its live positions and resting limit orders."""
+    """One account's balance; for an agent, also what is available (the balance plus escrow of
+    orders past their expiry), its live positions at exit value and its resting limit orders."""
     context = get_context(ctx)
     app = context.app
     account = app.get_account(agent)  # the balance from the account itself, not a view
@@ -448,20 +486,21 @@ def account_show(ctx: typer.Context, agent: str, no_catch_up: NoCatchUp = False)
     if account.kind == AGENT:
         with current_views(context, no_catch_up=no_catch_up) as store:
             try:
-                held = queries.portfolio(store, account.account_id)
+                held = queries.portfolio_at_exit(store, account.account_id, now=app.clock.now())
             except UnknownAccountError:  # opened after the views' position (--no-catch-up): nothing held yet
-                held = {"positions": [], "orders": []}
+                held = {"positions": [], "orders": [], "expired_escrow_units": "0"}
+        available = account.balance_units + int(held["expired_escrow_units"])
+        data["available_units"] = str(available)
+        data["available"] = format_amount(available, app.decimals)
         data["positions"] = [p for p in held["positions"] if p["live"]]
         data["orders"] = held["orders"]
     if context.as_json:
         emit_json(data)
         return
-    table(
-        f"Account {account.account_id}",
-        ["kind", "balance", "version"],
-        [[data["kind"], data["balance"], data["version"]]],
-        right=["balance"],
-    )
+    columns, row = ["kind", "balance", "version"], [data["kind"], data["balance"], data["version"]]
+    if "available" in data:
+        columns, row = ["kind", "balance", "available", "version"], [*row[:2], data["available"], row[2]]
+    table(f"Account {account.account_id}", columns, [row], right=["balance", "available"])
     if account.kind == AGENT:
         if data["positions"] or data["orders"]:
             _positions_and_orders("Live positions", data, app.decimals)

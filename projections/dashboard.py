@@ -1,8 +1,12 @@
 """The portfolio dashboard: capital, P&L, concentration, per-market figures, rebalancing
 advice and performance metrics for one agent (seed 001's dashboard, over the ledger).
 
-Everything here reads; nothing writes. Positions are marked at their side's pool price.
-The equity curve replays the log and samples the agent's equity at the end of each day.
+Everything here reads; nothing writes. Positions are marked at their exit value: what
+selling each back to the pool now would pay (``domain.rules.risk.marks``), never the pool's
+price, so a position just bought shows minus its round trip. Equity is cash, plus escrow in
+live resting orders, plus marks; an order past its expiry is free cash from its expiry time,
+whether or not its release is written yet. The equity curve replays the log and samples the
+agent's equity at the end of each day.
 """
 
 from __future__ import annotations
@@ -17,13 +21,13 @@ from stakeledger.domain.model.accounts import Account, account_uuid, agent_accou
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
-from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.metrics import max_drawdown, returns_from_equity, sharpe_ratio, sortino_ratio, win_rate
 from stakeledger.domain.rules.risk.config import PortfolioConfig
+from stakeledger.domain.rules.risk.marks import exit_value_units
 from stakeledger.domain.rules.risk.rebalance import rebalance_actions
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events
-from stakeledger.domain.vocabulary import WAD, Side
+from stakeledger.domain.vocabulary import Reason
 
 
 @dataclass(frozen=True)
@@ -47,8 +51,31 @@ def _positions(app: StakeLedger, agent: str) -> list[Position]:
     return [app.repository.get(position_uuid(pid)) for pid in app.agent_position_ids(agent)]
 
 
+@dataclass(frozen=True)
+class Escrow:
+    """The agent's resting limit orders: ``live_units`` still parked, ``expired_units``
+    in orders past their expiry whose release is not written yet (already the agent's)."""
+
+    live_units: int
+    expired_units: int
+
+
+def escrow(app: StakeLedger, agent: str) -> Escrow:
+    now = app.clock.now()
+    live = expired = 0
+    for artifact_id in app.agent_order_artifacts(agent):
+        for order in app.get_artifact(artifact_id).orders.values():
+            if order["agent"] != agent:
+                continue
+            if order["expires_at"] is not None and order["expires_at"] <= now:
+                expired += order["remaining_units"]
+            else:
+                live += order["remaining_units"]
+    return Escrow(live, expired)
+
+
 def holdings(app: StakeLedger, agent: str) -> tuple[list[Holding], list[Position]]:
-    """Live positions marked to market, and every position the agent ever held."""
+    """Live positions marked at exit value, and every position the agent ever held."""
     portfolio = _portfolio(app, agent)
     positions = _positions(app, agent)
     artifacts: dict[str, Artifact] = {}
@@ -61,18 +88,21 @@ def holdings(app: StakeLedger, agent: str) -> tuple[list[Holding], list[Position
         )
         market = portfolio.market_config(artifact.artifact_id) if portfolio else None
         group = (market.correlation_group if market and market.correlation_group else None) or artifact.group
-        value = position.quantity_units * artifact.side_price_wad(Side(position.side)) // WAD
+        value = exit_value_units(
+            artifact.q_long, artifact.q_short, artifact.b_units, position.side, position.quantity_units
+        )
         live.append(Holding(position, artifact, group, value))
     return live, positions
 
 
 def summary(app: StakeLedger, agent: str) -> dict[str, Any]:
     agent = agent_account_id(agent)
-    cash = app.balance_of(agent)
+    parked = escrow(app, agent)
+    cash = app.balance_of(agent) + parked.expired_units
     live, positions = holdings(app, agent)
     deployed = sum(h.position.cost_units for h in live)
     marked = sum(h.value_units for h in live)
-    equity = cash + marked
+    equity = cash + parked.live_units + marked
     portfolio = _portfolio(app, agent)
     baseline = portfolio.baseline_units if portfolio else None
     realized = sum(p.realized_pnl_units for p in positions)
@@ -88,6 +118,7 @@ def summary(app: StakeLedger, agent: str) -> dict[str, Any]:
         "equity_units": str(equity),
         "deployed_units": str(deployed),
         "available_units": str(cash),
+        "escrow_units": str(parked.live_units),
         "marked_units": str(marked),
         "baseline_units": str(baseline) if baseline is not None else None,
         "active_positions": len(live),
@@ -110,7 +141,7 @@ def concentration(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     """Positions ranked by marked value, with cumulative share of equity."""
     agent = agent_account_id(agent)
     live, _ = holdings(app, agent)
-    equity = app.balance_of(agent) + sum(h.value_units for h in live)
+    equity = _equity(app, agent, live)
     rows, cumulative = [], 0
     for h in sorted(live, key=lambda h: (-h.value_units, h.position.position_id)):
         cumulative += h.value_units
@@ -125,6 +156,12 @@ def concentration(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _equity(app: StakeLedger, agent: str, live: list[Holding]) -> int:
+    """Cash, escrow (live or expired: the agent's either way) and positions at exit value."""
+    parked = escrow(app, agent)
+    return app.balance_of(agent) + parked.live_units + parked.expired_units + sum(h.value_units for h in live)
 
 
 def pairs(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
@@ -171,7 +208,7 @@ def rebalance(app: StakeLedger, agent: str) -> list[dict[str, Any]]:
     portfolio = _portfolio(app, agent)
     config = portfolio.limits if portfolio else PortfolioConfig.default(app.decimals)
     live, _ = holdings(app, agent)
-    equity = app.balance_of(agent) + sum(h.value_units for h in live)
+    equity = _equity(app, agent, live)
     values: dict[str, int] = defaultdict(int)
     targets: dict[str, Decimal] = {}
     for h in live:
@@ -196,6 +233,7 @@ def equity_curve(app: StakeLedger, agent: str) -> list[tuple[date, int]]:
     q: dict[str, tuple[int, int, int]] = {}  # artifact -> (q_long, q_short, b)
     artifact_ids: dict[Any, str] = {}
     mine: dict[Any, dict[str, Any]] = {}  # position uuid -> position facts
+    parked: dict[str, int] = {}  # order id -> tokens still in the agent's escrow
     curve: list[tuple[date, int]] = []
 
     def equity() -> int:
@@ -203,9 +241,8 @@ def equity_curve(app: StakeLedger, agent: str) -> list[tuple[date, int]]:
         for facts in mine.values():
             if facts["live"]:
                 q_long, q_short, b = q[facts["artifact"]]
-                long_wad, short_wad = prices_wad(q_long, q_short, b)
-                marked += facts["quantity"] * (long_wad if facts["side"] == "long" else short_wad) // WAD
-        return cash + marked
+                marked += exit_value_units(q_long, q_short, b, facts["side"], facts["quantity"])
+        return cash + sum(parked.values()) + marked
 
     for _, event in iter_events(app):
         day = event.timestamp.date()
@@ -228,8 +265,16 @@ def equity_curve(app: StakeLedger, agent: str) -> list[tuple[date, int]]:
             mine[event.originator_id]["live"] = False
         elif isinstance(event, Position.PartiallySettled) and event.originator_id in mine:
             mine[event.originator_id]["quantity"] = event.quantity_left_units
+        elif isinstance(event, Artifact.OrderFilled) and event.order_id in parked:
+            parked[event.order_id] -= event.cost_units  # escrow became a position's cost
         elif isinstance(event, (Account.Credited, Account.Debited)) and event.originator_id == account:
             cash += event.amount_units if isinstance(event, Account.Credited) else -event.amount_units
+            # Escrow stays the agent's money while it rests: it leaves cash, not equity.
+            order_id = event.refs.get("order")
+            if event.reason == Reason.ORDER_ESCROW and order_id:
+                parked[order_id] = parked.get(order_id, 0) + event.amount_units
+            elif event.reason == Reason.ORDER_RELEASE and order_id in parked:
+                parked[order_id] -= event.amount_units
         else:
             continue
         if cash == 0 and not mine:

@@ -548,3 +548,45 @@ def trades(
         "trades": [tape_trade(row, decimals) for row in rows],
         "next_before": rows[-1]["position"] if more else None,
     }
+
+
+# Portfolio at exit value (issue 15) ---------------------------------------------------------------
+
+
+def portfolio_at_exit(store: ViewStore, agent: str, *, now: datetime) -> dict[str, Any]:
+    """An agent's positions (live first, then newest), resting orders and totals, as
+    ``portfolio`` but honest about what the agent could get now: a live position's value is
+    what closing it now would pay (the pool's sell-back, rounded down: exit value), so its
+    unrealised P&L right after a buy is minus the round trip; and an order past its expiry
+    at ``now`` is no longer resting, its escrow counted as free (``expired_escrow_units``)
+    whether or not its release has been written yet."""
+    from stakeledger.domain.rules.risk.marks import exit_value_units
+
+    data = portfolio(store, agent)
+    with store.read():
+        markets = {}
+        for artifact_id in sorted({p["artifact"] for p in data["positions"] if p["live"]}):
+            found = store.select(ARTIFACTS, "artifact_id = ?", (artifact_id,))
+            if found:
+                markets[artifact_id] = (found[0]["q_long_units"], found[0]["q_short_units"], found[0]["b_units"])
+    totals = {"value_units": 0, "unrealized_pnl_units": 0}
+    for row in data["positions"]:
+        if not row["live"] or row["artifact"] not in markets:
+            continue
+        value = exit_value_units(*markets[row["artifact"]], row["side"], int(row["quantity_units"]))
+        row["value_units"] = str(value)
+        row["unrealized_pnl_units"] = str(value - int(row["cost_units"]))
+        totals["value_units"] += value
+        totals["unrealized_pnl_units"] += value - int(row["cost_units"])
+    live, expired = [], []
+    for order in data["orders"]:
+        due = order["expires_at"] is not None and datetime.fromisoformat(order["expires_at"]) <= now
+        (expired if due else live).append(order)
+    return {
+        **data,
+        **{key: str(value) for key, value in totals.items()},
+        "orders": live,
+        "escrow_units": str(sum(int(o["remaining_units"]) for o in live)),
+        "expired_escrow_units": str(sum(int(o["remaining_units"]) for o in expired)),
+        "marked_at": "exit value",
+    }

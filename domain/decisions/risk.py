@@ -22,9 +22,10 @@ from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
 from stakeledger.domain.rules.risk.kelly import KellySizing, kelly_order_size_units
 from stakeledger.domain.rules.risk.liquidation import should_liquidate
+from stakeledger.domain.rules.risk.marks import exit_value_units
 from stakeledger.domain.rules.risk.pretrade import OpenExposure, OrderIntent, PortfolioState, Rejection, check_order
 from stakeledger.domain.rules.risk.stops import TrailingStop, new_trailing_stop, update_trailing_stop
-from stakeledger.domain.vocabulary import CHALLENGED, TRADABLE_STATES, WAD, Side
+from stakeledger.domain.vocabulary import CHALLENGED, TRADABLE_STATES, Side
 
 MAX_STOP_ROUNDS = 50
 
@@ -42,6 +43,11 @@ def side_price_wad(artifact: Artifact, side: str) -> int:
     return artifact.side_price_wad(Side(side))
 
 
+def exit_value_of(artifact: Artifact, position: Position) -> int:
+    """What closing the position now would pay: the pool's sell-back, rounded down."""
+    return exit_value_units(artifact.q_long, artifact.q_short, artifact.b_units, position.side, position.quantity_units)
+
+
 def live_positions(unit: UnitOfWork, portfolio: Portfolio) -> list[Position]:
     return [position for position in (load_position(unit, pid) for pid in portfolio.position_ids) if position.is_live]
 
@@ -52,27 +58,42 @@ def portfolio_state(unit: UnitOfWork, portfolio: Portfolio) -> PortfolioState:
 
 def state_of(unit: UnitOfWork, agent: str, position_ids: list[str], portfolio: Portfolio | None) -> PortfolioState:
     """Equity = cash + tokens escrowed in the agent's resting orders + every live position
-    marked at its side's pool price. Escrow is still the agent's money, only parked."""
+    marked at its exit value (what closing it now would pay). Escrow is still the agent's
+    money, only parked; an order past its expiry is free cash, released or not."""
     cash_units = unit.account(agent).balance_units + (escrowed_units(unit, portfolio) if portfolio else 0)
     exposures, marked_units = [], 0
     for position in (load_position(unit, position_id) for position_id in position_ids):
         if not position.is_live:
             continue
         artifact = load_artifact(unit, position.artifact_id)
-        marked_units += position.quantity_units * side_price_wad(artifact, position.side) // WAD
+        marked_units += exit_value_of(artifact, position)
         exposures.append(OpenExposure(artifact.artifact_id, group_of(portfolio, artifact), position.cost_units))
-    return PortfolioState(cash_units + marked_units, unit.account(agent).balance_units, tuple(exposures))
+    available_units = unit.account(agent).balance_units + (expired_escrow_units(unit, portfolio) if portfolio else 0)
+    return PortfolioState(cash_units + marked_units, available_units, tuple(exposures))
 
 
 def escrowed_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
-    """What the agent's resting limit orders still hold in escrow."""
-    total = 0
+    """What the agent's resting limit orders still hold in escrow, expired ones included
+    (their tokens are the agent's either way: parked, or free once released)."""
+    return sum(order["remaining_units"] for order in _agent_orders(unit, portfolio))
+
+
+def expired_escrow_units(unit: UnitOfWork, portfolio: Portfolio) -> int:
+    """Escrow of the agent's orders past their expiry on the unit's clock but not yet released:
+    available to the agent now, as the release will be effective at the expiry time."""
+    return sum(
+        order["remaining_units"]
+        for order in _agent_orders(unit, portfolio)
+        if order["expires_at"] is not None and order["expires_at"] <= unit.at
+    )
+
+
+def _agent_orders(unit: UnitOfWork, portfolio: Portfolio) -> list[dict[str, Any]]:
+    orders = []
     for artifact_id in sorted(portfolio.order_artifacts):
         artifact = load_artifact(unit, artifact_id)
-        total += sum(
-            order["remaining_units"] for order in artifact.orders.values() if order["agent"] == portfolio.agent
-        )
-    return total
+        orders.extend(order for order in artifact.orders.values() if order["agent"] == portfolio.agent)
+    return orders
 
 
 # Pre-trade checks ---------------------------------------------------------------------------
@@ -233,7 +254,7 @@ def configure_portfolio(
     unit.account(account_id)
     portfolio = load_portfolio(unit, account_id)
     if portfolio is None:
-        # The baseline is the equity when limits were first set: cash plus marked positions.
+        # The baseline is the equity when limits were first set: cash plus positions at exit value.
         baseline_units = max(state_of(unit, account_id, existing_position_ids, None).equity_units, 0)
         portfolio = unit.add(Portfolio.start(account_id, config, baseline_units, existing_position_ids, unit.at))
     else:

@@ -127,6 +127,7 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
     artifact = load_artifact(unit, order.artifact_id)
+    expire_agent_orders(unit, agent)
     rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units)
     if rejection is not None:
         return {
@@ -204,6 +205,7 @@ def close_position(
         raise StateError(f"position {position_id!r} is {position.status}")
     artifact = load_artifact(unit, position.artifact_id)
     artifact.require_tradable()
+    expire_agent_orders(unit, position.owner)
     if not artifact.may_close_at(unit.at):
         raise HoldPeriodError(
             f"artifact {artifact.artifact_id!r} must be listed longer than {artifact.min_hold_days} days before closing"
@@ -235,6 +237,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     if expires_at is not None and expires_at <= unit.at:
         raise InvalidInputError("an order must expire in the future")
     artifact = load_artifact(unit, order.artifact_id)
+    expire_agent_orders(unit, agent)
     order_id = artifact.next_order_id()
     rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units, order_id)
     if rejection is not None:
@@ -253,6 +256,9 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
         Reason.ORDER_ESCROW,
         artifact=artifact.artifact_id,
         order=order_id,
+        # The agent's account keeps an index of its expiring escrow from this reference, so
+        # the next command touching the account releases what expired (expire_agent_orders).
+        expires_at=expires_at.isoformat() if expires_at is not None else None,
     )
     placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at)
     assert placed == order_id
@@ -275,21 +281,54 @@ def cancel_order(unit: UnitOfWork, order_id: str, agent: str | None) -> dict[str
         raise StateError(f"order {order_id!r} is already {status}")
     if agent is not None and order["agent"] != agent_account_id(agent):
         raise NotOwnerError(f"order {order_id!r} belongs to another agent")
+    if order["expires_at"] is not None and order["expires_at"] <= unit.at:
+        # It died at its expiry time: the release says so, whoever asked first.
+        released_units = _release(unit, artifact, order_id, "expired")
+        return {"order": order_id, "status": "expired", "released_units": str(released_units)}
     artifact.require_tradable()  # a challenged market freezes cancels too
     released_units = _release(unit, artifact, order_id, "cancelled")
     return {"order": order_id, "status": "cancelled", "released_units": str(released_units)}
 
 
 def expire_orders(unit: UnitOfWork, artifact: Artifact) -> list[str]:
-    """Release every resting order whose expiry has passed on the unit's clock."""
+    """Release every resting order whose expiry has passed on the unit's clock.
+
+    Nothing can fill an order after its expiry (every fill and trade expires first), so what
+    is released is exactly what the order held at its expiry time, whenever the release is
+    written: the worker, the sweep, the next trade on the market or the next command on the
+    agent's account all write the same amounts. The posting names the expiry time
+    (``expired_at``); readers treat the escrow as free from then on."""
     expired = [
         order_id
         for order_id, order in artifact.orders.items()
         if order["expires_at"] is not None and order["expires_at"] <= unit.at
     ]
-    for order_id in expired:
+    for order_id in sorted(expired, key=lambda o: (artifact.orders[o]["expires_at"], o)):
         _release(unit, artifact, order_id, "expired")
     return expired
+
+
+def expire_agent_orders(unit: UnitOfWork, agent: str) -> list[str]:
+    """Release the agent's orders that expired by the unit's clock, on every market: the
+    first thing a command touching the agent's account does."""
+    released = []
+    for artifact_id, order_id in unit.account(agent).orders_due(unit.at):
+        artifact = load_artifact(unit, artifact_id)
+        order = artifact.orders.get(order_id)
+        if order is not None and order["expires_at"] is not None and order["expires_at"] <= unit.at:
+            _release(unit, artifact, order_id, "expired")
+            released.append(order_id)
+    return released
+
+
+def expire_due_orders(unit: UnitOfWork, artifact_ids: list[str]) -> list[dict[str, str]]:
+    """The sweep: release every expired order on the named markets."""
+    released = []
+    for artifact_id in artifact_ids:
+        artifact = load_artifact(unit, artifact_id)
+        for order_id in expire_orders(unit, artifact):
+            released.append({"order": order_id, "artifact": artifact_id})
+    return released
 
 
 def release_all_orders(unit: UnitOfWork, artifact: Artifact, why: str) -> int:
@@ -300,6 +339,7 @@ def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> i
     order = artifact.orders[order_id]
     released_units = artifact.release_order(order_id, why, unit.at)
     if released_units > 0:
+        expired_at = order["expires_at"].isoformat() if why == "expired" else None
         unit.post(
             order_escrow_account_id(artifact.artifact_id),
             order["agent"],
@@ -307,6 +347,7 @@ def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> i
             Reason.ORDER_RELEASE,
             artifact=artifact.artifact_id,
             order=order_id,
+            expired_at=expired_at,
         )
     return released_units
 

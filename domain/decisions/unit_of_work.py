@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from stakeledger.domain.errors import InvalidInputError, SelfTransferError, UnknownAccountError
+from stakeledger.domain.errors import InvalidInputError, LedgerError, SelfTransferError, UnknownAccountError
 from stakeledger.domain.model.accounts import AGENT, Account, Transfer, account_kind, account_uuid
 from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.vocabulary import Reason, reason_code
@@ -148,11 +148,19 @@ class UnitOfWork:
         )
         debit, credit = self.account(debit_account), self.account(credit_account)
         # Both sides are checked before either changes: a refused transfer leaves no half.
-        debit.require_can_send(amount_units)
-        credit.require_can_receive(amount_units)
+        decimals = self._message_decimals()
+        debit.require_can_send(amount_units, decimals)
+        credit.require_can_receive(amount_units, decimals)
         debit.debit(transfer, self.at)
         credit.credit(transfer, self.at)
         return transfer
+
+    def _message_decimals(self) -> int | None:
+        """The decimals a refusal's amounts are shown in; None (base units) before ``init``."""
+        try:
+            return self.decimals
+        except LedgerError:
+            return None
 
     # Consistency -----------------------------------------------------------------------
 

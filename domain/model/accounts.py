@@ -18,7 +18,8 @@ from eventsourcing.domain import Aggregate
 from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError, SupplyLimitError, TornReadError
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, Refs
-from stakeledger.domain.rules.money import MAX_UINT256
+from stakeledger.domain.rules.money import MAX_UINT256, format_amount
+from stakeledger.domain.vocabulary import Reason
 
 TREASURY = "sys:treasury"
 AGENT, TREASURY_KIND, POOL, ESCROW = "agent", "treasury", "pool", "escrow"
@@ -98,6 +99,13 @@ class Account(Aggregate):
 
         def apply(self, account: "Account") -> None:
             account.balance_units -= self.amount_units
+            expiring = account.expiring_orders
+            if self.reason == Reason.ORDER_ESCROW and "expires_at" in self.refs and "order" in self.refs:
+                expiring[self.refs["order"]] = {
+                    "artifact": self.refs["artifact"],
+                    "expires_at": self.refs["expires_at"],
+                }
+            _forget_passed(expiring, self.timestamp)
 
     class Credited(Aggregate.Event):
         transfer_id: Name
@@ -108,11 +116,37 @@ class Account(Aggregate):
 
         def apply(self, account: "Account") -> None:
             account.balance_units += self.amount_units
+            expiring = account.expiring_orders
+            if self.reason == Reason.ORDER_RELEASE and "order" in self.refs:
+                expiring.pop(self.refs["order"], None)
+            _forget_passed(expiring, self.timestamp)
 
     def __init__(self, account_id: str, kind: str) -> None:
         self.account_id = account_id
         self.kind = kind
         self.balance_units = 0
+        self.expiring_orders: dict[str, dict[str, str]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        # A snapshot taken before expiring orders were tracked has no such field: start empty.
+        if name == "expiring_orders":
+            value: dict[str, dict[str, str]] = {}
+            self.__dict__[name] = value
+            return value
+        raise AttributeError(name)
+
+    def orders_due(self, at: datetime) -> list[tuple[str, str]]:
+        """(artifact, order) of this agent's escrowed orders whose expiry is at or before ``at``.
+
+        Derived from the escrow postings (their ``expires_at`` reference): an entry leaves when
+        the order's escrow is released, or once an event of this account is later than the
+        expiry (the command that wrote it has released what was due). A filled order's entry
+        may linger until then; the caller finds the order gone and does nothing."""
+        return sorted(
+            (entry["artifact"], order_id)
+            for order_id, entry in self.expiring_orders.items()
+            if datetime.fromisoformat(entry["expires_at"]) <= at
+        )
 
     @classmethod
     def open(cls, account_id: str, at: datetime) -> "Account":
@@ -124,15 +158,16 @@ class Account(Aggregate):
     def may_go_negative(self) -> bool:
         return self.kind == TREASURY_KIND
 
-    def require_can_send(self, amount_units: int) -> None:
+    def require_can_send(self, amount_units: int, decimals: int | None = None) -> None:
         """Refuse a debit this account cannot make: an agent short of funds, a system account
-        that would go negative (only a torn read can ask that), or a mint past uint256."""
+        that would go negative (only a torn read can ask that), or a mint past uint256.
+        With ``decimals`` (the ledger's), amounts in the message are tokens."""
         if self.may_go_negative:
             # The treasury holds minus the total supply, which must stay a uint256.
             if amount_units - self.balance_units > MAX_UINT256:
                 raise SupplyLimitError(
-                    f"the total supply would reach {amount_units - self.balance_units} base units, "
-                    "above the uint256 limit 2**256 - 1"
+                    f"the total supply would reach {_amount(amount_units - self.balance_units, decimals)}, "
+                    "above the uint256 limit 2**256 - 1 base units"
                 )
             return
         if self.balance_units >= amount_units:
@@ -141,16 +176,17 @@ class Account(Aggregate):
             # Internal account names stay out of the message: a user cannot act on them.
             raise TornReadError("another command changed what this one read while it was deciding; try again")
         raise InsufficientFundsError(
-            f"account {self.account_id!r} holds {self.balance_units} base units, {amount_units} needed"
+            f"account {self.account_id!r} holds {_amount(self.balance_units, decimals)}, "
+            f"{_amount(amount_units, decimals)} needed"
         )
 
-    def require_can_receive(self, amount_units: int) -> None:
+    def require_can_receive(self, amount_units: int, decimals: int | None = None) -> None:
         """Refuse a credit that would take this balance above 2**256 - 1 base units."""
         if self.balance_units + amount_units > MAX_UINT256:
             holder = f"account {self.account_id!r}" if self.kind == AGENT else "a system account"
             raise SupplyLimitError(
-                f"{holder} would hold {self.balance_units + amount_units} base units, "
-                "above the uint256 limit 2**256 - 1"
+                f"{holder} would hold {_amount(self.balance_units + amount_units, decimals)}, "
+                "above the uint256 limit 2**256 - 1 base units"
             )
 
     def debit(self, transfer: Transfer, at: datetime) -> None:
@@ -181,6 +217,17 @@ class Account(Aggregate):
             refs=transfer.refs,
         )
         assert self.balance_units <= MAX_UINT256
+
+
+def _amount(units: int, decimals: int | None) -> str:
+    """An amount for a message: tokens in the ledger's decimals, base units when unknown."""
+    return f"{units} base units" if decimals is None else f"{format_amount(units, decimals)} tokens"
+
+
+def _forget_passed(expiring: dict[str, dict[str, str]], at: datetime) -> None:
+    if expiring:
+        for order_id in [o for o, entry in expiring.items() if datetime.fromisoformat(entry["expires_at"]) < at]:
+            del expiring[order_id]
 
 
 register_aggregate(Account)

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stakeledger.domain.decisions.trading import expire_agent_orders
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import AccountExistsError, AlreadyInitialisedError, InvalidInputError
-from stakeledger.domain.model.accounts import TREASURY, Account, account_uuid, agent_account_id
+from stakeledger.domain.model.accounts import AGENT, TREASURY, Account, account_kind, account_uuid, agent_account_id
 from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID, LedgerSettings
 from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.service.ledger import LedgerCore
@@ -100,6 +101,7 @@ class AccountCommands(LedgerCore):
         self.settings  # noqa: B018
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
+            _expire_for(unit, debit, credit)
             transfer = unit.post(debit, credit, amount_units, reason)
             return {
                 "transfer_id": transfer.transfer_id,
@@ -127,8 +129,17 @@ class AccountCommands(LedgerCore):
         self.settings  # noqa: B018
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
+            _expire_for(unit, *dict.fromkeys(a for r in requests for a in (r.debit_account, r.credit_account)))
             ids = [unit.post(r.debit_account, r.credit_account, r.amount_units, r.reason).transfer_id for r in requests]
             return {"transfer_ids": ids}
 
         payload = {"transfers": [[r.debit_account, r.credit_account, str(r.amount_units)] for r in requests]}
         return self.execute("transfer.batch", decide, payload=payload, command_id=command_id)
+
+
+def _expire_for(unit: UnitOfWork, *account_ids: str) -> None:
+    """A command touching an agent's account first releases the agent's expired orders, so
+    the balance it decides on includes escrow that died at its expiry time."""
+    for account_id in account_ids:
+        if account_kind(account_id) == AGENT:
+            expire_agent_orders(unit, account_id)

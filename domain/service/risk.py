@@ -15,7 +15,7 @@ from stakeledger.domain.decisions.risk import (
     load_portfolio,
     start_stop,
 )
-from stakeledger.domain.decisions.trading import MarketOrder, open_market_position
+from stakeledger.domain.decisions.trading import MarketOrder, expire_agent_orders, open_market_position
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, StateError
 from stakeledger.domain.model.accounts import agent_account_id
@@ -43,6 +43,15 @@ def _pct(name: str, value: Any) -> Decimal:
     return pct
 
 
+def _stop_pct(name: str, value: Any, *, low_open: bool = True, high_open: bool = False) -> Decimal:
+    """A stop's percentage: above (or at least) 0 and below 100, in percent (10 means 10 %)."""
+    pct = _pct(name, value)
+    if (pct <= 0 if low_open else pct < 0) or (pct >= 100 if high_open else pct > 100):
+        low = "above 0" if low_open else "at least 0"
+        raise InvalidInputError(f"{name} takes a percentage {low} and below 100 (10 means 10 %), got {value!r}")
+    return pct
+
+
 class RiskCommands(LedgerCore):
     """Mixed into StakeLedger."""
 
@@ -56,6 +65,18 @@ class RiskCommands(LedgerCore):
             if event.owner == agent
         ]
 
+    def agent_order_artifacts(self, agent: str) -> list[str]:
+        """Every market the agent ever placed a limit order on, in order of first placement."""
+        from stakeledger.domain.model.artifacts import Artifact, artifact_of
+        from stakeledger.domain.service.log import iter_events  # read-side helper: no writes
+
+        seen = {
+            artifact_of(event.order_id): None
+            for _, event in iter_events(self, topics=(stable_topic(Artifact.OrderPlaced),))
+            if event.agent == agent
+        }
+        return list(seen)
+
     def configure_portfolio(self, agent: str, *, command_id: str | None = None, **limits: Any) -> dict[str, Any]:
         """Set (or change) an agent's risk limits; unspecified limits keep their value or default."""
         account_id = agent_account_id(agent)
@@ -63,6 +84,7 @@ class RiskCommands(LedgerCore):
         existing = self.agent_position_ids(account_id)
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
+            expire_agent_orders(unit, account_id)
             portfolio = load_portfolio(unit, account_id)
             base = portfolio.limits.to_dict() if portfolio else PortfolioConfig.default(self.decimals).to_dict()
             try:
@@ -103,14 +125,24 @@ class RiskCommands(LedgerCore):
         *,
         command_id: str | None = None,
     ) -> dict[str, Any]:
+        """Put a trailing stop on a position, or replace the one it has (``replaced`` says which)."""
+        trail = _stop_pct("trail_pct", trail_pct, high_open=True)
+        ratchet = _stop_pct("min_ratchet_pct", min_ratchet_pct, low_open=False, high_open=True)
+
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             position = load_position(unit, position_id)
             artifact = load_artifact(unit, position.artifact_id)
-            if position_id in artifact.stops:
-                raise StateError(f"position {position_id!r} already has a stop")
-            return start_stop(
-                unit, artifact, position, _pct("trail_pct", trail_pct), _pct("min_ratchet_pct", min_ratchet_pct)
-            )
+            previous = artifact.stops.get(position_id)
+            if previous is not None:
+                if not position.is_live:
+                    raise StateError(f"position {position_id!r} is {position.status}")
+                artifact.clear_stop(position_id, "replaced", unit.at)
+            result = start_stop(unit, artifact, position, trail, ratchet)
+            return {
+                **result,
+                "replaced": previous is not None,
+                "previous_trail_pct": str(previous["stop"]["trail_pct"]) if previous is not None else None,
+            }
 
         return self.execute(
             "trade.stop",
@@ -118,6 +150,20 @@ class RiskCommands(LedgerCore):
             payload={"position": position_id, "trail": str(trail_pct), "ratchet": str(min_ratchet_pct)},
             command_id=command_id,
         )
+
+    def remove_stop(self, position_id: str, *, command_id: str | None = None) -> dict[str, Any]:
+        """Take a position's trailing stop away; refused when it has none."""
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            position = load_position(unit, position_id)
+            artifact = load_artifact(unit, position.artifact_id)
+            entry = artifact.stops.get(position_id)
+            if entry is None:
+                raise StateError(f"position {position_id!r} has no stop to remove")
+            artifact.clear_stop(position_id, "removed", unit.at)
+            return {"position": position_id, "removed": True, "trail_pct": str(entry["stop"]["trail_pct"])}
+
+        return self.execute("trade.stop.remove", decide, payload={"position": position_id}, command_id=command_id)
 
     def evaluate_risk(self, artifact_id: str) -> dict[str, Any]:
         """Re-run the market's stops and its agents' liquidation checks at the recorded price."""
@@ -140,6 +186,7 @@ class RiskCommands(LedgerCore):
             portfolio = load_portfolio(unit, agent_account_id(agent))
             if portfolio is None:
                 raise StateError(f"agent {agent!r} has no portfolio: nothing to liquidate under limits")
+            expire_agent_orders(unit, portfolio.agent)
             actions = liquidate(unit, portfolio, trigger="manual")
             return {"agent": agent, "closed": [a["position"] for a in actions]}
 

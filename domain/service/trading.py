@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, Union
 
 from stakeledger.domain.decisions.trading import (
@@ -10,6 +11,7 @@ from stakeledger.domain.decisions.trading import (
     MarketOrder,
     cancel_order,
     close_position,
+    expire_due_orders,
     list_artifact,
     open_market_position,
     order_lifetime,
@@ -18,7 +20,8 @@ from stakeledger.domain.decisions.trading import (
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
 from stakeledger.domain.model.accounts import pool_account_id
-from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, check_side
+from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id, check_side
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.rules.lmsr import average_price_wad, buy_cost_units, depth, prices_wad, shares_for_tokens
 from stakeledger.domain.rules.money import check_units
 from stakeledger.domain.rules.resolution import ResolutionRules
@@ -151,6 +154,42 @@ class MarketCommands(LedgerCore):
 
         payload = {"orders": [_order_payload(order) for order in orders]}
         return self.execute("trade.batch", decide, payload=payload, command_id=command_id)
+
+    def expire_orders(self, *, command_id: str | None = None) -> dict[str, Any]:
+        """The sweep: release every resting order whose expiry has passed, on every market.
+
+        Markets holding orders with an expiry are found from the log, incrementally (each
+        sweep reads only the events since the last); a market leaves the list once the
+        latest expiry seen on it has passed and been swept."""
+        now = self.clock.now()
+        candidates = self._expiring_markets()
+
+        def decide(unit: UnitOfWork) -> dict[str, Any]:
+            due = sorted(artifact_id for artifact_id, latest in candidates.items() if min(latest) <= unit.at)
+            released = expire_due_orders(unit, due)
+            return {"at": unit.at.isoformat(), "markets": len(due), "expired": released}
+
+        result = self.execute("orders.expire", decide, payload={"at": now.isoformat()}, command_id=command_id)
+        swept_at = datetime.fromisoformat(result["at"])
+        for artifact_id in list(candidates):
+            expiries = [moment for moment in candidates[artifact_id] if moment > swept_at]
+            if expiries:
+                candidates[artifact_id] = expiries
+            else:
+                del candidates[artifact_id]
+        return result
+
+    def _expiring_markets(self) -> dict[str, list[datetime]]:
+        """artifact -> the expiry times of its orders placed since the last sweep was read."""
+        from stakeledger.domain.service.log import iter_events  # read-side helper: no writes
+
+        state = self.__dict__.setdefault("_expiry_scan", {"after": 0, "markets": {}})
+        markets: dict[str, list[datetime]] = state["markets"]
+        for position, event in iter_events(self, after=state["after"], topics=(stable_topic(Artifact.OrderPlaced),)):
+            state["after"] = position
+            if event.expires_at is not None:
+                markets.setdefault(artifact_of(event.order_id), []).append(event.expires_at)
+        return markets
 
     # Reads --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.rules.lmsr import sell_proceeds_units
 from stakeledger.domain.service.log import iter_events
 from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections import dashboard
@@ -225,7 +226,9 @@ def test_open_position_when_agent_has_no_portfolio_then_no_limits_apply(funded):
 
 def test_trade_batch_when_later_order_breaks_group_limit_because_of_earlier_ones_then_only_it_is_rejected(funded):
     ledger = funded
-    ledger.configure_portfolio(ALICE, max_correlated_exposure_pct="12")
+    # 6 % per position: after a buy, equity at exit value is a unit or two under 1,000 tokens,
+    # so an order of exactly 5 % of the starting equity would no longer fit the default.
+    ledger.configure_portfolio(ALICE, max_correlated_exposure_pct="12", max_position_size_pct="6")
     orders = [MarketOrder(ALICE, artifact_id, Side.LONG, 50 * TOKEN) for artifact_id in ("A", "B", "E", "C")]
     # Each order alone is within every limit: 50 is 5% of equity and 12% allows 120 per group.
     count = stored_event_count(ledger)
@@ -267,7 +270,7 @@ def test_open_position_when_group_holds_several_positions_then_all_of_them_and_t
 
 def test_open_position_when_market_config_overrides_group_then_override_is_honoured(funded):
     ledger = funded
-    ledger.configure_portfolio(ALICE, max_correlated_exposure_pct="12")
+    ledger.configure_portfolio(ALICE, max_correlated_exposure_pct="12", max_position_size_pct="6")
     ledger.open_position(ALICE, "A", "long", 50 * TOKEN)
     ledger.open_position(ALICE, "B", "long", 50 * TOKEN)
     # C has no group of its own: the override puts it in "g", where 100 is held already.
@@ -724,7 +727,9 @@ def test_replay_when_fresh_application_reads_the_store_then_risk_state_is_the_li
     assert ledger.open_position(ALICE, "A", "long", 10 * TOKEN)["rejected"]["reason"] == "ALREADY_IN_MARKET"
     ledger.open_position(BOB, "H", "short", 30 * TOKEN)  # triggers H's stop inside its hold period
     clock.advance(days=1)
-    assert "risk_actions" not in ledger.open_position(BOB, "A", "short", 200 * TOKEN)  # a loss within the limit
+    # A loss within the limit. (At exit value, alice's 100-token positions in pools of liquidity
+    # 100 are worth less than at the post-trade price, so a smaller push reaches the breaker.)
+    assert "risk_actions" not in ledger.open_position(BOB, "A", "short", 60 * TOKEN)
     trade = ledger.open_position(BOB, "B", "short", 200 * TOKEN)  # emergency liquidation of A and B
     assert [a["action"] for a in trade["risk_actions"]] == ["liquidation", "liquidation"]
     live = risk_state(ledger, ["A", "B", "H"], ALICE)
@@ -767,7 +772,11 @@ def test_eight_market_scenario_when_run_on_a_durable_store_then_limits_stops_reb
     for artifact_id, group in EIGHT_MARKETS.items():
         list_market(ledger, artifact_id, group=group)
     ledger.configure_portfolio(
-        ALICE, max_correlated_exposure_pct="12", max_total_exposure_pct="40", emergency_liquidation_loss_pct="-5"
+        ALICE,
+        max_correlated_exposure_pct="12",
+        max_total_exposure_pct="40",
+        emergency_liquidation_loss_pct="-5",
+        max_position_size_pct="6",  # 50 tokens fit beside equity at exit value (just under 1,000)
     )
     ledger.configure_market(ALICE, "PHY-1", trail_pct="10")
 
@@ -778,10 +787,12 @@ def test_eight_market_scenario_when_run_on_a_durable_store_then_limits_stops_reb
     held = [a for a in EIGHT_MARKETS if a not in rejected]
     assert "PHY-1/p1" in ledger.get_artifact("PHY-1").stops
 
-    # Rebalancing: marked above cost, each position now weighs more than its 5% target.
+    # Rebalancing: at exit value each position is worth its cost less a unit, 5 % of equity,
+    # under its 6 % target: the advice is to add. (Marked at the post-trade price, the
+    # positions showed a phantom gain and the advice was to reduce.)
     advice = dashboard.rebalance(ledger, ALICE)
     assert advice and {row["artifact_id"] for row in advice} == set(held)
-    assert all(row["action"] == "REDUCE" for row in advice)
+    assert all(row["action"] == "INCREASE" for row in advice)
 
     # A stop: bob sells PHY-1 down through alice's trigger.
     clock.advance(days=1)
@@ -791,7 +802,7 @@ def test_eight_market_scenario_when_run_on_a_durable_store_then_limits_stops_reb
 
     # Emergency liquidation: two markets crash and equity falls below 95% of the baseline.
     clock.advance(days=1)
-    ledger.open_position(BOB, "BIO-1", "short", 150 * TOKEN)
+    assert "risk_actions" not in ledger.open_position(BOB, "BIO-1", "short", 100 * TOKEN)
     trade = ledger.open_position(BOB, "CS-1", "short", 150 * TOKEN)
     liquidated = sorted(a["position"] for a in trade["risk_actions"] if a["action"] == "liquidation")
     assert liquidated == sorted(f"{a}/p1" for a in held if a != "PHY-1")
@@ -819,10 +830,10 @@ def test_summary_when_positions_open_then_equity_is_cash_plus_marked_positions(f
     marked = 0
     for position_id in ("A/p1", "C/p1"):
         position = position_of(ledger, position_id)
-        marked += (
-            position.quantity_units
-            * ledger.get_artifact(position.artifact_id).side_price_wad(Side(position.side))
-            // WAD
+        artifact = ledger.get_artifact(position.artifact_id)
+        # Exit value: what selling the position back to the pool now pays, rounded down.
+        marked += sell_proceeds_units(
+            artifact.q_long, artifact.q_short, artifact.b_units, Side(position.side), position.quantity_units
         )
     cash = ledger.balance_of(ALICE)
     assert cash == FUNDS_UNITS - 70 * TOKEN
