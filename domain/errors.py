@@ -129,3 +129,15 @@ class ThresholdNotMetError(StateError):
     (validated needs at least its bound, deprecated at most, flagged below)."""
 
     code = "THRESHOLD_NOT_MET"
+
+
+class CorrectionWindowClosedError(StateError):
+    """A reopen asked for after the market's correction window, or of a resolution that cannot be reopened."""
+
+    code = "CORRECTION_WINDOW_CLOSED"
+
+
+class ReversalNotCoveredError(StateError):
+    """A reopen would take back more than some accounts now hold: it names them, and writes nothing."""
+
+    code = "REVERSAL_NOT_COVERED"

@@ -54,8 +54,11 @@ class Reason(StrEnum):
     SETTLEMENT_LOSS = "settlement:loss"
     SETTLEMENT_PARTIAL = "settlement:partial"
     SETTLEMENT_REFUND = "settlement:refund"  # an invalid (N/A) market hands each stake back
+    SETTLEMENT_REVERSAL = "settlement:reversal"  # a reopened resolution takes a payout back to the pool
     AMM_SUBSIDY = "amm:subsidy"
     AMM_TAX = "amm:tax"
+    AMM_SUBSIDY_REVERSAL = "amm:subsidy_reversal"  # a reopen returns what the resolution minted
+    AMM_TAX_REVERSAL = "amm:tax_reversal"  # a reopen puts back what the resolution returned
     BOUNTY_FUND = "bounty:fund"
     BOUNTY_PAYOUT = "bounty:payout"
     BOUNTY_REFUND = "bounty:refund"

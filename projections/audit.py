@@ -261,7 +261,10 @@ class ArtifactCheck:
     """Per artifact, to the unit: every position's realised P&L sums to the subsidies the
     pool received minus the tax it returned, and a terminal market's pool is empty. Per
     position: what its events say it was paid (settlement payouts, sale proceeds) is what the
-    pool's transfers naming it paid its owner."""
+    pool's transfers naming it paid its owner. A reopened resolution's reversals count
+    against what they reverse: a reversed settlement's P&L and payout, the subsidy returned
+    and the tax put back (``settlement:reversal``, ``amm:subsidy_reversal``,
+    ``amm:tax_reversal``), and a reopened market is not terminal until it resolves again."""
 
     name = "markets"
     _PAYING_REASONS = (
@@ -307,6 +310,24 @@ class ArtifactCheck:
                     )
                 ]
             self.terminal[artifact_id] = position
+        elif isinstance(event, artifact_events.ResolutionReversed):
+            # Reopened: the market is live again; its pool need not be empty until it resolves anew.
+            self.terminal.pop(self.artifacts_by_uuid.get(event.originator_id, ""), None)
+        elif isinstance(event, position_events.SettlementReversed):
+            known = self.positions.get(event.originator_id)
+            if known is None:
+                return [
+                    Violation(
+                        self.name,
+                        position,
+                        f"position {event.originator_id} has a settlement reversed but was never opened",
+                        ViolationCode.POSITION_NEVER_OPENED,
+                    )
+                ]
+            position_id, owner, artifact_id = known
+            self.pnl_units[artifact_id] -= event.pnl_units
+            owed, first = self.owed_units.get((position_id, owner), (0, position))
+            self.owed_units[(position_id, owner)] = (owed - event.payout_units, first)
         elif isinstance(event, position_events.Opened):
             self.positions[event.originator_id] = (event.position_id, event.owner, event.artifact_id)
             self.pnl_units.setdefault(event.artifact_id, 0)
@@ -348,6 +369,16 @@ class ArtifactCheck:
             elif event.reason in self._PAYING_REASONS and isinstance(event, Account.Debited):  # the pool's side
                 key = (str(event.refs.get("position", "")), event.counterparty)
                 self.paid_units[key] = self.paid_units.get(key, 0) + event.amount_units
+            # A reopen's reversals count against what they reverse, on the pool's side too.
+            elif event.reason == Reason.AMM_SUBSIDY_REVERSAL and isinstance(event, Account.Debited):
+                artifact_id = event.refs.get("artifact", "")
+                self.subsidy_units[artifact_id] = self.subsidy_units.get(artifact_id, 0) - event.amount_units
+            elif event.reason == Reason.AMM_TAX_REVERSAL and isinstance(event, Account.Credited):
+                artifact_id = event.refs.get("artifact", "")
+                self.tax_units[artifact_id] = self.tax_units.get(artifact_id, 0) - event.amount_units
+            elif event.reason == Reason.SETTLEMENT_REVERSAL and isinstance(event, Account.Credited):
+                key = (str(event.refs.get("position", "")), event.counterparty)
+                self.paid_units[key] = self.paid_units.get(key, 0) - event.amount_units
         return ()
 
     def finish(self, app: StakeLedger) -> Iterable[Violation]:

@@ -360,6 +360,7 @@ def reputation(
                 "before": _believability(h["before_wad"]),
                 "after": _believability(h["after_wad"]),
                 "settlement": f"{h['artifact_id']} transition {h['transition']}, position {h['position_id']}",
+                "reverted": bool(h.get("reverted")),
             }
             for h in history
         ],
@@ -400,6 +401,11 @@ def inbox_message(row: dict[str, Any], decimals: int) -> str:
         return f"{subject} is frozen: the artifact was challenged. It cannot be closed until the challenge ends."
     if kind == inbox_view.REOPENED:
         return f"{subject} is open again: the challenge ended and the artifact trades again."
+    if kind == inbox_view.SETTLEMENT_REVERSED:
+        return (
+            f"{subject} is {row['state'].replace('_', ' ')} again: the artifact's resolution was reopened and "
+            f"its settlement reversed; the payout of {amount(-(row['payout_units'] or 0))} went back to the pool."
+        )
     if kind == inbox_view.BOUNTY_PAYOUT:
         return f"You received {amount(row['payout_units'])} from bounty {row['bounty_id']} on {row['artifact_id']}."
     if kind == inbox_view.BOUNTY_REFUND:

@@ -17,12 +17,25 @@ from stakeledger.domain.decisions.loading import load_artifact, load_position, r
 from stakeledger.domain.decisions.pool import pay_from_pool
 from stakeledger.domain.decisions.trading import release_all_orders
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
-from stakeledger.domain.errors import InvalidInputError, StateError, ThresholdNotMetError, UnknownBountyError
-from stakeledger.domain.model.accounts import TREASURY, agent_account_id, bounty_escrow_account_id, pool_account_id
+from stakeledger.domain.errors import (
+    CorrectionWindowClosedError,
+    InvalidInputError,
+    ReversalNotCoveredError,
+    StateError,
+    ThresholdNotMetError,
+    UnknownBountyError,
+)
+from stakeledger.domain.model.accounts import (
+    TREASURY,
+    agent_account_id,
+    bounty_escrow_account_id,
+    order_escrow_account_id,
+    pool_account_id,
+)
 from stakeledger.domain.model.artifacts import Artifact, artifact_of
 from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
-from stakeledger.domain.rules.money import check_units, split_by_weights
+from stakeledger.domain.rules.money import check_units, format_amount, split_by_weights
 from stakeledger.domain.rules.settlement import compute_settlement_pnl
 from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, INVALID, LISTED, TERMINAL_STATES, WAD, Reason, Side
 
@@ -80,7 +93,10 @@ def transition_artifact(
         _redeem(unit, artifact, redeemed)
         return {**summary, "paid_units": str(paid), "already_partially_settled": len(live) - len(first)}
     assert to_state in TERMINAL_STATES
+    treasury_before = unit.account(TREASURY).balance_units
     paid = sum(_settle_finally(unit, artifact, position, transition, settlement_price, redeemed) for position in live)
+    # Only the payouts' shortfalls moved the treasury so far: together, the subsidy minted.
+    subsidy_units = treasury_before - unit.account(TREASURY).balance_units
     _redeem(unit, artifact, redeemed)
     release_all_orders(unit, artifact, "settled")
     tax_units = unit.account(pool_account_id(artifact_id)).balance_units
@@ -93,7 +109,94 @@ def transition_artifact(
             artifact=artifact_id,
             transition=transition,
         )
-    return {**summary, "paid_units": str(paid), "tax_units": str(tax_units)}
+    artifact.book_resolution(subsidy_units, tax_units, unit.at)
+    return {**summary, "paid_units": str(paid), "subsidy_units": str(subsidy_units), "tax_units": str(tax_units)}
+
+
+def reopen_artifact(unit: UnitOfWork, artifact_id: str, actor: str, reason: str) -> dict[str, Any]:
+    """Correct a wrong resolution: reverse every settlement, payout, reputation change, tax and
+    subsidy of the artifact's terminal transition, put back the orders it released, and return
+    the market to the state it had before (trading resumes). Refused past the market's
+    correction window, and when an account no longer holds what it must give back."""
+    artifact = load_artifact(unit, artifact_id)
+    if artifact.state not in TERMINAL_STATES:
+        raise StateError(f"artifact {artifact_id!r} is {artifact.state}: only a resolved market can be reopened")
+    until = artifact.may_reopen_until()
+    booked = artifact.before_resolution
+    if until is None or booked is None or not booked["booked"]:
+        raise CorrectionWindowClosedError(
+            f"artifact {artifact_id!r} was resolved before reopens were recorded: it cannot be reopened"
+        )
+    if unit.at > until:
+        raise CorrectionWindowClosedError(
+            f"artifact {artifact_id!r} was resolved {artifact.state} at {booked['resolved_at'].isoformat()}; "
+            f"its {artifact.correction_hours}-hour correction window closed at {until.isoformat()}"
+        )
+    reversed_transition = booked["transition"]
+    unit.preload([position_uuid(position_id) for position_id in artifact.position_ids], Position)
+    positions = [load_position(unit, position_id) for position_id in artifact.position_ids]
+    settled = [position for position in positions if position.settled_by(reversed_transition)]
+    owed: dict[str, int] = {}
+    for position in settled:
+        assert position.last_settlement is not None
+        owed[position.owner] = owed.get(position.owner, 0) + position.last_settlement["payout_units"]
+    orders = booked["orders"]
+    for order in orders.values():
+        owed[order["agent"]] = owed.get(order["agent"], 0) + order["remaining_units"]
+    _require_covered(unit, artifact_id, owed)
+
+    from_state = artifact.state
+    payout_units = sum(position.last_settlement["payout_units"] for position in settled if position.last_settlement)
+    artifact.reverse_resolution(actor, reason, payout_units, unit.at)
+    transition = artifact.transition_count
+    pool = pool_account_id(artifact_id)
+    refs = {"artifact": artifact_id, "transition": transition, "reverses": reversed_transition}
+    if booked["tax_units"] > 0:
+        unit.post(TREASURY, pool, booked["tax_units"], Reason.AMM_TAX_REVERSAL, **refs)
+    for position in settled:
+        payout = position.reverse_settlement(transition, reversed_transition, unit.at)
+        if payout > 0:
+            unit.post(position.owner, pool, payout, Reason.SETTLEMENT_REVERSAL, position=position.position_id, **refs)
+    reverted = 0
+    for owner in sorted({position.owner for position in settled}):
+        reputation = unit.find(reputation_uuid(owner), Reputation)
+        if reputation is not None:
+            reverted += reputation.revert_resolution(artifact_id, transition, reversed_transition, unit.at)
+    if booked["subsidy_units"] > 0:
+        unit.post(pool, TREASURY, booked["subsidy_units"], Reason.AMM_SUBSIDY_REVERSAL, **refs)
+    escrow = order_escrow_account_id(artifact_id)
+    for order_id, order in sorted(orders.items(), key=lambda item: item[1]["sequence"]):
+        if order["remaining_units"] > 0:
+            unit.post(order["agent"], escrow, order["remaining_units"], Reason.ORDER_ESCROW, order=order_id, **refs)
+    return {
+        "artifact": artifact_id,
+        "from": from_state,
+        "to": artifact.state,
+        "transition": transition,
+        "reverses": reversed_transition,
+        "positions": len(settled),
+        "payouts_reversed_units": str(payout_units),
+        "tax_reversed_units": str(booked["tax_units"]),
+        "subsidy_reversed_units": str(booked["subsidy_units"]),
+        "orders_restored": len(orders),
+        "reputation_changes_reverted": reverted,
+    }
+
+
+def _require_covered(unit: UnitOfWork, artifact_id: str, owed: dict[str, int]) -> None:
+    """Refuse, naming every account, when some agent now holds less than it must give back."""
+    short = []
+    for account_id in sorted(owed):
+        balance = unit.account(account_id).balance_units
+        if balance < owed[account_id]:
+            short.append(
+                f"{account_id} holds {format_amount(balance, unit.decimals)} tokens and must give back "
+                f"{format_amount(owed[account_id], unit.decimals)}"
+            )
+    if short:
+        raise ReversalNotCoveredError(
+            f"artifact {artifact_id!r} cannot be reopened: its payouts were partly spent ({'; '.join(short)})"
+        )
 
 
 def _require_threshold(artifact: Artifact, to_state: str, price_wad: int, *, given: bool) -> None:

@@ -18,11 +18,14 @@ from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
 from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.resolution import (
+    DEFAULT_CORRECTION_HOURS,
     DEFAULT_DEPRECATED_MAX_WAD,
     DEFAULT_FLAGGED_BELOW_WAD,
+    DEFAULT_SUSTAINED_HOURS,
     DEFAULT_VALIDATED_MIN_WAD,
     DEFAULT_WINDOW_DAYS,
     ResolutionRules,
+    auto_states,
     prune,
     time_weighted_price_wad,
 )
@@ -100,9 +103,13 @@ class Artifact(Aggregate):
         deprecated_max_wad: PriceWad = DEFAULT_DEPRECATED_MAX_WAD
         flagged_below_wad: PriceWad = DEFAULT_FLAGGED_BELOW_WAD
         window_days: int = DEFAULT_WINDOW_DAYS
+        correction_hours: int = DEFAULT_CORRECTION_HOURS
+        auto_resolve: bool = False
+        sustained_hours: int = DEFAULT_SUSTAINED_HOURS
 
-        # Version 1 listings had no resolution rules: they get seed 000's.
-        class_version = 2
+        # Version 1 listings had no resolution rules: they get seed 000's. Version 2 listings
+        # had no correction window and no automatic resolution: 24 hours, and off.
+        class_version = 3
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -110,6 +117,12 @@ class Artifact(Aggregate):
             state["deprecated_max_wad"] = DEFAULT_DEPRECATED_MAX_WAD
             state["flagged_below_wad"] = DEFAULT_FLAGGED_BELOW_WAD
             state["window_days"] = DEFAULT_WINDOW_DAYS
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            state["correction_hours"] = DEFAULT_CORRECTION_HOURS
+            state["auto_resolve"] = False
+            state["sustained_hours"] = DEFAULT_SUSTAINED_HOURS
 
     class Traded(Aggregate.Event):
         """Shares bought (positive) or sold back (negative) against the pool."""
@@ -139,6 +152,7 @@ class Artifact(Aggregate):
             if self.opens_position:
                 artifact.position_ids.append(self.position_id)
                 artifact.position_count += 1
+            artifact.observe_average(self.timestamp)
 
     class OrderPlaced(Aggregate.Event):
         order_id: Name
@@ -194,7 +208,13 @@ class Artifact(Aggregate):
         why: Name
 
         def apply(self, artifact: "Artifact") -> None:
-            del artifact.orders[self.order_id]
+            order = artifact.orders.pop(self.order_id)
+            if self.why == "settled" and artifact.before_resolution is not None:
+                # Kept with the resolution, so a reopen can put the order back as it rested.
+                artifact.before_resolution["orders"][self.order_id] = {
+                    **order,
+                    "status": artifact.order_status.get(self.order_id, "open"),
+                }
             artifact.order_status[self.order_id] = self.why
 
     class SharesRedeemed(Aggregate.Event):
@@ -301,6 +321,71 @@ class Artifact(Aggregate):
             artifact.state = self.to_state
             artifact.transition_count += 1
             artifact.settlement_price_wad = self.price_long_wad if self.to_state in TERMINAL_STATES else None
+            artifact.since_beyond = {}  # a new state starts its sustained periods afresh
+            if self.to_state in TERMINAL_STATES:
+                # What a reopen restores: the market as it stood just before this resolution.
+                artifact.before_resolution = {
+                    "transition": artifact.transition_count,
+                    "state": self.from_state,
+                    "resolved_at": self.timestamp,
+                    "q_long": artifact.q_long,
+                    "q_short": artifact.q_short,
+                    "price_points": [list(point) for point in artifact.price_points],
+                    "orders": {},
+                    "subsidy_units": 0,
+                    "tax_units": 0,
+                    "booked": False,
+                }
+            else:
+                artifact.before_resolution = None
+
+    class ResolutionBooked(Aggregate.Event):
+        """What a terminal transition moved through the pool besides the payouts: the
+        shortfall minted into it and what it returned to the treasury. A reopen reverses both."""
+
+        transition: int
+        subsidy_units: Units
+        tax_units: Units
+
+        def apply(self, artifact: "Artifact") -> None:
+            if artifact.before_resolution is not None:
+                artifact.before_resolution.update(
+                    subsidy_units=self.subsidy_units, tax_units=self.tax_units, booked=True
+                )
+
+    class ResolutionReversed(Aggregate.Event):
+        """A wrong resolution corrected: the market is back in the state it had before the
+        terminal transition ``reversed_transition``, with the shares its settlement redeemed
+        and the orders it released; trading resumes. Both stay in the log."""
+
+        reversed_transition: int
+        from_state: Name
+        to_state: Name
+        actor: Name
+        reason: str
+        q_long_units: Units
+        q_short_units: Units
+        order_ids: list[str]
+        reversed_payout_units: Units
+        reversed_subsidy_units: Units
+        reversed_tax_units: Units
+
+        def apply(self, artifact: "Artifact") -> None:
+            before = artifact.before_resolution
+            assert before is not None and before["transition"] == self.reversed_transition
+            artifact.state = self.to_state
+            artifact.transition_count += 1
+            artifact.settlement_price_wad = None
+            artifact.q_long, artifact.q_short = self.q_long_units, self.q_short_units
+            # While resolved the market did not trade: its price held where it was before.
+            artifact.price_points = tuple(tuple(point) for point in before["price_points"])
+            artifact.record_price_point(self.timestamp, artifact.price_long_wad)
+            for order_id in self.order_ids:
+                order = dict(before["orders"][order_id])
+                artifact.order_status[order_id] = order.pop("status")
+                artifact.orders[order_id] = order
+            artifact.before_resolution = None
+            artifact.since_beyond = {}
 
     # Class-level defaults: an artifact restored from a snapshot taken before these existed
     # has seed 000's rules and no recorded prices (its average then starts at its next trade).
@@ -308,7 +393,15 @@ class Artifact(Aggregate):
     deprecated_max_wad = DEFAULT_DEPRECATED_MAX_WAD
     flagged_below_wad = DEFAULT_FLAGGED_BELOW_WAD
     window_days = DEFAULT_WINDOW_DAYS
+    correction_hours = DEFAULT_CORRECTION_HOURS
+    auto_resolve = False
+    sustained_hours = DEFAULT_SUSTAINED_HOURS
     price_points: tuple[tuple[int, int], ...] = ()
+    # The last terminal transition, while it may still be reopened (None otherwise).
+    before_resolution = None
+    # For automatic resolution: since when (microseconds) the window's average has stayed
+    # beyond each state's threshold, sampled at every trade. Empty when none is crossed.
+    since_beyond = None
 
     def __init__(
         self,
@@ -322,11 +415,19 @@ class Artifact(Aggregate):
         deprecated_max_wad: int = DEFAULT_DEPRECATED_MAX_WAD,
         flagged_below_wad: int = DEFAULT_FLAGGED_BELOW_WAD,
         window_days: int = DEFAULT_WINDOW_DAYS,
+        correction_hours: int = DEFAULT_CORRECTION_HOURS,
+        auto_resolve: bool = False,
+        sustained_hours: int = DEFAULT_SUSTAINED_HOURS,
     ) -> None:
         self.validated_min_wad = validated_min_wad
         self.deprecated_max_wad = deprecated_max_wad
         self.flagged_below_wad = flagged_below_wad
         self.window_days = window_days
+        self.correction_hours = correction_hours
+        self.auto_resolve = auto_resolve
+        self.sustained_hours = sustained_hours
+        self.before_resolution = None
+        self.since_beyond = {}
         self.price_points = ()
         self.artifact_id = artifact_id
         self.title = title
@@ -361,8 +462,48 @@ class Artifact(Aggregate):
     @property
     def resolution_rules(self) -> ResolutionRules:
         return ResolutionRules(
-            self.validated_min_wad, self.deprecated_max_wad, self.flagged_below_wad, self.window_days
+            self.validated_min_wad,
+            self.deprecated_max_wad,
+            self.flagged_below_wad,
+            self.window_days,
+            self.correction_hours,
+            self.auto_resolve,
+            self.sustained_hours,
         )
+
+    def observe_average(self, at: datetime) -> None:
+        """Sample the window's average at ``at`` (called by apply only): start, keep or end
+        each state's sustained period. Only markets that opted in keep track."""
+        if not self.auto_resolve:
+            return
+        now = micros(at)
+        average = self.window_average_price_wad(at)
+        since = dict(self.since_beyond or {})
+        for state in auto_states(self.state):
+            if self.resolution_rules.meets(state, average):
+                since.setdefault(state, now)
+            else:
+                since.pop(state, None)
+        self.since_beyond = {state: since[state] for state in sorted(since) if state in auto_states(self.state)}
+
+    def due_auto_transition(self, at: datetime) -> Optional[str]:
+        """The state this market resolves to by itself at ``at``: the one whose threshold the
+        window's average has met for the whole sustained period (terminal states first)."""
+        if not self.auto_resolve or self.state not in TRADABLE_STATES:
+            return None
+        now = micros(at)
+        for state in auto_states(self.state):
+            since = (self.since_beyond or {}).get(state)
+            if since is not None and now - since >= self.resolution_rules.sustained_micros:
+                return state
+        return None
+
+    def may_reopen_until(self) -> Optional[datetime]:
+        """Until when the last terminal transition may be reopened; None if none may be."""
+        before = self.before_resolution
+        if before is None or self.state not in TERMINAL_STATES:
+            return None
+        return before["resolved_at"] + timedelta(hours=self.correction_hours)
 
     def record_price_point(self, at: datetime, price_after_wad: int) -> None:
         """Remember that p(long) became ``price_after_wad`` at ``at`` (called by apply only).
@@ -542,6 +683,39 @@ class Artifact(Aggregate):
             window_average_wad=average_wad,
         )
         return from_state
+
+    def book_resolution(self, subsidy_units: int, tax_units: int, at: datetime) -> None:
+        assert self.state in TERMINAL_STATES
+        self.trigger_event(
+            self.ResolutionBooked,
+            timestamp=at,
+            transition=self.transition_count,
+            subsidy_units=subsidy_units,
+            tax_units=tax_units,
+        )
+
+    def reverse_resolution(self, actor: str, reason: str, payout_units: int, at: datetime) -> dict[str, Any]:
+        """Reopen the last terminal transition; returns what it had booked (the caller has
+        checked the window and the accounts)."""
+        before = self.before_resolution
+        assert before is not None and before["booked"] and self.state in TERMINAL_STATES
+        booked = dict(before)
+        self.trigger_event(
+            self.ResolutionReversed,
+            timestamp=at,
+            reversed_transition=before["transition"],
+            from_state=self.state,
+            to_state=before["state"],
+            actor=actor,
+            reason=reason,
+            q_long_units=before["q_long"],
+            q_short_units=before["q_short"],
+            order_ids=sorted(before["orders"], key=lambda order_id: before["orders"][order_id]["sequence"]),
+            reversed_payout_units=payout_units,
+            reversed_subsidy_units=before["subsidy_units"],
+            reversed_tax_units=before["tax_units"],
+        )
+        return booked
 
 
 register_aggregate(Artifact)

@@ -103,11 +103,38 @@ class Position(Aggregate):
         pnl_units: SignedUnits
 
         def apply(self, position: "Position") -> None:
+            # Kept so a reopen of this transition can put the position back exactly as it was.
+            position.before_settlement = {
+                "transition": self.transition,
+                "status": position.status,
+                "status_before_freeze": position.status_before_freeze,
+            }
             position.status_before_freeze = None
             position.status = SETTLED
             position.closed_at = self.timestamp
             position.realized_pnl_units += self.pnl_units
             position.payout_units += self.payout_units
+            position.last_settlement = {"payout_units": self.payout_units, "pnl_units": self.pnl_units}
+
+    class SettlementReversed(Aggregate.Event):
+        """The resolution that settled this position was reopened: its payout went back to
+        the pool and the position is live again, in the status it had before."""
+
+        transition: int
+        reversed_transition: int
+        status: Name
+        status_before_freeze: Optional[str]
+        payout_units: Units
+        pnl_units: SignedUnits
+
+        def apply(self, position: "Position") -> None:
+            position.status = self.status
+            position.status_before_freeze = self.status_before_freeze
+            position.closed_at = None
+            position.realized_pnl_units -= self.pnl_units
+            position.payout_units -= self.payout_units
+            position.before_settlement = None
+            position.last_settlement = None
 
     class Frozen(Aggregate.Event):
         transition: int
@@ -131,6 +158,10 @@ class Position(Aggregate):
         def apply(self, position: "Position") -> None:
             position.status = self.status or position.status_before_freeze or OPEN
             position.status_before_freeze = None
+
+    # Positions opened before reopens existed have no record of their settlement's past.
+    before_settlement = None
+    last_settlement = None
 
     def __init__(
         self,
@@ -158,6 +189,8 @@ class Position(Aggregate):
         self.closed_at: Optional[datetime] = None
         self.status_before_freeze: Optional[str] = None
         self.partial_settlements = 0  # a flag settles a position partially once in its life
+        self.before_settlement: Optional[dict[str, Any]] = None
+        self.last_settlement: Optional[dict[str, int]] = None
 
     @classmethod
     def open(
@@ -212,6 +245,28 @@ class Position(Aggregate):
             payout_units=outcome.payout_units,
             pnl_units=outcome.pnl_units,
         )
+
+    def settled_by(self, transition: int) -> bool:
+        """Whether ``transition`` settled this position (and it was not reopened since)."""
+        before = self.before_settlement
+        return self.status == SETTLED and before is not None and before["transition"] == transition
+
+    def reverse_settlement(self, transition: int, reversed_transition: int, at: datetime) -> int:
+        """Undo the settlement by ``reversed_transition``; returns the payout to take back."""
+        assert self.settled_by(reversed_transition)
+        before, settled = self.before_settlement, self.last_settlement
+        assert before is not None and settled is not None
+        self.trigger_event(
+            self.SettlementReversed,
+            timestamp=at,
+            transition=transition,
+            reversed_transition=reversed_transition,
+            status=before["status"],
+            status_before_freeze=before["status_before_freeze"],
+            payout_units=settled["payout_units"],
+            pnl_units=settled["pnl_units"],
+        )
+        return settled["payout_units"]
 
     def freeze(self, transition: int, at: datetime) -> None:
         if self.status != FROZEN:

@@ -35,6 +35,13 @@ DEFAULT_DEPRECATED_MAX_WAD = WAD // 10
 DEFAULT_FLAGGED_BELOW_WAD = 3 * WAD // 10
 DEFAULT_WINDOW_DAYS = 7
 MAX_WINDOW_DAYS = 3_650
+# A terminal transition may be reopened (corrected) for this long after it happened.
+DEFAULT_CORRECTION_HOURS = 24
+MAX_CORRECTION_HOURS = 24 * 365
+# Seed 000 validates at "price > 0.7 sustained" without saying for how long: one day.
+DEFAULT_SUSTAINED_HOURS = 24
+MAX_SUSTAINED_HOURS = 24 * 365
+MICROS_PER_HOUR = 3_600 * 10**6
 
 PricePoint = tuple[int, int]  # (microseconds since the epoch, p(long) in WAD from then on)
 
@@ -47,6 +54,9 @@ class ResolutionRules:
     deprecated_max_wad: int = DEFAULT_DEPRECATED_MAX_WAD
     flagged_below_wad: int = DEFAULT_FLAGGED_BELOW_WAD
     window_days: int = DEFAULT_WINDOW_DAYS
+    correction_hours: int = DEFAULT_CORRECTION_HOURS
+    auto_resolve: bool = False
+    sustained_hours: int = DEFAULT_SUSTAINED_HOURS
 
     def __post_init__(self) -> None:
         for name in ("validated_min_wad", "deprecated_max_wad", "flagged_below_wad"):
@@ -60,6 +70,14 @@ class ResolutionRules:
         days = self.window_days
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_WINDOW_DAYS:
             raise InvalidInputError(f"the averaging window must be 1 to {MAX_WINDOW_DAYS} whole days")
+        hours = self.correction_hours
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 0 <= hours <= MAX_CORRECTION_HOURS:
+            raise InvalidInputError(f"the correction window must be 0 to {MAX_CORRECTION_HOURS} whole hours")
+        if not isinstance(self.auto_resolve, bool):
+            raise InvalidInputError("auto_resolve must be true or false")
+        hours = self.sustained_hours
+        if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= MAX_SUSTAINED_HOURS:
+            raise InvalidInputError(f"the sustained period must be 1 to {MAX_SUSTAINED_HOURS} whole hours")
 
     @property
     def window_micros(self) -> int:
@@ -82,12 +100,23 @@ class ResolutionRules:
         comparison, limit = bound
         return {">=": price_wad >= limit, "<=": price_wad <= limit, "<": price_wad < limit}[comparison]
 
-    def as_dict(self) -> dict[str, int]:
+    @property
+    def correction_micros(self) -> int:
+        return self.correction_hours * MICROS_PER_HOUR
+
+    @property
+    def sustained_micros(self) -> int:
+        return self.sustained_hours * MICROS_PER_HOUR
+
+    def as_dict(self) -> dict[str, int | bool]:
         return {
             "validated_min_wad": self.validated_min_wad,
             "deprecated_max_wad": self.deprecated_max_wad,
             "flagged_below_wad": self.flagged_below_wad,
             "window_days": self.window_days,
+            "correction_hours": self.correction_hours,
+            "auto_resolve": self.auto_resolve,
+            "sustained_hours": self.sustained_hours,
         }
 
 
@@ -125,3 +154,29 @@ def prune(points: Sequence[PricePoint], now_micros: int, window_micros: int) -> 
         else:
             break
     return tuple(points[keep_from:])
+
+
+def auto_states(from_state: str) -> tuple[str, ...]:
+    """The states a market opted into automatic resolution may reach by itself from
+    ``from_state``: validated and deprecated from listed or flagged, flagged from listed.
+    Terminal states come first: a market both below 0.3 and below 0.1 for the sustained
+    period is deprecated, not flagged."""
+    if from_state == "listed":
+        return (VALIDATED, DEPRECATED, FLAGGED)
+    if from_state == FLAGGED:
+        return (VALIDATED, DEPRECATED)
+    return ()
+
+
+def distance_to_threshold_wad(rules: ResolutionRules, to_state: str, average_wad: int) -> int:
+    """How far the average is from meeting ``to_state``'s bound: 0 when it meets it, else
+    the move in p(long) (WAD) still needed (one unit past the bound for a strict '<')."""
+    bound = rules.bound_for(to_state)
+    if bound is None or rules.meets(to_state, average_wad):
+        return 0
+    comparison, limit = bound
+    if comparison == ">=":
+        return limit - average_wad
+    if comparison == "<=":
+        return average_wad - limit
+    return average_wad - limit + 1

@@ -10,6 +10,7 @@ from stakeledger.domain.decisions.settlement import (
     distribute_bounty,
     post_bounty,
     refund_bounty,
+    reopen_artifact,
     transition_artifact,
 )
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
@@ -48,6 +49,23 @@ class SettlementCommands(LedgerCore):
             "artifact.transition",
             lambda unit: transition_artifact(unit, artifact_id, new_state, actor, reason, price_wad),
             payload=payload,
+            command_id=command_id,
+        )
+
+    def reopen_artifact(
+        self, artifact_id: str, *, reason: str, actor: str = "operator", command_id: str | None = None
+    ) -> dict[str, Any]:
+        """Correct a wrong resolution within the market's correction window: every settlement,
+        payout, reputation change, tax and subsidy of its terminal transition is reversed by new
+        events, and the market returns to the state it had before (trading resumes)."""
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise InvalidInputError("a reopen needs a reason of 1 to 500 characters")
+        if not isinstance(actor, str) or not actor or len(actor) > 200:
+            raise InvalidInputError("actor must be 1 to 200 characters")
+        return self.execute(
+            "artifact.reopen",
+            lambda unit: reopen_artifact(unit, artifact_id, actor, reason),
+            payload={"artifact": artifact_id, "actor": actor, "reason": reason},
             command_id=command_id,
         )
 

@@ -46,11 +46,12 @@ SETTLED, PARTIALLY_SETTLED, FROZEN, REOPENED, BOUNTY_PAYOUT, BOUNTY_REFUND = (
     "bounty_payout",
     "bounty_refund",
 )
+SETTLEMENT_REVERSED = "settlement_reversed"  # a reopen took the settlement back: the position lives again
 
 
 class InboxView(View):
     name = "inbox"
-    version = 1
+    version = 2
     tables = (MESSAGES, OWNERS)
 
     @handles(Position.Opened)
@@ -120,6 +121,20 @@ class InboxView(View):
     @handles(Position.Reopened)
     def reopened(self, rows: Rows, position: int, event: Any) -> None:
         self._notify(rows, position, event, REOPENED)
+
+    @handles(Position.SettlementReversed)
+    def settlement_reversed(self, rows: Rows, position: int, event: Any) -> None:
+        # ``state`` is the status the position is back in (open, frozen or partially settled);
+        # the amounts are the settlement's, negated: what the position was paid, taken back.
+        self._notify(
+            rows,
+            position,
+            event,
+            SETTLEMENT_REVERSED,
+            state=event.status,
+            payout_units=-event.payout_units,
+            pnl_units=-event.pnl_units,
+        )
 
     @handles(Artifact.BountyClosed)
     def bounty_closed(self, rows: Rows, position: int, event: Any) -> None:

@@ -38,6 +38,7 @@ HISTORY = Table(
         ("before_wad", AMOUNT),
         ("after_wad", AMOUNT),
         ("at", TEXT),
+        ("reverted", INT),
     ),
     key=("position",),
     indexes=(("agent", "position"),),
@@ -46,7 +47,7 @@ HISTORY = Table(
 
 class ReputationView(View):
     name = "reputation"
-    version = 1
+    version = 2
     tables = (AGENTS, HISTORY)
 
     @handles(Reputation.Started)
@@ -89,5 +90,36 @@ class ReputationView(View):
                 "before_wad": event.before_wad,
                 "after_wad": event.after_wad,
                 "at": iso(event.timestamp),
+                "reverted": 0,
+            },
+        )
+
+    @handles(Reputation.Reverted)
+    def reverted(self, rows: Rows, position: int, event: Any) -> None:
+        """A reopen took a prediction back: the agent's row is as before it, and the history
+        says so with a row whose ``reverted`` is 1 (``transition`` is the reopen's)."""
+        agent = rows.get("reputation_agents", event.originator_id.int)
+        if agent is None:
+            return
+        agent["believability_wad"] = event.after_wad
+        agent["predictions"] -= 1
+        agent["correct"] -= 1 if event.correct else 0
+        agent["updated_at"] = iso(event.timestamp)
+        agent["updated_position"] = position
+        rows.put("reputation_agents", agent)
+        rows.append(
+            "reputation_history",
+            {
+                "position": position,
+                "agent": agent["agent"],
+                "position_id": event.position_id,
+                "artifact_id": event.artifact_id,
+                "transition": event.transition,
+                "correct": int(event.correct),
+                "stake_units": event.stake_units,
+                "before_wad": event.before_wad,
+                "after_wad": event.after_wad,
+                "at": iso(event.timestamp),
+                "reverted": 1,
             },
         )

@@ -1,9 +1,11 @@
 """Settlement history: one row per settled or partially settled position, and one per
 claimant paid from a bounty, with the log position of the event that paid it.
 
-A row of kind ``settled`` is a terminal settlement (validated or deprecated) at the
+A row of kind ``settled`` is a terminal settlement (validated, deprecated or invalid) at the
 transition's settlement price; ``partial`` is the flagged half-settlement, priced at the
-long price the flagging transition recorded; ``bounty`` is a bounty payout.
+long price the flagging transition recorded; ``bounty`` is a bounty payout; ``reversed``
+is a reopen taking a settlement back: its payout and P&L are the settled row's, negated,
+and its ``transition`` is the reopen's (the settled row keeps the resolution's).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid
 from stakeledger.domain.model.positions import Position
+from stakeledger.domain.vocabulary import TERMINAL_STATES
 from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
 from stakeledger.projections.views.base import View, handles, iso
 
@@ -60,6 +63,8 @@ ARTIFACTS = Table(
         ("state", TEXT),
         ("transition", INT),
         ("price_long_wad", AMOUNT),
+        # While resolved: the price the transition before the resolution recorded, for a reopen.
+        ("price_before_wad", AMOUNT),
     ),
     key=("aggregate_id",),
 )
@@ -67,7 +72,7 @@ ARTIFACTS = Table(
 
 class SettlementsView(View):
     name = "settlements"
-    version = 1
+    version = 2
     tables = (SETTLEMENTS, POSITIONS, ARTIFACTS)
 
     @handles(Artifact.Listed)
@@ -80,6 +85,7 @@ class SettlementsView(View):
                 "state": "listed",
                 "transition": 0,
                 "price_long_wad": None,
+                "price_before_wad": None,
             },
         )
 
@@ -88,6 +94,7 @@ class SettlementsView(View):
         row = rows.get("settlement_artifacts", event.originator_id.int)
         if row is None:
             return
+        row["price_before_wad"] = row["price_long_wad"] if event.to_state in TERMINAL_STATES else None
         row["state"] = event.to_state
         row["transition"] += 1
         row["price_long_wad"] = event.price_long_wad
@@ -143,6 +150,25 @@ class SettlementsView(View):
         )
         # A settled position has no later events: its helper row is left as it was.
 
+    @handles(Position.SettlementReversed)
+    def settlement_reversed(self, rows: Rows, position: int, event: Any) -> None:
+        held = rows.get("settlement_positions", event.originator_id.int)
+        if held is None:
+            return
+        row = self._row(position, event, held, "reversed", None, held["quantity_units"], held["cost_units"])
+        row.update(state="reopened", payout_units=-event.payout_units, pnl_units=-event.pnl_units)
+        rows.append("settlements", row)
+
+    @handles(Artifact.ResolutionReversed)
+    def resolution_reversed(self, rows: Rows, position: int, event: Any) -> None:
+        row = rows.get("settlement_artifacts", event.originator_id.int)
+        if row is None:
+            return
+        row["state"] = event.to_state
+        row["transition"] += 1
+        row["price_long_wad"], row["price_before_wad"] = row["price_before_wad"], None
+        rows.put("settlement_artifacts", row)
+
     @staticmethod
     def _row(
         position: int, event: Any, held: dict[str, Any], kind: str, price_wad: int | None, quantity: int, cost: int
@@ -156,7 +182,7 @@ class SettlementsView(View):
             "bounty_id": None,
             "side": held["side"],
             "transition": event.transition,
-            "state": event.state,
+            "state": getattr(event, "state", None),
             "price_long_wad": price_wad,
             "quantity_units": quantity,
             "cost_units": cost,

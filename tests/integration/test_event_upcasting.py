@@ -160,7 +160,8 @@ def test_version_1_records_when_stored_on_any_backend_then_read_with_default_rul
     ledger.list_artifact("NEW", "Today", 100_000_000, min_hold_days=0, resolution=rules)
     ledger.transition_artifact("NEW", "challenged", reason="disputed")
     new_listed, new_transitioned = ledger.recorder.select_events(artifact_uuid("NEW"))
-    assert json.loads(new_listed.state)["class_version"] == json.loads(new_transitioned.state)["class_version"] == 2
+    assert json.loads(new_listed.state)["class_version"] == 3  # version 3 added the correction window
+    assert json.loads(new_transitioned.state)["class_version"] == 2
     old_id = artifact_uuid("OLD")
     ledger.recorder.insert_events(
         [
@@ -177,3 +178,23 @@ def test_version_1_records_when_stored_on_any_backend_then_read_with_default_rul
     listed, transitioned = ledger.events.get(old_id)
     assert tuple(getattr(listed, field) for field in RULE_FIELDS) == (7 * 10**17, 10**17, 3 * 10**17, 7)
     assert transitioned.window_average_wad == transitioned.price_long_wad == 123 * 10**15
+
+
+def test_version_2_listed_when_upcast_then_the_market_has_a_24_hour_correction_window_and_no_auto_resolution(ledger):
+    rules = ResolutionRules(6 * 10**17, 2 * 10**17, 4 * 10**17, 3, correction_hours=5, auto_resolve=True)
+    ledger.list_artifact("NEW", "Today", 100_000_000, min_hold_days=0, resolution=rules)
+    (new_listed,) = ledger.recorder.select_events(artifact_uuid("NEW"))
+    state = {
+        key: value
+        for key, value in json.loads(new_listed.state).items()
+        if key not in ("correction_hours", "auto_resolve", "sustained_hours")
+    }
+    state["class_version"] = 2
+    state["artifact_id"] = "OLD2"
+    ledger.recorder.insert_events([StoredEvent(artifact_uuid("OLD2"), 1, new_listed.topic, json.dumps(state).encode())])
+
+    old = ledger.get_artifact("OLD2").resolution_rules
+
+    assert (old.correction_hours, old.auto_resolve, old.sustained_hours) == (24, False, 24)
+    assert old.window_days == 3 and old.validated_min_wad == 6 * 10**17  # version 2's own rules stay
+    assert ledger.get_artifact("NEW").resolution_rules == rules
