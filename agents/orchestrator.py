@@ -111,3 +111,30 @@ class MultiMarketOrchestrator:
             "rebalance_needed": bool(actions),
             "rebalance_actions": actions,
         }
+
+    async def run_from_feed(
+        self,
+        base_url: str,
+        strategy: Callable[[MultiMarketOrchestrator, Any], Awaitable[Any] | Any],
+        *,
+        interval: str = "5m",
+        after: str | None = None,
+        grace: float | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> Any:
+        """Run ``strategy(self, candle)`` on each candle close of the registered markets,
+        following the API's live feed at ``base_url`` with reconnect-and-resume (see
+        agents/feed.py). Returns the feed follower when ``stop`` is set."""
+        from stakeledger.agents.feed import run_on_candle_close
+
+        if not self.markets:
+            raise InvalidInputError("register at least one market before running from the feed")
+        return await run_on_candle_close(
+            base_url,
+            list(self.markets),
+            lambda candle: strategy(self, candle),
+            interval=interval,
+            after=after,
+            grace=grace,
+            stop=stop,
+        )
