@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import pytest
 
@@ -288,3 +289,83 @@ def test_trade_batch_when_amount_cell_has_spaces_then_refused_and_nothing_writte
     err = refused(db, capsys, monkeypatch, "trade", "batch", str(path))
 
     assert "order 2: " in err and "whitespace around it" in err, err
+
+
+# 5. Stops that can change, expiry that frees escrow ------------------------------------------------
+
+
+def test_trade_stop_when_set_twice_then_replaced_with_a_clear_message_and_removable(db, capsys, monkeypatch):
+    code, out, err = cli(capsys, monkeypatch, db, "trade", "stop", "ART/p1", "--trail-pct", "10")
+    assert code == 0, err
+    assert out.startswith("Stop of 10 % on ART/p1")
+
+    code, out, err = cli(capsys, monkeypatch, db, "trade", "stop", "ART/p1", "--trail-pct", "5")
+    assert code == 0, err
+    assert out.startswith("Replaced the 10 % stop on ART/p1 with a 5 % one")
+
+    code, out, err = cli(capsys, monkeypatch, db, "trade", "stop", "ART/p1", "--remove")
+    assert code == 0, err
+    assert out.strip() == "Removed the 5 % trailing stop from ART/p1."
+
+    err = refused(db, capsys, monkeypatch, "trade", "stop", "ART/p1", "--remove")
+    assert "has no stop to remove" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--trail-pct", "100"), "--trail-pct takes a percentage above 0 and below 100 (10 means 10 %)"),
+        (("--trail-pct", "0"), "--trail-pct takes a percentage above 0 and below 100 (10 means 10 %)"),
+        (("--trail-pct", "0.02"), "did you mean 2 (percent)?"),
+        ((), "trade stop needs --trail-pct PERCENT (10 means 10 %), or --remove"),
+        (("--trail-pct", "5", "--remove"), "not both"),
+    ],
+)
+def test_trade_stop_when_percent_out_of_range_or_flags_clash_then_refused_naming_the_unit(
+    db, capsys, monkeypatch, args, expected
+):
+    err = refused(db, capsys, monkeypatch, "trade", "stop", "ART/p1", *args)
+    assert expected in err, err
+
+
+def test_orders_expire_when_an_order_expired_then_account_show_and_sweep_agree(db, capsys, monkeypatch):
+    app = open_ledger(db)
+    try:
+        order = app.place_limit_order("bob", "ART2", "long", 10 * TOKEN, 3 * 10**17, expires_in_days=1)["order"]
+    finally:
+        app.close()
+    code, out, err = cli(capsys, monkeypatch, db, "--json", "account", "show", "bob")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["balance_units"], shown["available_units"]) == (str(990 * TOKEN), str(990 * TOKEN))
+    assert [o["order_id"] for o in shown["orders"]] == [order]
+
+    # The CLI reads the system clock: an order that lives a second and a half, then a wait.
+    app = open_ledger(db)
+    try:
+        old = app.place_limit_order("bob", "ART3", "long", 20 * TOKEN, 3 * 10**17, expires_in_days=1.5 / 86_400)[
+            "order"
+        ]
+    finally:
+        app.close()
+    time.sleep(1.6)
+    code, out, err = cli(capsys, monkeypatch, db, "--json", "account", "show", "bob")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert [o["order_id"] for o in shown["orders"]] == [order]  # the dead order is not shown
+    assert shown["available_units"] == str(int(shown["balance_units"]) + 20 * TOKEN)
+
+    code, out, err = cli(capsys, monkeypatch, db, "orders", "expire")
+    assert code == 0, err
+    assert out.strip() == f"Released 1 expired order(s): {old}."
+    code, out, _ = cli(capsys, monkeypatch, db, "orders", "expire")
+    assert out.strip() == "No order is past its expiry."
+    code, out, err = cli(capsys, monkeypatch, db, "--json", "account", "show", "bob")
+    shown = json.loads(out)
+    assert shown["balance_units"] == shown["available_units"] == str(990 * TOKEN)
+
+
+def test_orders_expire_help_when_asked_then_says_what_it_writes(capsys, monkeypatch):
+    code, out, _ = run(capsys, monkeypatch, "orders", "expire", "--help")
+    assert code == 0
+    assert "Release the escrow of every order past its expiry" in out

@@ -561,11 +561,46 @@ def test_stop_trigger_when_inside_min_hold_then_marked_and_closed_as_soon_as_it_
     assert "H/p1" not in ledger.get_artifact("H").stops
 
 
-def test_set_stop_when_position_already_has_one_then_refused_and_nothing_written(stopped):
+def test_set_stop_when_position_already_has_one_then_replaced_from_the_current_price(stopped):
     count = stored_event_count(stopped)
-    with pytest.raises(StateError):
-        stopped.set_stop("C/p1", "5")
+
+    result = stopped.set_stop("C/p1", "5")
+
+    assert (result["replaced"], result["previous_trail_pct"], result["trail_pct"]) == (True, "10", "5")
+    entry = stop_on(stopped)
+    price_wad = long_price(stopped, "C")
+    assert (entry["stop"]["trail_pct"], entry["stop"]["trigger_wad"]) == ("5", trail_trigger(price_wad, 5))
+    assert entry["triggered"] is False
+    events = new_events(stopped, count)
+    assert [(type(e).__qualname__, getattr(e, "why", None)) for e in events] == [
+        ("Artifact.StopCleared", "replaced"),
+        ("Artifact.StopSet", None),
+    ]
+
+
+def test_remove_stop_when_position_has_one_then_gone_and_a_second_remove_refused(stopped):
+    result = stopped.remove_stop("C/p1")
+
+    assert result == {"position": "C/p1", "removed": True, "trail_pct": "10"}
+    assert "C/p1" not in stopped.get_artifact("C").stops
+    count = stored_event_count(stopped)
+    with pytest.raises(StateError, match="has no stop to remove"):
+        stopped.remove_stop("C/p1")
     assert stored_event_count(stopped) == count
+    # Without its stop, a crash through the old trigger leaves the position open.
+    stopped.open_position(BOB, "C", "short", 200 * TOKEN)
+    assert position_of(stopped, "C/p1").status == "open"
+
+
+@pytest.mark.parametrize("trail", ["0", "100", "-5", "250"])
+def test_set_stop_when_trail_out_of_range_then_message_names_the_percent_unit(stopped, trail):
+    count = stored_event_count(stopped)
+    with pytest.raises(
+        InvalidInputError, match=r"trail_pct takes a percentage above 0 and below 100 \(10 means 10 %\)"
+    ):
+        stopped.set_stop("C/p1", trail)
+    assert stored_event_count(stopped) == count
+    assert stop_on(stopped)["stop"]["trail_pct"] == "10"  # the old stop stays
 
 
 @pytest.mark.parametrize("trail", ["abc", "NaN", "-5", "0", "100"])
