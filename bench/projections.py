@@ -49,19 +49,25 @@ GOAL_SQLITE_EVENTS_PER_S = 50_000
 TOKEN = 10**18
 AGENTS = 400
 ARTIFACTS = 40
+QUICK_ARTIFACTS = 6
 TRADES_PER_ARTIFACT = 400
 TRANSFER_BATCH = 1_000
+# A resolver's oracle price that meets each state's default threshold (0.7 / 0.1 / 0.3),
+# so every lifecycle settles whatever the 7-day average of p(long) happens to be.
+ORACLE_PRICE_WAD = {"validated": 8 * WAD // 10, "deprecated": 5 * WAD // 100, "flagged": 2 * WAD // 10}
 
 
 # The log ------------------------------------------------------------------------------------
 
 
-def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed: int = 2026) -> dict[str, int]:
+def build_log(
+    app: StakeLedger, clock: ManualClock, target_events: int, *, seed: int = 2026, artifacts: int = ARTIFACTS
+) -> dict[str, int]:
     """A seeded, varied history of at least ``target_events`` events; returns what it did."""
     rng = random.Random(seed)
     counts = {
         "agents": AGENTS,
-        "artifacts": ARTIFACTS,
+        "artifacts": artifacts,
         "market_orders": 0,
         "limit_orders": 0,
         "closes": 0,
@@ -82,7 +88,7 @@ def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed:
         ("flagged", "listed"),
         (),
     )
-    for number in range(ARTIFACTS):
+    for number in range(artifacts):
         artifact = f"ART-{number:03d}"
         app.list_artifact(artifact, f"Artifact {number}", 5_000 * TOKEN, group=f"field-{number % 7}", min_hold_days=0)
         orders: list[MarketOrder | LimitOrder] = []
@@ -111,7 +117,7 @@ def build_log(app: StakeLedger, clock: ManualClock, target_events: int, *, seed:
             app.distribute_bounty(bounty, [(name, Fraction(rng.randint(1, 5))) for name in rng.sample(agents, 7)])
             counts["bounties"] += 1
         for state in lifecycles[number % len(lifecycles)]:
-            app.transition_artifact(artifact, state)
+            app.transition_artifact(artifact, state, price_wad=ORACLE_PRICE_WAD.get(state))
             counts["transitions"] += 1
     while (app.recorder.max_notification_id() or 0) < target_events:
         requests = [
@@ -165,7 +171,7 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
         try:
             log(f"  {backend}: building a log of at least {args.events:,} events ...")
             started = time.perf_counter()
-            counts = build_log(app, clock, args.events)
+            counts = build_log(app, clock, args.events, artifacts=args.artifacts)
             log(f"  {backend}: {counts['events']:,} events in {time.perf_counter() - started:.1f} s")
             rounds: list[dict[str, Any]] = []
             for number in range(args.rounds):
@@ -218,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one rebuild")
     args = parser.parse_args(argv)
     args.events = args.events or (30_000 if args.quick else 200_000)
+    # The trading part of the log alone is ~120,000 events at 40 artifacts: a quick run trades on 6.
+    args.artifacts = QUICK_ARTIFACTS if args.quick else ARTIFACTS
     backends = args.backend or list(BACKENDS)
 
     document: dict[str, Any] = {
@@ -228,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             "page_size": args.page_size,
             "rounds": args.rounds,
             "agents": AGENTS,
-            "artifacts": ARTIFACTS,
+            "artifacts": args.artifacts,
             "trades_per_artifact": TRADES_PER_ARTIFACT,
         },
         "backends": {},

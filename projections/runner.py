@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import queue
 import signal
 import sys
@@ -44,6 +45,7 @@ from stakeledger.projections.store import (
     Table,
     ViewStore,
     is_postgres,
+    is_sqlite,
     open_store,
     postgres_connection,
 )
@@ -218,6 +220,8 @@ class Runner:
         # reading SQLite is CPU work in this process, and two threads contending for the
         # GIL measured no faster than one.
         self._read_ahead = READ_AHEAD_PAGES > 0 and is_postgres(app.recorder)
+        self._reader = _RecordReader(app.recorder)
+        self._decoder = _EventDecoder(app.mapper, app.recorder)
 
     # Catching up ----------------------------------------------------------------------
 
@@ -352,21 +356,19 @@ class Runner:
         decoded: the rest (and topics this code does not know) are skipped unread. A page
         shorter than asked for ends at ``head``."""
         work: list[list[tuple[int, Any, Any]]] = [[] for _ in self.states]
-        page = self.app.recorder.select_notifications(
-            start=cursor, limit=self.page_size, stop=head, inclusive_of_start=False
-        )
-        end = page[-1].id if len(page) == self.page_size else head
-        to_domain_event = self.app.mapper.to_domain_event
+        records = self._reader.select(cursor, head, self.page_size)
+        end = records[-1][0] if len(records) == self.page_size else head
+        decode = self._decoder.decode
         routes, topics = self.routes, self.topic_set
         count = 0
-        for notification in page:
-            if notification.topic not in topics:
+        for position, originator_id, originator_version, topic, state in records:
+            if topic not in topics:
                 continue
             count += 1
-            event = to_domain_event(notification)
+            event = decode(position, originator_id, originator_version, topic, state)
             for index, handler, where in routes.get(type(event), ()):
                 if where is None or where(event):
-                    work[index].append((notification.id, handler, event))
+                    work[index].append((position, handler, event))
         return _Page(cursor, end, count, work)
 
     def _apply(self, page: _Page) -> int:
@@ -492,6 +494,157 @@ def _check_unique_tables(views: Iterable[View]) -> None:
     names = [view.name for view in views]
     if len(set(names)) != len(names):
         raise ValueError("two views share a name")
+
+
+# Reading and decoding a page --------------------------------------------------------------
+
+# (notification id, originator id as the recorder stores it, version, topic, state bytes)
+_Record = tuple[int, Any, int, str, bytes]
+# Originator ids and values decoded from the log, kept for reuse; past this many, afresh.
+_DECODED_CACHE_MAX = 200_000
+
+
+class _RecordReader:
+    """A page of stored events as plain tuples.
+
+    On SQLite the page is one SELECT whose rows come back as tuples, the columns the
+    library's ``select_notifications`` reads, in the same order and bounds; elsewhere it
+    is ``select_notifications`` itself. What the library adds on SQLite (a Row per
+    record, a Notification object, a UUID parsed from text for each) is the part of its
+    read that the views never need: the decoder below parses each distinct id once."""
+
+    def __init__(self, recorder: Any) -> None:
+        self.recorder = recorder
+        from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+        # Only a recorder that reads as the library does: a subclass may select otherwise.
+        self.sqlite = (
+            is_sqlite(recorder)
+            and type(recorder).select_notifications is SQLiteApplicationRecorder.select_notifications
+        )
+        if self.sqlite:
+            self.statement = (
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {recorder.events_table_name} WHERE rowid>? AND rowid<=? ORDER BY rowid LIMIT ?"
+            )
+
+    def select(self, cursor: int, head: int, limit: int) -> list[_Record]:
+        if not self.sqlite:
+            return [
+                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+                for n in self.recorder.select_notifications(
+                    start=cursor, limit=limit, stop=head, inclusive_of_start=False
+                )
+            ]
+        with self.recorder.datastore.transaction(commit=False) as wrapper:
+            raw = wrapper.sqlite_cursor
+            raw.row_factory = None
+            raw.execute(self.statement, (cursor, head, limit))
+            return raw.fetchall()
+
+
+class _EventDecoder:
+    """Stored record -> domain event, giving exactly what ``mapper.to_domain_event``
+    gives, faster: the class, its id convertor and its upcasters are looked up once per
+    topic, each distinct originator id is parsed once (a page of transfers touches the
+    same accounts again and again), and the JSON object hook decodes the library's value
+    types with the last value of each remembered (the events of one save share a
+    timestamp). Decoded values shared between events are immutable (UUID, datetime,
+    Decimal). A mapper that encrypts, compresses or decodes its own way is used as it
+    is, and so is the library for any record the fast path cannot decode, so its errors
+    are the library's."""
+
+    _IMMUTABLE = frozenset({"uuid_hex", "decimal_str", "datetime_iso"})
+
+    def __init__(self, mapper: Any, recorder: Any) -> None:
+        from eventsourcing.persistence import JSONTranscoder, Mapper
+
+        self.mapper = mapper
+        self.fast = (
+            type(mapper).to_domain_event is Mapper.to_domain_event
+            and not getattr(mapper, "cipher", None)
+            and not getattr(mapper, "compressor", None)
+            and type(mapper.transcoder) is JSONTranscoder
+        )
+        convert = getattr(recorder, "convert_originator_id", None)
+        self.convert_stored_id = convert if is_sqlite(recorder) and convert is not None else None
+        self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple[Callable[[dict], None], ...]]] = {}
+        self.ids: dict[Any, Any] = {}
+        if self.fast:
+            self.json_decode = json.JSONDecoder(object_hook=self._hook(mapper.transcoder.names)).decode
+
+    def _hook(self, names: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+        immutable = self._IMMUTABLE
+        last: dict[str, tuple[Any, Any]] = {}
+
+        def hook(d: dict[str, Any]) -> Any:
+            if len(d) != 2 or "_type_" not in d or "_data_" not in d:
+                return d
+            name, data = d["_type_"], d["_data_"]
+            transcoding = names[name]  # KeyError: the library raises its own error below
+            if name not in immutable:
+                return transcoding.decode(data)
+            remembered = last.get(name)
+            if remembered is not None and remembered[0] == data and type(remembered[0]) is type(data):
+                return remembered[1]
+            value = transcoding.decode(data)
+            last[name] = (data, value)
+            return value
+
+        return hook
+
+    def _learn(self, topic: str, stored_id: Any) -> tuple[type, Callable[[Any], Any], int, tuple]:
+        from eventsourcing.persistence import find_id_convertor
+        from eventsourcing.utils import resolve_topic
+
+        cls = resolve_topic(topic)
+        class_version = getattr(cls, "class_version", 1)
+        # A missing upcaster fails when a record needs it, as the library's does.
+        upcasters = tuple(getattr(cls, f"upcast_v{v}_v{v + 1}", None) for v in range(1, class_version))
+        entry = (cls, find_id_convertor(cls, type(self._stored_id(stored_id))), class_version, upcasters)
+        self.classes[topic] = entry
+        return entry
+
+    def _stored_id(self, stored_id: Any) -> Any:
+        """The originator id as the library's recorder hands it over (SQLite parses text)."""
+        value = self.ids.get(stored_id)
+        if value is None:
+            if len(self.ids) >= _DECODED_CACHE_MAX:
+                self.ids.clear()
+            value = self.convert_stored_id(stored_id) if self.convert_stored_id is not None else stored_id
+            self.ids[stored_id] = value
+        return value
+
+    def decode(self, position: int, originator_id: Any, originator_version: int, topic: str, state: bytes) -> Any:
+        if self.fast:
+            try:
+                entry = self.classes.get(topic) or self._learn(topic, originator_id)
+                cls, id_convertor, class_version, upcasters = entry
+                event_state = self.json_decode(state.decode("utf8"))
+                event_state["originator_id"] = id_convertor(self._stored_id(originator_id))
+                event_state["originator_version"] = originator_version
+                from_version = event_state.pop("class_version", 1)
+                for upcast in upcasters[from_version - 1 :]:
+                    upcast(event_state)  # type: ignore[misc]  # None: TypeError, the library then decodes
+                event = object.__new__(cls)
+                object.__setattr__(event, "__dict__", event_state)
+                return event
+            except Exception:  # noqa: BLE001 - the library decodes it again and reports it its way
+                pass
+        return self.mapper.to_domain_event(
+            self._notification(position, originator_id, originator_version, topic, state)
+        )
+
+    def _notification(self, position: int, originator_id: Any, version: int, topic: str, state: bytes) -> Any:
+        from eventsourcing.persistence import Notification
+
+        return Notification(
+            id=position,
+            originator_id=self._stored_id(originator_id),
+            originator_version=version,
+            topic=topic,
+            state=state,
+        )
 
 
 # Waiting for new events ------------------------------------------------------------------
