@@ -56,7 +56,7 @@ test: install-test lint
 # Every benchmark against one throwaway PostgreSQL; each prints a table and JSON and
 # writes bench/results/NAME.json. `make bench BENCH_ARGS=--quick` for a smoke run,
 # `make bench BENCHES="ledger projections"` for some of them.
-BENCHES ?= lmsr ledger trading settlement projections api export
+BENCHES ?= lmsr ledger trading settlement projections api export feed
 BENCH_ARGS ?=
 bench: install-test
 	@url=$$(.ci/postgres.sh start $(PG_DIR) $(PG_PORT)) || exit 1; status=0; \
