@@ -609,6 +609,9 @@ def sse_frame(message: dict[str, Any] | None) -> str:
     responses=responses(401, 403),
     summary="The live feed as Server-Sent Events: resumable with Last-Event-ID or ?after=",
     response_class=StreamingResponse,
+    # An endless stream: kept out of the OpenAPI document, whose every operation a client
+    # generator (schemathesis) calls and reads to the end. docs/api.md describes it.
+    include_in_schema=False,
 )
 async def stream(request: Request, feed: Annotated[FeedRequest, Depends(feed_request)]) -> StreamingResponse:
     hub = hub_of(request.app)
