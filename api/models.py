@@ -94,6 +94,13 @@ class TransitionIn(Body):
     actor: Optional[AgentName] = Field(default=None, description="Who decided; default: the key's agent.")
 
 
+class ReopenIn(Body):
+    reason: str = Field(
+        min_length=1, max_length=500, pattern=TEXT_PATTERN, description="Why the resolution was wrong (required)."
+    )
+    actor: Optional[AgentName] = Field(default=None, description="Who corrects it; default: the key's agent.")
+
+
 class BountyIn(Body):
     artifact: ArtifactId
     sponsor: AgentName
@@ -245,6 +252,16 @@ class TransitionOut(Out):
     price_long_wad: str
     price_long: str
     positions: int
+
+
+class ReopenOut(Out):
+    artifact: str
+    to: str
+    transition: int
+    reverses: int
+    positions: int
+    payouts_reversed_units: str
+    payouts_reversed: str
 
 
 class BountyOut(Out):

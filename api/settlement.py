@@ -11,7 +11,16 @@ from fastapi import APIRouter, Path, Query
 from stakeledger.api.errors import responses
 from stakeledger.api.inputs import check_weights_sum_to_one
 from stakeledger.api.market import ArtifactPath, child_id_path
-from stakeledger.api.models import NAME_PATTERN, BountyIn, BountyOut, DistributeIn, TransitionIn, TransitionOut
+from stakeledger.api.models import (
+    NAME_PATTERN,
+    BountyIn,
+    BountyOut,
+    DistributeIn,
+    ReopenIn,
+    ReopenOut,
+    TransitionIn,
+    TransitionOut,
+)
 from stakeledger.api.render import human, respond
 from stakeledger.api.state import Caller, CommandId, State
 from stakeledger.domain.rules.money import parse_amount, parse_fraction, parse_price_wad
@@ -43,6 +52,35 @@ def lifecycle_transition(
         command_id=command_id,
     )
     return human(result, state.decimals)
+
+
+@router.post(
+    "/api/artifacts/{artifact_id}/reopen",
+    response_model=ReopenOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Correct a wrong resolution within the market's correction window (admin)",
+)
+def reopen(artifact_id: ArtifactPath, body: ReopenIn, caller: Caller, state: State, command_id: CommandId) -> Any:
+    """Reverses every settlement, payout, reputation change, tax and subsidy of the terminal
+    transition, puts back the orders it released and returns the market to the state it had
+    before. 409 CORRECTION_WINDOW_CLOSED past the window; 409 REVERSAL_NOT_COVERED, naming the
+    accounts, when a payout was spent. A refusal writes nothing."""
+    caller.require_admin("reopening a resolution")
+    result = state.ledger.reopen_artifact(
+        artifact_id, reason=body.reason, actor=body.actor or caller.agent, command_id=command_id
+    )
+    return human(result, state.decimals)
+
+
+@router.get(
+    "/api/artifacts/{artifact_id}/history",
+    responses=responses(404),
+    summary="Every lifecycle step of an artifact: actor, reason, price, average, paid, subsidy, tax, reopens",
+)
+def history(artifact_id: ArtifactPath, state: State) -> list[dict[str, Any]]:
+    """Oldest first, read from the artifact's events: amounts as base-unit strings (``paid_units``)
+    beside tokens (``paid``), prices as WAD strings beside probabilities."""
+    return human(state.ledger.artifact_history(artifact_id), state.decimals)
 
 
 @router.post(

@@ -67,6 +67,24 @@ def add(
         Optional[int],
         typer.Option(help="Days of p(long) averaged into the default settlement price (default 7)."),
     ] = None,
+    correction_hours: Annotated[
+        Optional[int],
+        typer.Option(
+            help="Hours after a terminal transition during which 'artifact reopen' may correct it (default 24)."
+        ),
+    ] = None,
+    auto_resolve: Annotated[
+        bool,
+        typer.Option(
+            "--auto-resolve",
+            help="Resolve by itself: when the window's average meets a threshold for the sustained period, "
+            "the trade that completes it also makes the transition.",
+        ),
+    ] = False,
+    sustained_hours: Annotated[
+        Optional[int],
+        typer.Option(help="With --auto-resolve: hours the average must stay beyond a threshold (default 24)."),
+    ] = None,
     command_id: CommandId = None,
 ) -> None:
     """List an artifact and open its binary LMSR market, with its resolution thresholds."""
@@ -78,7 +96,9 @@ def add(
         parse_amount(liquidity, app.decimals),
         group=group,
         min_hold_days=min_hold_days,
-        resolution=_resolution(validated_at, deprecated_at, flagged_below, window_days),
+        resolution=_resolution(
+            validated_at, deprecated_at, flagged_below, window_days, correction_hours, auto_resolve, sustained_hours
+        ),
         command_id=command_id,
     )
     if context.as_json:
@@ -90,11 +110,20 @@ def add(
 
 
 def _resolution(
-    validated_at: str | None, deprecated_at: str | None, flagged_below: str | None, window_days: int | None
+    validated_at: str | None,
+    deprecated_at: str | None,
+    flagged_below: str | None,
+    window_days: int | None,
+    correction_hours: int | None = None,
+    auto_resolve: bool = False,
+    sustained_hours: int | None = None,
 ) -> ResolutionRules | None:
     """The market's rules from the options given (seed 000's for the rest), or None for all defaults."""
-    if validated_at is None and deprecated_at is None and flagged_below is None and window_days is None:
+    given = (validated_at, deprecated_at, flagged_below, window_days, correction_hours, sustained_hours)
+    if all(option is None for option in given) and not auto_resolve:
         return None
+    if sustained_hours is not None and not auto_resolve:
+        raise InvalidInputError("--sustained-hours only means something with --auto-resolve")
     defaults = ResolutionRules()
     return ResolutionRules(
         validated_min_wad=parse_price_wad(validated_at, "--validated-at")
@@ -107,6 +136,9 @@ def _resolution(
         if flagged_below is not None
         else defaults.flagged_below_wad,
         window_days=window_days if window_days is not None else defaults.window_days,
+        correction_hours=correction_hours if correction_hours is not None else defaults.correction_hours,
+        auto_resolve=auto_resolve,
+        sustained_hours=sustained_hours if sustained_hours is not None else defaults.sustained_hours,
     )
 
 
@@ -119,12 +151,36 @@ def rules_text(resolution: dict[str, Any]) -> str:
     )
 
 
+def _correction_text(status: dict[str, Any]) -> str:
+    hours = f"{status['correction_hours']} h after a terminal transition"
+    return f"{hours}; reopenable until {status['reopen_until']}" if status["reopen_until"] else hours
+
+
+def _auto_text(status: dict[str, Any]) -> str:
+    if not status["auto_resolve"]:
+        return "off (transitions only by 'artifact transition')"
+    return f"on: a threshold met for {status['sustained_hours']} h resolves the market at the next trade"
+
+
+def _threshold_text(threshold: dict[str, Any]) -> str:
+    """'needs >= 0.700000: met since ..., due at ...' or 'needs >= 0.700000: 0.105000 away'."""
+    needs = f"needs {threshold['comparison']} {price(threshold['bound_wad'])}"
+    if not threshold["met"]:
+        return f"{needs}: the average is {price(threshold['distance_wad'])} away"
+    if threshold["met_since"] is not None:
+        return f"{needs}: met since {threshold['met_since']}, resolves by itself at a trade from {threshold['due_at']}"
+    return f"{needs}: met now"
+
+
 @artifact_app.command("show")
 def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """State, prices (the settlement price once settled), resolution rules, pool and open interest."""
     context = get_context(ctx)
     app = context.app
     state = app.artifact_state(artifact_id)
+    status = app.resolution_status(artifact_id)
+    if "window_average_wad" in status:  # read a moment later: one average for the price and its distances
+        state["window_average_wad"] = status["window_average_wad"]
     settled = state["settlement_price_wad"]
     summary = {
         **state,
@@ -132,13 +188,25 @@ def show(ctx: typer.Context, artifact_id: Annotated[str, typer.Argument(metavar=
         "price_short": price(state["price_short_wad"]),
         "settlement_price": None if settled is None else price(settled),
         "window_average": None if settled is not None else price(state["window_average_wad"]),
+        "correction": {key: status[key] for key in ("correction_hours", "reopen_until")},
+        "auto_resolution": {
+            "enabled": status["auto_resolve"],
+            "sustained_hours": status["sustained_hours"],
+            "thresholds": [
+                {**t, "bound": price(t["bound_wad"]), "distance": price(t["distance_wad"])}
+                for t in status["thresholds"]
+            ],
+        },
     }
     if context.as_json:
         emit_json(summary)
         return
     shown = {
-        **summary,
+        **{k: v for k, v in summary.items() if k not in ("correction", "auto_resolution")},
         "resolution": rules_text(state["resolution"]),
+        "correction window": _correction_text(status),
+        "auto-resolution": _auto_text(status),
+        **{f"to {t['state']}": _threshold_text(t) for t in status["thresholds"]},
         "pool": format_amount(int(state["pool_units"]), app.decimals),
         "bounties": ", ".join(state["bounties"]) or "none",
     }

@@ -7,9 +7,10 @@ from typing import Annotated, Optional
 import typer
 
 from stakeledger.api.inputs import check_weights_sum_to_one
+from stakeledger.api.render import human
 from stakeledger.cli.context import get_context
 from stakeledger.cli.markets import artifact_app, price
-from stakeledger.cli.output import emit_json, say
+from stakeledger.cli.output import emit_json, say, table
 from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fraction, parse_price_wad
 
@@ -27,15 +28,22 @@ CommandId = Annotated[
 
 def register(app: typer.Typer) -> None:
     artifact_app.command("transition")(transition)
+    artifact_app.command("reopen")(reopen)
+    artifact_app.command("history")(history)
     app.add_typer(bounty_app, name="bounty")
 
 
 def transition(
     ctx: typer.Context,
     artifact_id: Annotated[str, typer.Argument(metavar="ID")],
-    state: Annotated[str, typer.Argument(metavar="STATE", help="listed, flagged, challenged, validated or deprecated")],
+    state: Annotated[
+        str, typer.Argument(metavar="STATE", help="listed, flagged, challenged, validated, deprecated or invalid")
+    ],
     price_: Annotated[
-        Optional[str], typer.Option("--price", help="Settlement long price; default: the pool's price now.")
+        Optional[str],
+        typer.Option(
+            "--price", help="Settlement long price (an oracle); default: the window's time-weighted average p(long)."
+        ),
     ] = None,
     reason: Annotated[str, typer.Option(help="Why the artifact changes state.")] = "",
     actor: Annotated[str, typer.Option(help="Who decided the transition.")] = "operator",
@@ -65,6 +73,83 @@ def transition(
     if "tax_units" in result:
         line += f"; {format_amount(int(result['tax_units']), d)} returned to the treasury"
     say(line + ".")
+
+
+def reopen(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option(help="Why the resolution was wrong (required).")],
+    actor: Annotated[str, typer.Option(help="Who corrects it.")] = "operator",
+    command_id: CommandId = None,
+) -> None:
+    """Correct a wrong resolution within the market's correction window (admin).
+
+    Every settlement, payout, reputation change, tax and subsidy of the terminal transition is
+    reversed by new events, the orders it released rest again, and the market returns to the
+    state it had before (trading resumes). Refused past the window (CORRECTION_WINDOW_CLOSED)
+    or when a payout was spent (REVERSAL_NOT_COVERED, naming the accounts); nothing is written."""
+    context = get_context(ctx)
+    app = context.app
+    result = app.reopen_artifact(artifact_id, reason=reason, actor=actor, command_id=command_id)
+    if context.as_json:
+        emit_json(human(result, app.decimals))
+        return
+    d = app.decimals
+    say(
+        f"{artifact_id}: {result['from']} → {result['to']} (reopened transition {result['reverses']}); "
+        f"{result['positions']} positions live again; took back {format_amount(int(result['payouts_reversed_units']), d)} "
+        f"of payouts, put back {format_amount(int(result['tax_reversed_units']), d)} of tax, returned "
+        f"{format_amount(int(result['subsidy_reversed_units']), d)} of subsidy; "
+        f"{result['orders_restored']} orders rest again."
+    )
+
+
+def history(
+    ctx: typer.Context,
+    artifact_id: Annotated[str, typer.Argument(metavar="ID")],
+) -> None:
+    """Every lifecycle step of an artifact, oldest first: actor, reason, settlement price, the
+    window's average then, what it paid, minted (subsidy) and returned as tax, and reopens."""
+    context = get_context(ctx)
+    app = context.app
+    steps = app.artifact_history(artifact_id)
+    if context.as_json:
+        emit_json(human(steps, app.decimals))
+        return
+    d = app.decimals
+
+    def tokens(units: str | None) -> str:
+        return "-" if units is None else format_amount(int(units), d)
+
+    rows = []
+    for step in steps:
+        if step["kind"] == "listed":
+            rows.append([0, step["at"], "listed", "", "", "", "", "", "", ""])
+            continue
+        move = f"{step['from']} → {step['to']}"
+        if step["kind"] == "reopen":
+            move = f"reopen of #{step['reverses']}: {move}"
+        elif step.get("reopened_by"):
+            move += f" (reopened by #{step['reopened_by']})"
+        rows.append(
+            [
+                step["transition"],
+                step["at"],
+                move,
+                step["actor"],
+                price(step["price_long_wad"]) if "price_long_wad" in step else "",
+                price(step["window_average_wad"]) if "window_average_wad" in step else "",
+                tokens(step["paid_units"]),
+                tokens(step["subsidy_units"]),
+                tokens(step["tax_units"]),
+                step["reason"],
+            ]
+        )
+    table(
+        f"History of {artifact_id}",
+        ["#", "at", "step", "actor", "price", "average", "paid", "subsidy", "tax", "reason"],
+        rows,
+    )
 
 
 @bounty_app.command(

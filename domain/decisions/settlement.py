@@ -15,7 +15,6 @@ from typing import Any
 
 from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
 from stakeledger.domain.decisions.pool import pay_from_pool
-from stakeledger.domain.decisions.trading import release_all_orders
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import (
     CorrectionWindowClosedError,
@@ -32,7 +31,7 @@ from stakeledger.domain.model.accounts import (
     order_escrow_account_id,
     pool_account_id,
 )
-from stakeledger.domain.model.artifacts import Artifact, artifact_of
+from stakeledger.domain.model.artifacts import Artifact, artifact_of, micros_text
 from stakeledger.domain.model.positions import FROZEN, Position, position_uuid
 from stakeledger.domain.model.reputation import Reputation, reputation_uuid
 from stakeledger.domain.rules.money import check_units, format_amount, split_by_weights
@@ -40,6 +39,7 @@ from stakeledger.domain.rules.settlement import compute_settlement_pnl
 from stakeledger.domain.vocabulary import CHALLENGED, FLAGGED, INVALID, LISTED, TERMINAL_STATES, WAD, Reason, Side
 
 REFERENCE_STAKE_TOKENS = 100
+AUTO_ACTOR = "auto-resolution"  # the actor of every automatic transition
 MAX_CLAIMANTS = 1_000
 
 
@@ -89,8 +89,10 @@ def transition_artifact(
         # A flag settles a position partially once in its life: a later flag pays nothing
         # to positions that already took their half back or their bonus.
         first = [position for position in live if position.partial_settlements == 0]
+        treasury_before = unit.account(TREASURY).balance_units
         paid = sum(_settle_partially(unit, artifact, position, transition, redeemed) for position in first)
         _redeem(unit, artifact, redeemed)
+        artifact.book_resolution(paid, treasury_before - unit.account(TREASURY).balance_units, 0, unit.at)
         return {**summary, "paid_units": str(paid), "already_partially_settled": len(live) - len(first)}
     assert to_state in TERMINAL_STATES
     treasury_before = unit.account(TREASURY).balance_units
@@ -98,7 +100,7 @@ def transition_artifact(
     # Only the payouts' shortfalls moved the treasury so far: together, the subsidy minted.
     subsidy_units = treasury_before - unit.account(TREASURY).balance_units
     _redeem(unit, artifact, redeemed)
-    release_all_orders(unit, artifact, "settled")
+    _release_resting_orders(unit, artifact)
     tax_units = unit.account(pool_account_id(artifact_id)).balance_units
     if tax_units > 0:
         unit.post(
@@ -109,7 +111,7 @@ def transition_artifact(
             artifact=artifact_id,
             transition=transition,
         )
-    artifact.book_resolution(subsidy_units, tax_units, unit.at)
+    artifact.book_resolution(paid, subsidy_units, tax_units, unit.at)
     return {**summary, "paid_units": str(paid), "subsidy_units": str(subsidy_units), "tax_units": str(tax_units)}
 
 
@@ -197,6 +199,44 @@ def _require_covered(unit: UnitOfWork, artifact_id: str, owed: dict[str, int]) -
         raise ReversalNotCoveredError(
             f"artifact {artifact_id!r} cannot be reopened: its payouts were partly spent ({'; '.join(short)})"
         )
+
+
+def _release_resting_orders(unit: UnitOfWork, artifact: Artifact) -> None:
+    """A resolved market's resting orders leave the book and their escrow goes back.
+
+    Settlement releases its own orders rather than through the trading decisions, so that
+    trading may call ``resolve_if_due`` after a trade without an import cycle."""
+    escrow = order_escrow_account_id(artifact.artifact_id)
+    for order_id in list(artifact.orders):
+        agent = artifact.orders[order_id]["agent"]
+        released_units = artifact.release_order(order_id, "settled", unit.at)
+        if released_units > 0:
+            unit.post(
+                escrow, agent, released_units, Reason.ORDER_RELEASE, artifact=artifact.artifact_id, order=order_id
+            )
+
+
+def resolve_if_due(unit: UnitOfWork, artifact: Artifact) -> dict[str, Any] | None:
+    """The trade hook of automatic resolution: when the market opted in and the window's
+    average has met a threshold for the whole sustained period, as sampled at every trade up
+    to and including the one just made, the transition happens now, in the same transaction.
+
+    It reads only the artifact's recorded events and the unit's time, so a replay decides
+    the same. Returns the transition's summary, or None when none is due."""
+    to_state = artifact.due_auto_transition(unit.at)
+    if to_state is None:
+        return None
+    rules = artifact.resolution_rules
+    average_wad = artifact.window_average_price_wad(unit.at)
+    if not rules.meets(to_state, average_wad):
+        return None  # the trade itself took the average back: nothing is due after all
+    comparison, bound = rules.bound_for(to_state) or ("", 0)
+    since = artifact.since_beyond[to_state]
+    reason = (
+        f"automatic: the {rules.window_days}-day average p(long) met {comparison} {_price(bound)} "
+        f"for {rules.sustained_hours} hours (since {micros_text(since)})"
+    )
+    return transition_artifact(unit, artifact.artifact_id, to_state, AUTO_ACTOR, reason, None)
 
 
 def _require_threshold(artifact: Artifact, to_state: str, price_wad: int, *, given: bool) -> None:

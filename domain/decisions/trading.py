@@ -16,6 +16,7 @@ from typing import Any
 from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
 from stakeledger.domain.decisions.pool import close_live_position
 from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
+from stakeledger.domain.decisions.settlement import resolve_if_due
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import (
     ArtifactExistsError,
@@ -411,6 +412,7 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
                 "cost_units": str(spend_units),
             }
         )
+    resolve_if_due(unit, artifact)  # the one hook of automatic resolution (opt-in per market)
     return fills
 
 

@@ -61,6 +61,11 @@ def micros(at: datetime) -> int:
     return (at - _EPOCH) // _MICROSECOND
 
 
+def micros_text(at_micros: int) -> str:
+    """ISO 8601 text of a time given in microseconds since the epoch."""
+    return (_EPOCH + timedelta(microseconds=at_micros)).isoformat()
+
+
 _ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 
@@ -340,10 +345,12 @@ class Artifact(Aggregate):
                 artifact.before_resolution = None
 
     class ResolutionBooked(Aggregate.Event):
-        """What a terminal transition moved through the pool besides the payouts: the
-        shortfall minted into it and what it returned to the treasury. A reopen reverses both."""
+        """What a settling transition (flagged or terminal) moved through the pool: what it
+        paid the positions, the shortfall minted into it and what it returned to the treasury.
+        A reopen of a terminal transition reverses all three; ``artifact history`` shows them."""
 
         transition: int
+        paid_units: Units
         subsidy_units: Units
         tax_units: Units
 
@@ -684,12 +691,13 @@ class Artifact(Aggregate):
         )
         return from_state
 
-    def book_resolution(self, subsidy_units: int, tax_units: int, at: datetime) -> None:
-        assert self.state in TERMINAL_STATES
+    def book_resolution(self, paid_units: int, subsidy_units: int, tax_units: int, at: datetime) -> None:
+        assert self.state in (*TERMINAL_STATES, FLAGGED)
         self.trigger_event(
             self.ResolutionBooked,
             timestamp=at,
             transition=self.transition_count,
+            paid_units=paid_units,
             subsidy_units=subsidy_units,
             tax_units=tax_units,
         )

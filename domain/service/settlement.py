@@ -13,10 +13,12 @@ from stakeledger.domain.decisions.settlement import (
     reopen_artifact,
     transition_artifact,
 )
-from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, UnknownArtifactError
+from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, micros_text
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.rules.resolution import auto_states, distance_to_threshold_wad
 from stakeledger.domain.service.ledger import LedgerCore
-from stakeledger.domain.vocabulary import STATES, WAD
+from stakeledger.domain.vocabulary import DEPRECATED, FLAGGED, STATES, TERMINAL_STATES, TRADABLE_STATES, VALIDATED, WAD
 
 
 class SettlementCommands(LedgerCore):
@@ -104,3 +106,122 @@ class SettlementCommands(LedgerCore):
             payload={"bounty": bounty_id},
             command_id=command_id,
         )
+
+    # Reading resolution ---------------------------------------------------------------------
+
+    def _artifact(self, artifact_id: str) -> Artifact:
+        from eventsourcing.application import AggregateNotFoundError
+
+        try:
+            artifact = self.repository.get(artifact_uuid(check_artifact_id(artifact_id)))
+        except AggregateNotFoundError:
+            raise UnknownArtifactError(f"unknown artifact {artifact_id!r}") from None
+        assert isinstance(artifact, Artifact)
+        return artifact
+
+    def resolution_status(self, artifact_id: str) -> dict[str, Any]:
+        """How the market resolves, from the aggregate: its correction window (and until when the
+        last resolution may be reopened), whether it resolves by itself, and for each threshold
+        how far the window's average is from it and since when it has been met."""
+        artifact = self._artifact(artifact_id)
+        rules = artifact.resolution_rules
+        now = max(self.clock.now(), artifact.modified_on)
+        until = artifact.may_reopen_until()
+        status: dict[str, Any] = {
+            "artifact": artifact.artifact_id,
+            "state": artifact.state,
+            "correction_hours": rules.correction_hours,
+            "reopen_until": None if until is None or until < now else until.isoformat(),
+            "auto_resolve": rules.auto_resolve,
+            "sustained_hours": rules.sustained_hours,
+            "thresholds": [],
+        }
+        if artifact.state not in TRADABLE_STATES:
+            return status  # a closed or frozen market has no threshold to approach
+        average = artifact.window_average_price_wad(now)
+        status["window_average_wad"] = str(average)
+        automatic = auto_states(artifact.state) if rules.auto_resolve else ()
+        since_beyond = artifact.since_beyond or {}
+        for state in (VALIDATED, DEPRECATED, FLAGGED):
+            if state == artifact.state:
+                continue
+            comparison, bound = rules.bound_for(state) or ("", 0)
+            since = since_beyond.get(state) if state in automatic else None
+            status["thresholds"].append(
+                {
+                    "state": state,
+                    "comparison": comparison,
+                    "bound_wad": str(bound),
+                    "met": rules.meets(state, average),
+                    "distance_wad": str(distance_to_threshold_wad(rules, state, average)),
+                    "automatic": state in automatic,
+                    "met_since": None if since is None else micros_text(since),
+                    "due_at": None if since is None else micros_text(since + rules.sustained_micros),
+                }
+            )
+        return status
+
+    def artifact_history(self, artifact_id: str) -> list[dict[str, Any]]:
+        """Every lifecycle step of the artifact, oldest first, read from its events: the listing,
+        each transition (actor, reason, settlement price, the window's average then, what it
+        paid, minted and taxed) and each reopen (what it reversed). Amounts in base units."""
+        artifact = self._artifact(artifact_id)
+        history: list[dict[str, Any]] = []
+        by_transition: dict[int, dict[str, Any]] = {}
+        number = 0
+        for event in self.events.get(artifact.id):
+            if isinstance(event, Artifact.Listed):
+                history.append({"kind": "listed", "transition": 0, "at": event.timestamp.isoformat(), "to": "listed"})
+            elif isinstance(event, Artifact.Transitioned):
+                number += 1
+                entry = {
+                    "kind": "transition",
+                    "transition": number,
+                    "at": event.timestamp.isoformat(),
+                    "from": event.from_state,
+                    "to": event.to_state,
+                    "actor": event.actor,
+                    "reason": event.reason,
+                    "price_long_wad": str(event.price_long_wad),
+                    "window_average_wad": str(event.window_average_wad),
+                    # None when the transition settles nothing, or was written before it was booked.
+                    "paid_units": None,
+                    "subsidy_units": None,
+                    "tax_units": None,
+                    "terminal": event.to_state in TERMINAL_STATES,
+                    "reopened_by": None,
+                }
+                if event.to_state not in (FLAGGED, *TERMINAL_STATES):
+                    entry.update(paid_units="0", subsidy_units="0", tax_units="0")
+                by_transition[number] = entry
+                history.append(entry)
+            elif isinstance(event, Artifact.ResolutionBooked):
+                booked = by_transition.get(event.transition)
+                if booked is not None:
+                    booked.update(
+                        paid_units=str(event.paid_units),
+                        subsidy_units=str(event.subsidy_units),
+                        tax_units=str(event.tax_units),
+                    )
+            elif isinstance(event, Artifact.ResolutionReversed):
+                number += 1
+                reversed_entry = by_transition.get(event.reversed_transition)
+                if reversed_entry is not None:
+                    reversed_entry["reopened_by"] = number
+                history.append(
+                    {
+                        "kind": "reopen",
+                        "transition": number,
+                        "at": event.timestamp.isoformat(),
+                        "from": event.from_state,
+                        "to": event.to_state,
+                        "actor": event.actor,
+                        "reason": event.reason,
+                        "reverses": event.reversed_transition,
+                        "paid_units": str(-event.reversed_payout_units),
+                        "subsidy_units": str(-event.reversed_subsidy_units),
+                        "tax_units": str(-event.reversed_tax_units),
+                        "orders_restored": len(event.order_ids),
+                    }
+                )
+        return history
