@@ -1,7 +1,8 @@
 """Checks on what the command line is given, before any command runs.
 
 - ``check_arguments(argv)``: no argument may hold a control or invisible character (see
-  ``api.inputs.check_text``): titles, reasons, names, groups, actors, ids, paths.
+  ``api.inputs.check_text``): titles, reasons, names, groups, actors, ids, paths; and none
+  may be longer than ``MAX_ARGUMENT_CHARS``, so no refusal further on quotes 10 kB back.
 - ``number_option(value, what)``: a number given as text to a command that passes it on
   unparsed (risk percentages) is refused above ``MAX_NUMBER_CHARS`` characters before
   anything converts it.
@@ -20,11 +21,15 @@ from stakeledger.api.inputs import check_text, printable, shown
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
 
 MAX_NUMBER_CHARS = 160
+# No argument of any command needs more: a path is at most 4,096 bytes on Linux, a title 200
+# characters, a reason 500. Numbers are bounded far lower where they are read.
+MAX_ARGUMENT_CHARS = 8_192
 
 
 def check_arguments(argv: Sequence[str]) -> None:
     """InvalidInputError naming the first argument (by its option, when it is an option's
-    value) that holds a control or invisible character; nothing has run yet."""
+    value) that is longer than MAX_ARGUMENT_CHARS or holds a control or invisible
+    character; nothing has run yet."""
     previous = ""
     for number, argument in enumerate(argv, start=1):
         option, equals, _ = argument.partition("=")
@@ -34,6 +39,11 @@ def check_arguments(argv: Sequence[str]) -> None:
             what = f"argument {number} (after {previous})"
         else:
             what = f"argument {number}"
+        if len(argument) > MAX_ARGUMENT_CHARS:
+            raise InvalidInputError(
+                f"{printable(what)} has {len(argument)} characters; at most {MAX_ARGUMENT_CHARS}: "
+                f"{shown(printable(argument))}"
+            )
         check_text(argument, printable(what))
         previous = argument
 
