@@ -8,7 +8,10 @@ the pool (``SharesRedeemed``), the price those shares leave. ``PriceTracker`` is
 bookkeeping, shared with the candles view, which needs the same price before.
 
 Kinds: ``buy`` (a market order), ``limit_fill`` (a resting limit order filled by the
-pool's move) and ``sell`` (a position sold back: by its owner, a stop or a liquidation).
+pool's move), ``sell`` (a position sold back by its owner), ``stop`` and ``liquidation``
+(sold back by the risk engine). How a sale happened is in the position's ``Closed`` event,
+saved in the same transaction as the trade, before or after it: ``tape_closes`` holds
+whichever of the two came first until the other arrives.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.vocabulary import Side
 from stakeledger.projections.store import AMOUNT, INT, TEXT, UUID, Rows, Table
 from stakeledger.projections.views.base import View, handles, iso
 
-BUY, SELL, LIMIT_FILL = "buy", "sell", "limit_fill"
-KINDS = (BUY, SELL, LIMIT_FILL)
+BUY, SELL, LIMIT_FILL, STOP, LIQUIDATION = "buy", "sell", "limit_fill", "stop", "liquidation"
+KINDS = (BUY, SELL, LIMIT_FILL, STOP, LIQUIDATION)
 
 TRADES = Table(
     "tape_trades",
@@ -42,6 +46,14 @@ TRADES = Table(
     ),
     key=("position",),
     indexes=(("artifact_id", "position"),),
+)
+
+
+# A sale waiting for its other half: the tape row of the trade, or how the position closed.
+CLOSES = Table(
+    "tape_closes",
+    columns=(("aggregate_id", UUID), ("tape_position", INT), ("how", TEXT)),
+    key=("aggregate_id",),
 )
 
 
@@ -107,11 +119,15 @@ class PriceTracker:
         return market["artifact_id"], before
 
 
+def kind_of_close(how: str) -> str:
+    return how if how in (STOP, LIQUIDATION) else SELL
+
+
 class TapeView(PriceTracker, View):
     name = "tape"
-    version = 1
+    version = 2
     markets_table = "tape_markets"
-    tables = (TRADES, market_table("tape_markets"))
+    tables = (TRADES, market_table("tape_markets"), CLOSES)
 
     @handles(Artifact.Traded)
     def traded(self, rows: Rows, position: int, event: Any) -> None:
@@ -119,14 +135,23 @@ class TapeView(PriceTracker, View):
         if moved is None:
             return
         artifact_id, before = moved
-        rows.append(
+        kind = trade_kind(event)
+        if kind == SELL:
+            key = position_uuid(event.position_id).int
+            closed = rows.get("tape_closes", key)
+            if closed is None:
+                rows.put("tape_closes", {"aggregate_id": key, "tape_position": position, "how": None})
+            else:
+                kind = kind_of_close(closed["how"])
+                rows.delete("tape_closes", key)
+        rows.put(
             "tape_trades",
             {
                 "position": position,
                 "artifact_id": artifact_id,
                 "at": iso(event.timestamp),
                 "side": event.side,
-                "kind": trade_kind(event),
+                "kind": kind,
                 "tokens_units": abs(event.tokens_delta_units),
                 "shares_units": abs(event.shares_delta_units),
                 "price_before_wad": before,
@@ -136,3 +161,15 @@ class TapeView(PriceTracker, View):
                 "order_id": event.order_id,
             },
         )
+
+    @handles(Position.Closed)
+    def closed(self, rows: Rows, position: int, event: Any) -> None:
+        key = event.originator_id.int
+        sale = rows.get("tape_closes", key)
+        if sale is None:
+            rows.put("tape_closes", {"aggregate_id": key, "tape_position": None, "how": event.how})
+            return
+        rows.delete("tape_closes", key)
+        trade = rows.update("tape_trades", sale["tape_position"])
+        if trade is not None:
+            trade["kind"] = kind_of_close(event.how)

@@ -20,7 +20,7 @@ from stakeledger.projections.replay_check import replay_check
 from stakeledger.projections.runner import catch_up, rebuild
 from stakeledger.projections.views.candles import CANDLES, INTERVALS, InvalidIntervalError
 from stakeledger.projections.views.statements import ACCOUNTS
-from stakeledger.projections.views.tape import TRADES
+from stakeledger.projections.views.tape import TRADES, TapeView
 from tests.projections.scenario import run_scenario
 
 TOKEN = 10**6
@@ -174,3 +174,29 @@ def test_queries_when_asked_for_pages_and_intervals_then_they_page_by_position_a
             queries.trades(store, "Q-1", decimals=6, limit=limit)
     with pytest.raises(InvalidInputError):
         queries.parse_since("yesterday")
+
+
+def test_tape_when_a_stop_closes_a_position_then_its_sale_is_kind_stop_and_an_owners_close_is_sell(
+    ledger, clock, store
+):
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("S-1", "Stops", 100 * TOKEN, min_hold_days=0)
+    ledger.open_position("alice", "S-1", "short", 20 * TOKEN)  # S-1/p1
+    ledger.open_position("alice", "S-1", "long", 5 * TOKEN)  # S-1/p2
+    ledger.set_stop("S-1/p1", "10")
+    trade = ledger.open_position("bob", "S-1", "long", 40 * TOKEN)  # the short price falls: the stop fires
+    assert [action["position"] for action in trade["risk_actions"]] == ["S-1/p1"]
+    ledger.close_position("S-1/p2", agent="alice")
+    catch_up(ledger, store)
+    rows = tape_rows(store, "S-1")
+    assert [(row["position_id"], row["kind"]) for row in rows] == [
+        ("S-1/p1", "buy"),
+        ("S-1/p2", "buy"),
+        ("S-1/p3", "buy"),
+        ("S-1/p1", "stop"),
+        ("S-1/p2", "sell"),
+    ]
+    assert store.count(TapeView.table("tape_closes")) == 0  # every sale found its close
+    assert replay_check(ledger, store) == []
