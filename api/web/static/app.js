@@ -175,39 +175,103 @@
 
   let charts = [];
 
-  function lineChart(container, { label, points, color, yRange }) {
-    container.dataset.points = String(points.length);
-    container.dataset.last = points.length ? String(points[points.length - 1][1]) : '';
+  // A time chart of one or more lines over the same x (seconds): series are
+  // [{label, color, values, dash?}], the first one the chart's headline (data-last).
+  function timeChart(container, { x, series, yRange }) {
+    const headline = series[0].values.filter(v => v !== null);
+    container.dataset.points = String(headline.length);
+    container.dataset.last = headline.length ? String(headline[headline.length - 1]) : '';
     if (typeof globalThis.uPlot !== 'function') {
       container.replaceChildren(h('p', { class: 'degraded' }, 'The chart library is not built (static/vendor/uPlot.iife.min.js): run make web-assets.'));
       return null;
     }
-    if (!points.length) {
+    if (!x.length) {
       container.replaceChildren(h('p', { class: 'muted' }, 'No data yet.'));
       return null;
     }
-    const data = [points.map(p => p[0]), points.map(p => p[1])];
+    const data = [x, ...series.map(s => s.values)];
     // One point has no time span of its own: show the day around it.
-    const x = points.length === 1 ? { time: true, range: [points[0][0] - 43200, points[0][0] + 43200] } : { time: true };
+    const xScale = x.length === 1 ? { time: true, range: [x[0] - 43200, x[0] + 43200] } : { time: true };
     const existing = container._chart;
-    if (existing && container.contains(existing.root)) {
+    const shape = `${data.length}:${x.length === 1}`;
+    if (existing && container.contains(existing.root) && container._shape === shape) {
       existing.setData(data);
       return existing;
+    }
+    if (existing) {
+      existing.destroy();
+      charts = charts.filter(c => c !== existing);
     }
     container.replaceChildren();
     const options = {
       width: Math.max(container.clientWidth || 600, 320),
       height: 240,
       legend: { show: true },
-      scales: { x, y: yRange ? { range: yRange } : {} },
-      series: [{}, { label, stroke: color, width: 2, points: { show: points.length < 60 } }],
+      scales: { x: xScale, y: yRange ? { range: yRange } : {} },
+      series: [
+        {},
+        ...series.map(s => ({
+          label: s.label,
+          stroke: s.color,
+          width: s.dash ? 1 : 2,
+          dash: s.dash,
+          points: { show: x.length < 60 },
+          // A price holds until the next trade: a step, not a slope.
+          paths: s.stepped && globalThis.uPlot.paths.stepped ? globalThis.uPlot.paths.stepped({ align: 1 }) : undefined,
+        })),
+      ],
       axes: [{}, { size: 60 }],
     };
     const chart = new globalThis.uPlot(options, data, container);
     container._chart = chart;
+    container._shape = shape;
     charts.push(chart);
     return chart;
   }
+
+  function lineChart(container, { label, points, color, yRange }) {
+    return timeChart(container, { x: points.map(p => p[0]), series: [{ label, color, values: points.map(p => p[1]) }], yRange });
+  }
+
+  // Probabilities: the data's span with a margin, within 0 … 1.
+  const probabilityRange = (_, min, max) => [Math.max(0, Math.floor((min - 0.05) * 20) / 20), Math.min(1, Math.ceil((max + 0.05) * 20) / 20)];
+
+  const SECONDS = { '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
+
+  // Candles as a step line of p(long): each bucket from its start at its open, then from
+  // its end at its close until the next bucket (buckets without trades are absent and the
+  // price does not move between trades); each bucket's high and low over its span.
+  function candleChart(container, candles, interval) {
+    const x = [];
+    const price = [];
+    const high = [];
+    const low = [];
+    candles.forEach((c, i) => {
+      const start = Date.parse(c.start) / 1000;
+      const end = start + SECONDS[interval];
+      x.push(start);
+      price.push(Number(c.open));
+      high.push(Number(c.high));
+      low.push(Number(c.low));
+      const next = candles[i + 1];
+      if (!next || Date.parse(next.start) / 1000 > end) {
+        x.push(end);
+        price.push(Number(c.close));
+        high.push(null);
+        low.push(null);
+      }
+    });
+    return timeChart(container, {
+      x,
+      series: [
+        { label: 'p(long)', color: '#127a4a', values: price, stepped: true },
+        { label: 'high', color: '#8fb8a4', values: high, dash: [4, 4], stepped: true },
+        { label: 'low', color: '#d3a29d', values: low, dash: [4, 4], stepped: true },
+      ],
+      yRange: probabilityRange,
+    });
+  }
+
 
   // Route lifecycle: every timer, stream and chart of the previous page goes.
   let teardown = [];
@@ -339,9 +403,9 @@
       try {
         const data = await api(`${base}/candles?interval=${state.interval}`);
         state.fallback = false;
-        const points = data.candles.map(c => [Date.parse(c.start) / 1000, Number(c.close)]);
-        fill('chart-note', h('p', { class: 'muted' }, `${data.candles.length} candles of ${data.interval}, close of p(long).`));
-        lineChart(chart, { label: 'close p(long)', points, color: '#127a4a', yRange: [0, 1] });
+        const count = data.candles.length;
+        fill('chart-note', h('p', { class: 'muted' }, `${count} ${count === 1 ? 'candle' : 'candles'} of ${data.interval}: p(long) as a step line, dashed each candle's high and low.`));
+        candleChart(chart, data.candles, data.interval);
       } catch (error) {
         if (!(error instanceof ApiError && error.missingEndpoint)) {
           fill('chart-note', errorBox(error));
@@ -351,7 +415,7 @@
         state.fallback = true;
         if (market) state.seen.push([Date.now() / 1000, Number(market.price_long)]);
         fill('chart-note', unavailable('Price history', `${base}/candles`, error), h('p', { class: 'muted' }, 'Plotting the prices seen since this page opened.'));
-        lineChart(chart, { label: 'p(long) seen', points: state.seen, color: '#127a4a', yRange: [0, 1] });
+        lineChart(chart, { label: 'p(long) seen', points: state.seen, color: '#127a4a', yRange: probabilityRange });
       }
     }
 
@@ -425,12 +489,27 @@
       const path = `/api/artifacts/${encodeURIComponent(artifact)}/history`;
       try {
         const data = await api(path);
-        const rows = Array.isArray(data) ? data : data.history || data.transitions || [];
-        const keys = rows.length ? Object.keys(rows[0]).filter(k => !k.endsWith('_units') && !k.endsWith('_wad') && typeof rows[0][k] !== 'object') : [];
+        const rows = Array.isArray(data) ? data : [];
         fill(
           'history',
           h('h2', {}, 'Lifecycle history'),
-          rows.length ? table(keys.map(k => [k, r => dash(r[k])]), rows) : h('p', { class: 'muted' }, 'No transition yet.'),
+          rows.length
+            ? table(
+                [
+                  ['Time', r => time(r.at)],
+                  ['Step', r => r.kind],
+                  ['From', r => dash(r.from)],
+                  ['To', r => dash(r.to)],
+                  ['p(long)', r => dash(r.price_long), 'num'],
+                  ['Average', r => dash(r.window_average), 'num'],
+                  ['Paid', r => dash(r.paid), 'num'],
+                  ['Actor', r => dash(r.actor)],
+                  ['Reason', r => dash(r.reason)],
+                ],
+                rows.slice().reverse(),
+                r => ({ 'data-kind': r.kind }),
+              )
+            : h('p', { class: 'muted' }, 'No step yet.'),
         );
       } catch (error) {
         fill('history', h('h2', {}, 'Lifecycle history'), unavailable('The lifecycle history', path, error));
@@ -440,7 +519,7 @@
     let pending = null;
     async function refresh() {
       const market = await loadMarket();
-      await Promise.all([loadChart(market), loadBook(), loadTape()]);
+      await Promise.all([loadChart(market), loadBook(), loadTape(), loadHistory()]);
     }
     function soon() {
       if (pending) return;
@@ -451,7 +530,6 @@
     }
 
     await refresh();
-    loadHistory();
     follow(artifact, soon, refresh);
     onLeave(() => pending && clearTimeout(pending));
   }
@@ -470,7 +548,7 @@
       startPolling('no EventSource in this browser');
       return;
     }
-    const source = new EventSource(`/api/stream?topics=trades,prices&artifact=${encodeURIComponent(artifact)}`);
+    const source = new EventSource(`/api/stream?topics=trades,prices,settlements&artifact=${encodeURIComponent(artifact)}`);
     let opened = false;
     source.onopen = () => {
       opened = true;
