@@ -242,3 +242,49 @@ def test_slow_consumer_when_more_than_the_bound_waits_then_it_is_closed_and_resu
     ids = [message["id"] for message in received + rest]
     assert len(ids) == 8 and len(set(ids)) == 8
     assert [message["topic"] for message in received + rest] == ["trades", "prices"] * 4
+
+
+def test_feed_when_served_by_several_workers_then_every_connection_gets_the_same_messages(postgres_server, tmp_path):
+    from tests.conftest import fresh_postgres_url
+
+    url = fresh_postgres_url(postgres_server)
+    ledger = open_ledger(url)
+    seed(ledger)
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stakeledger.cli.main", "--db", url, "serve", "--port", str(port)]
+            + ["--workers", "2", "--no-access-log"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(path for path in paths if path)},
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process, log_path)
+        results: dict[int, Any] = {}
+
+        def reader(number: int) -> None:
+            try:
+                results[number] = read_sse(base, 6, {"topics": "trades,prices", "artifact": ART})
+            except BaseException as error:  # noqa: BLE001 - reported below
+                results[number] = error
+
+        readers = [threading.Thread(target=reader, args=(number,)) for number in range(4)]
+        for thread in readers:
+            thread.start()
+        time.sleep(1.0)  # the readers connect (each to whichever worker accepts it) before the trades
+        for number in range(3):
+            trade(ledger, "bob" if number % 2 else "alice", "long" if number % 2 else "short", number + 1)
+        for thread in readers:
+            thread.join(WAIT_SECONDS + 5)
+        assert all(isinstance(result, list) for result in results.values()) and len(results) == 4, results
+        first = results[0]
+        assert [message["topic"] for message in first] == ["trades", "prices"] * 3
+        assert all(result == first for result in results.values())
+    finally:
+        stop(process)
+        ledger.close()
