@@ -14,7 +14,7 @@ import pytest
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.service.application import StakeLedger
 from tests.api.conftest import ART as API_ART
-from tests.api.conftest import TOKEN, Api
+from tests.api.conftest import TOKEN, Api, make_api
 from tests.cli.test_cli import run
 from tests.cli.test_market_cli import refused
 
@@ -136,6 +136,11 @@ def test_history_when_the_artifact_is_unknown_then_refused(db, capsys, monkeypat
 
 
 # Over HTTP, on every backend --------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(store_url, clock):
+    yield from make_api(store_url, clock)
 
 
 def resolve(ledger: StakeLedger) -> dict:

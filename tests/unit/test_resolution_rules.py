@@ -10,6 +10,8 @@ from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.rules.resolution import (
     MICROS_PER_DAY,
     ResolutionRules,
+    auto_states,
+    distance_to_threshold_wad,
     prune,
     time_weighted_price_wad,
 )
@@ -117,3 +119,46 @@ def test_average_when_any_history_then_between_the_lowest_and_highest_price_in_p
         -1:
     ]
     assert min(in_play) <= average <= max(in_play)
+
+
+# Automatic resolution and the correction window ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        ("listed", ("validated", "deprecated", "flagged")),  # terminal first: both due means deprecated
+        ("flagged", ("validated", "deprecated")),
+        ("challenged", ()),
+        ("validated", ()),
+        ("invalid", ()),
+    ],
+)
+def test_auto_states_when_asked_per_state_then_terminal_states_come_first(state, expected):
+    assert auto_states(state) == expected
+
+
+@pytest.mark.parametrize(
+    ("to_state", "average", "distance"),
+    [
+        ("validated", 69 * WAD // 100, WAD // 100),
+        ("validated", 7 * WAD // 10, 0),
+        ("deprecated", 15 * WAD // 100, 5 * WAD // 100),
+        ("deprecated", WAD // 10, 0),
+        ("flagged", 3 * WAD // 10, 1),  # strictly below: one unit past the bound
+        ("flagged", 3 * WAD // 10 - 1, 0),
+        ("listed", WAD // 2, 0),
+    ],
+)
+def test_distance_to_threshold_when_missed_then_the_move_still_needed(to_state, average, distance):
+    assert distance_to_threshold_wad(ResolutionRules(), to_state, average) == distance
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("correction_hours", -1), ("correction_hours", 24 * 366), ("correction_hours", True), ("sustained_hours", 0),
+     ("sustained_hours", 1.5), ("auto_resolve", "yes")],
+)  # fmt: skip
+def test_rules_when_the_window_or_period_is_bad_then_refused_with_invalid_input(field, value):
+    with pytest.raises(InvalidInputError):
+        ResolutionRules(**{field: value})
