@@ -1,7 +1,7 @@
 """How fast the EVM export runs on a large ledger: seconds, events/s and proofs/s.
 
     python bench/export.py [--accounts 100000] [--events 1000000] [--quick] [--proofs 10000]
-                           [--verify] [--keep DIR]
+                           [--no-verify] [--workers N] [--keep DIR]
 
 The ledger is a SQLite file in a temporary directory. Building a million events through
 one command per transfer would take far longer than the export itself, so the store is
@@ -21,7 +21,15 @@ Measured:
   every record, write events.abi/events.jsonl, build both trees, write every file);
 - proofs: ``get_proof`` for N balance rows of the exported balances tree, each checked
   with ``verify`` against the root (what a client does before a contract call);
-- verify (with ``--verify``): ``verify_export`` over the whole directory.
+- verify (unless ``--no-verify``): ``verify_export`` over the whole directory;
+- raw: keccak256(abi.encode(record)) of the same records on every core, the ceiling the
+  export and verify are held to: the records of events.abi are split into one range per
+  worker process, each worker decodes its range (not timed), then all start together and
+  each times ``keccak(eth_abi.encode([record type], [values]))`` over its range; the rate
+  is the records over the slowest worker's seconds.
+
+Goal (issue 17): export and verify each >= 0.6x the raw rate, in the same run. ``--workers``
+sets the export's and verify's worker processes (default: one per core).
 """
 
 from __future__ import annotations
@@ -39,8 +47,9 @@ from typing import Any
 from _common import log, machine_info, per_second, report
 
 from stakeledger.adapters.evm import StandardMerkleTree, verify
-from stakeledger.adapters.evm.bundle import BALANCES_TREE
+from stakeledger.adapters.evm.bundle import BALANCES_TREE, EVENTS_ABI
 from stakeledger.adapters.evm.export import export_ledger
+from stakeledger.adapters.evm.parallel import worker_count
 from stakeledger.adapters.evm.verification import verify_export
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.model.accounts import TREASURY, Account, Transfer
@@ -109,13 +118,16 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=10_000, help="balance proofs to generate and verify")
-    parser.add_argument("--quick", action="store_true", help="2,000 accounts, 20,000 events, 2,000 proofs")
-    parser.add_argument("--verify", action="store_true", help="also time 'verify' over the export")
+    parser.add_argument("--quick", action="store_true", help="2,000 accounts, 30,000 events, 2,000 proofs")
+    parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip timing 'verify'")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes for export and verify (default: one per core; 1: none)"
+    )
     parser.add_argument("--audit", action="store_true", help="also audit the generated ledger (slow at 1M)")
     parser.add_argument("--keep", type=Path, help="keep the store and the export in this directory")
     args = parser.parse_args()
     if args.quick:
-        args.accounts, args.events, args.proofs = 2_000, 20_000, 2_000
+        args.accounts, args.events, args.proofs = 2_000, 30_000, 2_000
 
     directory = Path(tempfile.mkdtemp(prefix="stakeledger-bench-export-")) if args.keep is None else args.keep
     directory.mkdir(parents=True, exist_ok=True)
@@ -149,7 +161,7 @@ def run(args: argparse.Namespace, directory: Path) -> None:
             phases[last["phase"]] = phases.get(last["phase"], 0.0) + now - last["at"]
         last["phase"], last["at"] = phase, now
 
-    summary = export_ledger(app, out, progress=progress)
+    summary = export_ledger(app, out, progress=progress, workers=args.workers)
     progress("end", 0, None)
     app.close()
     export_seconds = summary.seconds
@@ -172,9 +184,14 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     verify_seconds = None
     if args.verify:
         log("verifying the export")
-        checked = verify_export(out)
+        checked = verify_export(out, workers=args.workers)
         verify_seconds = checked.seconds
         log(f"  verified in {verify_seconds:.1f} s")
+
+    cores = worker_count(args.workers)
+    log(f"raw keccak256(abi.encode(record)) on {cores} processes")
+    raw = raw_rate(out / EVENTS_ABI, cores)
+    log(f"  {raw['records_per_second']:,.0f} records/s")
 
     sizes = {name: size for name, size in summary.files.items()}
     rows = [
@@ -185,6 +202,16 @@ def run(args: argparse.Namespace, directory: Path) -> None:
         rows.append(
             ["verify", summary.events, round(verify_seconds, 2), round(per_second(summary.events, verify_seconds))]
         )
+    rows.append([f"raw keccak(abi.encode) x{cores}", raw["records"], raw["seconds"], raw["records_per_second"]])
+    export_ratio = round(per_second(summary.events, export_seconds) / raw["records_per_second"], 3)
+    verify_ratio = (
+        None
+        if verify_seconds is None
+        else round(per_second(summary.events, verify_seconds) / raw["records_per_second"], 3)
+    )
+    rows.append(["export / raw", None, None, export_ratio])
+    if verify_ratio is not None:
+        rows.append(["verify / raw", None, None, verify_ratio])
     document = {
         "benchmark": "export",
         "backend": "sqlite",
@@ -212,6 +239,9 @@ def run(args: argparse.Namespace, directory: Path) -> None:
             "seconds": round(verify_seconds, 2),
             "events_per_second": round(per_second(summary.events, verify_seconds)),
         },
+        "raw": raw,
+        "workers": cores,
+        "ratios": {"export_vs_raw": export_ratio, "verify_vs_raw": verify_ratio},
         "machine": machine_info(),
     }
     report(
@@ -221,6 +251,57 @@ def run(args: argparse.Namespace, directory: Path) -> None:
         rows,
         document,
     )
+
+
+# The raw rate -------------------------------------------------------------------------------
+
+
+def _raw_worker(path: str, start: int, stop: int, barrier: Any, results: Any) -> None:
+    from eth_abi import encode as abi_encode
+    from eth_hash.auto import keccak
+
+    from stakeledger.adapters.evm.records import EVENT_RECORD_ABI_TYPE, decode_record
+
+    with open(path, "rb") as handle:
+        lines = [line for number, line in enumerate(handle) if start <= number < stop]
+    values = [decode_record(bytes.fromhex(line[2:-1].decode("ascii"))).abi_values() for line in lines]
+    types = [EVENT_RECORD_ABI_TYPE]
+    barrier.wait()
+    started = time.perf_counter()
+    for record in values:
+        keccak(abi_encode(types, [record]))
+    results.put((len(values), time.perf_counter() - started))
+
+
+def raw_rate(abi_path: Path, processes: int) -> dict[str, Any]:
+    """keccak256(abi.encode(record)) over every record of ``abi_path`` on ``processes`` cores."""
+    import multiprocessing
+
+    with abi_path.open("rb") as handle:
+        total = sum(1 for _ in handle)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    step = -(-total // processes)
+    workers = [
+        context.Process(
+            target=_raw_worker, args=(str(abi_path), i * step, min(total, (i + 1) * step), barrier, results)
+        )
+        for i in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    measured = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    records = sum(count for count, _ in measured)
+    seconds = max(elapsed for _, elapsed in measured)
+    return {
+        "records": records,
+        "processes": processes,
+        "seconds": round(seconds, 3),
+        "records_per_second": round(per_second(records, seconds)),
+        "per_process_seconds": [round(elapsed, 3) for _, elapsed in measured],
+    }
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import time
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,15 @@ from stakeledger.adapters.evm.export_files import (
     stated_sizes,
 )
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, StandardMerkleTree
+from stakeledger.adapters.evm.parallel import (
+    PARALLEL_MIN_RECORDS,
+    chunks,
+    export_chunk,
+    jsonl_of,
+    ordered_map,
+    stitch,
+    worker_count,
+)
 from stakeledger.adapters.evm.records import ZERO_ADDRESS, ZERO_HASH, EventRecord
 from stakeledger.adapters.evm.trees import balances_tree
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
@@ -159,11 +169,18 @@ class ExportSummary:
 class ChainedRecord:
     """One record as the exporter writes it, with the facts events.jsonl adds."""
 
-    record: EventRecord
+    record: EventRecord | None  # None when a worker built the record (``jsonl`` is then its line)
     encoded: bytes
     record_hash: bytes
     notification_id: int
     account_id: str | None
+    jsonl: bytes | None = None
+
+    def jsonl_line(self) -> bytes:
+        if self.jsonl is not None:
+            return self.jsonl
+        assert self.record is not None
+        return jsonl_line(self.record, self.record_hash, self.notification_id, self.account_id)
 
 
 # Public API ----------------------------------------------------------------------------
@@ -178,6 +195,7 @@ def export_ledger(
     domain: Eip712Domain | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> ExportSummary:
     """Write the export of ``app``'s log (up to seq ``at``) into ``out_dir``.
 
@@ -206,13 +224,9 @@ def export_ledger(
             def sink(item: ChainedRecord) -> None:
                 ids_digest.update(notification_id_line(item.notification_id))
                 write(EVENTS_ABI, abi_file, abi_line(item.encoded))
-                write(
-                    EVENTS_JSONL,
-                    jsonl_file,
-                    jsonl_line(item.record, item.record_hash, item.notification_id, item.account_id),
-                )
+                write(EVENTS_JSONL, jsonl_file, item.jsonl_line())
 
-            snapshot = build_snapshot(app, at=at, domain=domain, progress=progress, sink=sink)
+            snapshot = build_snapshot(app, at=at, domain=domain, progress=progress, sink=sink, workers=workers)
         signature, signer = sign_header(snapshot.header, domain, key) if key else (None, None)
         report = progress or no_progress
         report("writing trees", 0, 4)
@@ -377,6 +391,7 @@ def build_snapshot(
     progress: ProgressFn | None = None,
     sink: Any = None,
     decode: bool = False,
+    workers: int | None = None,
 ) -> Snapshot:
     """Replay the log into records, trees and the header; ``sink(ChainedRecord)`` sees each record.
 
@@ -393,13 +408,13 @@ def build_snapshot(
     until = max_position(app)
     total = min(at, until) if at is not None else until
     report("exporting events", 0, total)
-    for item in iter_records(app, fold, until=until, limit=at, decode=decode):
+    for seq, item in enumerate(iter_records(app, fold, until=until, limit=at, decode=decode, workers=workers), 1):
         hashes.append(item.record_hash)
         last_notification_id = item.notification_id
         if sink is not None:
             sink(item)
-        if item.record.seq % PROGRESS_EVERY == 0:
-            report("exporting events", item.record.seq, max(total, item.record.seq))
+        if seq % PROGRESS_EVERY == 0:
+            report("exporting events", seq, max(total, seq))
     last_seq = len(hashes)
     report("exporting events", last_seq, last_seq)
     if last_seq == 0:
@@ -424,34 +439,69 @@ def build_snapshot(
 
 
 def iter_records(
-    app: StakeLedger, fold: LedgerFold, *, until: int, limit: int | None = None, decode: bool = False
+    app: StakeLedger,
+    fold: LedgerFold,
+    *,
+    until: int,
+    limit: int | None = None,
+    decode: bool = False,
+    workers: int | None = None,
 ) -> Iterator[ChainedRecord]:
-    """Stored notifications (ids up to ``until``) as chained records, seq from 1."""
+    """Stored notifications (ids up to ``until``) as chained records, seq from 1.
+
+    ``workers`` processes share the per-record work (``adapters.evm.parallel``); by
+    default one per core once the log is long enough to repay starting them, and none
+    with ``decode`` (the mapper stays in this process). The records are the same."""
     mapper = app.mapper
     if getattr(mapper, "cipher", None) is not None or getattr(mapper, "compressor", None) is not None:
         raise ExportError("this store encrypts or compresses its events; the export needs plain JSON states")
-    seq = 0
-    prev_hash = ZERO_HASH
     if limit is not None and limit <= 0:
         return
-    for notification in iter_notifications(app, until=until, page_size=PAGE_SIZE):
-        seq += 1
-        originator_id = notification.originator_id
-        if not isinstance(originator_id, UUID):
-            originator_id = UUID(str(originator_id))
+    count = worker_count(workers)
+    size = until if limit is None else min(until, limit)
+    notifications = _notifications(app, until, limit)
+    if decode or count < 2 or (workers is None and size < PARALLEL_MIN_RECORDS):
+        yield from _serial_records(notifications, fold, mapper if decode else None)
+    else:
+        yield from _parallel_records(notifications, fold, count)
+
+
+def _notifications(app: StakeLedger, until: int, limit: int | None) -> Iterator[Any]:
+    for seq, notification in enumerate(iter_notifications(app, until=until, page_size=PAGE_SIZE), start=1):
+        yield notification
+        if limit is not None and seq >= limit:
+            return
+
+
+def _originator_uuid(notification: Any) -> UUID:
+    originator_id = notification.originator_id
+    return originator_id if isinstance(originator_id, UUID) else UUID(str(originator_id))
+
+
+def _refused(notification: Any, seq: int, originator_id: UUID, error: Exception) -> ExportError:
+    return ExportError(
+        f"event at notification {notification.id} (seq {seq}, {notification.topic}, "
+        f"aggregate {originator_id} v{notification.originator_version}): {error}"
+    )
+
+
+def _state_parts(stored_state: bytes) -> tuple[dict[str, Any], bytes, int]:
+    state = json.loads(stored_state)
+    if not isinstance(state, dict):
+        raise FoldError("the stored state is not a JSON object")
+    return state, canonical_json(state), stored_state_timestamp_micros(state)
+
+
+def _serial_records(notifications: Iterator[Any], fold: LedgerFold, mapper: Any) -> Iterator[ChainedRecord]:
+    prev_hash = ZERO_HASH
+    for seq, notification in enumerate(notifications, start=1):
+        originator_id = _originator_uuid(notification)
         try:
-            state = json.loads(bytes(notification.state))
-            if not isinstance(state, dict):
-                raise FoldError("the stored state is not a JSON object")
-            payload = canonical_json(state)
-            stamp = stored_state_timestamp_micros(state)
+            state, payload, stamp = _state_parts(bytes(notification.state))
             entry, credit, debit = fold.movement(originator_id, notification.topic, state)
         except (FoldError, TypeError, ValueError) as error:
-            raise ExportError(
-                f"event at notification {notification.id} (seq {seq}, {notification.topic}, "
-                f"aggregate {originator_id} v{notification.originator_version}): {error}"
-            ) from None
-        if decode:
+            raise _refused(notification, seq, originator_id, error) from None
+        if mapper is not None:
             try:
                 mapper.to_domain_event(notification)
             except Exception as error:  # any failure to read an event back is the finding
@@ -460,28 +510,85 @@ def iter_records(
                     f"{type(error).__name__}: {error}"
                 ) from None
         fold.settle(seq)
-        if entry is not None:
-            account, account_id = entry.address, entry.account_id
-        else:
-            account, account_id = ZERO_ADDRESS, None
-        record = EventRecord(
-            seq,
-            prev_hash,
-            originator_id,
-            notification.originator_version,
-            notification.topic,
-            stamp,
-            account,
-            credit,
-            debit,
-            payload,
-        )
-        encoded = record.encode()
-        record_hash = keccak(encoded)
-        yield ChainedRecord(record, encoded, record_hash, notification.id, account_id)
-        prev_hash = record_hash
-        if limit is not None and seq >= limit:
-            return
+        item = _chained(seq, prev_hash, originator_id, notification, stamp, entry, credit, debit, payload)
+        yield item
+        prev_hash = item.record_hash
+
+
+def _chained(
+    seq: int,
+    prev_hash: bytes,
+    originator_id: UUID,
+    notification: Any,
+    stamp: int,
+    entry: Any,
+    credit: int,
+    debit: int,
+    payload: bytes,
+) -> ChainedRecord:
+    if entry is not None:
+        account, account_id = entry.address, entry.account_id
+    else:
+        account, account_id = ZERO_ADDRESS, None
+    record = EventRecord(
+        seq,
+        prev_hash,
+        originator_id,
+        notification.originator_version,
+        notification.topic,
+        stamp,
+        account,
+        credit,
+        debit,
+        payload,
+    )
+    encoded = record.encode()
+    return ChainedRecord(record, encoded, keccak(encoded), notification.id, account_id)
+
+
+def _parallel_records(notifications: Iterator[Any], fold: LedgerFold, workers: int) -> Iterator[ChainedRecord]:
+    """The records of ``_serial_records``, the per-record work done by ``workers`` processes."""
+    sent: deque[list[Any]] = deque()
+
+    def tasks() -> Iterator[tuple[int, list[tuple]]]:
+        first = 1
+        for batch in chunks(notifications):
+            sent.append(batch)
+            rows = [(n.id, _originator_uuid(n).bytes, n.originator_version, n.topic, bytes(n.state)) for n in batch]
+            yield first, rows
+            first += len(batch)
+
+    prev_hash = ZERO_HASH
+    seq = 0
+    for results in ordered_map(export_chunk, tasks(), workers):
+        batch = sent.popleft()
+        for notification, result in zip(batch, results):
+            seq += 1
+            originator_id = _originator_uuid(notification)
+            kind = result[0]
+            if kind == "state":
+                raise _refused(notification, seq, originator_id, ValueError(result[1]))
+            facts = result[2]
+            try:
+                entry, credit, debit = fold.movement(originator_id, notification.topic, facts)
+            except FoldError as error:
+                raise _refused(notification, seq, originator_id, error) from None
+            fold.settle(seq)
+            if kind == "raise":
+                raise result[1]
+            _, encoded, _, middle, tail, worker_credit, worker_debit = result
+            if (credit, debit) != (worker_credit, worker_debit):
+                # Amounts the worker could not encode: build the record here, as one process
+                # does (and fail as it does).
+                _, payload, stamp = _state_parts(bytes(notification.state))
+                item = _chained(seq, prev_hash, originator_id, notification, stamp, entry, credit, debit, payload)
+            else:
+                account, account_id = (entry.address, entry.account_id) if entry is not None else (ZERO_ADDRESS, None)
+                final, record_hash = stitch(encoded, prev_hash, account)
+                line = jsonl_of(seq, notification.id, record_hash, prev_hash, middle, account, account_id, tail)
+                item = ChainedRecord(None, final, record_hash, notification.id, account_id, line)
+            yield item
+            prev_hash = item.record_hash
 
 
 # Proofs -----------------------------------------------------------------------------------

@@ -15,10 +15,10 @@ and therefore one hash.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
 from eth_abi.exceptions import DecodingError
 from eth_hash.auto import keccak
 
@@ -101,7 +101,7 @@ class EventRecord:
 
     def encode(self) -> bytes:
         """The record as one ABI tuple (see the module docstring)."""
-        return abi_encode([EVENT_RECORD_ABI_TYPE], [self.abi_values()])
+        return encode_values(self.abi_values())
 
     def record_hash(self) -> bytes:
         """keccak256 of encode(): the value the next record's prev_hash must hold."""
@@ -113,8 +113,90 @@ class EventRecord:
         return decode_record(data)
 
 
+_field_encoders: tuple[tuple[Any, bool], ...] | None = None
+_TUPLE_OFFSET = (32).to_bytes(32, "big")
+_HEAD_BYTES = 32 * len(EVENT_RECORD_FIELDS)
+
+
+def _encoders() -> tuple[tuple[Any, bool], ...]:
+    """eth_abi's encoder of each field, looked up in its registry once."""
+    global _field_encoders
+    if _field_encoders is None:
+        from eth_abi.abi import default_codec
+
+        registry = default_codec._registry
+        _field_encoders = tuple(
+            (encoder, bool(getattr(encoder, "is_dynamic", False)))
+            for encoder in (registry.get_encoder(abi_type) for _, abi_type in EVENT_RECORD_FIELDS)
+        )
+    return _field_encoders
+
+
+def encode_values(values: tuple) -> bytes:
+    """``eth_abi.encode([EVENT_RECORD_ABI_TYPE], [values])``, byte for byte, from the
+    fields' own eth_abi encoders looked up once. eth_abi's tuple encoder finds its
+    encoders in the registry on every call and checks every value twice (once for the
+    tuple, once for the field); here each field encoder checks its value once (and
+    EventRecord has checked them all already). The layout is the ABI's: the offset of
+    the tuple (0x20), a head of one word per field (a dynamic field's word is the offset
+    of its data from the start of the head), then the dynamic fields' data in order."""
+    head: list[bytes] = [_TUPLE_OFFSET]
+    tail: list[bytes] = []
+    offset = _HEAD_BYTES
+    for (encoder, dynamic), value in zip(_encoders(), values):
+        if dynamic:
+            data = encoder(value)
+            head.append(offset.to_bytes(32, "big"))
+            tail.append(data)
+            offset += len(data)
+        else:
+            head.append(encoder(value))
+    return b"".join(head) + b"".join(tail)
+
+
+def _parse_canonical(data: bytes) -> EventRecord | None:
+    """The record of a canonical encoding, read straight from its words; None when the
+    bytes are not laid out as ``encode_values`` lays a record out (the caller then asks
+    eth_abi, which names the problem). The caller re-encodes to prove it canonical."""
+    if len(data) < 32 + _HEAD_BYTES + 64 or data[:32] != _TUPLE_OFFSET:
+        return None
+    body = memoryview(data)[32:]
+
+    def word(index: int) -> int:
+        return int.from_bytes(body[32 * index : 32 * index + 32], "big")
+
+    topic_at, payload_at = word(4), word(9)
+    if topic_at != _HEAD_BYTES or not topic_at < payload_at <= len(body) - 32:
+        return None
+    topic_length = word(topic_at // 32)
+    payload_length = int.from_bytes(body[payload_at : payload_at + 32], "big")
+    if topic_at + 32 + topic_length > payload_at or payload_at + 32 + payload_length > len(body):
+        return None
+    return EventRecord(
+        word(0),
+        bytes(body[32:64]),
+        UUID(bytes=bytes(body[64:80])),
+        word(3),
+        bytes(body[topic_at + 32 : topic_at + 32 + topic_length]).decode("utf-8"),
+        word(5),
+        bytes(body[6 * 32 + 12 : 7 * 32]),
+        word(7),
+        word(8),
+        bytes(body[payload_at + 32 : payload_at + 32 + payload_length]),
+    )
+
+
 def decode_record(data: bytes) -> EventRecord:
-    """Decode one record, refusing any encoding other than the canonical one."""
+    """Decode one record, refusing any encoding other than the canonical one.
+
+    A canonical record is read straight from its words and proven canonical by encoding
+    it again; anything else goes to eth_abi's decoder, whose error is the one raised."""
+    try:
+        fast = _parse_canonical(data)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        fast = None
+    if fast is not None and fast.encode() == data:
+        return fast
     try:
         (values,) = abi_decode([EVENT_RECORD_ABI_TYPE], data)
     except (DecodingError, UnicodeDecodeError, ValueError, OverflowError) as error:

@@ -31,6 +31,7 @@ import hashlib
 import json
 import re
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -87,6 +88,14 @@ from stakeledger.adapters.evm.merkle import (
     EVENTS_LEAF_ENCODING,
     InvalidTreeError,
     StandardMerkleTree,
+)
+from stakeledger.adapters.evm.parallel import (
+    CHUNK_RECORDS,
+    FOLD_KEYS,
+    PARALLEL_MIN_RECORDS,
+    ordered_map,
+    verify_chunk,
+    worker_count,
 )
 from stakeledger.adapters.evm.records import (
     EVENT_RECORD_ABI_TYPE,
@@ -158,8 +167,13 @@ def verify_export(
     progress: ProgressFn | None = None,
     signer: str | None = None,
     require_signature: bool = False,
+    workers: int | None = None,
 ) -> VerifiedExport:
     """Check the export in ``directory``; raise ExportInvalidError at the first problem.
+
+    ``workers`` processes check the records (``adapters.evm.parallel``): by default one
+    per core when the export is long enough to repay starting them; 1 checks in this
+    process. The first problem found, and its message, do not depend on it.
 
     Unpinned, a pass proves integrity: the files are one consistent, complete export, signed
     by whoever ``header.json`` names, or by nobody. ``signer`` (a 0x address) pins the
@@ -172,7 +186,7 @@ def verify_export(
     pinned = pinned_signer(signer)
     require_signature = require_signature or pinned is not None
     with ExportDirectory(directory) as root:
-        return _verify(root, report, started, pinned, require_signature)
+        return _verify(root, report, started, pinned, require_signature, workers)
 
 
 def pinned_signer(signer: str | None) -> str | None:
@@ -201,7 +215,12 @@ def check_signer(signer: str | None, pinned: str | None, require_signature: bool
 
 
 def _verify(
-    root: ExportDirectory, report: ProgressFn, started: float, pinned: str | None, require_signature: bool
+    root: ExportDirectory,
+    report: ProgressFn,
+    started: float,
+    pinned: str | None,
+    require_signature: bool,
+    workers: int | None = None,
 ) -> VerifiedExport:
     root.check_names()
     manifest_bytes = root.manifest_bytes()
@@ -220,7 +239,7 @@ def _verify(
     sizes = dict.fromkeys(DATA_FILES, 0)
     fold = LedgerFold()
     ids = _NotificationIds()
-    hashes = _check_records(root, limits, fold, digests, sizes, ids, claimed_seq, report)
+    hashes = _check_records(root, limits, fold, digests, sizes, ids, claimed_seq, report, workers)
     last_seq = len(hashes)
     if last_seq != claimed_seq:
         raise ExportInvalidError(MANIFEST, f"lastSeq says {claimed_seq}, but events.abi holds {last_seq} records")
@@ -333,49 +352,167 @@ def _check_records(
     ids: _NotificationIds,
     claimed_seq: int,
     report: ProgressFn,
+    workers: int | None = None,
 ) -> list[bytes]:
-    mapper = ledger_mapper()
-    hashes: list[bytes] = []
-    prev_hash = ZERO_HASH
-    previous_notification = 0
+    checker = _RecordChecker(fold, digests, sizes, ids)
     report("verifying events", 0, claimed_seq)
     abi_lines = root.lines(EVENTS_ABI, limits[EVENTS_ABI])
     jsonl_lines = root.lines(EVENTS_JSONL, limits[EVENTS_JSONL])
+    count = worker_count(workers)
+    parallel = count > 1 and (workers is not None or claimed_seq >= PARALLEL_MIN_RECORDS)
     with closing(abi_lines), closing(jsonl_lines):
-        for seq, (abi_raw, jsonl_raw) in enumerate(zip_longest(abi_lines, jsonl_lines), start=1):
-            if abi_raw is None:
-                raise ExportInvalidError(EVENTS_JSONL, f"has more lines than events.abi ({seq - 1} records)", line=seq)
-            digests[EVENTS_ABI].update(abi_raw)
-            sizes[EVENTS_ABI] += len(abi_raw)
-            record, encoded = _decode_line(abi_raw, seq)
-            if record.seq != seq:
-                raise ExportInvalidError(
-                    EVENTS_ABI,
-                    f"the record says seq {record.seq}, but seq must run 1, 2, 3, … with no gap (line {seq})",
-                    seq=seq,
-                )
-            if record.prev_hash != prev_hash:
-                raise ExportInvalidError(
-                    EVENTS_ABI,
-                    f"prevHash {hex0x(record.prev_hash)} is not keccak256 of record {seq - 1} ({hex0x(prev_hash)})",
-                    seq=seq,
-                )
-            record_hash = keccak(encoded)
-            entry = _check_payload(record, seq, fold, mapper)
-            if jsonl_raw is None:
-                raise ExportInvalidError(EVENTS_JSONL, f"ends after {seq - 1} lines; events.abi has more", seq=seq)
-            digests[EVENTS_JSONL].update(jsonl_raw)
-            sizes[EVENTS_JSONL] += len(jsonl_raw)
-            previous_notification = _check_jsonl(jsonl_raw, record, record_hash, entry, seq, previous_notification)
-            ids.add(previous_notification)
-            hashes.append(record_hash)
-            prev_hash = record_hash
-            if seq % PROGRESS_EVERY == 0:
-                report("verifying events", seq, max(seq, claimed_seq))
+        pairs = enumerate(zip_longest(abi_lines, jsonl_lines), start=1)
+        if parallel:
+            checker.parallel(pairs, count, claimed_seq, report)
+        else:
+            for seq, (abi_raw, jsonl_raw) in pairs:
+                checker.one(seq, abi_raw, jsonl_raw)
+                if seq % PROGRESS_EVERY == 0:
+                    report("verifying events", seq, max(seq, claimed_seq))
+    hashes = checker.hashes
     if not hashes:
         raise ExportInvalidError(EVENTS_ABI, "holds no records")
     report("verifying events", len(hashes), len(hashes))
     return hashes
+
+
+class _RecordChecker:
+    """The records' checks in order: ``one`` is the whole check of a record in this
+    process; ``parallel`` has workers do what a record alone decides (``precheck_record``)
+    and finishes each record here, handing any record a worker could not clear, or whose
+    sequential checks fail, to ``one``'s code, so it fails exactly as one process fails."""
+
+    def __init__(self, fold: LedgerFold, digests: dict[str, Any], sizes: dict[str, int], ids: _NotificationIds):
+        self.fold = fold
+        self.digests = digests
+        self.sizes = sizes
+        self.ids = ids
+        self.mapper = ledger_mapper()
+        self.hashes: list[bytes] = []
+        self.prev_hash = ZERO_HASH
+        self.previous_notification = 0
+
+    def _count(self, name: str, raw: bytes) -> None:
+        self.digests[name].update(raw)
+        self.sizes[name] += len(raw)
+
+    def one(self, seq: int, abi_raw: bytes | None, jsonl_raw: bytes | None) -> None:
+        if abi_raw is None:
+            raise ExportInvalidError(EVENTS_JSONL, f"has more lines than events.abi ({seq - 1} records)", line=seq)
+        self._count(EVENTS_ABI, abi_raw)
+        record, encoded = _decode_line(abi_raw, seq)
+        if record.seq != seq:
+            raise ExportInvalidError(
+                EVENTS_ABI,
+                f"the record says seq {record.seq}, but seq must run 1, 2, 3, … with no gap (line {seq})",
+                seq=seq,
+            )
+        if record.prev_hash != self.prev_hash:
+            raise ExportInvalidError(
+                EVENTS_ABI,
+                f"prevHash {hex0x(record.prev_hash)} is not keccak256 of record {seq - 1} ({hex0x(self.prev_hash)})",
+                seq=seq,
+            )
+        record_hash = keccak(encoded)
+        entry = _check_payload(record, seq, self.fold, self.mapper)
+        if jsonl_raw is None:
+            raise ExportInvalidError(EVENTS_JSONL, f"ends after {seq - 1} lines; events.abi has more", seq=seq)
+        self._count(EVENTS_JSONL, jsonl_raw)
+        self.previous_notification = _check_jsonl(
+            jsonl_raw, record, record_hash, entry, seq, self.previous_notification
+        )
+        self._done(record_hash)
+
+    def _done(self, record_hash: bytes) -> None:
+        self.ids.add(self.previous_notification)
+        self.hashes.append(record_hash)
+        self.prev_hash = record_hash
+
+    def parallel(self, pairs: Iterator[tuple[int, tuple]], workers: int, claimed_seq: int, report: ProgressFn) -> None:
+        sent: deque[list[tuple[int, bytes | None, bytes | None]]] = deque()
+        stopped: list[BaseException] = []
+
+        def tasks() -> Iterator[tuple[int, list[bytes], list[bytes | None]]]:
+            # Lines are read ahead of the checks: a read that fails (a file past its stated
+            # size) is raised only once every record before it has been checked.
+            batch: list[tuple[int, bytes | None, bytes | None]] = []
+            try:
+                for seq, (abi_raw, jsonl_raw) in pairs:
+                    batch.append((seq, abi_raw, jsonl_raw))
+                    if abi_raw is None:
+                        break  # ``one`` names it, in its turn
+                    if len(batch) >= CHUNK_RECORDS:
+                        sent.append(batch)
+                        yield batch[0][0], [a for _, a, _ in batch], [j for _, _, j in batch]
+                        batch = []
+            except ExportInvalidError as error:
+                stopped.append(error)
+            if batch:
+                sent.append(batch)
+                clean = [item for item in batch if item[1] is not None]
+                yield batch[0][0], [a for _, a, _ in clean], [j for _, _, j in clean]
+
+        for results in ordered_map(verify_chunk, tasks(), workers):
+            batch = sent.popleft()
+            for index, (seq, abi_raw, jsonl_raw) in enumerate(batch):
+                result = results[index] if index < len(results) else None
+                if result is None or abi_raw is None or jsonl_raw is None:
+                    self.one(seq, abi_raw, jsonl_raw)
+                else:
+                    self._finish(seq, abi_raw, jsonl_raw, result)
+                if seq % PROGRESS_EVERY == 0:
+                    report("verifying events", seq, max(seq, claimed_seq))
+        if stopped:
+            raise stopped[0]
+
+    def _finish(self, seq: int, abi_raw: bytes, jsonl_raw: bytes, result: tuple) -> None:
+        """The sequential checks of a record a worker cleared."""
+        record_seq, prev_hash, id_bytes, topic, account, credit, debit, facts, record_hash, nid, account_id = result
+        if record_seq != seq or prev_hash != self.prev_hash:
+            self.one(seq, abi_raw, jsonl_raw)  # raises, naming the problem
+            return
+        self._count(EVENTS_ABI, abi_raw)
+        entry = _check_movement(UUID(bytes=id_bytes), topic, account, credit, debit, facts, seq, self.fold)
+        self._count(EVENTS_JSONL, jsonl_raw)
+        expected_account_id = entry.account_id if entry is not None else None
+        if nid <= self.previous_notification or expected_account_id != account_id:
+            record, _ = _decode_line(abi_raw, seq)
+            _check_jsonl(jsonl_raw, record, record_hash, entry, seq, self.previous_notification)  # raises
+            raise AssertionError("a jsonl line a worker cleared failed here but not in the full check")
+        self.previous_notification = nid
+        self._done(record_hash)
+
+
+def precheck_record(abi_raw: bytes, jsonl_raw: bytes, seq: int, mapper: Mapper) -> tuple | None:
+    """What a record alone decides, for a worker: None when any of it fails (the parent's
+    full check then names the problem), else the facts the sequential checks need."""
+    record, encoded = _decode_line(abi_raw, seq)
+    record_hash = keccak(encoded)
+    _check_payload_alone(record, seq, mapper)
+    state = json.loads(record.payload)
+    facts = {key: state[key] for key in FOLD_KEYS if key in state}
+    line = json.loads(jsonl_raw)
+    if not isinstance(line, dict):
+        return None
+    nid = line.get("notificationId")
+    account_id = line.get("accountId")
+    if isinstance(nid, bool) or not isinstance(nid, int) or not (account_id is None or isinstance(account_id, str)):
+        return None
+    if jsonl_line(record, record_hash, nid, account_id) != jsonl_raw:
+        return None
+    return (
+        record.seq,
+        record.prev_hash,
+        record.originator_id.bytes,
+        record.topic,
+        record.account,
+        record.credit,
+        record.debit,
+        facts,
+        record_hash,
+        nid,
+        account_id,
+    )
 
 
 def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
@@ -394,6 +531,21 @@ def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
 
 
 def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> Any:
+    _check_payload_alone(record, seq, mapper)
+    return _check_movement(
+        record.originator_id,
+        record.topic,
+        record.account,
+        record.credit,
+        record.debit,
+        json.loads(record.payload),
+        seq,
+        fold,
+    )
+
+
+def _check_payload_alone(record: Any, seq: int, mapper: Mapper) -> None:
+    """The payload's checks that need no other record: canonical, decodable, on time."""
     if json_too_deep(record.payload):
         raise ExportInvalidError(
             EVENTS_ABI, f"the payload nests deeper than {MAX_JSON_DEPTH} levels: refused unparsed", seq=seq
@@ -424,24 +576,37 @@ def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> A
             f"timestampMicros {record.timestamp_micros} is not the payload's timestamp ({event_micros})",
             seq=seq,
         )
+
+
+def _check_movement(
+    originator_id: UUID,
+    topic: str,
+    account: bytes,
+    record_credit: int,
+    record_debit: int,
+    state: dict[str, Any],
+    seq: int,
+    fold: LedgerFold,
+) -> Any:
+    """The record's account, credit and debit against the fold's replay of its payload."""
     try:
-        entry, credit, debit = fold.movement(record.originator_id, record.topic, json.loads(record.payload))
+        entry, credit, debit = fold.movement(originator_id, topic, state)
     except FoldError as error:
         raise ExportInvalidError(EVENTS_ABI, str(error), seq=seq) from None
     fold.settle(seq)
-    account = entry.address if entry is not None else ZERO_ADDRESS
-    if record.account != account:
+    expected_account = entry.address if entry is not None else ZERO_ADDRESS
+    if account != expected_account:
         what = f"account {entry.account_id!r}" if entry is not None else "no account"
         raise ExportInvalidError(
             EVENTS_ABI,
-            f"account is {to_checksum_address(record.account)}, but the payload "
-            f"names {what} ({to_checksum_address(account)})",
+            f"account is {to_checksum_address(account)}, but the payload "
+            f"names {what} ({to_checksum_address(expected_account)})",
             seq=seq,
         )
-    if (record.credit, record.debit) != (credit, debit):
+    if (record_credit, record_debit) != (credit, debit):
         raise ExportInvalidError(
             EVENTS_ABI,
-            f"credit/debit are {record.credit}/{record.debit}, but the payload says {credit}/{debit}",
+            f"credit/debit are {record_credit}/{record_debit}, but the payload says {credit}/{debit}",
             seq=seq,
         )
     return entry
