@@ -120,12 +120,14 @@ def transfer(agent: AgentPath, body: TransferIn, caller: Caller, state: State, c
     "/api/portfolio/{agent}",
     tags=["portfolio"],
     responses=responses(401, 403, 404),
-    summary="Positions marked at the current price, resting orders and P&L",
+    summary="Positions at exit value (what closing each now pays), resting orders and P&L",
 )
 def portfolio(agent: AgentPath, caller: Caller, state: State) -> dict[str, Any]:
+    """An order past its expiry is not resting: its escrow counts as free
+    (``expired_escrow_units``) whether or not the release is written yet."""
     caller.require_agent(agent)
     with state.views() as store:
-        data = queries.portfolio(store, agent)
+        data = queries.portfolio_at_exit(store, agent, now=state.ledger.clock.now())
     return human(data, state.decimals)
 
 

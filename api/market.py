@@ -4,6 +4,7 @@ the order's agent."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Path, Query
@@ -270,7 +271,7 @@ def place_order(body: LimitOrderIn, caller: Caller, state: State, command_id: Co
         body.side,
         parse_amount(body.tokens, d),
         parse_price_wad(body.limit_price),
-        expires_in_days=body.expires_in_days,
+        expires_in_days=Decimal(body.expires_in_days) if body.expires_in_days is not None else None,
         command_id=command_id,
     )
     return rejected_or(result, d, 201)

@@ -37,6 +37,16 @@ Price = Annotated[
         pattern=AMOUNT_PATTERN, max_length=60, description="A probability strictly between 0 and 1.", examples=["0.65"]
     ),
 ]
+# A number of days as a decimal string, like every other number the API takes ("7", "0.5").
+Days = Annotated[str, Field(pattern=r"^[0-9]{1,4}(\.[0-9]{1,12})?$", examples=["7", "0.5"])]
+Percent = Annotated[
+    str,
+    Field(
+        pattern=r"^-?[0-9]{1,3}(\.[0-9]{1,18})?$",
+        description='A percentage as a decimal string: "10" means 10 %.',
+        examples=["10"],
+    ),
+]
 Side = Literal["long", "short"]
 State = Literal[STATES]  # type: ignore[valid-type]
 
@@ -64,7 +74,9 @@ class LimitOrderIn(Body):
     side: Side
     tokens: Amount = Field(description="Tokens to escrow.")
     limit_price: Price = Field(description="Buy while the side's price is below this.")
-    expires_in_days: Optional[float] = Field(default=None, gt=0, le=3650, allow_inf_nan=False)
+    expires_in_days: Optional[Days] = Field(
+        default=None, description='Days until the order expires, as a decimal string such as "7" or "0.5".'
+    )
 
 
 class ArtifactIn(Body):
@@ -286,3 +298,59 @@ class AuditOut(Out):
     violation_count: int
     violations: list[str]
     findings: list[FindingOut]
+
+
+# Portfolio and risk (api/portfolio.py) ---------------------------------------------------------
+
+
+class PortfolioConfigIn(Body):
+    """An agent's risk limits; a field left out keeps its value (or the default)."""
+
+    max_position_size_pct: Optional[Percent] = Field(default=None, description="Largest position, % of equity.")
+    max_positions: Optional[int] = Field(default=None, ge=1, le=10_000, description="Most markets held at once.")
+    max_correlated_exposure_pct: Optional[Percent] = Field(default=None, description="Cost per group, % of equity.")
+    max_total_exposure_pct: Optional[Percent] = Field(default=None, description="All cost committed, % of equity.")
+    rebalance_threshold_pct: Optional[Percent] = Field(default=None, description="Drift that triggers advice, %.")
+    emergency_liquidation_loss_pct: Optional[Percent] = Field(
+        default=None, description='Loss from the baseline that liquidates, % (e.g. "-10").'
+    )
+    min_trade_size: Optional[Amount] = Field(default=None, description="Smallest order, in tokens.")
+
+
+class MarketConfigIn(Body):
+    position_size_pct: Optional[Percent] = Field(default=None, description="Position limit here, % of equity.")
+    trail_pct: Optional[Percent] = Field(
+        default=None, description="Start a trailing stop of this % (above 0, below 100) on every new position here."
+    )
+    correlation_group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Group override.")
+
+
+class KellyIn(Body):
+    artifact: ArtifactId
+    belief: Price = Field(description="Your probability that the artifact is validated.")
+    fraction: str = Field(
+        default="0.25", pattern=WEIGHT_PATTERN, description='Fraction of full Kelly, in (0, 1]: "0.25" or "1/4".'
+    )
+    dry_run: bool = Field(default=False, description="Only size the order (seed 002's size_order); write nothing.")
+
+
+class StopIn(Body):
+    trail_pct: Percent = Field(description="Trail below the high-water mark, % above 0 and below 100.")
+    min_ratchet_pct: Percent = Field(default="0", description="Raise the trigger only by more than this %.")
+
+
+class BatchOrderIn(Body):
+    """A market order, or a limit order when ``limit_price`` is given."""
+
+    agent: AgentName
+    artifact: ArtifactId
+    side: Side
+    tokens: Amount
+    max_price: Optional[Price] = None
+    min_shares: Optional[Amount] = None
+    limit_price: Optional[Price] = None
+    expires_in_days: Optional[Days] = None
+
+
+class BatchIn(Body):
+    orders: list[BatchOrderIn] = Field(min_length=1, max_length=1_000)

@@ -63,13 +63,20 @@ class LimitOrder:
 MAX_ORDER_LIFETIME_DAYS = 3650
 
 
-def order_lifetime(days: float) -> timedelta:
-    """A limit order's lifetime from a number of days: more than 0, at most ten years."""
-    if isinstance(days, bool) or not isinstance(days, (int, float)) or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
+def order_lifetime(days: float | Decimal) -> timedelta:
+    """A limit order's lifetime from a number of days (a Decimal is taken exactly, to the
+    microsecond): more than 0, at most ten years."""
+    valid = isinstance(days, (int, float, Decimal)) and not isinstance(days, bool)
+    if valid and isinstance(days, Decimal):
+        valid = days.is_finite()
+    if not valid or not 0 < days <= MAX_ORDER_LIFETIME_DAYS:
         raise InvalidInputError(
             f"expiry must be more than 0 and at most {MAX_ORDER_LIFETIME_DAYS} days away, got {days!r}"
         )
-    lifetime = timedelta(days=days)
+    if isinstance(days, Decimal):
+        lifetime = timedelta(microseconds=int(days * 86_400_000_000))
+    else:
+        lifetime = timedelta(days=days)
     if lifetime < timedelta(seconds=1):
         raise InvalidInputError(f"expiry must be at least a second away, got {days!r} days")
     return lifetime

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
-from stakeledger.domain.decisions.loading import load_artifact, load_position
+from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
 from stakeledger.domain.decisions.risk import (
     configure_market,
     configure_portfolio,
@@ -43,6 +43,32 @@ def _pct(name: str, value: Any) -> Decimal:
     return pct
 
 
+def _check_kelly(belief_wad: int, fraction: Fraction) -> None:
+    if not (isinstance(belief_wad, int) and 0 < belief_wad < WAD):
+        raise InvalidAmountError("belief must be strictly between 0 and 1")
+    if not 0 < fraction <= 1:
+        raise InvalidAmountError("Kelly fraction must be in (0, 1]")
+
+
+def _kelly_summary(
+    agent: str, artifact_id: str, side: str, price_long_wad: int, belief_wad: int, sizing: Any
+) -> dict[str, Any]:
+    return {
+        "agent": agent,
+        "artifact": artifact_id,
+        "side": side,
+        "price_long_wad": str(price_long_wad),
+        "belief_wad": str(belief_wad),
+        "full_kelly": str(sizing.full_fraction),
+        "applied_fraction": str(sizing.applied_fraction),
+        "raw_size_units": str(sizing.raw_size_units),
+        "size_units": str(sizing.size_units),
+        "capped_by": str(sizing.capped_by) if sizing.capped_by else None,
+        "should_order": bool(sizing.should_order),
+        "reason": str(sizing.reason) if not sizing.should_order else None,
+    }
+
+
 def _stop_pct(name: str, value: Any, *, low_open: bool = True, high_open: bool = False) -> Decimal:
     """A stop's percentage: above (or at least) 0 and below 100, in percent (10 means 10 %)."""
     pct = _pct(name, value)
@@ -64,6 +90,11 @@ class RiskCommands(LedgerCore):
             for _, event in iter_events(self, topics=(stable_topic(Position.Opened),))
             if event.owner == agent
         ]
+
+    def position_owner(self, position_id: str) -> str:
+        """Whose position this is (UNKNOWN_POSITION when there is none); reads, writes nothing."""
+        unit = UnitOfWork(self, self.clock.now(), self.new_id)
+        return load_position(unit, position_id).owner
 
     def agent_order_artifacts(self, agent: str) -> list[str]:
         """Every market the agent ever placed a limit order on, in order of first placement."""
@@ -192,6 +223,22 @@ class RiskCommands(LedgerCore):
 
         return self.execute("portfolio.liquidate", decide, payload={"agent": agent}, command_id=command_id)
 
+    def size_order(
+        self, agent: str, artifact_id: str, belief_wad: int, *, fraction: Fraction = Fraction(1, 4)
+    ) -> dict[str, Any]:
+        """The order fractional Kelly would place, under the agent's limits, without placing
+        it (seed 002's ``size_order``): writes nothing."""
+        _check_kelly(belief_wad, fraction)
+        account_id = agent_account_id(agent)
+        unit = UnitOfWork(self, self.clock.now(), self.new_id)
+        require_agent(unit, account_id)
+        artifact = load_artifact(unit, artifact_id)
+        side, sizing = kelly_sizing(unit, account_id, artifact, belief_wad, fraction)
+        return {
+            **_kelly_summary(account_id, artifact_id, side, artifact.price_long_wad, belief_wad, sizing),
+            "dry_run": True,
+        }
+
     def kelly_order(
         self,
         agent: str,
@@ -202,27 +249,13 @@ class RiskCommands(LedgerCore):
         command_id: str | None = None,
     ) -> dict[str, Any]:
         """Size an order by fractional Kelly and place it, or say why not."""
-        if not (isinstance(belief_wad, int) and 0 < belief_wad < WAD):
-            raise InvalidAmountError("belief must be strictly between 0 and 1")
-        if not 0 < fraction <= 1:
-            raise InvalidAmountError("Kelly fraction must be in (0, 1]")
+        _check_kelly(belief_wad, fraction)
         account_id = agent_account_id(agent)
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             artifact = load_artifact(unit, artifact_id)
             side, sizing = kelly_sizing(unit, account_id, artifact, belief_wad, fraction)
-            summary = {
-                "agent": account_id,
-                "artifact": artifact_id,
-                "side": side,
-                "price_long_wad": str(artifact.price_long_wad),
-                "belief_wad": str(belief_wad),
-                "full_kelly": str(sizing.full_fraction),
-                "applied_fraction": str(sizing.applied_fraction),
-                "raw_size_units": str(sizing.raw_size_units),
-                "size_units": str(sizing.size_units),
-                "capped_by": str(sizing.capped_by) if sizing.capped_by else None,
-            }
+            summary = _kelly_summary(account_id, artifact_id, side, artifact.price_long_wad, belief_wad, sizing)
             if not sizing.should_order:
                 return {**summary, "placed": False, "reason": str(sizing.reason)}
             from stakeledger.domain.vocabulary import Side

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Union
 
 from stakeledger.domain.decisions.trading import (
@@ -95,7 +96,7 @@ class MarketCommands(LedgerCore):
         tokens_units: int,
         limit_price_wad: int,
         *,
-        expires_in_days: float | None = None,
+        expires_in_days: float | Decimal | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
         lifetime = order_lifetime(expires_in_days) if expires_in_days is not None else None
@@ -112,7 +113,7 @@ class MarketCommands(LedgerCore):
             "side": side,
             "tokens": str(tokens_units),
             "limit": str(limit_price_wad),
-            "expires_in_days": expires_in_days,
+            "expires_in_days": expires_in_days if not isinstance(expires_in_days, Decimal) else str(expires_in_days),
         }
         return self.execute("trade.limit", decide, payload=payload, command_id=command_id)
 
