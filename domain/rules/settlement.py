@@ -65,11 +65,28 @@ class SettlementOutcome:
 
 
 def compute_settlement_pnl(position: PositionLike, settlement_price_wad: int, state: str) -> SettlementOutcome:
-    """Settle ``position`` for a transition to ``state`` at long price ``settlement_price_wad``."""
+    """Settle ``position`` for a transition to ``state`` at long price ``settlement_price_wad``.
+
+    Anything but a position-like object, an integer WAD price strictly inside (0, 1) and a state
+    is refused with InvalidInputError (``StakeLedger.compute_settlement_pnl`` takes a position id,
+    a decimal price and the artifact's own state)."""
+    if isinstance(settlement_price_wad, bool) or not isinstance(settlement_price_wad, int):
+        raise InvalidInputError(
+            f"settlement price must be an integer in WAD (10**18 is 1), got {type(settlement_price_wad).__name__}"
+        )
     if not 0 < settlement_price_wad < WAD:
         raise InvalidInputError("settlement price must be strictly between 0 and 1")
-    side = Side(position.side)
-    quantity, cost = position.quantity_units, position.cost_units
+    try:
+        side = Side(position.side)
+        quantity, cost = position.quantity_units, position.cost_units
+    except (AttributeError, ValueError):
+        raise InvalidInputError(
+            "position must have a side ('long' or 'short'), quantity_units and cost_units"
+        ) from None
+    if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in (quantity, cost)):
+        raise InvalidInputError("a position's quantity_units and cost_units are non-negative integers")
+    if not isinstance(state, str):
+        raise InvalidInputError(f"state must be a lifecycle state name, got {type(state).__name__}")
     if state == VALIDATED:
         payout = quantity * settlement_price_wad // WAD if side == Side.LONG else 0
         return _terminal(payout, cost)
@@ -85,7 +102,7 @@ def compute_settlement_pnl(position: PositionLike, settlement_price_wad: int, st
         return SettlementOutcome(bonus, bonus, PARTIAL, False, quantity, cost)
     if state == INVALID:
         # Whatever a flag paid as profit (a short's bonus) comes back out of the refund.
-        refund = max(cost - position.realized_pnl_units, 0)
+        refund = max(cost - getattr(position, "realized_pnl_units", 0), 0)
         return SettlementOutcome(refund, refund - cost, REFUND, True, 0, 0)
     raise InvalidInputError(f"a transition to {state!r} settles nothing")
 

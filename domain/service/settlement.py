@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
@@ -13,10 +14,12 @@ from stakeledger.domain.decisions.settlement import (
     reopen_artifact,
     transition_artifact,
 )
-from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, UnknownArtifactError
-from stakeledger.domain.model.artifacts import Artifact, artifact_uuid, check_artifact_id, micros_text
-from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, UnknownArtifactError, UnknownPositionError
+from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id, micros_text
+from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.money import check_units, parse_fraction, parse_price_wad
 from stakeledger.domain.rules.resolution import auto_states, distance_to_threshold_wad
+from stakeledger.domain.rules.settlement import SettlementOutcome, compute_settlement_pnl
 from stakeledger.domain.service.ledger import LedgerCore
 from stakeledger.domain.vocabulary import DEPRECATED, FLAGGED, STATES, TERMINAL_STATES, TRADABLE_STATES, VALIDATED, WAD
 
@@ -73,7 +76,44 @@ class SettlementCommands(LedgerCore):
 
     def settle_artifact(self, artifact_id: str, new_state: str, **kwargs: Any) -> dict[str, Any]:
         """Seed 000's name for a lifecycle transition that settles the artifact's positions."""
+        if not isinstance(artifact_id, str) or not isinstance(new_state, str):
+            raise InvalidInputError("settle_artifact(artifact_id, new_state) takes an artifact id and a state name")
         return self.transition_artifact(artifact_id, new_state, **kwargs)
+
+    def settle_position(self, position_id: Any, settlement_price: Any = None) -> None:
+        """Seed 000's name; refused. A position settles only with its artifact's transition (every
+        position of a market at one price, in one transaction), or closes at the market's price."""
+        raise InvalidInputError(
+            "positions are not settled one at a time: settle_artifact(artifact_id, state) settles every "
+            "position of the market at one price; close_position(position_id) sells one back at the market price"
+        )
+
+    def compute_settlement_pnl(
+        self, position: Any, settlement_price: Any, state: str | None = None
+    ) -> SettlementOutcome:
+        """What settling ``position`` (a Position or its id) at ``settlement_price`` (a decimal
+        string such as "0.8", a Decimal or Fraction, or an integer in WAD) would pay, for
+        ``state`` or, when not given, the state its artifact is in now. Writes nothing; any
+        other argument shape is refused with InvalidInputError."""
+        if isinstance(position, str):
+            position = self._position(position)
+        elif not isinstance(position, Position):
+            raise InvalidInputError(f"position must be a Position or a position id, got {type(position).__name__}")
+        price_wad = _price_wad(settlement_price)
+        if state is None:
+            state = self._artifact(position.artifact_id).state
+        return compute_settlement_pnl(position, price_wad, state)
+
+    def _position(self, position_id: str) -> Position:
+        from eventsourcing.application import AggregateNotFoundError
+
+        artifact_of(position_id)  # refuses an id that cannot be a position's
+        try:
+            position = self.repository.get(position_uuid(position_id))
+        except AggregateNotFoundError:
+            raise UnknownPositionError(f"unknown position {position_id!r}") from None
+        assert isinstance(position, Position)
+        return position
 
     def post_bounty(
         self, artifact_id: str, sponsor: str, amount_units: int, *, command_id: str | None = None
@@ -89,7 +129,7 @@ class SettlementCommands(LedgerCore):
     def distribute_bounty(
         self, bounty_id: str, claimants: Sequence[tuple[str, Fraction]], *, command_id: str | None = None
     ) -> dict[str, Any]:
-        weights = [(name, Fraction(weight)) for name, weight in claimants]
+        weights = _weights(claimants)
         if any(weight < 0 for _, weight in weights):
             raise InvalidAmountError("claimant weights must not be negative")
         return self.execute(
@@ -225,3 +265,53 @@ class SettlementCommands(LedgerCore):
                     }
                 )
         return history
+
+
+def _price_wad(value: Any) -> int:
+    """A settlement price from the shapes a Python caller may pass, as WAD; a float is refused
+    (0.1 has no exact binary value: write "0.1")."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise InvalidInputError(
+            f"settlement price must be a decimal string such as '0.8', a Decimal, a Fraction or WAD, got {value!r}"
+        )
+    if isinstance(value, int):
+        wad = value
+    elif isinstance(value, str):
+        try:
+            wad = parse_price_wad(value, "settlement price")
+        except InvalidAmountError as error:
+            raise InvalidInputError(str(error)) from None
+    elif isinstance(value, (Decimal, Fraction)):
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise InvalidInputError(f"settlement price must be a finite number, got {value}")
+        scaled = Fraction(value) * WAD
+        if scaled.denominator != 1:
+            raise InvalidInputError(f"settlement price {value} has more than 18 decimals")
+        wad = int(scaled)
+    else:
+        raise InvalidInputError(f"settlement price must be a decimal string or a number, got {type(value).__name__}")
+    if not 0 < wad < WAD:
+        raise InvalidInputError("settlement price must be strictly between 0 and 1")
+    return wad
+
+
+def _weights(claimants: Any) -> list[tuple[str, Fraction]]:
+    """Claimants as (name, weight) pairs or a {name: weight} mapping; weights as Fractions,
+    Decimals, ints or strings ("4/5", "0.8"). Anything else is one InvalidInputError."""
+    pairs = list(claimants.items()) if isinstance(claimants, Mapping) else claimants
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Iterable):
+        raise InvalidInputError("claimants must be (name, weight) pairs or a {name: weight} mapping")
+    weights: list[tuple[str, Fraction]] = []
+    for pair in pairs:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not isinstance(pair[0], str):
+            raise InvalidInputError(f"each claimant is a (name, weight) pair, got {pair!r}")
+        name, weight = pair
+        if isinstance(weight, (bool, float)):
+            raise InvalidInputError(
+                f"weight of {name!r} must be exact (a Fraction, a Decimal or '4/5'), got {weight!r}"
+            )
+        try:
+            weights.append((name, parse_fraction(weight) if isinstance(weight, str) else Fraction(weight)))
+        except (TypeError, ValueError, ZeroDivisionError, InvalidAmountError):
+            raise InvalidInputError(f"weight of {name!r} is not a number: {weight!r}") from None
+    return weights

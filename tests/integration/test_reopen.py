@@ -282,3 +282,38 @@ def test_reopen_when_the_reason_is_missing_or_too_long_then_refused_before_anyth
     with pytest.raises(InvalidInputError):
         ledger.reopen_artifact(ART, reason=reason)
     assert stored_event_count(ledger) == events
+
+
+def test_reopen_when_exported_then_verify_passes_and_an_import_replays_both_the_resolution_and_its_reversal(
+    ledger: StakeLedger, clock: ManualClock, tmp_path
+):
+    from stakeledger.adapters.evm.export import export_ledger
+    from stakeledger.adapters.evm.importer import import_export
+    from stakeledger.adapters.evm.verification import verify_export
+    from stakeledger.adapters.persistence.store_url import open_ledger
+
+    build_market(ledger, clock)
+    ledger.transition_artifact(ART, "validated", price_wad=8 * WAD // 10)
+    ledger.reopen_artifact(ART, reason="the oracle was wrong")
+    expected = balances(ledger)
+    out = tmp_path / "export"
+
+    export_ledger(ledger, out)
+
+    verified = verify_export(out)
+    assert verified.events_root
+    exported = (out / "events.jsonl").read_text()
+    for reason in ("settlement:profit", "amm:tax", "settlement:reversal", "amm:tax_reversal", "order:escrow"):
+        assert f'"{reason}"' in exported, reason
+    target = f"sqlite:///{tmp_path / 'imported.db'}"
+    summary = import_export(out, target)
+    assert summary.audit_clean is True
+    imported = open_ledger(target)
+    try:
+        assert balances(imported) == expected
+        artifact = imported.get_artifact(ART)
+        assert artifact.state == "listed" and artifact.before_resolution is None
+        names = [type(e).__name__ for e in imported.events.get(artifact.id)]
+        assert names.count("Transitioned") == 3 and names[-1] == "ResolutionReversed"
+    finally:
+        imported.close()
