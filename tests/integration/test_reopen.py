@@ -317,3 +317,25 @@ def test_reopen_when_exported_then_verify_passes_and_an_import_replays_both_the_
         assert names.count("Transitioned") == 3 and names[-1] == "ResolutionReversed"
     finally:
         imported.close()
+
+
+def test_reopen_when_the_resolved_market_was_restored_from_a_snapshot_then_it_reverses_the_same(
+    ledger: StakeLedger, clock: ManualClock
+):
+    from tests.integration.test_resolution import put_snapshot
+
+    build_market(ledger, clock)
+    before_orders = dict(ledger.get_artifact(ART).orders)
+    before_balances = balances(ledger)
+    ledger.transition_artifact(ART, "deprecated", price_wad=WAD // 20)
+    resolved = ledger.get_artifact(ART)
+    assert resolved.before_resolution is not None and resolved.before_resolution["orders"]
+    put_snapshot(ledger, resolved, drop=())  # taken while resolved: the stash travels in the snapshot
+
+    restored = ledger.get_artifact(ART)
+    assert restored.before_resolution["booked"] is True
+    ledger.reopen_artifact(ART, reason="wrong")
+
+    artifact = ledger.get_artifact(ART)
+    assert artifact.orders == before_orders and balances(ledger) == before_balances
+    assert audit(ledger).clean
