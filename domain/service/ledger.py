@@ -41,11 +41,20 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 12
 SNAPSHOT_INTERVAL = 256
+COMMIT_CHECKS = 5  # tries to learn whether a save whose answer was lost committed
 
 
 def _back_off(attempt: int) -> None:
     """Sleep a random moment, doubling with each attempt, so racing writers spread out."""
     time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+
+
+def _first_pending_event(aggregates: Any) -> Any:
+    """The first event a save of these aggregates will write, or None when there is none."""
+    for aggregate in aggregates:
+        if aggregate.pending_events:
+            return aggregate.pending_events[0]
+    return None
 
 
 def payload_hash(payload: dict[str, Any]) -> str:
@@ -123,17 +132,44 @@ class LedgerCore(Application):
                     )
                 )
             changed = unit.aggregates()
+            witness = _first_pending_event(changed)
             try:
                 self.save(*changed)
-            except (RecordConflictError, OperationalError):
-                # Another writer saved one of these aggregates first (or held the
-                # SQLite write lock past its timeout): decide again on fresh state.
+            except RecordConflictError:
+                # Another writer saved one of these aggregates first: decide again on fresh state.
                 _back_off(attempt)
                 continue
+            except OperationalError:
+                # The store failed: a lock held past its timeout (nothing written) or a
+                # connection lost around COMMIT (perhaps written). Deciding again after a
+                # commit that landed would apply the command twice, so ask the store first.
+                if not self._was_committed(witness):
+                    _back_off(attempt)
+                    continue
             self._snapshot(unit)
             self._remember(changed)
             return result
         raise ConcurrencyError(f"{command}: gave up after {MAX_ATTEMPTS} conflicting attempts; try again")
+
+    def _was_committed(self, witness: Any) -> bool:
+        """Whether the save that raised holds in the store: its first event is there, as written.
+
+        One transaction writes every event of a command, so one event tells. A store that
+        cannot answer after a few tries is reported, never guessed at.
+        """
+        if witness is None:
+            return False
+        version = witness.originator_version
+        for attempt in range(COMMIT_CHECKS):
+            try:
+                found = self.recorder.select_events(witness.originator_id, gt=version - 1, lte=version, limit=1)
+            except OperationalError:
+                if attempt == COMMIT_CHECKS - 1:
+                    raise
+                _back_off(attempt)
+                continue
+            return bool(found) and found[0].state == self.mapper.to_stored_event(witness).state
+        return False  # pragma: no cover - the loop returns or raises
 
     @staticmethod
     def _reads_are_current(unit: UnitOfWork) -> bool:

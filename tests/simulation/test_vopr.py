@@ -111,11 +111,6 @@ def test_the_checks_catch_a_command_applied_twice() -> None:
         vopr.run_seed(0, "memory", steps=5, make=_DoubleApply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domain/service/ledger.py execute() retries a save that raised OperationalError even when the "
-    "transaction committed (a connection lost during COMMIT): a command without a command id is applied twice",
-)
 def test_a_commit_whose_answer_is_lost_is_not_applied_again(store_url: str) -> None:
     """Found by the simulation (an 'after' fault raised as OperationalError instead of a crash)."""
     ledger = open_ledger(store_url, clock=ManualClock(), new_id=SeededIds(3))
