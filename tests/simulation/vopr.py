@@ -1,8 +1,8 @@
 """A deterministic simulation of the whole ledger under injected faults (after TigerBeetle's VOPR).
 
 From one seed, several simulated clients send random commands (every verb of the service
-layer, valid and invalid, most with client command ids) to one ``StakeLedger`` opened on a
-store URL with a ``ManualClock`` and ``SeededIds``. Meanwhile:
+layer and its API-key functions, valid and invalid, most with client command ids) to one
+``StakeLedger`` opened on a store URL with a ``ManualClock`` and ``SeededIds``. Meanwhile:
 
 - a fault-injecting wrapper around the store's ``insert_events`` fails saves: *before* the
   write (nothing reaches the store), *torn* (part of the events are written inside the
@@ -58,6 +58,7 @@ from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder
 from stakeledger.domain.errors import CommandConflictError, LedgerError
 from stakeledger.domain.model.settings import command_uuid
+from stakeledger.domain.service import apikeys
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
@@ -74,6 +75,10 @@ DECIMALS = 6
 TOKEN = 10**DECIMALS
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 HISTORY_SHOWN = 25
+# Verbs that are functions over the ledger (domain/service/apikeys.py) rather than its methods;
+# they take no command id.
+FUNCTION_VERBS = {"issue_key": apikeys.issue_key, "revoke_key": apikeys.revoke_key}
+NO_COMMAND_ID = {"evaluate_risk", *FUNCTION_VERBS}
 
 
 class SimulatedCrash(Exception):
@@ -319,7 +324,7 @@ class Simulation:
             self._conflicting_id()
             return
         verb, kwargs = self._operator_command() if client == "op" else self._agent_command(client)
-        takes_id = verb != "evaluate_risk"
+        takes_id = verb not in NO_COMMAND_ID
         command_id = self._command_id(client) if takes_id and self.rng.random() < 0.75 else None
         self._arm_faults()
         self.submit(client, verb, kwargs, command_id=command_id)
@@ -350,7 +355,7 @@ class Simulation:
         before = len(self.commits)
         armed = list(self.faults.armed)
         self.faults.label = op.index
-        call = getattr(self.app, op.verb)
+        call = self._verb(op.verb)
         kwargs = dict(op.kwargs)
         if op.command_id is not None:
             kwargs["command_id"] = op.command_id
@@ -383,6 +388,8 @@ class Simulation:
             self.fail(f"{op} committed {made} saves for one call")
         if outcome == "lost":
             return
+        if op.verb == "issue_key":
+            result = {k: v for k, v in result.items() if k != "key"}  # the secret is random by design
         op.result = _normal(result)
         if op.command_id is not None:
             first = self.acked_ids.get(op.command_id)
@@ -396,13 +403,19 @@ class Simulation:
             print(f"  {op}")
         self.known.learn(op, result)
 
+    def _verb(self, verb: str) -> Callable[..., Any]:
+        function = FUNCTION_VERBS.get(verb)
+        if function is None:
+            return getattr(self.app, verb)
+        return lambda **kwargs: function(self.app, **kwargs)
+
     def _replay_acked(self) -> None:
         """Send an acknowledged command again with its id: the same answer, nothing written."""
         op = self.acked_ids[self.rng.choice(sorted(self.acked_ids))]
         before = len(self.commits)
         kwargs = {**op.kwargs, "command_id": op.command_id}
         try:
-            again = _normal(getattr(self.app, op.verb)(**kwargs))
+            again = _normal(self._verb(op.verb)(**kwargs))
         except LedgerError as error:
             self.fail(f"replaying acknowledged {op} was refused: {type(error).__name__}: {error}")
         if again != op.result:
@@ -561,9 +574,24 @@ class Simulation:
 
     def _operator_command(self) -> tuple[str, dict[str, Any]]:
         verb = self.rng.choices(
-            ["mint", "list_artifact", "transition_artifact", "distribute_bounty", "refund_bounty", "evaluate_risk"],
-            weights=[5, 3, 3, 2, 1, 2],
+            [
+                "mint",
+                "list_artifact",
+                "transition_artifact",
+                "distribute_bounty",
+                "refund_bounty",
+                "evaluate_risk",
+                "issue_key",
+                "revoke_key",
+            ],
+            weights=[5, 3, 3, 2, 1, 2, 1, 1],
         )[0]
+        if verb in FUNCTION_VERBS:
+            key_id = f"{self.rng.randrange(4):016x}"  # few ids, so some are taken or unknown
+            if verb == "revoke_key":
+                return verb, {"key_id": key_id if self.rng.random() < 0.9 else "not-a-key"}
+            scope = self.rng.choice((apikeys.TRADE, apikeys.ADMIN, "root"))
+            return verb, {"agent": self._agent_name(self.clients[0]), "scope": scope, "key_id": key_id}
         if verb == "mint":
             return verb, {"name": self.rng.choice(list(self.agents.values())), "amount_units": self._amount()}
         if verb == "list_artifact":
