@@ -288,3 +288,32 @@ def test_feed_when_served_by_several_workers_then_every_connection_gets_the_same
     finally:
         stop(process)
         ledger.close()
+
+
+def test_feed_when_the_request_is_malformed_then_the_usual_error_body_and_nothing_written(memory_api):
+    api = memory_api
+    head = api.head()
+    cases = [
+        ({"topics": "trades", "after": "ten"}, {}, 422, "INVALID_INPUT"),
+        ({"topics": "trades"}, {"Last-Event-ID": "12.x"}, 422, "INVALID_INPUT"),
+        ({"topics": ","}, {}, 422, "INVALID_TOPIC"),
+        ({"topics": "trades,gossip"}, {}, 422, "INVALID_TOPIC"),
+        ({"topics": "trades", "artifact": "ART 1"}, {}, 422, "INVALID_INPUT"),
+        ({"topics": "inbox"}, {}, 422, "INVALID_INPUT"),
+        ({"topics": "inbox", "account": "alice", "key": "sl_nope_nope"}, {}, 401, "UNAUTHENTICATED"),
+        ({"topics": "inbox", "account": "alice"}, {"Authorization": f"Bearer {api.bob}"}, 403, "FORBIDDEN"),
+    ]
+    for params, headers, status, code in cases:
+        answer = api.client.get("/api/stream", params=params, headers=headers)
+        assert (answer.status_code, answer.json()["error"]) == (status, code), (params, headers, answer.text)
+        assert answer.json()["message"]
+    for query, close_code, code in [
+        ("topics=gossip", 4422, "INVALID_TOPIC"),
+        ("topics=account&account=alice", 4401, "UNAUTHENTICATED"),
+        (f"topics=account&account=alice&key={api.bob}", 4403, "FORBIDDEN"),
+        ("topics=trades&after=-1", 4422, "INVALID_INPUT"),
+    ]:
+        with api.client.websocket_connect(f"/api/ws?{query}") as socket:
+            assert socket.receive_json()["error"] == code
+            assert socket.receive()["code"] == close_code
+    assert api.head() == head
