@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.vocabulary import WAD
 from stakeledger.projections import queries
@@ -51,3 +52,33 @@ def test_inbox_when_a_challenge_ends_then_each_message_says_what_happened_to_the
             assert inbox[0]["message"].startswith(
                 f"Your {position.side} position {position_id} on ART settled: the artifact was {to_state} at p(long) "
             )
+
+
+@pytest.mark.parametrize(
+    ("challenged", "back_in"), [(False, "open"), (True, "frozen")], ids=["from-listed", "from-challenged"]
+)
+def test_inbox_when_a_resolution_is_reopened_then_each_owner_is_told_the_settlement_was_reversed(
+    ledger: StakeLedger, store: ViewStore, challenged, back_in
+):
+    for agent in ("ada", "bob"):
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("ART", "Reopened", 100 * TOKEN, min_hold_days=0)
+    ada = ledger.open_position("ada", "ART", "long", 30 * TOKEN)["position"]
+    ledger.open_position("bob", "ART", "short", 20 * TOKEN)
+    if challenged:
+        ledger.transition_artifact("ART", "challenged", reason="disputed")
+    ledger.transition_artifact("ART", "validated", price_wad=8 * WAD // 10)
+    paid = ledger.repository.get(position_uuid(ada)).payout_units
+
+    ledger.reopen_artifact("ART", reason="wrong oracle")
+
+    Runner(ledger, store, page_size=5).catch_up()
+    newest = queries.inbox(store, "ada", decimals=6)[0]
+    assert newest["kind"] == "settlement_reversed" and newest["state"] == back_in
+    assert newest["message"] == (
+        f"Your long position {ada} on ART is {back_in} again: the artifact's resolution was reopened and its "
+        f"settlement reversed; the payout of {format_amount(paid, 6)} went back to the pool."
+    )
+    bob_newest = queries.inbox(store, "bob", decimals=6)[0]
+    assert bob_newest["kind"] == "settlement_reversed" and "payout of 0 went back" in bob_newest["message"]
