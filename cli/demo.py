@@ -57,6 +57,12 @@ def demo(ctx: typer.Context) -> None:
     if app.is_initialised():
         raise LedgerError(f"the demo needs a fresh store, but {context.url} already holds a ledger")
     Demo(app, context.clock).run()
+    if not context.url.startswith("memory:"):  # the web page serves this store
+        console.print(
+            f"\nOpen the market in a browser: stakeledger --db {context.url} serve, then http://127.0.0.1:8000/ "
+            f"(sign in with a key: stakeledger --db {context.url} apikey create ada)",
+            soft_wrap=True,
+        )
 
 
 class Demo:

@@ -479,3 +479,72 @@ def test_auditor_when_a_trade_key_signs_in_then_the_audit_is_refused_by_code_but
     expect(page.locator("#proof-json")).to_have_value(re.compile(r'"account": "bob"'))
     page.click("#proof-check")
     expect(page.locator("#proof-verdict")).to_have_text("valid")
+
+
+# The demo's store ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_demo_store_when_served_then_the_page_shows_its_markets_history_and_an_account(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """`make demo` leaves demo.db: the page serves it, and the demo says how to open it."""
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    demo = subprocess.run(
+        [sys.executable, "-m", "stakeledger.cli.main", "--db", url, "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"},
+        timeout=600,
+    )
+    assert demo.returncode == 0, demo.stderr
+    assert f"stakeledger --db {url} serve, then http://127.0.0.1:8000/" in demo.stdout
+    ledger = open_ledger(url)
+    key = apikeys.issue_key(ledger, "ada", apikeys.TRADE)["key"]
+    ledger.close()
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stakeledger.cli.main",
+                "--db",
+                url,
+                "serve",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_serving(base, process, log_path)
+            markets = httpx.get(f"{base}/api/market/artifacts", timeout=30).json()
+            # A market that traded and went through lifecycle steps shows every part of the page.
+            traded = max(markets, key=lambda m: (m["positions"] > 0, m["transitions"], m["positions"]))
+            for opened in open_tab(browser):
+                page = opened.page
+                page.goto(base + "/")
+                expect(page.locator("#markets tbody tr")).to_have_count(len(markets))
+                sign_in(page, key, "ada (trade)")
+                open_market(page, base, traded["artifact"])
+                expect(page.locator("#chart .uplot")).to_have_count(1)
+                expect(page.locator("#tape tbody tr").first).to_be_visible()
+                steps = httpx.get(f"{base}/api/artifacts/{traded['artifact']}/history", timeout=30).json()
+                expect(page.locator("#history tbody tr")).to_have_count(len(steps))
+                SCREENSHOTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(SCREENSHOTS / "demo-market.png"), full_page=True)
+                page.goto(base + "/#/account")
+                expect(page.locator("#view")).to_have_attribute("data-ready", "account")
+                expect(page.locator("#portfolio tbody tr").first).to_be_visible()
+                page.screenshot(path=str(SCREENSHOTS / "demo-account.png"), full_page=True)
+                assert not opened.errors
+        finally:
+            stop(process, signal.SIGINT)

@@ -14,6 +14,7 @@
   const KEY = 'stakeledger.key';
   const WHO = 'stakeledger.who';
   const POLL_MS = 3000;
+  const AUTO_CANDLES = 200;
   const INTERVALS = ['1m', '5m', '1h', '1d'];
   const view = document.getElementById('view');
 
@@ -161,6 +162,21 @@
     view.replaceChildren(...present(children));
   }
 
+  // An amount for people: at most six decimals, rounded half away from zero with exact integer
+  // arithmetic (18-decimal ledgers print long strings); the API's exact string is kept
+  // for programs, and anything that is not a decimal string passes through.
+  function amt(text) {
+    const match = typeof text === 'string' ? /^(-?)([0-9]+)(?:\.([0-9]+))?$/.exec(text) : null;
+    if (!match || !match[3] || match[3].length <= 6) return text;
+    const [, sign, whole, fraction] = match;
+    const scale = 10n ** BigInt(fraction.length - 6);
+    const rounded = (BigInt(whole + fraction) + scale / 2n) / scale;
+    const digits = rounded.toString().padStart(7, '0');
+    const head = digits.slice(0, -6);
+    const tail = digits.slice(-6).replace(/0+$/, '');
+    return `${rounded === 0n ? '' : sign}${head}${tail ? '.' + tail : ''}`;
+  }
+
   const side = value => h('span', { class: value === 'long' ? 'long' : 'short' }, value);
   const time = iso => (iso ? new Date(iso).toLocaleString() : '—');
   const dash = value => (value === null || value === undefined || value === '' ? '—' : value);
@@ -235,6 +251,12 @@
 
   // Probabilities: the data's span with a margin, within 0 … 1.
   const probabilityRange = (_, min, max) => [Math.max(0, Math.floor((min - 0.05) * 20) / 20), Math.min(1, Math.ceil((max + 0.05) * 20) / 20)];
+
+  // Amounts: the data's span with a margin of a tenth of it (at least 1% of the value).
+  const amountRange = (_, min, max) => {
+    const pad = Math.max((max - min) * 0.1, Math.abs(max) * 0.01, 0.01);
+    return [min - pad, max + pad];
+  };
 
   const SECONDS = { '1m': 60, '5m': 300, '1h': 3600, '1d': 86400 };
 
@@ -333,7 +355,7 @@
       ['p(long)', m => dash(m.price_long), 'num'],
       ['24h change', change, 'num'],
       ['24h volume', m => dash(history[m.artifact] && history[m.artifact].volume), 'num'],
-      ['Capital committed', m => m.capital_committed, 'num'],
+      ['Capital committed', m => amt(m.capital_committed), 'num'],
       ['Live positions', m => m.live_positions, 'num'],
     ];
     fill(
@@ -348,7 +370,8 @@
 
   async function showMarket(artifact) {
     const base = `/api/market/artifacts/${encodeURIComponent(artifact)}`;
-    const state = { interval: '1m', seen: [], fallback: false };
+    // interval null: the finest one with fewer than AUTO_CANDLES candles, picked at the first load.
+    const state = { interval: null, seen: [], fallback: false };
     render(
       h('p', {}, h('a', { href: '#/' }, '← Markets')),
       h('h1', { id: 'market-title' }, artifact),
@@ -386,8 +409,8 @@
           stat('State', h('span', { class: 'badge' }, m.state)),
           stat('p(long)', m.price_long, { id: 'price-long' }),
           stat('p(short)', m.price_short),
-          stat('Pool', m.pool),
-          stat('Open interest', m.open_interest),
+          stat('Pool', amt(m.pool)),
+          stat('Open interest', amt(m.open_interest)),
           stat('Positions', m.positions),
           m.settlement_price ? stat('Settled at', m.settlement_price) : null,
         );
@@ -401,10 +424,26 @@
     async function loadChart(market) {
       const chart = document.getElementById('chart');
       try {
-        const data = await api(`${base}/candles?interval=${state.interval}`);
+        let data;
+        for (const interval of state.interval ? [state.interval] : INTERVALS) {
+          data = await api(`${base}/candles?interval=${interval}`);
+          if (data.candles.length < AUTO_CANDLES) break;
+        }
+        if (!state.interval) {
+          state.interval = data.interval;
+          document.getElementById('interval').value = data.interval;
+        }
         state.fallback = false;
         const count = data.candles.length;
-        fill('chart-note', h('p', { class: 'muted' }, `${count} ${count === 1 ? 'candle' : 'candles'} of ${data.interval}: p(long) as a step line, dashed each candle's high and low.`));
+        const last = count ? data.candles[count - 1].close : null;
+        fill(
+          'chart-note',
+          h('p', { class: 'muted' }, `${count} ${count === 1 ? 'candle' : 'candles'} of ${data.interval}: p(long) as a step line, dashed each candle's high and low.`),
+          // Candles follow trades; a lifecycle step (a flag's partial settlement) can move the price without one.
+          market && last !== null && last !== market.price_long
+            ? h('p', { class: 'muted', id: 'chart-moved' }, `p(long) is ${market.price_long} now, ${last} after the last trade: a lifecycle step moved it since.`)
+            : null,
+        );
         candleChart(chart, data.candles, data.interval);
       } catch (error) {
         if (!(error instanceof ApiError && error.missingEndpoint)) {
@@ -429,8 +468,8 @@
             [
               ['Target p(long)', l => l.target_long, 'num'],
               ['Buy', l => side(l.side)],
-              ['Shares', l => l.shares, 'num'],
-              ['Cost (tokens)', l => l.cost, 'num'],
+              ['Shares', l => amt(l.shares), 'num'],
+              ['Cost (tokens)', l => amt(l.cost), 'num'],
             ],
             book.depth,
           ),
@@ -445,7 +484,7 @@
                   ['Agent', o => o.agent],
                   ['Side', o => side(o.side)],
                   ['Limit', o => o.limit_price, 'num'],
-                  ['Remaining', o => o.remaining, 'num'],
+                  ['Remaining', o => amt(o.remaining), 'num'],
                 ],
                 book.orders,
               )
@@ -469,8 +508,8 @@
                   ['Time', t => time(t.at)],
                   ['Side', t => side(t.side)],
                   ['Kind', t => t.kind],
-                  ['Tokens', t => t.tokens, 'num'],
-                  ['Shares', t => t.shares, 'num'],
+                  ['Tokens', t => amt(t.tokens), 'num'],
+                  ['Shares', t => amt(t.shares), 'num'],
                   ['p(long) before', t => t.price_before, 'num'],
                   ['after', t => t.price_after, 'num'],
                   ['Taker', t => t.taker],
@@ -502,7 +541,7 @@
                   ['To', r => dash(r.to)],
                   ['p(long)', r => dash(r.price_long), 'num'],
                   ['Average', r => dash(r.window_average), 'num'],
-                  ['Paid', r => dash(r.paid), 'num'],
+                  ['Paid', r => amt(dash(r.paid)), 'num'],
                   ['Actor', r => dash(r.actor)],
                   ['Reason', r => dash(r.reason)],
                 ],
@@ -607,7 +646,7 @@
       try {
         const q = await api(`/api/market/artifacts/${encodeURIComponent(artifact)}/quote?${params}`);
         out.replaceChildren(
-          h('div', { class: 'result', id: 'quote-result' }, `${q.cost} tokens buy ${q.shares} ${q.side} shares at ${q.average_price} on average; p(long) ${q.price_long_before} → ${q.price_long_after}.`),
+          h('div', { class: 'result', id: 'quote-result' }, `${amt(q.cost)} tokens buy ${amt(q.shares)} ${q.side} shares at ${q.average_price} on average; p(long) ${q.price_long_before} → ${q.price_long_after}.`),
         );
       } catch (error) {
         out.replaceChildren(errorBox(error));
@@ -626,7 +665,7 @@
         } else {
           const trade = await api('/api/market/positions', { method: 'POST', body: max ? { ...order, max_price: max } : order });
           out.replaceChildren(
-            h('div', { class: 'result', id: 'order-placed' }, `Bought ${trade.shares} ${trade.side} shares for ${trade.cost} tokens at ${trade.average_price} on average: position ${trade.position}. p(long) is now ${trade.price_long}.`),
+            h('div', { class: 'result', id: 'order-placed' }, `Bought ${amt(trade.shares)} ${trade.side} shares for ${amt(trade.cost)} tokens at ${trade.average_price} on average: position ${trade.position}. p(long) is now ${trade.price_long}.`),
           );
         }
       } catch (error) {
@@ -666,50 +705,56 @@
       ),
     );
 
-    const load = async (id, title, path, render) => {
+    const load = async (id, title, path, render, pending) => {
       try {
-        const data = await api(path);
-        render(data);
+        const data = await (pending || api(path));
+        await render(data);
       } catch (error) {
         fill(id, h('h2', {}, title), unavailable(title, path, error));
       }
     };
 
+    // The summary's equity (now) ends the daily curve, so even one day draws a line.
+    const metrics = api(`/api/portfolio/${a}/metrics`);
+    metrics.catch(() => null);
     await Promise.all([
       load('account-stats', 'Balance', `/api/portfolio/${a}/metrics`, data => {
         const s = data.summary;
         fill(
           'account-stats',
-          stat('Equity', s.equity, { id: 'equity-value' }),
-          stat('Cash', s.cash),
-          stat('Marked positions', s.marked),
-          stat('Realized P&L', s.realized_pnl),
-          stat('Unrealized P&L', s.unrealized_pnl),
+          stat('Equity', amt(s.equity), { id: 'equity-value' }),
+          stat('Cash', amt(s.cash)),
+          stat('Marked positions', amt(s.marked)),
+          stat('Realized P&L', amt(s.realized_pnl)),
+          stat('Unrealized P&L', amt(s.unrealized_pnl)),
           stat('Live positions', s.active_positions),
           stat('Sharpe', dash(data.performance.sharpe)),
         );
-      }),
-      load('equity', 'Equity curve', `/api/portfolio/${a}/equity`, data => {
+      }, metrics),
+      load('equity', 'Equity curve', `/api/portfolio/${a}/equity`, async data => {
         const points = data.points.map(p => [Date.parse(p.day) / 1000, Number(p.equity)]);
-        lineChart(document.getElementById('equity-chart'), { label: 'equity (tokens)', points, color: '#2456c9' });
-        document.getElementById('equity').append(h('p', { class: 'muted' }, 'Cash plus live positions at the market price, at the end of each day with activity.'));
+        const now = await metrics.catch(() => null);
+        if (now && points.length) points.push([Date.now() / 1000, Number(now.summary.equity)]);
+        lineChart(document.getElementById('equity-chart'), { label: 'equity (tokens)', points, color: '#2456c9', yRange: amountRange });
+        document.getElementById('equity').append(h('p', { class: 'muted' }, 'Cash plus live positions, at the end of each day with activity, and now.'));
       }),
       load('portfolio', 'Portfolio', `/api/portfolio/${a}`, p => {
         fill(
           'portfolio',
-          h('h2', {}, `Portfolio: ${p.live_positions} live, ${p.closed_positions} closed; value ${p.value}, cost ${p.cost}, unrealized ${p.unrealized_pnl}, realized ${p.realized_pnl}`),
+          h('h2', {}, `Portfolio: ${p.live_positions} live, ${p.closed_positions} closed; exit value ${amt(p.value)}, cost ${amt(p.cost)}, unrealized ${amt(p.unrealized_pnl)}, realized ${amt(p.realized_pnl)}`),
+          h('p', { class: 'muted' }, 'Live positions are marked at exit value: what closing each one now would pay.'),
           p.positions.length
             ? table(
                 [
                   ['Position', r => h('a', { href: `#/market/${encodeURIComponent(r.artifact)}` }, r.position_id)],
                   ['Side', r => side(r.side)],
                   ['Status', r => r.status],
-                  ['Shares', r => r.quantity, 'num'],
-                  ['Cost', r => r.cost, 'num'],
+                  ['Shares', r => amt(r.quantity), 'num'],
+                  ['Cost', r => amt(r.cost), 'num'],
                   ['Entry', r => r.entry_price, 'num'],
-                  ['Value now', r => dash(r.value), 'num'],
-                  ['Unrealized', r => dash(r.unrealized_pnl), 'num'],
-                  ['Realized', r => r.realized_pnl, 'num'],
+                  ['Exit value', r => amt(dash(r.value)), 'num'],
+                  ['Unrealized', r => amt(dash(r.unrealized_pnl)), 'num'],
+                  ['Realized', r => amt(r.realized_pnl), 'num'],
                   ['', r => (r.live ? h('button', { type: 'button', onclick: () => closePosition(r.position_id, agent) }, 'Close') : '')],
                 ],
                 p.positions,
@@ -722,15 +767,15 @@
       load('statement', 'Statement', `/api/accounts/${a}/statement?limit=50`, s => {
         fill(
           'statement',
-          h('h2', {}, `Statement: balance ${s.balance} (last ${s.lines.length} of ${s.lines_total} lines)`),
+          h('h2', {}, `Statement: balance ${amt(s.balance)} (last ${s.lines.length} of ${s.lines_total} lines)`),
           table(
             [
               ['Log position', l => l.position, 'num'],
               ['Time', l => time(l.at)],
               ['Reason', l => l.reason],
               ['Counterparty', l => l.counterparty],
-              ['Amount', l => l.delta, 'num'],
-              ['Balance', l => l.balance, 'num'],
+              ['Amount', l => amt(l.delta), 'num'],
+              ['Balance', l => amt(l.balance), 'num'],
             ],
             s.lines.slice().reverse(),
           ),
@@ -748,7 +793,7 @@
                 [
                   ['Artifact', r => r.artifact || r.artifact_id],
                   ['Kind', r => dash(r.kind || r.outcome)],
-                  ['Amount', r => dash(r.payout || r.amount), 'num'],
+                  ['Amount', r => amt(dash(r.payout || r.amount)), 'num'],
                 ],
                 rows,
               )
@@ -769,7 +814,7 @@
     const out = document.getElementById('close-result');
     try {
       const closed = await api(`/api/market/positions/${encodeURIComponent(positionId)}/close`, { method: 'POST', body: {} });
-      out.replaceChildren(h('div', { class: 'result' }, `Closed ${closed.position}: ${closed.proceeds} tokens back, P&L ${closed.pnl}.`));
+      out.replaceChildren(h('div', { class: 'result' }, `Closed ${closed.position}: ${amt(closed.proceeds)} tokens back, P&L ${amt(closed.pnl)}.`));
       setTimeout(() => showAccount(agent), 800);
     } catch (error) {
       out.replaceChildren(errorBox(error));
@@ -842,7 +887,7 @@
           'audit',
           h('h2', {}, 'Audit'),
           h('p', {}, h('span', { class: `badge ${a.clean ? 'ok' : 'bad'}`, id: 'audit-verdict' }, a.clean ? 'clean' : `${a.violation_count} violations`)),
-          h('div', { class: 'stats' }, stat('Events', a.events), stat('Accounts', a.accounts), stat('Transfers', a.transfers), stat('Total supply', a.total_supply), stat('Seconds', a.seconds)),
+          h('div', { class: 'stats' }, stat('Events', a.events), stat('Accounts', a.accounts), stat('Transfers', a.transfers), stat('Total supply', amt(a.total_supply)), stat('Seconds', a.seconds)),
           a.violations.length ? h('ul', {}, a.violations.slice(0, 20).map(v => h('li', {}, v))) : null,
         ),
       ),
