@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
+
+from stakeledger.adapters.evm.hashing import keccak
 
 ACCOUNT_ADDRESS_PREFIX = b"stakeledger:account:"
 

@@ -31,7 +31,6 @@ from typing import Any, Callable
 from uuid import UUID
 
 from eth_abi import encode as abi_encode
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from stakeledger.adapters.evm.addresses import ACCOUNT_ADDRESS_PREFIX, account_address_bytes
@@ -44,6 +43,7 @@ from stakeledger.adapters.evm.eip712 import (
     header_digest,
     typed_data,
 )
+from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, EVENTS_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.records import EVENT_RECORD_ABI_TYPE, EVENT_RECORD_FIELDS, EventRecord
 from stakeledger.domain.errors import LedgerError

@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
 
 from stakeledger.adapters.evm.addresses import account_address_bytes
@@ -80,6 +79,7 @@ from stakeledger.adapters.evm.export_files import (
     partial_name,
     stated_sizes,
 )
+from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.parallel import (
     PARALLEL_MIN_RECORDS,

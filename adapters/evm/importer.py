@@ -38,7 +38,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from eth_hash.auto import keccak
 from eventsourcing.persistence import PersistenceError, StoredEvent
 
 from stakeledger.adapters.evm.bundle import (
@@ -51,6 +50,7 @@ from stakeledger.adapters.evm.bundle import (
 )
 from stakeledger.adapters.evm.export import build_snapshot
 from stakeledger.adapters.evm.export_files import ExportDirectory, Limit, parse_json
+from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.one_transaction import one_transaction
 from stakeledger.adapters.evm.records import decode_record
 from stakeledger.adapters.evm.verification import VerifiedExport, pinned_signer, verify_export

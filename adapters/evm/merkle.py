@@ -27,9 +27,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from eth_hash.auto import keccak
-
 from stakeledger.adapters.evm.abi_values import LeafValueError, RowCodec, row_codec
+from stakeledger.adapters.evm.hashing import keccak
 
 FORMAT = "standard-v1"
 EVENTS_LEAF_ENCODING: tuple[str, ...] = ("uint256", "bytes32")

@@ -16,10 +16,10 @@ sequential (seq, the chain, the fold, notification ids) in order. A record a wor
 could not clear is checked again by the parent with the one-process code, so the first
 problem reported, and its message, are the same as a one-process verify's.
 
-Workers are forked from a fork server that has imported this module, so they share no
-database connection or lock with the parent; their tasks are ranges of a few thousand
-records, at most ``IN_FLIGHT_PER_WORKER`` per worker waiting at a time, so memory stays
-bounded on a log of any length.
+Workers are forked from the process (spawned where there is no fork) and kept for the
+next export or verify; they touch no inherited connection. Their tasks are ranges of a
+few thousand records, at most ``IN_FLIGHT_PER_WORKER`` per worker waiting at a time, so
+memory stays bounded on a log of any length.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from uuid import UUID
 
-from eth_hash.auto import keccak
-
 from stakeledger.adapters.evm.bundle import (
     TOPIC_CREDITED,
     TOPIC_DEBITED,
@@ -42,6 +40,7 @@ from stakeledger.adapters.evm.bundle import (
     stored_state_timestamp_micros,
 )
 from stakeledger.adapters.evm.canonical import canonical_json
+from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.records import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, EventRecord
 
 # Records per task: large enough that sending a task costs little beside its work.
@@ -75,8 +74,11 @@ def _get_pool(workers: int) -> Any:
     if _pool is not None and _pool_size == workers:
         return _pool
     shutdown()
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    # Forked workers start at once, with this module and its imports loaded, and never
+    # import the main script again. They use no inherited connection: a task carries its
+    # records, and a result goes back through the pool's pipe.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     _pool = context.Pool(workers)
     _pool_size = workers
     return _pool

@@ -20,7 +20,8 @@ from uuid import UUID
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
+
+from stakeledger.adapters.evm.hashing import keccak
 
 EVENT_RECORD_FIELDS: tuple[tuple[str, str], ...] = (
     ("seq", "uint64"),

@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from eth_hash.auto import keccak
 from eth_utils import is_checksum_address, is_hex_address, to_checksum_address
 from eventsourcing.persistence import Mapper, StoredEvent
 
@@ -83,6 +82,7 @@ from stakeledger.adapters.evm.export_files import (
     parse_json,
     stated_sizes,
 )
+from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.merkle import (
     BALANCES_LEAF_ENCODING,
     EVENTS_LEAF_ENCODING,

@@ -167,3 +167,13 @@ def test_record_encoding_when_any_record_then_bytes_equal_eth_abi_and_decode_bac
     padded[32 + 3 * 32] ^= 1  # the top byte of originatorVersion's word
     with pytest.raises(RecordDecodeError):
         decode_record(bytes(padded))
+
+
+@given(data=st.binary(max_size=600))
+def test_keccak_when_any_bytes_then_equals_eth_hash(data) -> None:
+    from eth_hash.auto import keccak as eth_keccak
+
+    from stakeledger.adapters.evm.hashing import keccak
+
+    assert keccak(data) == eth_keccak(data)
+    assert keccak(b"") == bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
