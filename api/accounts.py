@@ -54,8 +54,23 @@ def open_account(body: AccountIn, caller: Caller, state: State, command_id: Comm
     summary="An agent's balance, read from its aggregate",
 )
 def get_account(agent: AgentPath, caller: Caller, state: State) -> Any:
+    """``available_units`` is the balance plus the escrow of the agent's orders past their
+    expiry whose release is not written yet: tokens a dead order no longer locks."""
     caller.require_agent(agent)
-    return human(_account(state, agent), state.decimals)
+    data = _account(state, agent)
+    data["available_units"] = str(int(data["balance_units"]) + _expired_escrow_units(state, agent))
+    return human(data, state.decimals)
+
+
+def _expired_escrow_units(state: State, agent: str) -> int:
+    ledger = state.ledger
+    now = ledger.clock.now()
+    total = 0
+    for artifact_id, order_id in ledger.get_account(agent_account_id(agent)).orders_due(now):
+        order = ledger.get_artifact(artifact_id).orders.get(order_id)
+        if order is not None and order["expires_at"] is not None and order["expires_at"] <= now:
+            total += order["remaining_units"]
+    return total
 
 
 @router.get(

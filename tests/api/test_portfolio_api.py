@@ -227,3 +227,16 @@ def test_transfer_when_short_of_funds_then_message_in_tokens(api):
 
     assert response.status_code == 409
     assert response.json()["message"] == "account 'alice' holds 1000 tokens, 1500.25 tokens needed"
+
+
+def test_account_when_order_expired_then_available_includes_its_escrow(api):
+    body = {"agent": "bob", "artifact": ART, "side": "long", "tokens": "10", "limit_price": "0.3"}
+    api.post("/api/market/orders", {**body, "expires_in_days": "1"}, api.bob)
+    before = api.get("/api/accounts/bob", api.bob).json()
+    assert before["available_units"] == before["balance_units"] == str(990 * TOKEN)
+
+    api.clock.advance(days=1)
+    after = api.get("/api/accounts/bob", api.bob).json()
+
+    assert after["balance_units"] == str(990 * TOKEN)  # the release is not written yet
+    assert after["available_units"] == str(1000 * TOKEN)
