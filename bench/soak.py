@@ -56,9 +56,18 @@ DECIMALS = 6
 TOKEN = 10**DECIMALS
 ART = "SOAK-1"
 FUNDING_UNITS = 1_000_000 * TOKEN
-START_SECONDS = 90
+START_SECONDS = 180
 REQUEST_TIMEOUT = 30
 CLI_TIMEOUT = 120
+# `stakeledger ARGS...` with uvicorn.run given a longer worker health check: on a CPU-starved
+# machine a new worker takes longer than uvicorn's default 5 s to answer its first ping (it
+# imports the CLI and the app first), and the supervisor kills it, again and again.
+PATIENT_SERVE = (
+    "import functools, sys, uvicorn; "
+    "uvicorn.run = functools.partial(uvicorn.run, timeout_worker_healthcheck=int(sys.argv[1])); "
+    "sys.argv = ['stakeledger', *sys.argv[2:]]; "
+    "from stakeledger.cli.main import main; main()"
+)
 # Answers that say the command may not have run: send it again with the same key.
 RETRY_ERRORS = ("CONCURRENCY_CONFLICT", "STORE_ERROR")
 
@@ -218,17 +227,8 @@ class CliClient(threading.Thread):
                 "--tokens",
                 _tokens(units),
             ]
-        command = [
-            sys.executable,
-            "-m",
-            "stakeledger.cli.main",
-            "--db",
-            self.url,
-            "--json",
-            *args,
-            "--command-id",
-            command_id,
-        ]
+        command = [sys.executable, "-m", "stakeledger.cli.main", "--db", self.url, "--json", *args]
+        command += ["--command-id", command_id]
         killed = 0
         while True:
             process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -400,19 +400,11 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
         tally, stopping, running = Tally(), threading.Event(), {}
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "stakeledger.cli.main",
-            "--db",
-            url,
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--no-access-log",
-        ]
+        arguments = ["--db", url, "serve", "--port", str(port), "--workers", "2", "--no-access-log"]
+        if args.worker_healthcheck is None:
+            command = [sys.executable, "-m", "stakeledger.cli.main", *arguments]
+        else:  # the same command, with uvicorn's supervisor told to wait longer for a worker's ping
+            command = [sys.executable, "-c", PATIENT_SERVE, str(args.worker_healthcheck), *arguments]
         with tempfile.TemporaryDirectory() as folder:
             server_log = Path(folder) / "server.log"
             with server_log.open("w") as sink:
@@ -491,6 +483,12 @@ def main() -> int:
     )
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills, on average (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the clients' and killer's choices")
+    parser.add_argument(
+        "--worker-healthcheck",
+        type=int,
+        help="seconds uvicorn's supervisor waits for a worker's health ping before killing it "
+        "(default: uvicorn's 5 s, the plain `stakeledger serve`); raise it on a CPU-starved machine",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print the end of the server's log")
     args = parser.parse_args()
     if args.quick:

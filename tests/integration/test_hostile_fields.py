@@ -279,36 +279,57 @@ def _replaced(document: Any, path: tuple[Any, ...], new: str) -> Any:
     return copy
 
 
-def _export_fields(directory: Path) -> list[tuple[str, tuple[Any, ...], str]]:
-    """Every JSON file of the export and, in each, the first string that names an account,
-    an artifact or a code: the ids the importer reads back."""
+# The keys under which an export names an account, an artifact, an event's kind or a code.
+EXPORT_ID_KEYS = {"treasury", "accountId", "account_id", "kind", "topic", "artifact_id", "agent", "owner", "reason"}
+
+
+def _documents(file: Path) -> list[Any]:
+    text = file.read_text()
+    return [json.loads(line) for line in text.splitlines() if line] if file.suffix == ".jsonl" else [json.loads(text)]
+
+
+def _export_fields(directory: Path) -> list[tuple[str, int, tuple[Any, ...], str]]:
+    """In every JSON and JSON-lines file of the export, the first string under each id key:
+    (file, document number, path in it, value): the ids the verifier and importer read back."""
     fields = []
-    for file in sorted(directory.glob("*.json")):
-        document = json.loads(file.read_text())
-        for path, value in _string_values(document):
-            if value in ("alice", "bob", CLI_ART, "sys:treasury", "mint", "transfer") or value.startswith("pool:"):
-                fields.append((file.name, path, value))
-                break
+    for file in sorted([*directory.glob("*.json"), *directory.glob("*.jsonl")]):
+        seen: set[str] = set()
+        for number, document in enumerate(_documents(file)):
+            for path, value in _string_values(document):
+                key = next((part for part in reversed(path) if isinstance(part, str)), None)
+                if key in EXPORT_ID_KEYS and key not in seen and value:
+                    seen.add(key)
+                    fields.append((file.name, number, path, value))
     return fields
 
 
+def _write_documents(file: Path, documents: list[Any]) -> None:
+    if file.suffix == ".jsonl":
+        file.write_text("".join(json.dumps(document, separators=(",", ":")) + "\n" for document in documents))
+    else:
+        file.write_text(json.dumps(documents[0], indent=2))
+
+
 def test_export_has_id_fields_to_attack(export_dir: Path) -> None:
-    assert len(_export_fields(export_dir)) >= 1, sorted(p.name for p in export_dir.iterdir())
+    files = {name for name, _, _, _ in _export_fields(export_dir)}
+    assert {"accounts.json", "events.jsonl"} <= files, sorted(p.name for p in export_dir.iterdir())
 
 
 @pytest.mark.parametrize("variant", sorted(HOSTILE))
-def test_export_file_id_when_hostile_then_verify_and_import_refuse_and_nothing_written(
+def test_export_file_id_when_hostile_then_import_refuses_and_nothing_written(
     export_dir, capsys, monkeypatch, tmp_path, variant
 ):
-    for name, path, valid in _export_fields(export_dir):
-        tampered = tmp_path / f"{name}-{variant}"
+    for case, (name, number, path, valid) in enumerate(_export_fields(export_dir)):
+        tampered = tmp_path / f"{case}-{variant}"
         shutil.copytree(export_dir, tampered)
-        document = json.loads((tampered / name).read_text())
-        (tampered / name).write_text(json.dumps(_replaced(document, path, HOSTILE[variant](valid))))
-        target = f"sqlite:///{tmp_path / f'target-{name}.db'}"
+        documents = _documents(tampered / name)
+        documents[number] = _replaced(documents[number], path, HOSTILE[variant](valid))
+        _write_documents(tampered / name, documents)
+        target = f"sqlite:///{tmp_path / f'target-{case}.db'}"
 
-        code, out, err = cli(capsys, monkeypatch, "verify", str(tampered))
-        assert code != 0 and "Traceback" not in out + err, (name, path, out)
+        if case == 0:  # import verifies first; verify alone once per variant
+            code, out, err = cli(capsys, monkeypatch, "verify", str(tampered))
+            assert code != 0 and "Traceback" not in out + err, (name, path, out)
         code, out, err = cli(capsys, monkeypatch, "import", str(tampered), "--db", target)
         assert code != 0 and "Traceback" not in out + err, (name, path, out)
         assert event_count(target) == 0, (name, path)

@@ -18,7 +18,7 @@ from tests.simulation import vopr
 
 CI_STEPS = 10
 # Seeds per backend: PostgreSQL costs most per seed (a schema and its tables each).
-CI_SEEDS = {"memory": 100, "sqlite": 60, "postgres": 30}
+CI_SEEDS = {"memory": 100, "sqlite": 50, "postgres": 30}
 
 
 def _url(backend: str, request: pytest.FixtureRequest) -> str | None:
