@@ -37,6 +37,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
@@ -410,7 +411,7 @@ class FeedHub:
     errors: int = 0
 
     def _views(self) -> Any:
-        return self.state.views() if self.state.catch_up else _as_context(self.state.store())
+        return self.state.views() if self.state.catch_up else nullcontext(self.state.store())
 
     def subscribe(self, subscriber: Subscriber) -> int:
         """Register a connection; returns the position from which the hub hands it messages."""
@@ -484,17 +485,6 @@ class FeedHub:
                 subscriber.offer(messages)
             sent += len(messages)
         return sent
-
-
-class _as_context:
-    def __init__(self, store: ViewStore) -> None:
-        self.store = store
-
-    def __enter__(self) -> ViewStore:
-        return self.store
-
-    def __exit__(self, *_: Any) -> None:
-        return None
 
 
 _hub_lock = threading.Lock()

@@ -144,7 +144,10 @@ class TapeView(PriceTracker, View):
             else:
                 kind = kind_of_close(closed["how"])
                 rows.delete("tape_closes", key)
-        rows.put(
+        # A buy's row never changes: appended. A sale's row may get its kind from a later
+        # Closed event, which finds it among the page's rows: put.
+        write = rows.put if kind == SELL else rows.append
+        write(
             "tape_trades",
             {
                 "position": position,
