@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--proofs", type=int, default=10_000, help="balance proofs to generate and verify")
-    parser.add_argument("--quick", action="store_true", help="2,000 accounts, 30,000 events, 2,000 proofs")
+    parser.add_argument("--quick", action="store_true", help="1,000 accounts, 12,000 events, 1,000 proofs")
     parser.add_argument("--no-verify", dest="verify", action="store_false", help="skip timing 'verify'")
     parser.add_argument(
         "--workers", type=int, help="worker processes for export and verify (default: one per core; 1: none)"
@@ -127,7 +127,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the store and the export in this directory")
     args = parser.parse_args()
     if args.quick:
-        args.accounts, args.events, args.proofs = 2_000, 30_000, 2_000
+        args.accounts, args.events, args.proofs = 1_000, 12_000, 1_000
 
     directory = Path(tempfile.mkdtemp(prefix="stakeledger-bench-export-")) if args.keep is None else args.keep
     directory.mkdir(parents=True, exist_ok=True)
@@ -161,7 +161,9 @@ def run(args: argparse.Namespace, directory: Path) -> None:
             phases[last["phase"]] = phases.get(last["phase"], 0.0) + now - last["at"]
         last["phase"], last["at"] = phase, now
 
-    summary = export_ledger(app, out, progress=progress, workers=args.workers)
+    # The worker count is passed on, so a small --quick log is exported in parallel too.
+    cores = worker_count(args.workers)
+    summary = export_ledger(app, out, progress=progress, workers=cores)
     progress("end", 0, None)
     app.close()
     export_seconds = summary.seconds
@@ -184,11 +186,10 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     verify_seconds = None
     if args.verify:
         log("verifying the export")
-        checked = verify_export(out, workers=args.workers)
+        checked = verify_export(out, workers=cores)
         verify_seconds = checked.seconds
         log(f"  verified in {verify_seconds:.1f} s")
 
-    cores = worker_count(args.workers)
     log(f"raw keccak256(abi.encode(record)) on {cores} processes")
     raw = raw_rate(out / EVENTS_ABI, cores)
     log(f"  {raw['records_per_second']:,.0f} records/s")

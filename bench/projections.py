@@ -49,7 +49,7 @@ GOAL_SQLITE_EVENTS_PER_S = 50_000
 TOKEN = 10**18
 AGENTS = 400
 ARTIFACTS = 40
-QUICK_ARTIFACTS = 6
+QUICK_ARTIFACTS = 3
 TRADES_PER_ARTIFACT = 400
 TRANSFER_BATCH = 1_000
 # A resolver's oracle price that meets each state's default threshold (0.7 / 0.1 / 0.3),
@@ -210,7 +210,7 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild every view; events/s beside the raw decoded read rate.")
-    parser.add_argument("--events", type=int, help="log size to build (default 200,000; 30,000 with --quick)")
+    parser.add_argument("--events", type=int, help="log size to build (default 200,000; 10,000 with --quick)")
     parser.add_argument(
         "--page-size",
         type=int,
@@ -223,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one rebuild")
     args = parser.parse_args(argv)
-    args.events = args.events or (30_000 if args.quick else 200_000)
-    # The trading part of the log alone is ~120,000 events at 40 artifacts: a quick run trades on 6.
+    args.events = args.events or (10_000 if args.quick else 200_000)
+    # The trading part of the log alone is ~120,000 events at 40 artifacts: a quick run trades on 3.
     args.artifacts = QUICK_ARTIFACTS if args.quick else ARTIFACTS
     backends = args.backend or list(BACKENDS)
 

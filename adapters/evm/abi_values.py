@@ -22,7 +22,9 @@ from functools import lru_cache
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import is_checksum_address
+
+from stakeledger.adapters.evm.hashing import checksum_address
 
 
 class LeafValueError(ValueError):
@@ -99,7 +101,7 @@ def _codec(abi_type: str) -> LeafCodec:
             return _integer_codec(abi_type, 0, 2**bits - 1)
         return _integer_codec(abi_type, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
     if abi_type == "address":
-        return LeafCodec(abi_type, _native_address, to_checksum_address)
+        return LeafCodec(abi_type, _native_address, checksum_address)
     if abi_type == "bool":
         return LeafCodec(abi_type, _native_bool, lambda value: value)
     if match := _FIXED_BYTES.fullmatch(abi_type):

@@ -31,7 +31,6 @@ from typing import Any, Callable
 from uuid import UUID
 
 from eth_abi import encode as abi_encode
-from eth_utils import to_checksum_address
 
 from stakeledger.adapters.evm.addresses import ACCOUNT_ADDRESS_PREFIX, account_address_bytes
 from stakeledger.adapters.evm.canonical import timestamp_micros
@@ -43,6 +42,7 @@ from stakeledger.adapters.evm.eip712 import (
     header_digest,
     typed_data,
 )
+from stakeledger.adapters.evm.hashing import checksum_address as fast_checksum_address
 from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.merkle import BALANCES_LEAF_ENCODING, EVENTS_LEAF_ENCODING, StandardMerkleTree
 from stakeledger.adapters.evm.records import EVENT_RECORD_ABI_TYPE, EVENT_RECORD_FIELDS, EventRecord
@@ -256,7 +256,7 @@ def hex0x(data: bytes) -> str:
 @lru_cache(maxsize=1 << 18)
 def checksum_address(address: bytes) -> str:
     """EIP-55 text of a 20-byte address, cached: the same few accounts recur on every line."""
-    return to_checksum_address(address)
+    return fast_checksum_address(address)
 
 
 def abi_line(encoded: bytes) -> bytes:
@@ -301,7 +301,7 @@ def accounts_document(fold: LedgerFold) -> dict[str, Any]:
         "accounts": [
             {
                 "accountId": entry.account_id,
-                "address": to_checksum_address(entry.address),
+                "address": checksum_address(entry.address),
                 "kind": entry.kind,
                 "balanceRow": entry.account_id != fold.treasury_id,
             }

@@ -60,6 +60,7 @@ from stakeledger.adapters.evm.bundle import (
     LedgerFold,
     ProgressFn,
     accounts_document,
+    checksum_address,
     events_tree_of,
     header_document,
     hex0x,
@@ -110,7 +111,7 @@ from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.errors import InvalidInputError
 
 PROGRESS_EVERY = 1_000
-_HEX_LINE = re.compile(rb"0x(?:[0-9a-f]{2})+")
+_HEX_DIGITS = b"0123456789abcdef"
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 _BYTES32 = re.compile(r"0x[0-9a-f]{64}")
 _SIGNATURE = re.compile(r"0x[0-9a-f]{130}")
@@ -519,7 +520,8 @@ def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
     if not raw.endswith(b"\n"):
         raise ExportInvalidError(EVENTS_ABI, "the line does not end with a newline (truncated file?)", seq=seq)
     text = raw[:-1]
-    if not _HEX_LINE.fullmatch(text):
+    # 0x, then one or more whole bytes in lowercase hex (a C pass over the line, no regex).
+    if not (len(text) >= 4 and len(text) % 2 == 0 and text[:2] == b"0x" and not text[2:].translate(None, _HEX_DIGITS)):
         raise ExportInvalidError(EVENTS_ABI, "the line is not 0x followed by lowercase hex bytes", seq=seq)
     encoded = bytes.fromhex(text[2:].decode("ascii"))
     try:
@@ -599,8 +601,8 @@ def _check_movement(
         what = f"account {entry.account_id!r}" if entry is not None else "no account"
         raise ExportInvalidError(
             EVENTS_ABI,
-            f"account is {to_checksum_address(account)}, but the payload "
-            f"names {what} ({to_checksum_address(expected_account)})",
+            f"account is {checksum_address(account)}, but the payload "
+            f"names {what} ({checksum_address(expected_account)})",
             seq=seq,
         )
     if (record_credit, record_debit) != (credit, debit):
@@ -735,13 +737,12 @@ def _check_balances_tree(data: bytes, fold: LedgerFold, total_supply: int) -> St
         if address in seen:
             raise ExportInvalidError(
                 BALANCES_TREE,
-                f"values[{index}]: a second row for "
-                f"{to_checksum_address(address)} ({account_id!r}); one row per account",
+                f"values[{index}]: a second row for {checksum_address(address)} ({account_id!r}); one row per account",
             )
         seen.add(address)
         if account_id is None:
             raise ExportInvalidError(
-                BALANCES_TREE, f"values[{index}]: {to_checksum_address(address)} is no account opened in the records"
+                BALANCES_TREE, f"values[{index}]: {checksum_address(address)} is no account opened in the records"
             )
         if account_id == fold.treasury_id:
             raise ExportInvalidError(

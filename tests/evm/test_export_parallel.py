@@ -177,3 +177,20 @@ def test_keccak_when_any_bytes_then_equals_eth_hash(data) -> None:
 
     assert keccak(data) == eth_keccak(data)
     assert keccak(b"") == bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
+
+
+@given(address=st.binary(min_size=20, max_size=20))
+def test_checksum_address_when_any_address_then_equals_eth_utils(address) -> None:
+    from eth_utils import to_checksum_address
+
+    from stakeledger.adapters.evm.hashing import checksum_address
+
+    assert checksum_address(address) == to_checksum_address(address)
+
+
+@pytest.mark.parametrize("line", [b"0x\n", b"0xABCD\n", b"0xabc\n", b"abcd\n", b"0xabzz\n", b"0x 0ab\n", b"1xabcd\n"])
+def test_verify_line_when_not_lowercase_whole_hex_bytes_then_refused(line) -> None:
+    from stakeledger.adapters.evm.verification import _decode_line
+
+    with pytest.raises(ExportInvalidError, match="not 0x followed by lowercase hex bytes"):
+        _decode_line(line, 1)
