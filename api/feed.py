@@ -488,6 +488,27 @@ class FeedHub:
 
 
 _hub_lock = threading.Lock()
+_KEY_IN_QUERY = re.compile(r"([?&]key=)[^&\s]*")
+
+
+class RedactKeys(logging.Filter):
+    """Access-log lines show ``?key=[redacted]`` instead of a browser's key."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _KEY_IN_QUERY.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    """Install ``RedactKeys`` on uvicorn's loggers (once, after uvicorn set logging up): the
+    access log has HTTP request lines, the error log the WebSocket handshakes."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger_ = logging.getLogger(name)
+        if not any(isinstance(existing, RedactKeys) for existing in logger_.filters):
+            logger_.addFilter(RedactKeys())
 
 
 def hub_of(app: Any) -> FeedHub:
@@ -495,6 +516,7 @@ def hub_of(app: Any) -> FeedHub:
     with _hub_lock:
         hub = getattr(app.state, "feed_hub", None)
         if hub is None:
+            redact_access_log()
             hub = app.state.feed_hub = FeedHub(app.state.api, **getattr(app.state, "feed_settings", {}))
         return hub
 
@@ -578,6 +600,7 @@ def feed_request(
         Optional[str], Header(alias="Last-Event-ID", max_length=32, description="SSE resume: the last id received.")
     ] = None,
 ) -> FeedRequest:
+    redact_access_log()
     token = credentials.credentials if credentials is not None else key
     wanted = subscription(topics, artifact, account, _principal(state, token) if account is not None else None)
     # An EventSource reconnects with its original URL and the header: the header is newer.
@@ -631,6 +654,7 @@ async def _until_disconnect(websocket: WebSocket) -> None:
 async def websocket_feed(websocket: WebSocket) -> None:
     """The same messages as /api/stream, one JSON text frame each. A refusal is sent as
     the usual error body, then the socket closes with code 4000 + the HTTP status."""
+    redact_access_log()  # before the accept, which uvicorn logs with the query
     await websocket.accept()
     state: ApiState = websocket.app.state.api
     params = websocket.query_params

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -317,3 +318,20 @@ def test_feed_when_the_request_is_malformed_then_the_usual_error_body_and_nothin
             assert socket.receive_json()["error"] == code
             assert socket.receive()["code"] == close_code
     assert api.head() == head
+
+
+def test_access_log_when_a_key_is_in_the_query_then_the_line_shows_it_redacted():
+    from stakeledger.api.feed import RedactKeys
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/api/stream?topics=inbox&key=sl_abc_secret&account=alice", "1.1", 200),
+        None,
+    )
+    assert RedactKeys().filter(record)
+    assert "sl_abc_secret" not in record.getMessage()
+    assert "/api/stream?topics=inbox&key=[redacted]&account=alice" in record.getMessage()
