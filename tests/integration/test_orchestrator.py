@@ -220,8 +220,11 @@ def test_get_portfolio_status_when_positions_outgrow_target_then_violations_and_
     assert set(status) == {"pairs_registered", "metrics", "risk_violations", "rebalance_needed", "rebalance_actions"}
     assert (status["pairs_registered"], status["rebalance_needed"], status["rebalance_actions"]) == (8, False, [])
 
-    ledger.open_position(ALICE, "M1", "long", 50 * TOKEN)  # at the 5% limit at cost, above it once marked
+    ledger.open_position(ALICE, "M1", "long", 50 * TOKEN)  # at the 5% limit at cost
     ledger.open_position(ALICE, "M2", "long", 20 * TOKEN)
+    # Marks are at exit value (no gain just for buying): bob's buy lifts M1, and with it what
+    # closing alice's position would pay, above the 5% limit.
+    ledger.open_position(BOB, "M1", "long", 50 * TOKEN)
     status = orchestrator.get_portfolio_status()
 
     assert status["metrics"]["active_positions"] == 2
