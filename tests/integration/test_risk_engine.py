@@ -26,10 +26,10 @@ from stakeledger.domain.model.accounts import TREASURY, order_escrow_account_id,
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position, position_uuid
+from stakeledger.domain.rules.lmsr import sell_proceeds_units
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.rules.lmsr import sell_proceeds_units
 from stakeledger.domain.service.log import iter_events
 from stakeledger.domain.vocabulary import WAD, Side
 from stakeledger.projections import dashboard
