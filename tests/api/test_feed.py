@@ -335,3 +335,32 @@ def test_access_log_when_a_key_is_in_the_query_then_the_line_shows_it_redacted()
     assert RedactKeys().filter(record)
     assert "sl_abc_secret" not in record.getMessage()
     assert "/api/stream?topics=inbox&key=[redacted]&account=alice" in record.getMessage()
+
+
+def test_feed_when_the_api_does_not_catch_up_then_it_delivers_what_the_projection_worker_applied():
+    from stakeledger.projections.runner import catch_up
+
+    app = create_app("memory://", ManualClock(), catch_up=False)
+    state = app.state.api
+    seed(state.ledger)
+    catch_up(state.ledger, state.store())
+    hub = FeedHub(state, poll_seconds=0.01)
+    wanted = Subscription(frozenset({"trades"}))
+    start = state.ledger.recorder.max_notification_id()
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        messages = messages_for(hub, wanted, (start, LAST), keepalive=0.2)
+        assert await messages.__anext__() is None  # subscribed
+        await asyncio.to_thread(trade, state.ledger, "alice", "long", 2)
+        before = [await messages.__anext__() for _ in range(2)]  # nobody applied the trade yet
+        await asyncio.to_thread(catch_up, state.ledger, state.store())  # what a worker does
+        after = [await messages.__anext__()]
+        await messages.aclose()
+        return before, after
+
+    try:
+        before, after = asyncio.run(scenario())
+    finally:
+        state.close()
+    assert before == [None, None]
+    assert [(message["topic"], message["taker"], message["tokens"]) for message in after] == [("trades", "alice", "2")]
