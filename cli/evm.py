@@ -72,6 +72,16 @@ def progress_bars(enabled: bool) -> Iterator[ProgressFn]:
         yield update
 
 
+Workers = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Worker processes that share the per-record work (default: one per core on a long log; 1: none).",
+    ),
+]
+
+
 @export_app.callback()
 def export(
     ctx: typer.Context,
@@ -99,6 +109,7 @@ def export(
         ),
     ] = "0x" + "00" * 20,
     force: Annotated[bool, typer.Option("--force", help="Replace an export already in --out.")] = False,
+    workers: Workers = None,
 ) -> None:
     """Write the export (run without a subcommand), or see 'export proof'."""
     if ctx.invoked_subcommand is not None:
@@ -112,7 +123,9 @@ def export(
     key = load_signing_key(signing_key) if signing_key is not None else None
     app = context.app
     with progress_bars(not context.as_json) as progress:
-        summary = export_ledger(app, out, at=at, signing_key=key, domain=domain, overwrite=force, progress=progress)
+        summary = export_ledger(
+            app, out, at=at, signing_key=key, domain=domain, overwrite=force, progress=progress, workers=workers
+        )
     if context.as_json:
         emit_json(summary.as_json())
         return
@@ -198,6 +211,7 @@ def verify(
     directory: Annotated[Path, typer.Argument(help="An export directory written by 'stakeledger export'.")],
     signer: Signer = None,
     require_signature: RequireSignature = False,
+    workers: Workers = None,
 ) -> None:
     """Check every record, root, balance and signature of an export; name the first bad one."""
     from stakeledger.adapters.evm.bundle import ExportInvalidError
@@ -206,7 +220,9 @@ def verify(
     context = get_context(ctx)
     try:
         with progress_bars(not context.as_json) as progress:
-            result = verify_export(directory, progress=progress, signer=signer, require_signature=require_signature)
+            result = verify_export(
+                directory, progress=progress, signer=signer, require_signature=require_signature, workers=workers
+            )
     except ExportInvalidError as error:
         if context.as_json:
             emit_json(

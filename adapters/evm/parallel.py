@@ -24,6 +24,7 @@ memory stays bounded on a log of any length.
 
 from __future__ import annotations
 
+import atexit
 import json
 import multiprocessing
 import os
@@ -81,6 +82,8 @@ def _get_pool(workers: int) -> Any:
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     _pool = context.Pool(workers)
     _pool_size = workers
+    # Stopped before the interpreter tears its modules down (the pool's finaliser needs them).
+    atexit.register(shutdown)
     return _pool
 
 
@@ -88,6 +91,7 @@ def shutdown() -> None:
     """Stop the worker processes (they stop with the process too)."""
     global _pool, _pool_size
     if _pool is not None:
+        atexit.unregister(shutdown)
         _pool.terminate()
         _pool.join()
     _pool, _pool_size = None, 0

@@ -194,3 +194,22 @@ def test_verify_line_when_not_lowercase_whole_hex_bytes_then_refused(line) -> No
 
     with pytest.raises(ExportInvalidError, match="not 0x followed by lowercase hex bytes"):
         _decode_line(line, 1)
+
+
+def test_cli_export_and_verify_when_workers_given_then_same_files_and_bad_values_refused(
+    exports, tmp_path, capsys, monkeypatch
+) -> None:
+    from tests.evm.hostile import run_cli
+
+    one, _ = exports
+    url = f"sqlite:///{one.parent / 'source.db'}"
+    out = tmp_path / "cli"
+    code, _, err = run_cli(capsys, monkeypatch, "--db", url, "export", "--out", str(out), "--workers", "2")
+    assert code == 0, err
+    assert all((out / name).read_bytes() == (one / name).read_bytes() for name in ALL_FILES)
+    code, stdout, err = run_cli(capsys, monkeypatch, "--json", "verify", str(out), "--workers", "2")
+    assert code == 0, err
+    assert json.loads(stdout)["lastSeq"] == 9 + 2 * TRANSFERS
+    code, _, err = run_cli(capsys, monkeypatch, "verify", str(out), "--workers", "0")
+    assert code == 2 and "--workers" in err
+    assert not (tmp_path / "never").exists()
