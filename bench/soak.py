@@ -19,7 +19,11 @@ fresh replay (``projections.audit`` with its views check, which catches the view
 It prints requests acknowledged, kills survived, and anything lost (the goal is 0).
 
     python bench/soak.py [--seconds 300] [--quick] [--backend sqlite|postgresql|both]
-                         [--http-clients 3] [--cli-clients 2] [--kill-every 3]
+                         [--http-clients 3] [--cli-clients 2] [--cli-pause 0.5] [--kill-every 3]
+                         [--worker-healthcheck SECONDS] [-v]
+
+On a machine short of CPU, ``--worker-healthcheck 60`` keeps uvicorn's supervisor from killing
+workers that are merely slow to start (see docs/simulation.md); the kills are then the soak's own.
 
 PostgreSQL comes from ``STAKELEDGER_BENCH_POSTGRES_URL`` (or a throwaway server, as every
 benchmark). Exit status 1 if anything was lost, duplicated or found by the audit.
