@@ -300,7 +300,11 @@
   function onLeave(fn) {
     teardown.push(fn);
   }
+  // Bumped on every route change, so a page that finishes loading after the reader moved
+  // on starts no stream or timer.
+  let generation = 0;
   function leave() {
+    generation += 1;
     for (const fn of teardown) fn();
     teardown = [];
     for (const chart of charts) chart.destroy();
@@ -568,7 +572,9 @@
       }, 250);
     }
 
+    const mine = generation;
     await refresh();
+    if (mine !== generation) return;
     follow(artifact, soon, refresh);
     onLeave(() => pending && clearTimeout(pending));
   }
