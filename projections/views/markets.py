@@ -144,6 +144,27 @@ class MarketsView(View):
         row["settlement_price_wad"] = event.price_long_wad if event.to_state in TERMINAL_STATES else None
         row["updated_position"] = position
 
+    @handles(Artifact.ResolutionReversed)
+    def resolution_reversed(self, rows: Rows, position: int, event: Any) -> None:
+        """A reopen: the market trades again with the shares it had, its released orders rest again."""
+        row = self._artifact(rows, event.originator_id.int)
+        row["state"] = event.to_state
+        row["transitions"] += 1
+        row["settlement_price_wad"] = None
+        row["q_long_units"], row["q_short_units"] = event.q_long_units, event.q_short_units
+        for order_id in event.order_ids:
+            order = rows.get("market_orders", order_id)
+            if order is None:
+                continue
+            order["remaining_units"] = order["released_units"]
+            order["released_units"] = 0
+            order["status"] = "partially_filled" if order["fills"] else "open"
+            order["updated_position"] = position
+            rows.put("market_orders", order)
+            row["order_escrow_units"] += order["remaining_units"]
+            row["resting_orders"] += 1
+        row["updated_position"] = position
+
     # Shares ---------------------------------------------------------------------------
 
     @handles(Artifact.Traded)
@@ -189,6 +210,17 @@ class MarketsView(View):
     @handles(Position.Closed, Position.Settled)
     def position_ended(self, rows: Rows, position: int, event: Any) -> None:
         self._commit_cost(rows, position, event, None)
+
+    @handles(Position.SettlementReversed)
+    def position_revived(self, rows: Rows, position: int, event: Any) -> None:
+        """A reopened resolution puts the position's cost back at risk (its row kept the cost)."""
+        held = rows.get("market_positions", event.originator_id.int)
+        if held is None:
+            return
+        row = self._artifact(rows, held["artifact_key"])
+        row["capital_committed_units"] += held["cost_units"]
+        row["live_positions"] += 1
+        row["updated_position"] = position
 
     @handles(Position.PartiallySettled)
     def position_halved(self, rows: Rows, position: int, event: Any) -> None:
