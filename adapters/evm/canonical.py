@@ -36,16 +36,22 @@ def canonical_json(state: Mapping[str, Any]) -> bytes:
 
 def is_canonical_json(payload: bytes) -> bool:
     """Whether the bytes are exactly what canonical_json writes for their content."""
+    return canonical_state(payload) is not None
+
+
+def canonical_state(payload: bytes) -> dict[str, Any] | None:
+    """The JSON object the bytes hold when they are exactly its canonical_json, else None
+    (parsed once, for callers that go on to read it)."""
     try:
         state = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        return False
+        return None
     if not isinstance(state, dict):
-        return False
+        return None
     try:
-        return canonical_json(state) == payload
+        return state if canonical_json(state) == payload else None
     except (TypeError, ValueError):
-        return False
+        return None
 
 
 def timestamp_micros(moment: datetime) -> int:

@@ -72,7 +72,7 @@ from stakeledger.adapters.evm.bundle import (
     notification_id_line,
     tree_document,
 )
-from stakeledger.adapters.evm.canonical import canonical_json, is_canonical_json, timestamp_micros
+from stakeledger.adapters.evm.canonical import canonical_json, canonical_state, timestamp_micros
 from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, recover_signer
 from stakeledger.adapters.evm.export_files import (
     HEADER_MAX_BYTES,
@@ -489,8 +489,7 @@ def precheck_record(abi_raw: bytes, jsonl_raw: bytes, seq: int, mapper: Mapper) 
     full check then names the problem), else the facts the sequential checks need."""
     record, encoded = _decode_line(abi_raw, seq)
     record_hash = keccak(encoded)
-    _check_payload_alone(record, seq, mapper)
-    state = json.loads(record.payload)
+    state = _check_payload_alone(record, seq, mapper)
     facts = {key: state[key] for key in FOLD_KEYS if key in state}
     line = json.loads(jsonl_raw)
     if not isinstance(line, dict):
@@ -533,26 +532,21 @@ def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
 
 
 def _check_payload(record: Any, seq: int, fold: LedgerFold, mapper: Mapper) -> Any:
-    _check_payload_alone(record, seq, mapper)
+    state = _check_payload_alone(record, seq, mapper)
     return _check_movement(
-        record.originator_id,
-        record.topic,
-        record.account,
-        record.credit,
-        record.debit,
-        json.loads(record.payload),
-        seq,
-        fold,
+        record.originator_id, record.topic, record.account, record.credit, record.debit, state, seq, fold
     )
 
 
-def _check_payload_alone(record: Any, seq: int, mapper: Mapper) -> None:
-    """The payload's checks that need no other record: canonical, decodable, on time."""
+def _check_payload_alone(record: Any, seq: int, mapper: Mapper) -> dict[str, Any]:
+    """The payload's checks that need no other record: canonical, decodable, on time.
+    Returns the payload's JSON object (json.loads of it)."""
     if json_too_deep(record.payload):
         raise ExportInvalidError(
             EVENTS_ABI, f"the payload nests deeper than {MAX_JSON_DEPTH} levels: refused unparsed", seq=seq
         )
-    if not is_canonical_json(record.payload):
+    state = canonical_state(record.payload)
+    if state is None:
         raise ExportInvalidError(
             EVENTS_ABI, "the payload is not canonical JSON (a JSON object, keys sorted, no spaces)", seq=seq
         )
@@ -578,6 +572,7 @@ def _check_payload_alone(record: Any, seq: int, mapper: Mapper) -> None:
             f"timestampMicros {record.timestamp_micros} is not the payload's timestamp ({event_micros})",
             seq=seq,
         )
+    return state
 
 
 def _check_movement(
