@@ -25,6 +25,7 @@ from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service import apikeys
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import open_store
+from stakeledger.projections.views import view_names
 from tests.api.serving import free_port, stop, wait_until_serving
 from tests.conftest import fresh_postgres_url
 
@@ -107,13 +108,13 @@ def test_compose_commands_when_run_against_postgres_then_api_serves_and_worker_k
         assert head > settings_events
         store = open_store(ledger)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120
             while _lowest_position(store) < head:  # the worker, not this test, catches up
                 assert worker.poll() is None, (tmp_path / "worker.log").read_text()
                 assert time.monotonic() < deadline, f"the worker did not catch up: {store.positions()} < {head}"
                 time.sleep(0.2)
             assert {status.view: status.lag for status in Runner(ledger, store).status()} == dict.fromkeys(
-                ["statements", "markets", "portfolio", "settlements", "reputation", "inbox"], 0
+                view_names(), 0
             )
         finally:
             store.close()
