@@ -243,7 +243,7 @@ def make_header(
 
 
 def events_tree_of(record_hashes: list[bytes]) -> StandardMerkleTree:
-    return StandardMerkleTree.of(((seq, h) for seq, h in enumerate(record_hashes, start=1)), EVENTS_LEAF_ENCODING)
+    return StandardMerkleTree.of_record_hashes(record_hashes)
 
 
 # The bytes of each file ------------------------------------------------------------------

@@ -67,7 +67,27 @@ class StandardMerkleTree:
             raise InvalidTreeError("a tree needs at least one value")
         if count > LEAVES_MAX:
             raise InvalidTreeError(f"a tree holds at most {LEAVES_MAX} values")
-        leaf_hashes = [_leaf_hash(codec, row) for row in rows]
+        return cls._build(rows, [_leaf_hash(codec, row) for row in rows], codec)
+
+    @classmethod
+    def of_record_hashes(cls, record_hashes: Sequence[bytes]) -> StandardMerkleTree:
+        """The events tree: ``of`` over (seq, recordHash) for seq 1, 2, ..., each leaf hashed
+        from the ABI encoding written out (a uint256 word, then the 32 bytes), the same bytes
+        eth_abi gives for these two static types, without a codec call per leaf."""
+        codec = row_codec(EVENTS_LEAF_ENCODING)
+        if not record_hashes:
+            raise InvalidTreeError("a tree needs at least one value")
+        if len(record_hashes) > LEAVES_MAX:
+            raise InvalidTreeError(f"a tree holds at most {LEAVES_MAX} values")
+        if any(not isinstance(h, bytes) or len(h) != 32 for h in record_hashes):
+            raise InvalidTreeError("a record hash is 32 bytes")
+        rows = list(enumerate(record_hashes, start=1))
+        leaf_hashes = [keccak(keccak(seq.to_bytes(32, "big") + h)) for seq, h in rows]
+        return cls._build(rows, leaf_hashes, codec)
+
+    @classmethod
+    def _build(cls, rows: list[tuple], leaf_hashes: list[bytes], codec: RowCodec) -> StandardMerkleTree:
+        count = len(rows)
         # sorted() is stable, as is JavaScript's sort, so equal leaves keep the same order.
         order = sorted(range(count), key=leaf_hashes.__getitem__)
         size = 2 * count - 1

@@ -213,3 +213,14 @@ def test_cli_export_and_verify_when_workers_given_then_same_files_and_bad_values
     code, _, err = run_cli(capsys, monkeypatch, "verify", str(out), "--workers", "0")
     assert code == 2 and "--workers" in err
     assert not (tmp_path / "never").exists()
+
+
+@settings(max_examples=50, deadline=None)
+@given(hashes=st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=40))
+def test_events_tree_when_built_from_record_hashes_then_equals_the_generic_tree(hashes) -> None:
+    from stakeledger.adapters.evm.merkle import EVENTS_LEAF_ENCODING, StandardMerkleTree
+
+    fast = StandardMerkleTree.of_record_hashes(hashes)
+    generic = StandardMerkleTree.of(list(enumerate(hashes, start=1)), EVENTS_LEAF_ENCODING)
+    assert fast.dump() == generic.dump()
+    assert fast.root == generic.root
