@@ -52,7 +52,7 @@ def test_every_kind_of_fault_is_injected(request: pytest.FixtureRequest) -> None
             for kind, count in summary["faults"].items():
                 totals[f"{backend} {kind}"] = totals.get(f"{backend} {kind}", 0) + count
     for backend in ("memory", "sqlite"):
-        for kind in ("before", "after", "runner crashes", "runner stops", "runner restarts"):
+        for kind in ("before", "after", "lost answer", "runner crashes", "runner stops", "runner restarts"):
             assert totals.get(f"{backend} {kind}", 0) > 0, (backend, kind, totals)
     assert totals.get("sqlite torn", 0) > 0 and totals.get("sqlite ledger restarts", 0) > 0, totals
 

@@ -8,7 +8,8 @@ layer and its API-key functions, valid and invalid, most with client command ids
   write (nothing reaches the store), *torn* (part of the events are written inside the
   transaction, which then aborts; SQLite and PostgreSQL only) and *after* the write (the
   transaction committed but the caller sees a crash, as when a connection drops before the
-  acknowledgement arrives);
+  acknowledgement arrives), and *lost answer* (the transaction committed but the store
+  reports an ``OperationalError``, as a connection lost during COMMIT does);
 - the projection runner is stopped part-way, crashed inside a page's transaction, given a
   random page size, catches up to a random position, and is replaced by a new runner (a
   restarted worker); on SQLite and PostgreSQL the ledger process itself is "restarted"
@@ -91,7 +92,7 @@ class SimulationFailure(AssertionError):
 
 # Faults at the store ------------------------------------------------------------------------
 
-BEFORE, TORN, AFTER = "before", "torn", "after"
+BEFORE, TORN, AFTER, LOST = "before", "torn", "after", "lost answer"
 EventKey = tuple[str, int]  # (originator id, version): unique in a store
 
 
@@ -141,6 +142,10 @@ class FaultyStore:
             )
         if kind == AFTER and stored_events:
             raise SimulatedCrash("simulated: the write committed, then the connection dropped before the answer")
+        if kind == LOST and stored_events:
+            # What PostgreSQL's driver reports for a connection lost around COMMIT: the ledger
+            # must find out that the save landed instead of deciding the command again.
+            raise OperationalError("simulated: the connection was lost during COMMIT (the commit landed)")
         return result
 
     def _torn(self, stored_events: Any) -> None:
@@ -331,7 +336,7 @@ class Simulation:
 
     def _arm_faults(self) -> None:
         if self.rng.random() < 0.35:
-            kinds = [self.rng.choice((BEFORE, TORN, AFTER)) for _ in range(self.rng.randint(1, 3))]
+            kinds = [self.rng.choice((BEFORE, TORN, AFTER, LOST)) for _ in range(self.rng.randint(1, 3))]
             self.faults.arm(kinds)
 
     def submit(self, client: str, verb: str, kwargs: dict[str, Any], *, command_id: str | None) -> Op:
