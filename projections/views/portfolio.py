@@ -67,7 +67,7 @@ REJECTED, LIQUIDATED_KIND = "rejected", "liquidated"
 
 class PortfolioView(View):
     name = "portfolio"
-    version = 2
+    version = 3
     tables = (POSITIONS, RISK_EVENTS, AGENTS)
 
     @handles(Portfolio.Configured)
@@ -185,6 +185,21 @@ class PortfolioView(View):
         row["closed_at"] = iso(event.timestamp)
         row["realized_pnl_units"] += event.pnl_units
         row["payout_units"] += event.payout_units
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.SettlementReversed)
+    def settlement_reversed(self, rows: Rows, position: int, event: Any) -> None:
+        """A reopened resolution: the position is live again in the status it had before, its
+        payout and the P&L that payout realised taken back (quantity and cost were never touched)."""
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["status"] = event.status
+        row["status_before_freeze"] = event.status_before_freeze
+        row["closed_at"] = None
+        row["realized_pnl_units"] -= event.pnl_units
+        row["payout_units"] -= event.payout_units
         row["updated_position"] = position
         rows.put("portfolio_positions", row)
 

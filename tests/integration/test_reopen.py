@@ -54,7 +54,7 @@ HISTORY_TABLES = {"statement_lines", "settlements", "reputation_history", "inbox
 # Columns that say which event last touched a row or how many it has seen, not what it holds.
 BOOKKEEPING = {"updated_position", "last_position", "lines", "updated_at", "transitions", "transition"}
 # The views whose modules fold the reversing events (the others are reported, see views_restored).
-RESTORED_VIEWS = ("statements", "markets", "settlements", "reputation", "inbox")
+RESTORED_VIEWS = ("statements", "markets", "portfolio", "settlements", "reputation", "inbox")
 
 RESOLUTIONS = [
     ("validated", 8 * WAD // 10),
