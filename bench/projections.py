@@ -210,7 +210,7 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Rebuild every view; events/s beside the raw decoded read rate.")
-    parser.add_argument("--events", type=int, help="log size to build (default 200,000; 10,000 with --quick)")
+    parser.add_argument("--events", type=int, help="log size to build (default 200,000; 40,000 with --quick)")
     parser.add_argument(
         "--page-size",
         type=int,
@@ -218,12 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"events per page, for the rebuild and the raw read alike (default {REBUILD_PAGE_SIZE:,}, "
         "the rebuild's own default)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="read + rebuild rounds per backend (default 3)")
+    parser.add_argument("--rounds", type=int, help="read + rebuild rounds per backend (default 3; 2 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a small log, for a smoke run")
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)")
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one rebuild")
     args = parser.parse_args(argv)
-    args.events = args.events or (10_000 if args.quick else 200_000)
+    args.events = args.events or (40_000 if args.quick else 200_000)
+    args.rounds = args.rounds or (2 if args.quick else 3)
     # The trading part of the log alone is ~120,000 events at 40 artifacts: a quick run trades on 3.
     args.artifacts = QUICK_ARTIFACTS if args.quick else ARTIFACTS
     backends = args.backend or list(BACKENDS)

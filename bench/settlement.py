@@ -58,6 +58,9 @@ from stakeledger.domain.vocabulary import Side
 
 TOKEN = 10**18
 GOAL_SECONDS = 2.0
+# A resolver's oracle price meeting each state's default threshold (0.7 / 0.1 / 0.3), so the
+# transition settles whatever the 7-day average of p(long) is: the settlement is measured.
+ORACLE_PRICE_WAD = {"validated": 8 * 10**17, "deprecated": 5 * 10**16, "flagged": 2 * 10**17}
 AGENT_COUNT = 200
 LIQUIDITY_UNITS = 1_000 * TOKEN
 ORDER_UNITS = TOKEN
@@ -142,7 +145,9 @@ def settle(app: StakeLedger, artifact_id: str, state: str, timeout: int | None =
     started = time.perf_counter()
     try:
         with watchdog(timeout):
-            result = app.transition_artifact(artifact_id, state, actor="bench", reason="benchmark")
+            result = app.transition_artifact(
+                artifact_id, state, actor="bench", reason="benchmark", price_wad=ORACLE_PRICE_WAD.get(state)
+            )
     except Hung as error:
         log(f"    {state} of {artifact_id} HUNG: {error}")
         return {

@@ -571,7 +571,38 @@ class _EventDecoder:
         self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple[Callable[[dict], None], ...]]] = {}
         self.ids: dict[Any, Any] = {}
         if self.fast:
-            self.json_decode = json.JSONDecoder(object_hook=self._hook(mapper.transcoder.names)).decode
+            self.hook = self._hook(mapper.transcoder.names)
+            self.json_decode = json.JSONDecoder(object_hook=self.hook).decode
+            self.plain_decode = json.JSONDecoder().decode
+
+    def decode_state(self, text: str, data: bytes) -> dict[str, Any]:
+        """``transcoder.decode`` of a stored state, the same values, cheaper where it can be.
+
+        The object hook is a Python call for every JSON object, the state itself included.
+        Most states hold their typed values (the timestamp, ids) only at the top level, so
+        the state is parsed without the hook and those values are decoded here, with the
+        hook itself and in the order the hook would meet them; that is the whole answer only
+        when every ``"_type_"`` key in the text was one of them (a nested or odd one, or
+        the text "_type_" as a string, shows as a count that does not match), else the
+        state is parsed again with the hook."""
+        typed = data.count(b'"_type_"')
+        state = self.plain_decode(text)
+        if type(state) is not dict:
+            return self.json_decode(text)
+        if typed:
+            hook, found = self.hook, 0
+            for key, value in state.items():
+                if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
+                    data_value = value["_data_"]
+                    if type(data_value) is dict or type(data_value) is list:
+                        return self.json_decode(text)
+                    state[key] = hook(value)
+                    found += 1
+            if found != typed:
+                return self.json_decode(text)
+        if len(state) == 2 and "_type_" in state and "_data_" in state:
+            return self.json_decode(text)
+        return state
 
     def _hook(self, names: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
         immutable = self._IMMUTABLE
@@ -620,7 +651,7 @@ class _EventDecoder:
             try:
                 entry = self.classes.get(topic) or self._learn(topic, originator_id)
                 cls, id_convertor, class_version, upcasters = entry
-                event_state = self.json_decode(state.decode("utf8"))
+                event_state = self.decode_state(state.decode("utf8"), state)
                 event_state["originator_id"] = id_convertor(self._stored_id(originator_id))
                 event_state["originator_version"] = originator_version
                 from_version = event_state.pop("class_version", 1)

@@ -66,3 +66,25 @@ def test_rebuild_when_run_twice_with_other_page_sizes_then_rows_are_identical(
     assert first.head == second.head == head(ledger)
     assert view_rows(store) == rows
     assert any(rows.values())
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        b'{"a":1,"timestamp":{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05+00:00"}}',
+        b'{"id":{"_type_":"uuid_hex","_data_":"0123456789abcdef0123456789abcdef"},"n":{"_type_":"decimal_str","_data_":"1.5"}}',
+        # Typed values below the top level, a typed value holding an object, the text "_type_".
+        b'{"list":[{"_type_":"uuid_hex","_data_":"0123456789abcdef0123456789abcdef"}],"x":2}',
+        b'{"deep":{"inner":{"_type_":"decimal_str","_data_":"2"}}}',
+        b'{"odd":{"_type_":"decimal_str","_data_":"3","extra":1},"s":"_type_"}',
+        b'{"name":"_type_"}',
+        b'{"_type_":"decimal_str","_data_":"4"}',
+        b"[1,2]",
+        b'{"refs":{}}',
+    ],
+)
+def test_runner_state_decoding_when_typed_values_sit_anywhere_then_equals_the_transcoder(
+    ledger: StakeLedger, state: bytes
+) -> None:
+    decoder = _EventDecoder(ledger.mapper, ledger.recorder)
+    assert decoder.decode_state(state.decode(), state) == ledger.mapper.transcoder.decode(state)
