@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
@@ -19,6 +19,7 @@ from stakeledger.api.models import (
     ArtifactIn,
     ArtifactOut,
     CancelOut,
+    CloseIn,
     CloseOut,
     LimitOrderIn,
     MarketOrderIn,
@@ -246,13 +247,28 @@ def open_position(body: MarketOrderIn, caller: Caller, state: State, command_id:
     "/positions/{position_id:path}/close",
     response_model=CloseOut,
     responses=responses(401, 403, 404, 409),
-    summary="Sell a position back to the market maker at the current price",
+    summary="Sell a position back to the market maker at the current price: all of it, or part of it "
+    "(a body with `shares` or `tokens`)",
 )
-def close_position(position_id: PositionPath, caller: Caller, state: State, command_id: CommandId) -> Any:
+def close_position(
+    position_id: PositionPath,
+    caller: Caller,
+    state: State,
+    command_id: CommandId,
+    body: Annotated[Optional[CloseIn], Body()] = None,
+) -> Any:
     # A trade key may close only its own agent's positions (403 NOT_OWNER otherwise).
     agent = None if caller.is_admin else caller.agent
-    result = state.ledger.close_position(position_id, agent=agent, command_id=command_id)
-    return rejected_or(result, state.decimals)
+    d = state.decimals
+    part = body or CloseIn()
+    result = state.ledger.close_position(
+        position_id,
+        agent=agent,
+        shares_units=parse_amount(part.shares, d) if part.shares is not None else None,
+        tokens_units=parse_amount(part.tokens, d) if part.tokens is not None else None,
+        command_id=command_id,
+    )
+    return rejected_or(result, d)
 
 
 @router.post(

@@ -86,7 +86,7 @@ class ArtifactIn(Body):
         description="LMSR liquidity b in tokens; the pool is funded with b·ln 2 from the treasury."
     )
     group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Correlation group.")
-    min_hold_days: int = Field(default=90, ge=0, le=36_500)
+    min_hold_days: int = Field(default=0, ge=0, le=36_500)
     validated_at: Optional[Price] = Field(default=None, description="Validated needs s >= this (default 0.7).")
     deprecated_at: Optional[Price] = Field(default=None, description="Deprecated needs s <= this (default 0.1).")
     flagged_below: Optional[Price] = Field(default=None, description="Flagged needs s < this (default 0.3).")
@@ -231,12 +231,28 @@ class CancelOut(Out):
     released: str
 
 
+class CloseIn(Body):
+    shares: Optional[Amount] = Field(
+        default=None, description="Sell only this many shares; the rest stays open with its remaining cost."
+    )
+    tokens: Optional[Amount] = Field(
+        default=None, description="Sell the fewest shares whose sale pays at least this many tokens."
+    )
+
+
 class CloseOut(Out):
     position: str
+    shares_sold_units: str
+    shares_sold: str
+    shares_left_units: str
+    shares_left: str
     proceeds_units: str
     proceeds: str
+    cost_released_units: str
+    cost_released: str
     pnl_units: str
     pnl: str
+    status: str
     price_long_wad: str
     price_long: str
     fills: list[dict[str, Any]]

@@ -53,7 +53,9 @@ def add(
     title: Annotated[str, typer.Option(help="What the artifact is.")],
     liquidity: Annotated[str, typer.Option(help="LMSR liquidity b in tokens; the pool is funded with b·ln 2.")],
     group: Annotated[Optional[str], typer.Option(help="Correlation group, e.g. a research field.")] = None,
-    min_hold_days: Annotated[int, typer.Option(help="Days an artifact must be listed before voluntary closes.")] = 90,
+    min_hold_days: Annotated[
+        int, typer.Option(help="Days an artifact must be listed before voluntary closes (0, the default: at once).")
+    ] = 0,
     validated_at: Annotated[
         Optional[str], typer.Option(help="Validated needs a settlement price at or above this (default 0.7).")
     ] = None,
@@ -334,20 +336,37 @@ def close(
     ctx: typer.Context,
     position_id: Annotated[str, typer.Argument(metavar="POSITION")],
     agent: Annotated[Optional[str], typer.Option(help="Refuse unless the position belongs to this agent.")] = None,
+    shares: Annotated[
+        Optional[str], typer.Option(help="Sell only this many shares; the rest stays open with its remaining cost.")
+    ] = None,
+    tokens: Annotated[
+        Optional[str], typer.Option(help="Sell the fewest shares whose sale pays at least this many tokens.")
+    ] = None,
     command_id: CommandId = None,
 ) -> None:
-    """Sell a position back to the market maker at the current price."""
+    """Sell a position (all of it, or part with --shares or --tokens) back to the market maker at the current price."""
     context = get_context(ctx)
     app = context.app
-    result = app.close_position(position_id, agent=agent, command_id=command_id)
+    d = app.decimals
+    result = app.close_position(
+        position_id,
+        agent=agent,
+        shares_units=parse_amount(shares, d) if shares is not None else None,
+        tokens_units=parse_amount(tokens, d) if tokens is not None else None,
+        command_id=command_id,
+    )
     if context.as_json:
         emit_json(result)
+        return
+    sold = format_amount(int(result["shares_sold_units"]), d)
+    proceeds = format_amount(int(result["proceeds_units"]), d)
+    pnl = format_amount(int(result["pnl_units"]), d)
+    after = f"p(long) now {price(result['price_long_wad'])}"
+    if int(result["shares_left_units"]):
+        left = format_amount(int(result["shares_left_units"]), d)
+        say(f"Sold {sold} shares of {position_id} for {proceeds} (P&L {pnl}); {left} shares stay open; {after}.")
     else:
-        d = app.decimals
-        say(
-            f"Closed {position_id} for {format_amount(int(result['proceeds_units']), d)} "
-            f"(P&L {format_amount(int(result['pnl_units']), d)}); p(long) now {price(result['price_long_wad'])}."
-        )
+        say(f"Closed {position_id} for {proceeds} (P&L {pnl}); {after}.")
 
 
 @trade_app.command("cancel")

@@ -331,7 +331,15 @@ class ArtifactCheck:
         elif isinstance(event, position_events.Opened):
             self.positions[event.originator_id] = (event.position_id, event.owner, event.artifact_id)
             self.pnl_units.setdefault(event.artifact_id, 0)
-        elif isinstance(event, (position_events.Closed, position_events.PartiallySettled, position_events.Settled)):
+        elif isinstance(
+            event,
+            (
+                position_events.Closed,
+                position_events.PartiallyClosed,
+                position_events.PartiallySettled,
+                position_events.Settled,
+            ),
+        ):
             known = self.positions.get(event.originator_id)
             if known is None:
                 return [
@@ -356,7 +364,8 @@ class ArtifactCheck:
                     self._repeated.append(found)
                 self.partially_settled.add(event.originator_id)
             self.pnl_units[artifact_id] += event.pnl_units
-            paid = event.proceeds_units if isinstance(event, position_events.Closed) else event.payout_units
+            sold = isinstance(event, (position_events.Closed, position_events.PartiallyClosed))
+            paid = event.proceeds_units if sold else event.payout_units
             owed, first = self.owed_units.get((position_id, owner), (0, position))
             self.owed_units[(position_id, owner)] = (owed + paid, first)
         elif isinstance(event, (Account.Credited, Account.Debited)):

@@ -39,6 +39,26 @@ def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> in
     return proceeds_units
 
 
+def close_part_of_position(unit: UnitOfWork, position: Position, shares_units: int, *, how: str) -> int:
+    """Sell ``shares_units`` of a live position (fewer than it holds) back to the pool; the
+    caller has checked it may close. Returns the proceeds."""
+    artifact = load_artifact(unit, position.artifact_id)
+    side = Side(position.side)
+    proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, shares_units)
+    artifact.record_trade(side, -shares_units, -proceeds_units, position.position_id, position.owner, None, unit.at)
+    if proceeds_units > 0:
+        pay_from_pool(
+            unit,
+            artifact.artifact_id,
+            position.owner,
+            proceeds_units,
+            Reason.TRADE_CLOSE,
+            position=position.position_id,
+        )
+    position.close_part(shares_units, proceeds_units, artifact.price_long_wad, how, unit.at)
+    return proceeds_units
+
+
 def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
     """Pay from the artifact's pool. Partial settlements can leave the pool short of what
     the LMSR owes; the shortfall is minted into it from the treasury first (amm:subsidy)."""

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
-from stakeledger.domain.decisions.pool import close_live_position
+from stakeledger.domain.decisions.pool import close_live_position, close_part_of_position
 from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
 from stakeledger.domain.decisions.settlement import resolve_if_due
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
@@ -31,7 +31,14 @@ from stakeledger.domain.errors import (
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.lmsr import average_price_wad, max_subsidy_units, shares_for_tokens, shares_to_reach_price
+from stakeledger.domain.rules.lmsr import (
+    average_price_wad,
+    max_subsidy_units,
+    sell_proceeds_units,
+    shares_for_proceeds,
+    shares_for_tokens,
+    shares_to_reach_price,
+)
 from stakeledger.domain.rules.money import check_units, format_amount
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import WAD, Reason, Side
@@ -203,9 +210,23 @@ def _buy(
 
 
 def close_position(
-    unit: UnitOfWork, position_id: str, *, how: str = "close", owner: str | None = None
+    unit: UnitOfWork,
+    position_id: str,
+    *,
+    how: str = "close",
+    owner: str | None = None,
+    shares_units: int | None = None,
+    tokens_units: int | None = None,
 ) -> dict[str, Any]:
-    """Sell the position's shares back to the pool at market."""
+    """Sell the position's shares back to the pool at market: all of them, ``shares_units`` of
+    them, or the fewest whose sale pays at least ``tokens_units``. A part sold realises its
+    share of the cost basis (pro rata, floored); the rest stays open with the remaining cost."""
+    if shares_units is not None and tokens_units is not None:
+        raise InvalidInputError("give the shares to sell or the tokens wanted, not both")
+    if shares_units is not None:
+        check_units(shares_units)
+    if tokens_units is not None:
+        check_units(tokens_units)
     position = load_position(unit, position_id)
     if owner is not None and position.owner != owner:
         raise NotOwnerError(f"position {position_id!r} belongs to another agent")
@@ -219,17 +240,53 @@ def close_position(
             f"artifact {artifact.artifact_id!r} must be listed longer than {artifact.min_hold_days} days before closing"
         )
     expire_orders(unit, artifact)
-    proceeds_units = close_live_position(unit, position, how=how)
+    sold_units = _shares_to_sell(unit, artifact, position, shares_units, tokens_units)
+    cost_units = position.cost_units
+    if sold_units == position.quantity_units:
+        proceeds_units = close_live_position(unit, position, how=how)
+        released_units = cost_units
+    else:
+        released_units = position.cost_of_shares(sold_units)
+        proceeds_units = close_part_of_position(unit, position, sold_units, how=how)
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
     return {
         "position": position_id,
+        "shares_sold_units": str(sold_units),
+        "shares_left_units": str(position.quantity_units if position.is_live else 0),
         "proceeds_units": str(proceeds_units),
-        "pnl_units": str(proceeds_units - position.cost_units),
+        "cost_released_units": str(released_units),
+        "pnl_units": str(proceeds_units - released_units),
+        "status": position.status,
         "price_long_wad": str(artifact.price_long_wad),
         "fills": fills,
         **_risk(actions),
     }
+
+
+def _shares_to_sell(
+    unit: UnitOfWork, artifact: Artifact, position: Position, shares_units: int | None, tokens_units: int | None
+) -> int:
+    held_units = position.quantity_units
+    d = unit.decimals
+    if shares_units is not None:
+        if shares_units > held_units:
+            raise InvalidAmountError(
+                f"position {position.position_id!r} holds {format_amount(held_units, d)} shares; "
+                f"cannot sell {format_amount(shares_units, d)}"
+            )
+        return shares_units
+    if tokens_units is None:
+        return held_units
+    side = Side(position.side)
+    needed = shares_for_proceeds(artifact.q_long, artifact.q_short, artifact.b_units, side, tokens_units, held_units)
+    if needed is None:
+        everything = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, held_units)
+        raise InvalidAmountError(
+            f"selling all {format_amount(held_units, d)} shares of {position.position_id!r} pays "
+            f"{format_amount(everything, d)} tokens, less than the {format_amount(tokens_units, d)} asked"
+        )
+    return needed
 
 
 # Limit orders -------------------------------------------------------------------------------

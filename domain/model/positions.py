@@ -75,6 +75,25 @@ class Position(Aggregate):
             position.realized_pnl_units += self.pnl_units
             position.proceeds_units += self.proceeds_units
 
+    class PartiallyClosed(Aggregate.Event):
+        """Part of the shares sold back to the pool: the cost they carried (pro rata, floored)
+        is realised against the proceeds and the rest stays open with the remaining cost."""
+
+        quantity_sold_units: PositiveUnits
+        proceeds_units: Units
+        cost_released_units: Units
+        pnl_units: SignedUnits
+        price_long_wad: Units
+        quantity_left_units: PositiveUnits
+        cost_left_units: PositiveUnits
+        how: Name
+
+        def apply(self, position: "Position") -> None:
+            position.quantity_units = self.quantity_left_units
+            position.cost_units = self.cost_left_units
+            position.realized_pnl_units += self.pnl_units
+            position.proceeds_units += self.proceeds_units
+
     class PartiallySettled(Aggregate.Event):
         """Flagged: a long gets half its cost back for half its shares; a short gets a bonus."""
 
@@ -276,6 +295,27 @@ class Position(Aggregate):
         if self.status == FROZEN:
             status = self.status_before_freeze or OPEN
             self.trigger_event(self.Reopened, timestamp=at, transition=transition, status=status)
+
+    def cost_of_shares(self, shares_units: int) -> int:
+        """The part of the cost basis that ``shares_units`` of this position carry, floored (the
+        remaining shares keep the rounding, so the cost is never split into more than it was)."""
+        return self.cost_units * shares_units // self.quantity_units
+
+    def close_part(self, shares_units: int, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
+        assert self.is_live and self.status != FROZEN and 0 < shares_units < self.quantity_units
+        released_units = self.cost_of_shares(shares_units)
+        self.trigger_event(
+            self.PartiallyClosed,
+            timestamp=at,
+            quantity_sold_units=shares_units,
+            proceeds_units=proceeds_units,
+            cost_released_units=released_units,
+            pnl_units=proceeds_units - released_units,
+            price_long_wad=price_long_wad,
+            quantity_left_units=self.quantity_units - shares_units,
+            cost_left_units=self.cost_units - released_units,
+            how=how,
+        )
 
     def close(self, proceeds_units: int, price_long_wad: int, how: str, at: datetime) -> None:
         assert self.is_live and self.status != FROZEN

@@ -158,6 +158,31 @@ def shares_for_tokens(q_long: int, q_short: int, b_units: int, side: Side, token
     return _largest_affordable_shares(q_side, q_other, b_units, tokens_units, estimate_units, _buy_cost_oriented_units)
 
 
+def shares_for_proceeds(
+    q_long: int, q_short: int, b_units: int, side: Side, tokens_units: int, held_units: int
+) -> int | None:
+    """Return the fewest of ``held_units`` shares of ``side`` whose sale pays at least
+    ``tokens_units`` (``sell_proceeds_units``, rounded down, is what is compared), or None when
+    selling all of them pays less. Proceeds grow with the shares sold, so a bisection finds it."""
+    _require_quantities(q_long, q_short)
+    _require_liquidity(b_units)
+    _require_positive("tokens_units", tokens_units)
+    _require_positive("held_units", held_units)
+
+    def pays(shares_units: int) -> bool:
+        return sell_proceeds_units(q_long, q_short, b_units, side, shares_units) >= tokens_units
+
+    if not pays(held_units):
+        return None
+    # Selling x shares pays less than x, so tokens_units shares never suffice (and, since all
+    # held shares do, tokens_units < held_units).
+    low, high = tokens_units, held_units
+    while high - low > 1:  # invariant: low does not pay, high does
+        middle = (low + high) // 2
+        low, high = (low, middle) if pays(middle) else (middle, high)
+    return high
+
+
 def max_subsidy_units(b_units: int) -> int:
     """Return the pool's worst-case loss b·ln 2, rounded up: the subsidy funded at listing."""
     _require_liquidity(b_units)

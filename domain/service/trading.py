@@ -42,7 +42,7 @@ class MarketCommands(LedgerCore):
         liquidity_units: int,
         *,
         group: str | None = None,
-        min_hold_days: int = 90,
+        min_hold_days: int = 0,
         resolution: ResolutionRules | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
@@ -127,12 +127,27 @@ class MarketCommands(LedgerCore):
         )
 
     def close_position(
-        self, position_id: str, *, agent: str | None = None, command_id: str | None = None
+        self,
+        position_id: str,
+        *,
+        agent: str | None = None,
+        shares_units: int | None = None,
+        tokens_units: int | None = None,
+        command_id: str | None = None,
     ) -> dict[str, Any]:
+        """Sell a position back at market: all of it, ``shares_units`` of its shares, or the
+        fewest shares whose sale pays at least ``tokens_units``."""
+        payload: dict[str, Any] = {"position": position_id, "agent": agent}
+        if shares_units is not None:  # a full close's payload stays what it always was
+            payload["shares"] = str(shares_units)
+        if tokens_units is not None:
+            payload["tokens"] = str(tokens_units)
         return self.execute(
             "trade.close",
-            lambda unit: close_position(unit, position_id, owner=agent),
-            payload={"position": position_id, "agent": agent},
+            lambda unit: close_position(
+                unit, position_id, owner=agent, shares_units=shares_units, tokens_units=tokens_units
+            ),
+            payload=payload,
             command_id=command_id,
         )
 

@@ -67,7 +67,7 @@ REJECTED, LIQUIDATED_KIND = "rejected", "liquidated"
 
 class PortfolioView(View):
     name = "portfolio"
-    version = 3
+    version = 4
     tables = (POSITIONS, RISK_EVENTS, AGENTS)
 
     @handles(Portfolio.Configured)
@@ -157,6 +157,19 @@ class PortfolioView(View):
             return
         row["status"] = LIQUIDATED if event.how == "liquidation" else CLOSED
         row["closed_at"] = iso(event.timestamp)
+        row["realized_pnl_units"] += event.pnl_units
+        row["proceeds_units"] += event.proceeds_units
+        row["updated_position"] = position
+        rows.put("portfolio_positions", row)
+
+    @handles(Position.PartiallyClosed)
+    def partially_closed(self, rows: Rows, position: int, event: Any) -> None:
+        """Part sold back: the rest stays live with the cost it still carries."""
+        row = self._position(rows, event)
+        if row is None:
+            return
+        row["quantity_units"] = event.quantity_left_units
+        row["cost_units"] = event.cost_left_units
         row["realized_pnl_units"] += event.pnl_units
         row["proceeds_units"] += event.proceeds_units
         row["updated_position"] = position
