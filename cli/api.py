@@ -29,12 +29,21 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes; each serves the same store.")] = 1,
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request.")] = True,
+    worker_healthcheck: Annotated[
+        int,
+        typer.Option(
+            help="Seconds a worker may take to answer the supervisor's health check (and to start) "
+            "before it is restarted; uvicorn's own 5 s restarts slow-starting workers on a busy machine forever."
+        ),
+    ] = 60,
 ) -> None:
     """Serve the HTTP API (FastAPI under uvicorn) over this store: OpenAPI at /openapi.json, docs at /docs."""
     if not 1 <= port <= 65_535:
         raise InvalidInputError(f"port must be from 1 to 65535, got {port}")
     if not 1 <= workers <= MAX_WORKERS:
         raise InvalidInputError(f"workers must be from 1 to {MAX_WORKERS}, got {workers}")
+    if not 1 <= worker_healthcheck <= 3_600:
+        raise InvalidInputError(f"worker-healthcheck must be from 1 to 3600 seconds, got {worker_healthcheck}")
     context = get_context(ctx)
     if context.url.split("://", 1)[0].lower() == "memory":
         raise InvalidInputError("serve needs a store other processes can open: sqlite:///path.db or postgresql://…")
@@ -60,6 +69,7 @@ def serve(
         access_log=access_log,
         proxy_headers=False,
         server_header=False,
+        timeout_worker_healthcheck=worker_healthcheck,
     )
 
 

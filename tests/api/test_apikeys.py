@@ -144,3 +144,13 @@ def test_serve_when_store_is_in_memory_then_refused_before_listening():
     result = runner.invoke(app, ["serve", "--workers", "2"])
 
     assert result.exit_code != 0 and isinstance(result.exception, InvalidInputError)
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "3601"])
+def test_serve_when_the_worker_healthcheck_is_out_of_range_then_refused_before_listening(ledger_url, seconds):
+    runner, app = CliRunner(), _cli(ledger_url)
+
+    result = runner.invoke(app, ["serve", "--worker-healthcheck", seconds])
+
+    assert result.exit_code != 0 and isinstance(result.exception, InvalidInputError)
+    assert "worker-healthcheck must be from 1 to 3600" in str(result.exception)
