@@ -57,7 +57,6 @@ FOLD_KEYS = ("account_id", "kind", "amount_units", "decimals")
 
 _pool: Any = None
 _pool_size = 0
-_mapper: Any = None  # a worker's ledger mapper, made once
 
 
 def worker_count(requested: int | None = None) -> int:
@@ -233,25 +232,3 @@ def jsonl_of(
             tail,
         )
     )
-
-
-# Verify ---------------------------------------------------------------------------------
-
-
-def verify_chunk(first_seq: int, abi_lines: list[bytes], jsonl_lines: list[bytes | None]) -> list[tuple | None]:
-    """The per-record half of verify for lines ``first_seq``, ... : for each record None
-    (the parent checks it the one-process way) or what the parent needs to finish it."""
-    from stakeledger.adapters.evm import verification
-
-    global _mapper
-    if _mapper is None:
-        _mapper = verification.ledger_mapper()
-    mapper = _mapper
-    out: list[tuple | None] = []
-    for offset, (abi_raw, jsonl_raw) in enumerate(zip(abi_lines, jsonl_lines)):
-        seq = first_seq + offset
-        try:
-            out.append(verification.precheck_record(abi_raw, jsonl_raw, seq, mapper))
-        except Exception:  # noqa: BLE001 - anything odd: the parent's one-process check names it
-            out.append(None)
-    return out

@@ -95,7 +95,6 @@ from stakeledger.adapters.evm.parallel import (
     FOLD_KEYS,
     PARALLEL_MIN_RECORDS,
     ordered_map,
-    verify_chunk,
     worker_count,
 )
 from stakeledger.adapters.evm.records import (
@@ -513,6 +512,24 @@ def precheck_record(abi_raw: bytes, jsonl_raw: bytes, seq: int, mapper: Mapper) 
         nid,
         account_id,
     )
+
+
+_worker_mapper: Mapper | None = None  # a verify worker's ledger mapper, made once
+
+
+def verify_chunk(first_seq: int, abi_lines: list[bytes], jsonl_lines: list[bytes | None]) -> list[tuple | None]:
+    """A worker's task: ``precheck_record`` for lines ``first_seq``, ... ; None for a record
+    it could not clear (the parent then checks it the one-process way and names the problem)."""
+    global _worker_mapper
+    if _worker_mapper is None:
+        _worker_mapper = ledger_mapper()
+    out: list[tuple | None] = []
+    for offset, (abi_raw, jsonl_raw) in enumerate(zip(abi_lines, jsonl_lines)):
+        try:
+            out.append(precheck_record(abi_raw, jsonl_raw, first_seq + offset, _worker_mapper))
+        except Exception:  # noqa: BLE001 - anything odd: the parent's one-process check names it
+            out.append(None)
+    return out
 
 
 def _decode_line(raw: bytes, seq: int) -> tuple[Any, bytes]:
