@@ -26,6 +26,8 @@ from stakeledger.api.models import (
     OrderOut,
     QuoteOut,
     Side,
+    TakeProfitIn,
+    TakeProfitOut,
     TradeOut,
 )
 from stakeledger.api.render import human, respond
@@ -272,6 +274,28 @@ def close_position(
 
 
 @router.post(
+    "/positions/{position_id:path}/take-profit",
+    status_code=201,
+    response_model=TakeProfitOut,
+    responses=responses(401, 403, 404, 409),
+    summary="Take-profit: rest a sell of the position that fills while its side's price is above the limit "
+    "(cancel it as any order)",
+)
+def place_take_profit(
+    position_id: PositionPath, body: TakeProfitIn, caller: Caller, state: State, command_id: CommandId
+) -> Any:
+    agent = None if caller.is_admin else caller.agent
+    result = state.ledger.place_take_profit(
+        position_id,
+        parse_price_wad(body.limit_price),
+        agent=agent,
+        expires_in_days=Decimal(body.expires_in_days) if body.expires_in_days is not None else None,
+        command_id=command_id,
+    )
+    return rejected_or(result, state.decimals, 201)
+
+
+@router.post(
     "/orders",
     status_code=201,
     response_model=OrderOut,
@@ -309,9 +333,13 @@ def _order_owner(state: State, order_id: str) -> str:
     """Whose order this is, so an admin cancels on the owner's behalf. A resting order is
     read from its artifact; one that left the book from the orders view, so a retried
     cancel names the same agent as the first one and replays its result."""
-    resting = state.ledger.get_artifact(artifact_of(order_id)).orders.get(order_id)
+    artifact = state.ledger.get_artifact(artifact_of(order_id))
+    resting = artifact.orders.get(order_id)
     if resting is not None:
         return str(resting["agent"])
+    take_profit = artifact.take_profits.get(order_id)  # kept on the artifact, resting or ended
+    if take_profit is not None:
+        return str(take_profit["agent"])
     with state.views() as store:
         with store.read():
             rows = store.select(ORDERS, "order_id = ?", (order_id,))

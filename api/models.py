@@ -240,6 +240,22 @@ class CloseIn(Body):
     )
 
 
+class TakeProfitIn(Body):
+    limit_price: Price = Field(description="Sell while the position's side is priced above this.")
+    expires_in_days: Optional[Days] = Field(
+        default=None, description='Days until the take-profit expires, as a decimal string such as "7".'
+    )
+
+
+class TakeProfitOut(Out):
+    order: str
+    position: str
+    limit_price_wad: str
+    limit_price: str
+    status: str
+    fills: list[dict[str, Any]]
+
+
 class CloseOut(Out):
     position: str
     shares_sold_units: str

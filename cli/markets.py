@@ -324,11 +324,19 @@ def open_trade(
         emit_json(result)
         return
     say(message)
-    for fill in result.get("fills", []):
-        say(
-            f"  filled {fill['order']} → {fill['position']}: {format_amount(int(fill['shares_units']), d)} shares "
-            f"for {format_amount(int(fill['cost_units']), d)}"
-        )
+    say_fills(result.get("fills", []), d)
+
+
+def say_fills(fills: list[dict[str, Any]], d: int) -> None:
+    """One line per order a trade filled: buy limits bought, take-profits sold."""
+    for fill in fills:
+        shares = format_amount(int(fill["shares_units"]), d)
+        if fill.get("kind") == "take_profit":
+            proceeds = format_amount(int(fill["proceeds_units"]), d)
+            say(f"  take-profit {fill['order']} sold {shares} shares of {fill['position']} for {proceeds}")
+        else:
+            cost = format_amount(int(fill["cost_units"]), d)
+            say(f"  filled {fill['order']} → {fill['position']}: {shares} shares for {cost}")
 
 
 @trade_app.command("close")
@@ -342,12 +350,36 @@ def close(
     tokens: Annotated[
         Optional[str], typer.Option(help="Sell the fewest shares whose sale pays at least this many tokens.")
     ] = None,
+    limit_price: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Take-profit: rest a sell that fills while the side's price is above this (cancel with trade cancel)."
+        ),
+    ] = None,
+    expires_in: Annotated[Optional[float], typer.Option(help="Take-profit: days until it expires.")] = None,
     command_id: CommandId = None,
 ) -> None:
-    """Sell a position (all of it, or part with --shares or --tokens) back to the market maker at the current price."""
+    """Sell a position (all of it, or part with --shares or --tokens) back to the market maker at the current price,
+    or rest a take-profit with --limit-price."""
     context = get_context(ctx)
     app = context.app
     d = app.decimals
+    if limit_price is not None:
+        if shares is not None or tokens is not None:
+            raise InvalidInputError("--shares and --tokens apply to closes at market, not to a take-profit")
+        placed = app.place_take_profit(
+            position_id, parse_price_wad(limit_price), agent=agent, expires_in_days=expires_in, command_id=command_id
+        )
+        if context.as_json:
+            emit_json(placed)
+            return
+        say(
+            f"Take-profit {placed['order']} on {position_id} at {price(placed['limit_price_wad'])} is {placed['status']}."
+        )
+        say_fills(placed.get("fills", []), d)
+        return
+    if expires_in is not None:
+        raise InvalidInputError("--expires-in applies to a take-profit (--limit-price) only")
     result = app.close_position(
         position_id,
         agent=agent,

@@ -30,7 +30,7 @@ from stakeledger.domain.errors import (
 )
 from stakeledger.domain.model.accounts import TREASURY, agent_account_id, order_escrow_account_id, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id
-from stakeledger.domain.model.positions import Position
+from stakeledger.domain.model.positions import FROZEN, Position
 from stakeledger.domain.rules.lmsr import (
     average_price_wad,
     max_subsidy_units,
@@ -44,6 +44,7 @@ from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import WAD, Reason, Side
 
 MAX_FILLS_PER_TRADE = 500
+TAKE_PROFIT = "take_profit"  # how a take-profit's sale is recorded on its position
 MAX_HOLD_DAYS = 36_500
 
 
@@ -335,9 +336,70 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     return {"order": order_id, "status": artifact.order_status[order_id], "fills": fills, **_risk(actions)}
 
 
+def place_take_profit(
+    unit: UnitOfWork,
+    position_id: str,
+    limit_price_wad: int,
+    expires_in: timedelta | None = None,
+    *,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """Rest a sell of the whole position that fills while its side's price is above the limit
+    (at once, if it already is), in the same transaction as the trade that moved the price."""
+    if isinstance(limit_price_wad, bool) or not isinstance(limit_price_wad, int) or not 0 < limit_price_wad < WAD:
+        raise InvalidAmountError("limit price must be strictly between 0 and 1")
+    expires_at = unit.at + expires_in if expires_in is not None else None
+    if expires_at is not None and expires_at <= unit.at:
+        raise InvalidInputError("an order must expire in the future")
+    position = load_position(unit, position_id)
+    if owner is not None and position.owner != owner:
+        raise NotOwnerError(f"position {position_id!r} belongs to another agent")
+    if not position.is_live:
+        raise StateError(f"position {position_id!r} is {position.status}")
+    artifact = load_artifact(unit, position.artifact_id)
+    artifact.require_tradable()
+    expire_agent_orders(unit, position.owner)
+    expire_orders(unit, artifact)
+    for resting in artifact.resting_take_profits():
+        if resting["position_id"] == position_id and (resting["expires_at"] is None or resting["expires_at"] > unit.at):
+            raise StateError(
+                f"position {position_id!r} already has take-profit {resting['order_id']!r}; cancel it first"
+            )
+    order_id = artifact.place_take_profit(
+        position_id, position.owner, Side(position.side), limit_price_wad, expires_at, unit.at
+    )
+    fills = fill_crossed_orders(unit, artifact)
+    actions = after_price_move(unit, artifact)
+    return {
+        "order": order_id,
+        "position": position_id,
+        "limit_price_wad": str(limit_price_wad),
+        "status": artifact.take_profits[order_id]["status"],
+        "fills": fills,
+        **_risk(actions),
+    }
+
+
+def _cancel_take_profit(unit: UnitOfWork, artifact: Artifact, order_id: str, agent: str | None) -> dict[str, Any]:
+    order = artifact.take_profits[order_id]
+    if order["status"] not in ("open", "partially_filled"):
+        raise StateError(f"order {order_id!r} is already {order['status']}")
+    if agent is not None and order["agent"] != agent_account_id(agent):
+        raise NotOwnerError(f"order {order_id!r} belongs to another agent")
+    if order["expires_at"] is not None and order["expires_at"] <= unit.at:
+        artifact.end_take_profit(order_id, "expired", unit.at)
+        return {"order": order_id, "status": "expired", "released_units": "0"}
+    artifact.require_tradable()  # a challenged market freezes cancels too
+    artifact.end_take_profit(order_id, "cancelled", unit.at)
+    return {"order": order_id, "status": "cancelled", "released_units": "0"}
+
+
 def cancel_order(unit: UnitOfWork, order_id: str, agent: str | None) -> dict[str, Any]:
-    """Release a resting order's escrow; ``agent``, when given, must be the one who placed it."""
+    """Release a resting order's escrow (a take-profit holds none); ``agent``, when given, must
+    be the one who placed it."""
     artifact = load_artifact(unit, artifact_of(order_id))
+    if order_id in artifact.take_profits:
+        return _cancel_take_profit(unit, artifact, order_id, agent)
     status = artifact.order_status.get(order_id)
     if status is None:
         raise UnknownOrderError(f"unknown order {order_id!r}")
@@ -418,11 +480,27 @@ def _release(unit: UnitOfWork, artifact: Artifact, order_id: str, why: str) -> i
 
 
 def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
+    """Fill what the last price move crossed: resting buy limits whose side's price is now
+    below their limit, and take-profits whose side's price is now above theirs. A take-profit's
+    sale moves the price back, which may cross buy limits again: the two alternate until
+    neither fills."""
+    if artifact.state not in ("listed", "flagged"):
+        return []
+    fills: list[dict[str, str]] = []
+    for _ in range(MAX_FILLS_PER_TRADE):
+        fills += _fill_buy_orders(unit, artifact)
+        sold = _fill_take_profits(unit, artifact)
+        if not sold:
+            break
+        fills += sold
+    resolve_if_due(unit, artifact)  # the one hook of automatic resolution (opt-in per market)
+    return fills
+
+
+def _fill_buy_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
     """Fill resting orders whose side's price is now below their limit, best limit first,
     then oldest first. A fill buys only up to the limit price, so its average price never
     exceeds the limit; what it cannot spend keeps resting."""
-    if artifact.state not in ("listed", "flagged"):
-        return []
     fills: list[dict[str, str]] = []
     skipped: set[str] = set()
     for _ in range(MAX_FILLS_PER_TRADE):
@@ -476,7 +554,63 @@ def fill_crossed_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, 
                 "cost_units": str(spend_units),
             }
         )
-    resolve_if_due(unit, artifact)  # the one hook of automatic resolution (opt-in per market)
+    return fills
+
+
+def _fill_take_profits(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str]]:
+    """Sell for take-profits whose side's price is above their limit, lowest limit first, then
+    oldest: each sells only down to its limit (so its average price is at least the limit),
+    at most the shares its position holds; what it cannot sell now keeps resting."""
+    fills: list[dict[str, str]] = []
+    skipped: set[str] = set()
+    for order in sorted(artifact.resting_take_profits(), key=lambda o: o["sequence"]):
+        if order["expires_at"] is not None and order["expires_at"] <= unit.at:
+            artifact.end_take_profit(order["order_id"], "expired", unit.at)
+    for _ in range(MAX_FILLS_PER_TRADE):
+        crossed = [
+            order
+            for order in artifact.resting_take_profits()
+            if order["order_id"] not in skipped
+            and artifact.side_price_wad(Side(order["side"])) > order["limit_price_wad"]
+        ]
+        if not crossed:
+            break
+        order = min(crossed, key=lambda o: (o["limit_price_wad"], o["sequence"]))
+        order_id, side = order["order_id"], Side(order["side"])
+        position = load_position(unit, order["position_id"])
+        if not position.is_live:
+            artifact.end_take_profit(order_id, f"position_{position.status}", unit.at)
+            continue
+        if position.status == FROZEN or not artifact.may_close_at(unit.at):
+            skipped.add(order_id)  # rests until its position may be sold
+            continue
+        target_long_wad = order["limit_price_wad"] if side == Side.LONG else WAD - order["limit_price_wad"]
+        move_side, shares_to_limit, _ = shares_to_reach_price(
+            artifact.q_long, artifact.q_short, artifact.b_units, target_long_wad
+        )
+        if move_side == side or shares_to_limit == 0:
+            skipped.add(order_id)
+            continue
+        shares_units = min(shares_to_limit, position.quantity_units)
+        proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, shares_units)
+        if proceeds_units * WAD < order["limit_price_wad"] * shares_units:
+            skipped.add(order_id)  # dust: rounding down would sell below the limit
+            continue
+        done = shares_units == position.quantity_units
+        if done:
+            proceeds_units = close_live_position(unit, position, how=TAKE_PROFIT)
+        else:
+            proceeds_units = close_part_of_position(unit, position, shares_units, how=TAKE_PROFIT)
+        artifact.fill_take_profit(order_id, shares_units, proceeds_units, done, unit.at)
+        fills.append(
+            {
+                "order": order_id,
+                "kind": TAKE_PROFIT,
+                "position": position.position_id,
+                "shares_units": str(shares_units),
+                "proceeds_units": str(proceeds_units),
+            }
+        )
     return fills
 
 

@@ -299,6 +299,58 @@ class Artifact(Aggregate):
         def apply(self, artifact: "Artifact") -> None:
             del artifact.stops[self.position_id]
 
+    class TakeProfitPlaced(Aggregate.Event):
+        """A resting sell of one position: it sells while the side's price is above the limit."""
+
+        order_id: Name
+        position_id: Name
+        agent: Name
+        side: str
+        limit_price_wad: PriceWad
+        expires_at: Optional[datetime]
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.take_profit_count += 1
+            artifact.take_profits = {
+                **artifact.take_profits,
+                self.order_id: {
+                    "order_id": self.order_id,
+                    "position_id": self.position_id,
+                    "agent": self.agent,
+                    "side": self.side,
+                    "limit_price_wad": self.limit_price_wad,
+                    "expires_at": self.expires_at,
+                    "placed_at": self.timestamp,
+                    "sequence": artifact.take_profit_count,
+                    "status": "open",
+                    "sold_units": 0,
+                    "proceeds_units": 0,
+                },
+            }
+
+    class TakeProfitFilled(Aggregate.Event):
+        order_id: Name
+        shares_units: PositiveUnits
+        proceeds_units: Units
+        status: Name  # "filled" when the position is sold out, else "partially_filled"
+
+        def apply(self, artifact: "Artifact") -> None:
+            order = dict(artifact.take_profits[self.order_id])
+            order["sold_units"] += self.shares_units
+            order["proceeds_units"] += self.proceeds_units
+            order["status"] = self.status
+            artifact.take_profits = {**artifact.take_profits, self.order_id: order}
+
+    class TakeProfitEnded(Aggregate.Event):
+        """Left the book unfilled (or part filled): cancelled, expired, or its position ended."""
+
+        order_id: Name
+        why: Name
+
+        def apply(self, artifact: "Artifact") -> None:
+            order = {**artifact.take_profits[self.order_id], "status": self.why}
+            artifact.take_profits = {**artifact.take_profits, self.order_id: order}
+
     class RiskWatched(Aggregate.Event):
         """An agent with risk limits holds a position here: price moves re-check its equity."""
 
@@ -404,6 +456,10 @@ class Artifact(Aggregate):
     auto_resolve = False
     sustained_hours = DEFAULT_SUSTAINED_HOURS
     price_points: tuple[tuple[int, int], ...] = ()
+    # Take-profit orders by id, resting or ended (an artifact from an older snapshot has none).
+    # Events replace the dict rather than change it, so the class default is never shared-mutated.
+    take_profits = {}  # type: ignore[var-annotated]
+    take_profit_count = 0
     # The last terminal transition, while it may still be reopened (None otherwise).
     before_resolution = None
     # For automatic resolution: since when (microseconds) the window's average has stayed
@@ -456,6 +512,8 @@ class Artifact(Aggregate):
         self.bounty_count = 0
         self.stops: dict[str, dict[str, Any]] = {}
         self.risk_agents: list[str] = []
+        self.take_profits = {}
+        self.take_profit_count = 0
 
     @property
     def listed_at(self) -> datetime:
@@ -645,6 +703,49 @@ class Artifact(Aggregate):
         self.trigger_event(self.BountyClosed, timestamp=at, bounty_id=bounty_id, how=how, shares=shares)
 
     # Risk: the agents whose limits watch this market, and the trailing stops on it -----------
+
+    def next_take_profit_id(self) -> str:
+        return f"{self.artifact_id}/t{self.take_profit_count + 1}"
+
+    def resting_take_profits(self) -> list[dict[str, Any]]:
+        return [order for order in self.take_profits.values() if order["status"] in ("open", "partially_filled")]
+
+    def place_take_profit(
+        self,
+        position_id: str,
+        agent: str,
+        side: Side,
+        limit_price_wad: int,
+        expires_at: Optional[datetime],
+        at: datetime,
+    ) -> str:
+        assert position_id in self.position_ids, "a take-profit sells a position of this market"
+        order_id = self.next_take_profit_id()
+        self.trigger_event(
+            self.TakeProfitPlaced,
+            timestamp=at,
+            order_id=order_id,
+            position_id=position_id,
+            agent=agent,
+            side=side.value,
+            limit_price_wad=limit_price_wad,
+            expires_at=expires_at,
+        )
+        return order_id
+
+    def fill_take_profit(self, order_id: str, shares_units: int, proceeds_units: int, done: bool, at: datetime) -> None:
+        self.trigger_event(
+            self.TakeProfitFilled,
+            timestamp=at,
+            order_id=order_id,
+            shares_units=shares_units,
+            proceeds_units=proceeds_units,
+            status="filled" if done else "partially_filled",
+        )
+
+    def end_take_profit(self, order_id: str, why: str, at: datetime) -> None:
+        assert self.take_profits[order_id]["status"] in ("open", "partially_filled")
+        self.trigger_event(self.TakeProfitEnded, timestamp=at, order_id=order_id, why=why)
 
     def watch_risk(self, agent: str, at: datetime) -> None:
         """Price moves here re-check ``agent``'s equity from now on (once per agent)."""

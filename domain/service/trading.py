@@ -17,6 +17,7 @@ from stakeledger.domain.decisions.trading import (
     open_market_position,
     order_lifetime,
     place_limit_order,
+    place_take_profit,
 )
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
 from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
@@ -147,6 +148,31 @@ class MarketCommands(LedgerCore):
             lambda unit: close_position(
                 unit, position_id, owner=agent, shares_units=shares_units, tokens_units=tokens_units
             ),
+            payload=payload,
+            command_id=command_id,
+        )
+
+    def place_take_profit(
+        self,
+        position_id: str,
+        limit_price_wad: int,
+        *,
+        agent: str | None = None,
+        expires_in_days: float | Decimal | None = None,
+        command_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Rest a sell of the position that fills while its side's price is above the limit;
+        ``trade cancel`` (cancel_order) removes it."""
+        lifetime = order_lifetime(expires_in_days) if expires_in_days is not None else None
+        payload = {
+            "position": position_id,
+            "agent": agent,
+            "limit": str(limit_price_wad),
+            "expires_in_days": expires_in_days if not isinstance(expires_in_days, Decimal) else str(expires_in_days),
+        }
+        return self.execute(
+            "trade.take_profit",
+            lambda unit: place_take_profit(unit, position_id, limit_price_wad, lifetime, owner=agent),
             payload=payload,
             command_id=command_id,
         )
