@@ -109,6 +109,7 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
         parse_amount(body.liquidity, state.decimals),
         group=body.group,
         min_hold_days=body.min_hold_days,
+        fee_bps=body.fee_bps,
         resolution=resolution_of(body),
         command_id=command_id,
     )
@@ -116,7 +117,16 @@ def add_artifact(body: ArtifactIn, caller: Caller, state: State, command_id: Com
 
 
 # What a listing fixes for good: read from the aggregate, as it never changes.
-LISTING_FIELDS = ("artifact", "title", "group", "liquidity_units", "min_hold_days", "listed_at", "resolution")
+LISTING_FIELDS = (
+    "artifact",
+    "title",
+    "group",
+    "liquidity_units",
+    "min_hold_days",
+    "fee_bps",
+    "listed_at",
+    "resolution",
+)
 
 
 def resolution_of(body: ArtifactIn) -> ResolutionRules | None:

@@ -87,6 +87,12 @@ class ArtifactIn(Body):
     )
     group: Optional[str] = Field(default=None, pattern=NAME_PATTERN, description="Correlation group.")
     min_hold_days: int = Field(default=0, ge=0, le=36_500)
+    fee_bps: int = Field(
+        default=0,
+        ge=0,
+        le=1_000,
+        description="Trade fee in basis points, charged on top of a buy and withheld from a sale (sys:fees).",
+    )
     validated_at: Optional[Price] = Field(default=None, description="Validated needs s >= this (default 0.7).")
     deprecated_at: Optional[Price] = Field(default=None, description="Deprecated needs s <= this (default 0.1).")
     flagged_below: Optional[Price] = Field(default=None, description="Flagged needs s < this (default 0.3).")
@@ -169,6 +175,11 @@ class QuoteOut(Out):
     shares: str
     cost_units: str
     cost: str
+    fee_bps: int
+    fee_units: str
+    fee: str
+    total_units: str
+    total: str
     average_price_wad: str
     average_price: str
     price_long_before_wad: str
@@ -185,6 +196,7 @@ class ArtifactOut(Out):
     liquidity_units: str
     liquidity: str
     min_hold_days: int
+    fee_bps: int
     listed_at: str
     q_long_units: str
     q_short_units: str

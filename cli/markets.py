@@ -56,6 +56,13 @@ def add(
     min_hold_days: Annotated[
         int, typer.Option(help="Days an artifact must be listed before voluntary closes (0, the default: at once).")
     ] = 0,
+    fee_bps: Annotated[
+        int,
+        typer.Option(
+            help="Trade fee in basis points (100 = 1 %), charged on top of a buy and withheld from a sale; "
+            "credited to sys:fees (default 0)."
+        ),
+    ] = 0,
     validated_at: Annotated[
         Optional[str], typer.Option(help="Validated needs a settlement price at or above this (default 0.7).")
     ] = None,
@@ -98,6 +105,7 @@ def add(
         parse_amount(liquidity, app.decimals),
         group=group,
         min_hold_days=min_hold_days,
+        fee_bps=fee_bps,
         resolution=_resolution(
             validated_at, deprecated_at, flagged_below, window_days, correction_hours, auto_resolve, sustained_hours
         ),
@@ -251,11 +259,12 @@ def quote(
         return
     table(
         f"Quote {artifact_id} {side}",
-        ["shares", "cost", "avg price", "p(long) before", "p(long) after"],
+        ["shares", "cost", "fee", "avg price", "p(long) before", "p(long) after"],
         [
             [
                 format_amount(int(result["shares_units"]), d),
                 format_amount(int(result["cost_units"]), d),
+                format_amount(int(result["fee_units"]), d),
                 price(result["average_price_wad"]),
                 price(result["price_long_before_wad"]),
                 price(result["price_long_after_wad"]),

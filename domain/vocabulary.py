@@ -62,6 +62,7 @@ class Reason(StrEnum):
     BOUNTY_FUND = "bounty:fund"
     BOUNTY_PAYOUT = "bounty:payout"
     BOUNTY_REFUND = "bounty:refund"
+    TRADE_FEE = "trade:fee"  # a market's trade fee, paid by the trader to sys:fees
 
 
 # An agent may label its own transfers: "transfer:rent". Every other code is the ledger's.

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from uuid import UUID
 
-from stakeledger.domain.model.accounts import TREASURY, Account
+from stakeledger.domain.errors import LedgerError
+from stakeledger.domain.model.accounts import FEES, TREASURY, Account
 from stakeledger.domain.rules.money import MAX_UINT256
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_events, max_position
@@ -207,6 +208,7 @@ class AuditReport:
     accounts: int = 0
     transfers: int = 0
     total_supply_units: int = 0
+    fees_units: int = 0  # every trade fee charged, all of which sys:fees holds when clean
     seconds: float = 0.0
     violations: list[Violation] = field(default_factory=list)
     violation_count: int = 0
@@ -235,7 +237,8 @@ def audit(
     started = time.perf_counter()
     report = AuditReport()
     balances = BalanceAndTransferCheck()
-    checks: list[Any] = [VersionCheck(), balances, ArtifactCheck(), views or ViewsCheck(), *extra_checks]
+    fees = FeeCheck()
+    checks: list[Any] = [VersionCheck(), balances, ArtifactCheck(), fees, views or ViewsCheck(), *extra_checks]
     total = max_position(app)
     for position, event in iter_events(app):
         report.events += 1
@@ -253,8 +256,47 @@ def audit(
     report.accounts = len(balances.balances)
     report.transfers = balances.transfers
     report.total_supply_units = balances.total_supply_units
+    report.fees_units = fees.charged_units
     report.seconds = time.perf_counter() - started
     return report
+
+
+class FeeCheck:
+    """Trade fees are conserved: every ``trade:fee`` posting pays sys:fees, sys:fees receives
+    nothing else and sends nothing, so its balance is exactly the sum of the fees charged."""
+
+    name = "fees"
+
+    def __init__(self) -> None:
+        self.charged_units = 0
+
+    def observe(self, position: int, event: Any) -> Iterable[Violation]:
+        if not isinstance(event, Account.Debited):  # the payer's side names the fee account
+            return
+        to_fees = event.counterparty == FEES
+        if event.reason == Reason.TRADE_FEE and to_fees:
+            self.charged_units += event.amount_units
+        elif event.reason == Reason.TRADE_FEE or to_fees:
+            where = "pays another account" if not to_fees else f"is paid to {FEES} as {event.reason!r}"
+            yield Violation(
+                self.name,
+                position,
+                f"transfer {event.transfer_id} of {event.amount_units} {where}: only trade fees go to {FEES}",
+                ViolationCode.SIDE_ACCOUNTS_DIFFER,
+            )
+
+    def finish(self, app: StakeLedger) -> Iterable[Violation]:
+        try:
+            held = app.balance_of(FEES)
+        except LedgerError:
+            held = 0  # never opened: no fee was ever charged
+        if held != self.charged_units:
+            yield Violation(
+                self.name,
+                None,
+                f"{FEES} holds {held} base units but {self.charged_units} were charged as trade fees",
+                ViolationCode.BALANCES_NOT_ZERO,
+            )
 
 
 class ArtifactCheck:

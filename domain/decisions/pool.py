@@ -10,10 +10,34 @@ from typing import Any
 
 from stakeledger.domain.decisions.loading import load_artifact
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
-from stakeledger.domain.model.accounts import TREASURY, pool_account_id
+from stakeledger.domain.model.accounts import FEES, TREASURY, pool_account_id
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.lmsr import sell_proceeds_units
 from stakeledger.domain.vocabulary import Reason, Side
+
+MAX_FEE_BPS = 1_000  # 10 %
+BPS = 10_000
+
+
+def fee_units(amount_units: int, fee_bps: int) -> int:
+    """A trade fee on ``amount_units``: ceil(amount · bps / 10 000), never more than the amount."""
+    return min(-(-amount_units * fee_bps // BPS), amount_units)
+
+
+def spendable_units(budget_units: int, fee_bps: int) -> int:
+    """The most a buy may send to the pool so that it and its fee fit in ``budget_units``."""
+    spend_units = budget_units * BPS // (BPS + fee_bps)
+    while spend_units > 0 and spend_units + fee_units(spend_units, fee_bps) > budget_units:
+        spend_units -= 1
+    return spend_units
+
+
+def charge_fee(unit: UnitOfWork, artifact_id: str, fee_bps: int, payer: str, amount_units: int, **refs: Any) -> int:
+    """Post the market's fee on a trade of ``amount_units`` from ``payer`` to sys:fees."""
+    fee = fee_units(amount_units, fee_bps)
+    if fee > 0:
+        unit.post(payer, FEES, fee, Reason.TRADE_FEE, artifact=artifact_id, **refs)
+    return fee
 
 
 def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
@@ -35,6 +59,9 @@ def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> in
             Reason.TRADE_CLOSE,
             position=position.position_id,
         )
+    charge_fee(
+        unit, artifact.artifact_id, artifact.fee_bps, position.owner, proceeds_units, position=position.position_id
+    )
     position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
 
@@ -55,6 +82,9 @@ def close_part_of_position(unit: UnitOfWork, position: Position, shares_units: i
             Reason.TRADE_CLOSE,
             position=position.position_id,
         )
+    charge_fee(
+        unit, artifact.artifact_id, artifact.fee_bps, position.owner, proceeds_units, position=position.position_id
+    )
     position.close_part(shares_units, proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
 

@@ -14,7 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
-from stakeledger.domain.decisions.pool import close_live_position, close_part_of_position
+from stakeledger.domain.decisions.pool import (
+    MAX_FEE_BPS,
+    charge_fee,
+    close_live_position,
+    close_part_of_position,
+    fee_units,
+    spendable_units,
+)
 from stakeledger.domain.decisions.risk import after_price_move, load_portfolio, pre_trade_check, track_position
 from stakeledger.domain.decisions.settlement import resolve_if_due
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
@@ -101,6 +108,7 @@ def list_artifact(
     group: str | None,
     min_hold_days: int,
     rules: ResolutionRules,
+    fee_bps: int = 0,
 ) -> dict[str, Any]:
     """Open the artifact's binary market, funding its pool with the worst-case loss b·ln 2."""
     check_artifact_id(artifact_id)
@@ -113,6 +121,8 @@ def list_artifact(
         raise InvalidInputError(f"min hold days must be a whole number from 0 to {MAX_HOLD_DAYS}")
     if group is not None and not (isinstance(group, str) and 0 < len(group) <= 64):
         raise InvalidInputError("group must be 1-64 characters")
+    if isinstance(fee_bps, bool) or not isinstance(fee_bps, int) or not 0 <= fee_bps <= MAX_FEE_BPS:
+        raise InvalidInputError(f"the trade fee must be a whole number of basis points from 0 to {MAX_FEE_BPS}")
     if unit.find(artifact_uuid(artifact_id), Artifact) is not None:
         raise ArtifactExistsError(f"artifact {artifact_id!r} already exists")
     subsidy_units = max_subsidy_units(b_units)
@@ -130,8 +140,10 @@ def list_artifact(
             **rules.as_dict(),
         )
     )
+    if fee_bps:
+        artifact.set_fee(fee_bps, unit.at)
     unit.post(TREASURY, pool_account_id(artifact_id), subsidy_units, Reason.AMM_SUBSIDY, artifact=artifact.artifact_id)
-    return {"artifact": artifact_id, "b_units": str(b_units), "subsidy_units": str(subsidy_units)}
+    return {"artifact": artifact_id, "b_units": str(b_units), "subsidy_units": str(subsidy_units), "fee_bps": fee_bps}
 
 
 # Market orders ------------------------------------------------------------------------------
@@ -175,6 +187,7 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
         "side": order.side.value,
         "shares_units": str(shares_units),
         "cost_units": str(order.tokens_units),
+        "fee_units": str(fee_units(order.tokens_units, artifact.fee_bps)),
         "average_price_wad": str(average_wad),
         "price_long_wad": str(artifact.price_long_wad),
         "fills": fills,
@@ -201,6 +214,9 @@ def _buy(
         artifact=artifact.artifact_id,
         position=position_id,
         order=order_id,
+    )
+    charge_fee(
+        unit, artifact.artifact_id, artifact.fee_bps, payer_account, cost_units, position=position_id, order=order_id
     )
     artifact.record_trade(side, shares_units, cost_units, position_id, agent, order_id, unit.at)
     position = unit.add(
@@ -257,6 +273,7 @@ def close_position(
         "shares_left_units": str(position.quantity_units if position.is_live else 0),
         "proceeds_units": str(proceeds_units),
         "cost_released_units": str(released_units),
+        "fee_units": str(fee_units(proceeds_units, artifact.fee_bps)),
         "pnl_units": str(proceeds_units - released_units),
         "status": position.status,
         "price_long_wad": str(artifact.price_long_wad),
@@ -521,12 +538,17 @@ def _fill_buy_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str
         if move_side != side or shares_to_limit == 0:
             skipped.add(order["order_id"])
             continue
-        if order["remaining_units"] >= cost_to_limit_units:
+        fee_bps = artifact.fee_bps  # the escrow pays the fee too: what it holds covers both
+        if order["remaining_units"] >= cost_to_limit_units + fee_units(cost_to_limit_units, fee_bps):
             # Buy exactly the shares that lift the price to the limit: the order stops crossing.
             shares_units, spend_units = shares_to_limit, cost_to_limit_units
         else:
-            spend_units = order["remaining_units"]
-            shares_units = shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, side, spend_units)
+            spend_units = spendable_units(order["remaining_units"], fee_bps)
+            shares_units = (
+                shares_for_tokens(artifact.q_long, artifact.q_short, artifact.b_units, side, spend_units)
+                if spend_units > 0
+                else 0
+            )
         if shares_units == 0 or spend_units * WAD > order["limit_price_wad"] * shares_units:
             # Dust: rounding a few base units up would pay more than the limit per share.
             skipped.add(order["order_id"])
@@ -545,13 +567,15 @@ def _fill_buy_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str
             order_escrow_account_id(artifact.artifact_id),
             order["order_id"],
         )
-        artifact.fill_order(order["order_id"], position.position_id, shares_units, spend_units, unit.at)
+        spent_units = spend_units + fee_units(spend_units, fee_bps)
+        artifact.fill_order(order["order_id"], position.position_id, shares_units, spent_units, unit.at)
         fills.append(
             {
                 "order": order["order_id"],
                 "position": position.position_id,
                 "shares_units": str(shares_units),
                 "cost_units": str(spend_units),
+                "fee_units": str(fee_units(spend_units, fee_bps)),
             }
         )
     return fills

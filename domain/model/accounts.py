@@ -22,8 +22,10 @@ from stakeledger.domain.rules.money import MAX_UINT256, format_amount
 from stakeledger.domain.vocabulary import Reason
 
 TREASURY = "sys:treasury"
+FEES = "sys:fees"  # every market's trade fees (one account; statements say which market)
 AGENT, TREASURY_KIND, POOL, ESCROW = "agent", "treasury", "pool", "escrow"
 ACCOUNT_KINDS = (AGENT, TREASURY_KIND, POOL, ESCROW)
+FEES_KIND = "fees"
 
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/account")
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
@@ -53,6 +55,8 @@ def order_escrow_account_id(artifact_id: str) -> str:
 def account_kind(account_id: str) -> str:
     if account_id == TREASURY:
         return TREASURY_KIND
+    if account_id == FEES:
+        return FEES_KIND
     if account_id.startswith("pool:"):
         return POOL
     if account_id.startswith("escrow:"):

@@ -299,6 +299,15 @@ class Artifact(Aggregate):
         def apply(self, artifact: "Artifact") -> None:
             del artifact.stops[self.position_id]
 
+    class FeeSet(Aggregate.Event):
+        """The market's trade fee in basis points, written right after a listing that has one
+        (a listing without a fee writes no such event: its fee is 0)."""
+
+        fee_bps: int
+
+        def apply(self, artifact: "Artifact") -> None:
+            artifact.fee_bps = self.fee_bps
+
     class TakeProfitPlaced(Aggregate.Event):
         """A resting sell of one position: it sells while the side's price is above the limit."""
 
@@ -460,6 +469,7 @@ class Artifact(Aggregate):
     # Events replace the dict rather than change it, so the class default is never shared-mutated.
     take_profits = {}  # type: ignore[var-annotated]
     take_profit_count = 0
+    fee_bps = 0  # trade fee in basis points: charged on top of a buy's cost, withheld from a sale
     # The last terminal transition, while it may still be reopened (None otherwise).
     before_resolution = None
     # For automatic resolution: since when (microseconds) the window's average has stayed
@@ -703,6 +713,9 @@ class Artifact(Aggregate):
         self.trigger_event(self.BountyClosed, timestamp=at, bounty_id=bounty_id, how=how, shares=shares)
 
     # Risk: the agents whose limits watch this market, and the trailing stops on it -----------
+
+    def set_fee(self, fee_bps: int, at: datetime) -> None:
+        self.trigger_event(self.FeeSet, timestamp=at, fee_bps=fee_bps)
 
     def next_take_profit_id(self) -> str:
         return f"{self.artifact_id}/t{self.take_profit_count + 1}"

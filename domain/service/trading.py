@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Union
 
+from stakeledger.domain.decisions.pool import fee_units
 from stakeledger.domain.decisions.trading import (
     LimitOrder,
     MarketOrder,
@@ -45,6 +46,7 @@ class MarketCommands(LedgerCore):
         group: str | None = None,
         min_hold_days: int = 0,
         resolution: ResolutionRules | None = None,
+        fee_bps: int = 0,
         command_id: str | None = None,
     ) -> dict[str, Any]:
         """List a market. ``resolution``: its thresholds and averaging window (seed 000's by default)."""
@@ -60,10 +62,12 @@ class MarketCommands(LedgerCore):
         }
         if resolution is not None:  # the payload of a default listing stays what it always was
             payload["rules"] = resolution.as_dict()
+        if fee_bps != 0:
+            payload["fee_bps"] = fee_bps
         rules = resolution or ResolutionRules()
         return self.execute(
             "artifact.add",
-            lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days, rules),
+            lambda unit: list_artifact(unit, artifact_id, title, liquidity_units, group, min_hold_days, rules, fee_bps),
             payload=payload,
             command_id=command_id,
         )
@@ -271,6 +275,10 @@ class MarketCommands(LedgerCore):
             "side": chosen.value,
             "shares_units": str(shares),
             "cost_units": str(cost),
+            # Charged on top of the cost: a buy needs cost + fee in the account.
+            "fee_bps": artifact.fee_bps,
+            "fee_units": str(fee_units(cost, artifact.fee_bps)),
+            "total_units": str(cost + fee_units(cost, artifact.fee_bps)),
             "average_price_wad": str(average_price_wad(cost, shares)),
             "price_long_before_wad": str(artifact.price_long_wad),
             "price_long_after_wad": str(prices_wad(*after, b)[0]),
@@ -297,6 +305,7 @@ class MarketCommands(LedgerCore):
             "state": artifact.state,
             "liquidity_units": str(artifact.b_units),
             "min_hold_days": artifact.min_hold_days,
+            "fee_bps": artifact.fee_bps,
             "listed_at": artifact.listed_at.isoformat(),
             "q_long_units": str(artifact.q_long),
             "q_short_units": str(artifact.q_short),
