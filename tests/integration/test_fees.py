@@ -186,3 +186,28 @@ def test_cli_when_listing_with_a_fee_then_the_quote_shows_it(durable_store_url, 
     assert '"fee_units": "500000"' in out
     code, out, err = run("artifact", "quote", ART, "--side", "long", "--tokens", "50")
     assert code == 0 and "fee" in out and "0.5" in out
+
+
+@pytest.fixture
+def api(store_url, clock):
+    from tests.api.conftest import make_api
+
+    yield from make_api(store_url, clock)
+
+
+def test_api_when_listing_with_a_fee_then_the_quote_and_the_trade_show_it(api):
+    head = api.head()
+    refused = api.post(
+        "/api/market/artifacts", {"artifact": "FEE", "title": "Fee", "liquidity": "100", "fee_bps": 1_001}, api.admin
+    )
+    assert refused.status_code == 422 and api.head() == head
+    listed = api.post(
+        "/api/market/artifacts", {"artifact": "FEE", "title": "Fee", "liquidity": "100", "fee_bps": 100}, api.admin
+    )
+    assert listed.status_code == 201, listed.text
+    assert listed.json()["fee_bps"] == 100
+    quote = api.get("/api/market/artifacts/FEE/quote", params={"side": "long", "tokens": "50"}).json()
+    assert (quote["fee"], quote["total"]) == ("0.5", "50.5")
+    trade = api.buy(api.alice, artifact="FEE", tokens="50").json()
+    assert trade["fee"] == "0.5"
+    assert api.ledger.balance_of(FEES) == TOKEN // 2
