@@ -597,9 +597,10 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
             return None
         if not isinstance(value, str):
             raise InvalidInputError(f"order {number}: {name} must be text or a number, not {shown(value)}")
-        # Names are read without the spaces a CSV writer leaves after a comma; amounts, prices
-        # and days are not: " 5" is refused here as by `trade open` and the API.
-        text = value.strip() if name in ("agent", "artifact", "side") else value
+        # Names are read without the spaces a CSV writer leaves after a comma (spaces only: a
+        # newline or tab is part of the name and refused by its check); amounts, prices and
+        # days are not: " 5" is refused here as by `trade open` and the API.
+        text = value.strip(" ") if name in ("agent", "artifact", "side") else value
         return text if text.strip() or required else None  # an empty optional cell is an absent one
 
     agent, artifact_id, side, tokens = field("agent"), field("artifact"), field("side"), field("tokens")
