@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.service.application import StakeLedger
@@ -20,6 +21,11 @@ from stakeledger.domain.service.ids import SeededIds
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL_ENV = "STAKELEDGER_TEST_POSTGRES_URL"
 BACKENDS = ["memory", "sqlite", "postgres"]
+
+# The suite runs on every core beside servers and browsers: a property's examples are judged by
+# what they assert, not by how fast a loaded machine runs one (hypothesis' 200 ms deadline).
+settings.register_profile("stakeledger", deadline=None)
+settings.load_profile("stakeledger")
 FILE_BACKENDS = ["sqlite", "postgres"]
 
 
