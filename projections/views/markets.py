@@ -89,7 +89,7 @@ def artifact_key(artifact_id: str) -> int:
 
 class MarketsView(View):
     name = "markets"
-    version = 1
+    version = 2
     tables = (ARTIFACTS, ORDERS, POSITIONS)
 
     def _artifact(self, rows: Rows, key: int, artifact_id: str | None = None) -> dict[str, Any]:
@@ -222,8 +222,9 @@ class MarketsView(View):
         row["live_positions"] += 1
         row["updated_position"] = position
 
-    @handles(Position.PartiallySettled)
+    @handles(Position.PartiallySettled, Position.PartiallyClosed)
     def position_halved(self, rows: Rows, position: int, event: Any) -> None:
+        """A flag's partial settlement or a partial close: the cost left stays at risk."""
         self._commit_cost(rows, position, event, event.cost_left_units)
 
     def _commit_cost(self, rows: Rows, position: int, event: Any, cost_left_units: int | None) -> None:

@@ -125,7 +125,7 @@ def kind_of_close(how: str) -> str:
 
 class TapeView(PriceTracker, View):
     name = "tape"
-    version = 2
+    version = 3
     markets_table = "tape_markets"
     tables = (TRADES, market_table("tape_markets"), CLOSES)
 
@@ -165,8 +165,9 @@ class TapeView(PriceTracker, View):
             },
         )
 
-    @handles(Position.Closed)
+    @handles(Position.Closed, Position.PartiallyClosed)
     def closed(self, rows: Rows, position: int, event: Any) -> None:
+        """How a sale happened: each sale, whole or partial, has its own event beside its trade."""
         key = event.originator_id.int
         sale = rows.get("tape_closes", key)
         if sale is None:

@@ -47,6 +47,17 @@ def portfolio_row(ledger: StakeLedger, position_id: str) -> dict[str, Any]:
     return row
 
 
+def capital_committed(ledger: StakeLedger) -> int:
+    """What the markets view says is still at risk in the market's live positions."""
+    store = open_store(ledger)
+    try:
+        Runner(ledger, store).catch_up()
+        (market,) = [row for row in queries.artifacts(store) if row["artifact"] == ART]
+    finally:
+        store.close()
+    return int(market["capital_committed_units"])
+
+
 def bought(ledger: StakeLedger, side: str = "long", tokens_units: int = 40 * TOKEN) -> str:
     open_funded(ledger, "alice", "bob")
     list_market(ledger)
@@ -65,6 +76,7 @@ def test_partial_close_when_part_of_the_shares_sold_then_pnl_is_pro_rata_to_the_
     artifact = ledger.get_artifact(ART)
     expected_proceeds = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, Side(side), sold)
     balance = ledger.balance_of("alice")
+    committed = capital_committed(ledger)
 
     result = ledger.close_position(position_id, agent="alice", shares_units=sold)
 
@@ -89,6 +101,7 @@ def test_partial_close_when_part_of_the_shares_sold_then_pnl_is_pro_rata_to_the_
         cost - released,
     )
     assert int(row["realized_pnl_units"]) == expected_proceeds - released
+    assert capital_committed(ledger) == committed - released  # the cost left stays at risk
     assert_audit_clean(ledger)
 
 

@@ -21,6 +21,7 @@ from stakeledger.projections.runner import catch_up, rebuild
 from stakeledger.projections.views.candles import CANDLES, INTERVALS, InvalidIntervalError
 from stakeledger.projections.views.statements import ACCOUNTS
 from stakeledger.projections.views.tape import TRADES, TapeView
+from tests.integration.test_markets import position_of
 from tests.projections.scenario import run_scenario
 
 TOKEN = 10**6
@@ -199,4 +200,29 @@ def test_tape_when_a_stop_closes_a_position_then_its_sale_is_kind_stop_and_an_ow
         ("S-1/p2", "sell"),
     ]
     assert store.count(TapeView.table("tape_closes")) == 0  # every sale found its close
+    assert replay_check(ledger, store) == []
+
+
+def test_tape_when_part_of_a_position_is_sold_before_its_stop_fires_then_each_sale_has_its_own_kind(
+    ledger, clock, store
+):
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("S-2", "Partial sales", 100 * TOKEN, min_hold_days=0)
+    ledger.open_position("alice", "S-2", "short", 20 * TOKEN)  # S-2/p1
+    held = position_of(ledger, "S-2/p1").quantity_units
+    ledger.close_position("S-2/p1", agent="alice", shares_units=held // 3)  # a partial sale
+    ledger.set_stop("S-2/p1", "10")
+    trade = ledger.open_position("bob", "S-2", "long", 40 * TOKEN)  # the short price falls: the stop fires
+    assert [action["position"] for action in trade["risk_actions"]] == ["S-2/p1"]
+    catch_up(ledger, store)
+    rows = tape_rows(store, "S-2")
+    assert [(row["position_id"], row["kind"]) for row in rows] == [
+        ("S-2/p1", "buy"),
+        ("S-2/p1", "sell"),
+        ("S-2/p2", "buy"),
+        ("S-2/p1", "stop"),
+    ]
+    assert store.count(TapeView.table("tape_closes")) == 0  # every sale found its own event
     assert replay_check(ledger, store) == []
