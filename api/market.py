@@ -131,8 +131,15 @@ LISTING_FIELDS = (
 
 def resolution_of(body: ArtifactIn) -> ResolutionRules | None:
     """The market's resolution rules from the body (seed 000's for fields not given), or None."""
-    given = (body.validated_at, body.deprecated_at, body.flagged_below, body.window_days)
-    if all(value is None for value in given):
+    given = (
+        body.validated_at,
+        body.deprecated_at,
+        body.flagged_below,
+        body.window_days,
+        body.correction_hours,
+        body.sustained_hours,
+    )
+    if all(value is None for value in given) and not body.auto_resolve:
         return None
     defaults = ResolutionRules()
     return ResolutionRules(
@@ -146,6 +153,9 @@ def resolution_of(body: ArtifactIn) -> ResolutionRules | None:
         if body.flagged_below is None
         else parse_price_wad(body.flagged_below, "flagged_below"),
         window_days=defaults.window_days if body.window_days is None else body.window_days,
+        correction_hours=defaults.correction_hours if body.correction_hours is None else body.correction_hours,
+        auto_resolve=body.auto_resolve,
+        sustained_hours=defaults.sustained_hours if body.sustained_hours is None else body.sustained_hours,
     )
 
 

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from stakeledger.api.inputs import TEXT_PATTERN
+from stakeledger.domain.rules.resolution import MAX_CORRECTION_HOURS, MAX_SUSTAINED_HOURS
 from stakeledger.domain.vocabulary import STATES
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
@@ -98,6 +99,23 @@ class ArtifactIn(Body):
     flagged_below: Optional[Price] = Field(default=None, description="Flagged needs s < this (default 0.3).")
     window_days: Optional[int] = Field(
         default=None, ge=1, le=3_650, description="Days averaged into the default settlement price (default 7)."
+    )
+    correction_hours: Optional[int] = Field(
+        default=None,
+        ge=0,
+        le=MAX_CORRECTION_HOURS,
+        description="Hours after a terminal transition during which a reopen may correct it (default 24).",
+    )
+    auto_resolve: bool = Field(
+        default=False,
+        description="Resolve by itself: when the window's average meets a threshold for the sustained period, "
+        "the trade that completes it also makes the transition.",
+    )
+    sustained_hours: Optional[int] = Field(
+        default=None,
+        ge=1,
+        le=MAX_SUSTAINED_HOURS,
+        description="With auto_resolve: hours the average must stay beyond a threshold (default 24).",
     )
 
 

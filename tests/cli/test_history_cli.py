@@ -183,3 +183,31 @@ def test_api_reopen_when_past_the_window_or_a_payout_spent_then_409_with_the_cod
     assert late.status_code == 409 and late.json()["error"] == "CORRECTION_WINDOW_CLOSED", late.text
     assert api.head() == head
     assert api.get("/api/artifacts/NOPE/history").status_code == 404
+
+
+def test_api_listing_when_it_names_the_correction_window_and_auto_resolution_then_the_market_has_them(api: Api):
+    body = {"artifact": "ART-AUTO", "title": "Self-resolving", "liquidity": "100"}
+    listed = api.post(
+        "/api/market/artifacts",
+        {**body, "correction_hours": 6, "auto_resolve": True, "sustained_hours": 12},
+        api.admin,
+    )
+
+    assert listed.status_code == 201, listed.text
+    rules = api.ledger.get_artifact("ART-AUTO").resolution_rules
+    assert (rules.correction_hours, rules.auto_resolve, rules.sustained_hours) == (6, True, 12)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"correction_hours": -1}, {"sustained_hours": 0}, {"auto_resolve": "yes"}, {"correction_hours": "6"}],
+    ids=["negative-window", "zero-sustained", "auto-not-bool", "hours-as-text"],
+)
+def test_api_listing_when_the_resolution_options_are_wrong_then_422_and_nothing_written(api: Api, extra):
+    head = api.head()
+    body = {"artifact": "ART-BAD", "title": "Refused", "liquidity": "100", **extra}
+
+    answer = api.post("/api/market/artifacts", body, api.admin)
+
+    assert answer.status_code == 422, answer.text
+    assert api.head() == head
