@@ -42,26 +42,7 @@ def charge_fee(unit: UnitOfWork, artifact_id: str, fee_bps: int, payer: str, amo
 
 def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> int:
     """Sell a live position back to the pool; the caller has checked it may close."""
-    artifact = load_artifact(unit, position.artifact_id)
-    side = Side(position.side)
-    proceeds_units = sell_proceeds_units(
-        artifact.q_long, artifact.q_short, artifact.b_units, side, position.quantity_units
-    )
-    artifact.record_trade(
-        side, -position.quantity_units, -proceeds_units, position.position_id, position.owner, None, unit.at
-    )
-    if proceeds_units > 0:
-        pay_from_pool(
-            unit,
-            artifact.artifact_id,
-            position.owner,
-            proceeds_units,
-            Reason.TRADE_CLOSE,
-            position=position.position_id,
-        )
-    charge_fee(
-        unit, artifact.artifact_id, artifact.fee_bps, position.owner, proceeds_units, position=position.position_id
-    )
+    artifact, proceeds_units = _sell_back(unit, position, position.quantity_units)
     position.close(proceeds_units, artifact.price_long_wad, how, unit.at)
     return proceeds_units
 
@@ -69,6 +50,14 @@ def close_live_position(unit: UnitOfWork, position: Position, *, how: str) -> in
 def close_part_of_position(unit: UnitOfWork, position: Position, shares_units: int, *, how: str) -> int:
     """Sell ``shares_units`` of a live position (fewer than it holds) back to the pool; the
     caller has checked it may close. Returns the proceeds."""
+    artifact, proceeds_units = _sell_back(unit, position, shares_units)
+    position.close_part(shares_units, proceeds_units, artifact.price_long_wad, how, unit.at)
+    return proceeds_units
+
+
+def _sell_back(unit: UnitOfWork, position: Position, shares_units: int) -> tuple[Any, int]:
+    """The pool buys ``shares_units`` of the position's side: the trade, the payment and the fee.
+    Returns the artifact (its price moved) and the proceeds before the fee."""
     artifact = load_artifact(unit, position.artifact_id)
     side = Side(position.side)
     proceeds_units = sell_proceeds_units(artifact.q_long, artifact.q_short, artifact.b_units, side, shares_units)
@@ -85,8 +74,7 @@ def close_part_of_position(unit: UnitOfWork, position: Position, shares_units: i
     charge_fee(
         unit, artifact.artifact_id, artifact.fee_bps, position.owner, proceeds_units, position=position.position_id
     )
-    position.close_part(shares_units, proceeds_units, artifact.price_long_wad, how, unit.at)
-    return proceeds_units
+    return artifact, proceeds_units
 
 
 def pay_from_pool(unit: UnitOfWork, artifact_id: str, payee: str, amount_units: int, reason: str, **refs: Any) -> None:
