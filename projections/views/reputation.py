@@ -68,42 +68,22 @@ class ReputationView(View):
 
     @handles(Reputation.Adjusted)
     def adjusted(self, rows: Rows, position: int, event: Any) -> None:
-        agent = rows.get("reputation_agents", event.originator_id.int)
-        if agent is None:
-            return
-        agent["believability_wad"] = event.after_wad
-        agent["predictions"] += 1
-        agent["correct"] += 1 if event.correct else 0
-        agent["updated_at"] = iso(event.timestamp)
-        agent["updated_position"] = position
-        rows.put("reputation_agents", agent)
-        rows.append(
-            "reputation_history",
-            {
-                "position": position,
-                "agent": agent["agent"],
-                "position_id": event.position_id,
-                "artifact_id": event.artifact_id,
-                "transition": event.transition,
-                "correct": int(event.correct),
-                "stake_units": event.stake_units,
-                "before_wad": event.before_wad,
-                "after_wad": event.after_wad,
-                "at": iso(event.timestamp),
-                "reverted": 0,
-            },
-        )
+        self._score(rows, position, event, +1)
 
     @handles(Reputation.Reverted)
     def reverted(self, rows: Rows, position: int, event: Any) -> None:
         """A reopen took a prediction back: the agent's row is as before it, and the history
         says so with a row whose ``reverted`` is 1 (``transition`` is the reopen's)."""
+        self._score(rows, position, event, -1)
+
+    def _score(self, rows: Rows, position: int, event: Any, step: int) -> None:
+        """Count a prediction (step +1) or take one back (step -1), with its history row."""
         agent = rows.get("reputation_agents", event.originator_id.int)
         if agent is None:
             return
         agent["believability_wad"] = event.after_wad
-        agent["predictions"] -= 1
-        agent["correct"] -= 1 if event.correct else 0
+        agent["predictions"] += step
+        agent["correct"] += step if event.correct else 0
         agent["updated_at"] = iso(event.timestamp)
         agent["updated_position"] = position
         rows.put("reputation_agents", agent)
@@ -120,6 +100,6 @@ class ReputationView(View):
                 "before_wad": event.before_wad,
                 "after_wad": event.after_wad,
                 "at": iso(event.timestamp),
-                "reverted": 1,
+                "reverted": int(step < 0),
             },
         )
