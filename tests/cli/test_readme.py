@@ -12,7 +12,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 # Lines a test cannot run as written: another server, a worker that runs until stopped, the API.
 NOT_RUN = ("postgresql://...", "projections run", "stakeledger serve", "curl ", "-H ", "-X ", "-d ", ". .venv")
-EXPECTED_REFUSALS = {"stakeledger trade close ART-1/p1": "MIN_HOLD_NOT_REACHED"}  # shown as what min-hold-days does
 
 
 def walkthrough() -> list[str]:
@@ -35,9 +34,5 @@ def test_readme_when_walked_through_in_order_then_every_command_does_what_it_say
     env.pop("STAKELEDGER_DATABASE_URL", None)  # the README's default store: ./stakeledger.db
     for command in commands:
         done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        refusal = EXPECTED_REFUSALS.get(command)
-        if refusal is None:
-            assert done.returncode == 0, (command, done.stdout[-500:], done.stderr[-500:])
-        else:
-            assert done.returncode == 1 and refusal in done.stderr, (command, done.stderr)
+        assert done.returncode == 0, (command, done.stdout[-500:], done.stderr[-500:])
     assert (tmp_path / "snapshot" / "header.json").exists() and (tmp_path / "alice.png").exists()
