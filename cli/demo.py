@@ -601,7 +601,8 @@ class Demo:
         )
         proof = balance_proof(self.app, "ada")
         say(
-            f"ada's balance row: address {proof['address']}, balance {proof['balance']} base units; "
+            f"ada's balance row: address {proof['address']}, balance {self.show(int(proof['balance']))} tokens "
+            f"(the leaf holds {proof['balance']} base units); "
             f"proof of {len(proof['proof'])} hashes, first {proof['proof'][0] if proof['proof'] else '—'}"
         )
         verified = verify_export(EXPORT_DIR)  # raises, naming the first bad record, if anything is off
