@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from stakeledger.adapters.persistence.store_url import open_ledger, resolve_url
-from stakeledger.api import accounts, errors, feed, market, operations, portfolio, prices, settlement, web
+from stakeledger.api import accounts, attribution, errors, feed, market, operations, portfolio, prices, settlement, web
 from stakeledger.api.limits import BodyLimit
 from stakeledger.api.state import ApiState
 from stakeledger.domain.service.clock import Clock
@@ -52,6 +52,6 @@ def create_app(url: str | None = None, clock: Clock | None = None, *, catch_up: 
     app.state.api = state
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (operations, market, prices, settlement, accounts, portfolio, feed, web):
+    for module in (operations, market, prices, settlement, accounts, portfolio, attribution, feed, web):
         app.include_router(module.router)
     return app

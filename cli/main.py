@@ -9,7 +9,20 @@ import typer
 from eventsourcing.persistence import PersistenceError
 
 from stakeledger.adapters.persistence.store_url import resolve_url
-from stakeledger.cli import accounts, admin, api, demo, evm, markets, portfolio, prices, settlement, views
+from stakeledger.cli import (
+    accounts,
+    admin,
+    api,
+    attribution,
+    backtest,
+    demo,
+    evm,
+    markets,
+    portfolio,
+    prices,
+    settlement,
+    views,
+)
 from stakeledger.cli.context import CliContext, forget_opened
 from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
@@ -45,6 +58,8 @@ markets.register(app)
 prices.register(app)
 settlement.register(app)
 portfolio.register(app)
+attribution.register(app)  # after portfolio: it adds to the portfolio group
+backtest.register(app)
 views.register(app)  # after accounts, markets and portfolio: it adds commands to their groups
 evm.register(app)
 api.register(app)
