@@ -10,13 +10,13 @@ result already has that key. Nothing is rounded away in the ``*_units`` strings.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from typing import TYPE_CHECKING, Any
 
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.vocabulary import WAD
+
+if TYPE_CHECKING:
+    from fastapi.responses import JSONResponse
 
 MAX_DEPTH = 8
 _SIX_PLACES = Decimal("0.000001")
@@ -61,4 +61,8 @@ def human(data: Any, decimals: int, _depth: int = 0) -> Any:
 
 def respond(data: Any, decimals: int, status_code: int = 200) -> JSONResponse:
     """``human(data)`` as a JSON response with an explicit status (201 for creations)."""
+    # Imported here: the CLI renders with ``human`` and should not pay for loading FastAPI.
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(jsonable_encoder(human(data, decimals)), status_code=status_code)
