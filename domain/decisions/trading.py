@@ -47,6 +47,7 @@ from stakeledger.domain.rules.lmsr import (
     shares_to_reach_price,
 )
 from stakeledger.domain.rules.money import check_units, format_amount
+from stakeledger.domain.rules.rationale import Rationale, RationaleState, rationale_state
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import WAD, Reason, Side
 
@@ -63,6 +64,7 @@ class MarketOrder:
     tokens_units: int
     max_price_wad: int | None = None
     min_shares_units: int | None = None
+    rationale: Rationale | None = None  # why it was placed: stored on the position it opens
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class LimitOrder:
     tokens_units: int
     limit_price_wad: int
     expires_in: timedelta | None = None  # a lifetime, counted from the transaction's clock time
+    rationale: Rationale | None = None  # why it was placed: stored on the order and every position it fills
 
 
 MAX_ORDER_LIFETIME_DAYS = 3650
@@ -154,6 +157,7 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
     resting limit orders the move crossed."""
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
+    rationale = rationale_state(order.rationale)
     artifact = load_artifact(unit, order.artifact_id)
     expire_agent_orders(unit, agent)
     rejection = pre_trade_check(unit, agent, artifact, order.side, order.tokens_units)
@@ -178,7 +182,7 @@ def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]
             f"{format_amount(shares_units, d)} shares would fall short of the minimum "
             f"{format_amount(order.min_shares_units, d)}"
         )
-    position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None)
+    position = _buy(unit, artifact, agent, order.side, shares_units, order.tokens_units, agent, None, rationale)
     fills = fill_crossed_orders(unit, artifact)
     actions = after_price_move(unit, artifact)
     return {
@@ -204,6 +208,7 @@ def _buy(
     cost_units: int,
     payer_account: str,
     order_id: str | None,
+    rationale: RationaleState | None = None,
 ) -> Position:
     position_id = artifact.next_position_id()
     unit.post(
@@ -220,7 +225,9 @@ def _buy(
     )
     artifact.record_trade(side, shares_units, cost_units, position_id, agent, order_id, unit.at)
     position = unit.add(
-        Position.open(position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at)
+        Position.open(
+            position_id, agent, artifact.artifact_id, side, shares_units, cost_units, order_id, unit.at, rationale
+        )
     )
     track_position(unit, position, artifact)
     return position
@@ -314,6 +321,7 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     """Escrow the tokens and rest the order until the side's price falls below its limit."""
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
+    rationale = rationale_state(order.rationale)
     if not 0 < order.limit_price_wad < WAD:
         raise InvalidAmountError("limit price must be strictly between 0 and 1")
     expires_at = unit.at + order.expires_in if order.expires_in is not None else None
@@ -343,7 +351,9 @@ def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
         # the next command touching the account releases what expired (expire_agent_orders).
         expires_at=expires_at.isoformat() if expires_at is not None else None,
     )
-    placed = artifact.place_order(agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at)
+    placed = artifact.place_order(
+        agent, order.side, order.tokens_units, order.limit_price_wad, expires_at, unit.at, rationale
+    )
     assert placed == order_id
     portfolio = load_portfolio(unit, agent)
     if portfolio is not None:
@@ -566,6 +576,7 @@ def _fill_buy_orders(unit: UnitOfWork, artifact: Artifact) -> list[dict[str, str
             spend_units,
             order_escrow_account_id(artifact.artifact_id),
             order["order_id"],
+            order.get("rationale"),
         )
         spent_units = spend_units + fee_units(spend_units, fee_bps)
         artifact.fill_order(order["order_id"], position.position_id, shares_units, spent_units, unit.at)

@@ -17,6 +17,7 @@ from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
 from stakeledger.domain.rules.lmsr import prices_wad
+from stakeledger.domain.rules.rationale import RationaleState
 from stakeledger.domain.rules.resolution import (
     DEFAULT_CORRECTION_HOURS,
     DEFAULT_DEPRECATED_MAX_WAD,
@@ -166,6 +167,14 @@ class Artifact(Aggregate):
         tokens_units: PositiveUnits
         limit_price_wad: PriceWad
         expires_at: Optional[datetime]
+        rationale: Optional[RationaleState]  # why it was placed; every position it fills carries it
+
+        # Version 1 records carried no rationale: none was recorded for them.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["rationale"] = None
 
         def apply(self, artifact: "Artifact") -> None:
             artifact.order_count += 1
@@ -179,6 +188,8 @@ class Artifact(Aggregate):
                 "placed_at": self.timestamp,
                 "sequence": artifact.order_count,
             }
+            if self.rationale is not None:  # an order without one rests exactly as before
+                artifact.orders[self.order_id]["rationale"] = self.rationale
             artifact.order_status[self.order_id] = "open"
 
     class OrderFilled(Aggregate.Event):
@@ -658,6 +669,7 @@ class Artifact(Aggregate):
         limit_price_wad: int,
         expires_at: Optional[datetime],
         at: datetime,
+        rationale: Optional[RationaleState] = None,
     ) -> str:
         order_id = self.next_order_id()
         self.trigger_event(
@@ -669,6 +681,7 @@ class Artifact(Aggregate):
             tokens_units=tokens_units,
             limit_price_wad=limit_price_wad,
             expires_at=expires_at,
+            rationale=rationale,
         )
         return order_id
 

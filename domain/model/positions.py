@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
+from stakeledger.domain.rules.rationale import RationaleState
 from stakeledger.domain.rules.settlement import SettlementOutcome
 from stakeledger.domain.vocabulary import WAD, Side
 
@@ -51,6 +52,14 @@ class Position(Aggregate):
         cost_units: PositiveUnits
         entry_price_wad: Units
         order_id: Optional[str]
+        rationale: Optional[RationaleState]  # why the order was placed (domain.rules.rationale)
+
+        # Version 1 records carried no rationale: none was recorded for them.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["rationale"] = None
 
     class Closed(Aggregate.Event):
         """Sold back to the pool at market: by the owner, a stop or a liquidation."""
@@ -181,6 +190,7 @@ class Position(Aggregate):
     # Positions opened before reopens existed have no record of their settlement's past.
     before_settlement = None
     last_settlement = None
+    rationale: Optional[dict[str, Any]] = None
 
     def __init__(
         self,
@@ -192,6 +202,7 @@ class Position(Aggregate):
         cost_units: int,
         entry_price_wad: int,
         order_id: Optional[str],
+        rationale: Optional[dict[str, Any]] = None,
     ) -> None:
         self.position_id = position_id
         self.owner = owner
@@ -201,6 +212,8 @@ class Position(Aggregate):
         self.cost_units = cost_units
         self.entry_price_wad = entry_price_wad
         self.order_id = order_id
+        # The order's audit metadata as stored (ints at 10**18 and text), or None.
+        self.rationale = rationale
         self.status = OPEN
         self.realized_pnl_units = 0
         self.proceeds_units = 0
@@ -222,6 +235,7 @@ class Position(Aggregate):
         cost_units: int,
         order_id: Optional[str],
         at: datetime,
+        rationale: Optional[RationaleState] = None,
     ) -> "Position":
         return cls._create(
             cls.Opened,
@@ -235,6 +249,7 @@ class Position(Aggregate):
             cost_units=cost_units,
             entry_price_wad=entry_price_wad(side, quantity_units, cost_units),
             order_id=order_id,
+            rationale=rationale,
         )
 
     @property

@@ -21,6 +21,7 @@ from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, Sta
 from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position
+from stakeledger.domain.rules.rationale import Rationale, rationale_state
 from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
 from stakeledger.domain.service.ledger import LedgerCore
 from stakeledger.domain.vocabulary import WAD
@@ -246,11 +247,16 @@ class RiskCommands(LedgerCore):
         belief_wad: int,
         *,
         fraction: Fraction = Fraction(1, 4),
+        rationale: Rationale | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
-        """Size an order by fractional Kelly and place it, or say why not."""
+        """Size an order by fractional Kelly and place it, or say why not. The position records
+        the input belief as its rationale's ``belief_wad``, with the edge, reasoning and
+        features of ``rationale`` when given (a belief there must be the same one)."""
         _check_kelly(belief_wad, fraction)
         account_id = agent_account_id(agent)
+        given = rationale_state(rationale)  # refuses a non-Rationale before anything runs
+        recorded = (rationale if rationale is not None and given is not None else Rationale()).with_belief(belief_wad)
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             artifact = load_artifact(unit, artifact_id)
@@ -260,8 +266,16 @@ class RiskCommands(LedgerCore):
                 return {**summary, "placed": False, "reason": str(sizing.reason)}
             from stakeledger.domain.vocabulary import Side
 
-            trade = open_market_position(unit, MarketOrder(account_id, artifact_id, Side(side), sizing.size_units))
+            order = MarketOrder(account_id, artifact_id, Side(side), sizing.size_units, rationale=recorded)
+            trade = open_market_position(unit, order)
             return {**summary, "placed": "rejected" not in trade, "trade": trade}
 
-        payload = {"agent": account_id, "artifact": artifact_id, "belief": str(belief_wad), "fraction": str(fraction)}
+        payload: dict[str, Any] = {
+            "agent": account_id,
+            "artifact": artifact_id,
+            "belief": str(belief_wad),
+            "fraction": str(fraction),
+        }
+        if given is not None:  # the payload of a Kelly order without one stays what it always was
+            payload["rationale"] = given
         return self.execute("trade.kelly", decide, payload=payload, command_id=command_id)

@@ -1,4 +1,5 @@
-"""The market verbs of the StakeLedger application: list, quote, trade, cancel, close, batch."""
+"""The market verbs of the StakeLedger application: list, quote, trade, cancel, close, batch,
+and one position's history (with the rationale its order recorded)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from stakeledger.domain.decisions.trading import (
     place_take_profit,
 )
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
-from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError
+from stakeledger.domain.errors import InvalidInputError, UnknownArtifactError, UnknownPositionError
 from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_of, artifact_uuid, check_artifact_id, check_side
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.model.positions import position_uuid
 from stakeledger.domain.rules.lmsr import average_price_wad, buy_cost_units, depth, prices_wad, shares_for_tokens
 from stakeledger.domain.rules.money import check_units
+from stakeledger.domain.rules.rationale import Rationale, rationale_state
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.service.ledger import LedgerCore
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, Side
@@ -81,10 +84,18 @@ class MarketCommands(LedgerCore):
         *,
         max_price_wad: int | None = None,
         min_shares_units: int | None = None,
+        rationale: Rationale | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
+        """Buy at market; ``rationale`` (why) is stored on the position the order opens."""
         order = MarketOrder(
-            agent, artifact_id, check_side(side), check_units(tokens_units), max_price_wad, min_shares_units
+            agent,
+            artifact_id,
+            check_side(side),
+            check_units(tokens_units),
+            max_price_wad,
+            min_shares_units,
+            _checked(rationale),
         )
         return self.execute(
             "trade.open",
@@ -102,13 +113,22 @@ class MarketCommands(LedgerCore):
         limit_price_wad: int,
         *,
         expires_in_days: float | Decimal | None = None,
+        rationale: Rationale | None = None,
         command_id: str | None = None,
     ) -> dict[str, Any]:
+        """Rest a limit order; ``rationale`` (why) is stored on the order and on every position it fills."""
         lifetime = order_lifetime(expires_in_days) if expires_in_days is not None else None
+        checked = _checked(rationale)
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
             order = LimitOrder(
-                agent, artifact_id, check_side(side), check_units(tokens_units), limit_price_wad, expires_in=lifetime
+                agent,
+                artifact_id,
+                check_side(side),
+                check_units(tokens_units),
+                limit_price_wad,
+                expires_in=lifetime,
+                rationale=checked,
             )
             return place_limit_order(unit, order)
 
@@ -120,6 +140,8 @@ class MarketCommands(LedgerCore):
             "limit": str(limit_price_wad),
             "expires_in_days": expires_in_days if not isinstance(expires_in_days, Decimal) else str(expires_in_days),
         }
+        if checked is not None:  # the payload of an order without one stays what it always was
+            payload["rationale"] = rationale_state(checked)
         return self.execute("trade.limit", decide, payload=payload, command_id=command_id)
 
     def cancel_order(self, order_id: str, agent: str | None = None, *, command_id: str | None = None) -> dict[str, Any]:
@@ -190,6 +212,7 @@ class MarketCommands(LedgerCore):
         runners: list[Callable[[UnitOfWork], dict[str, Any]]] = []
         for order in orders:
             check_units(order.tokens_units)
+            _checked(order.rationale)
             if isinstance(order, MarketOrder):
                 runners.append(lambda unit, o=order: open_market_position(unit, o))
             else:
@@ -238,6 +261,23 @@ class MarketCommands(LedgerCore):
         return markets
 
     # Reads --------------------------------------------------------------------------------
+
+    def position_history(self, position_id: str) -> list[dict[str, Any]]:
+        """The position's events, oldest first, as plain dicts: ``event`` (its name, e.g.
+        "Opened"), ``version``, ``at`` (the event's time) and the event's own fields (ints in
+        base units and WAD, text). The first is always "Opened", whose ``rationale`` is the
+        dict its order stored (``domain.rules.rationale``) or None. Writes nothing."""
+        if not isinstance(position_id, str):
+            raise InvalidInputError(f"a position id is text, got {type(position_id).__name__}")
+        artifact_of(position_id)  # refuses a malformed id before any read
+        history = [_history_row(event) for event in self.events.get(position_uuid(position_id))]
+        if not history:
+            raise UnknownPositionError(f"unknown position {position_id!r}")
+        return history
+
+    def position_rationale(self, position_id: str) -> Rationale | None:
+        """Why the position's order was placed, or None when it recorded nothing."""
+        return Rationale.from_event(self.position_history(position_id)[0]["rationale"])
 
     def get_artifact(self, artifact_id: str) -> Artifact:
         from eventsourcing.application import AggregateNotFoundError
@@ -334,8 +374,34 @@ class MarketCommands(LedgerCore):
 
 
 def _order_payload(order: Order) -> dict[str, Any]:
-    fields = {key: (value.isoformat() if hasattr(value, "isoformat") else value) for key, value in vars(order).items()}
-    return {
+    fields = {
+        key: (value.isoformat() if hasattr(value, "isoformat") else value)
+        for key, value in vars(order).items()
+        if key != "rationale"
+    }
+    payload = {
         "kind": type(order).__name__,
         **{key: str(value) if isinstance(value, int) else value for key, value in fields.items()},
+    }
+    if order.rationale is not None:  # the payload of an order without one stays what it always was
+        payload["rationale"] = rationale_state(order.rationale)
+    return payload
+
+
+def _checked(rationale: Rationale | None) -> Rationale | None:
+    """``rationale`` when it is one with something in it, None for none or an empty one;
+    anything else is refused before a command runs."""
+    return None if rationale_state(rationale) is None else rationale
+
+
+_BASE_FIELDS = ("originator_id", "originator_version", "timestamp", "originator_topic")
+
+
+def _history_row(event: Any) -> dict[str, Any]:
+    fields = {key: value for key, value in vars(event).items() if key not in _BASE_FIELDS}
+    return {
+        "event": type(event).__name__,
+        "version": event.originator_version,
+        "at": event.timestamp.isoformat(),
+        **fields,
     }
