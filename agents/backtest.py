@@ -483,6 +483,7 @@ class _Replay:
     mirrors: dict[str, str] = field(default_factory=dict)  # recorded position id -> copy position id
     opened_in_window: set[str] = field(default_factory=set)
     fees_at_listing: dict[Any, int] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)  # limit order id -> its limit price
     deposits_units: int = 0
     flow_open: bool = False
 
@@ -504,6 +505,7 @@ class _Replay:
         for artifact_id in sorted(self.known["artifacts"].values()):
             artifact = self.copy.get_artifact(artifact_id)
             risk_agents.update(artifact.risk_agents)
+            self.limits.update({o["order_id"]: o["limit_price_wad"] for o in artifact.orders.values()})
             resting = [o for o in artifact.orders.values() if o["agent"] != self.agent]
             resting += [o for o in artifact.resting_take_profits() if o["agent"] != self.agent]
             for order in sorted(resting, key=lambda o: o["order_id"]):
@@ -606,6 +608,10 @@ class _Replay:
         if self.markets is not None and artifact_id not in self.markets:
             return "skipped:other_market", None
         side = Side(event.side)
+        if event.shares_delta_units > 0 and event.order_id in self.limits:
+            return "flow:limit_fill", lambda: self._flow_limit_fill(
+                artifact_id, side, event.shares_delta_units, event.tokens_delta_units, event
+            )
         if event.shares_delta_units > 0:
             return "flow:buy", lambda: self._flow_buy(
                 artifact_id, side, event.shares_delta_units, event.tokens_delta_units, event.position_id
@@ -636,6 +642,31 @@ class _Replay:
         result = StakeLedger.open_position(self.copy, FLOW_AGENT, artifact_id, side.value, tokens_units)
         if recorded_id is not None and "position" in result:
             self.mirrors[recorded_id] = result["position"]
+
+    def _flow_limit_fill(self, artifact_id: str, side: Side, shares_units: int, spend_units: int, event: Any) -> None:
+        """A limit order's fill bought the shares up to its limit price, which a token budget
+        cannot always buy exactly: the flow rests the same limit with the fill's budget, which
+        fills at once as the recorded one did, and cancels what is left of it."""
+        self._ensure_flow()
+        artifact = self.copy.get_artifact(artifact_id)
+        budget = spend_units + fee_units(spend_units, artifact.fee_bps)
+        balance = self.copy.balance_of(FLOW_AGENT)
+        if balance < budget:
+            self.copy.mint(FLOW_AGENT, budget - balance)
+        limit_wad = self.limits[event.order_id]
+        placed = StakeLedger.place_limit_order(self.copy, FLOW_AGENT, artifact_id, side.value, budget, limit_wad)
+        order_id = placed.get("order")
+        fills = [fill for fill in placed.get("fills", []) if fill.get("order") == order_id]
+        if order_id is not None and placed.get("status") != "filled":
+            try:
+                self.copy.cancel_order(order_id)
+            except LedgerError as error:  # pragma: no cover - the flow's own fresh order
+                self.note(0, "cancel_flow_order", error)
+        if fills:
+            self.mirrors[event.position_id] = fills[0]["position"]
+        else:
+            self.count("flow:limit_as_buy")
+            self._flow_buy(artifact_id, side, shares_units, spend_units, event.position_id)
 
     def _flow_sell(self, artifact_id: str, side: Side, shares_units: int, recorded_id: str) -> None:
         copy_id = self.mirrors.get(recorded_id)
@@ -746,6 +777,8 @@ def _scan_window(replay: _Replay, window: list[tuple[int, Any]]) -> None:
             replay.fees_at_listing[event.originator_id] = event.fee_bps
         elif isinstance(event, Artifact.Traded) and event.opens_position:
             replay.opened_in_window.add(event.position_id)
+        elif isinstance(event, Artifact.OrderPlaced):
+            replay.limits[event.order_id] = event.limit_price_wad
 
 
 def _check_markets(replay: _Replay, markets: Iterable[str] | None) -> frozenset[str] | None:
