@@ -17,13 +17,15 @@ from typing import Any
 
 import hypothesis.strategies as st
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.errors import InvalidInputError, UnknownAccountError
 from stakeledger.domain.model.positions import position_uuid
 from stakeledger.domain.rules.rationale import Rationale
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
+from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.vocabulary import WAD
 from stakeledger.projections import dashboard
 from stakeledger.projections.attribution import (
@@ -352,6 +354,73 @@ def test_attribution_when_by_feature_then_the_triggered_and_material_split_count
             assert row["material_pnl_units"] + row["not_material_pnl_units"] == row["pnl_units"]
     assert seed_002["mfld_lo"]["not_material_pnl_units"] == default["mfld_lo"]["material_pnl_units"] != 0
     assert default["btc_dom_lo"]["material_pnl_units"] == 0
+
+
+held_markets = st.lists(
+    st.tuples(
+        st.sampled_from(["long", "short"]),
+        st.integers(1, 40),  # alice's tokens
+        st.one_of(
+            st.none(), st.dictionaries(st.sampled_from(["fg_lo", "mom_lo", "news_lo"]), feature_values, max_size=3)
+        ),
+        st.integers(0, 30),  # bob's tokens on the other side
+        st.sampled_from(["hold", "partial", "close"]),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+@settings(max_examples=10, suppress_health_check=[HealthCheck.too_slow])
+@given(markets=held_markets, validate_first=st.booleans(), limit_fill=st.booleans())
+def test_attribution_when_random_trades_with_random_features_then_rows_sum_to_the_summary_to_the_unit(
+    markets, validate_first, limit_fill
+):
+    ledger = open_ledger("memory://", clock=ManualClock(), new_id=SeededIds(7))
+    try:
+        ledger.initialise(decimals=6)
+        for name in ("alice", "bob"):
+            ledger.open_account(name)
+            ledger.mint(name, 10_000 * TOKEN)
+        for index, (side, tokens, features, against, after) in enumerate(markets):
+            artifact_id = f"M{index}"
+            ledger.list_artifact(artifact_id, artifact_id, 100 * TOKEN, group="bio" if index < 2 else None)
+            rationale = Rationale.from_event({"features": features}) if features else None
+            opened = ledger.open_position("alice", artifact_id, side, tokens * TOKEN, rationale=rationale)
+            if against:
+                ledger.open_position("bob", artifact_id, "short" if side == "long" else "long", against * TOKEN)
+            shares = int(opened["shares_units"])
+            if after == "partial" and shares > 1:
+                ledger.close_position(opened["position"], shares_units=shares // 2)
+            elif after == "close":
+                ledger.close_position(opened["position"])
+        if limit_fill:  # a resting order's rationale reaches the position its fill opens
+            ledger.list_artifact("LIM", "LIM", 100 * TOKEN)
+            ledger.place_limit_order(
+                "alice", "LIM", "long", 5 * TOKEN, 45 * WAD // 100, rationale=why({"mfld_lo": 2 * CENT_LOG_ODDS})
+            )
+            ledger.open_position("bob", "LIM", "short", 30 * TOKEN)
+        if validate_first:
+            ledger.transition_artifact("M0", "validated", price_wad=8 * WAD // 10)
+        realized, unrealized = summary_total(ledger)
+        head = stored_event_count(ledger)
+
+        for by in ("market", "group", "feature"):
+            data = attribution(ledger, "alice", by=by)
+            total = ints(data["total"])
+            assert (total["realized_pnl_units"], total["unrealized_pnl_units"]) == (realized, unrealized)
+            rows = [ints(row) for row in data["rows"]]
+            if by == "feature":
+                unattributed = int(data["no_features"]["pnl_units"])
+                assert sum(row["pnl_units"] for row in rows) + unattributed == realized + unrealized
+                if limit_fill:
+                    (mfld,) = [row for row in rows if row["feature"] == "mfld_lo"]
+                    assert (mfld["triggered_positions"], mfld["not_material_positions"]) == (1, 1)
+            else:
+                assert sum(row["total_pnl_units"] for row in rows) == realized + unrealized
+        assert stored_event_count(ledger) == head
+    finally:
+        ledger.close()
 
 
 def test_attribution_when_unknown_agent_or_bad_breakdown_then_refused_and_nothing_written(ledger: StakeLedger):
