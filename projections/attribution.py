@@ -40,13 +40,15 @@ from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position
 from stakeledger.domain.rules.rationale import FEATURE_NAME, MAX_FEATURE_WAD, MAX_FEATURES, parse_wad, wad_text
+from stakeledger.domain.rules.risk.marks import unrealised_pnl_units
 from stakeledger.domain.service.application import StakeLedger
+from stakeledger.domain.vocabulary import WAD
 from stakeledger.projections import dashboard
 
 BREAKDOWNS = ("market", "group", "feature")
 NO_GROUP = "(none)"
 NO_FEATURES = "(no features)"
-DEFAULT_MATERIAL_WAD = 5 * 10**16  # 0.05 log-odds
+DEFAULT_MATERIAL_WAD = 5 * WAD // 100  # 0.05 log-odds
 # One override per feature a rationale may hold is all a caller can mean.
 MAX_OVERRIDES = MAX_FEATURES
 
@@ -56,7 +58,7 @@ MAX_OVERRIDES = MAX_FEATURES
 
 def features_of(position: Any) -> dict[str, int]:
     """The log-odds contributions (ints at 10**18) a position's order recorded, or {} when it
-    recorded none. Positions opened before rationales existed have no such attribute."""
+    recorded none (a position read from a record older than rationales has ``rationale`` None)."""
     rationale = getattr(position, "rationale", None)
     if not rationale:
         return {}
@@ -233,7 +235,7 @@ def _position_pnl(position: Position, group: str, holding: dashboard.Holding | N
         shares = cost = value = unrealized = 0
     else:
         shares, cost, value = position.quantity_units, position.cost_units, holding.value_units
-        unrealized = value - cost
+        unrealized = unrealised_pnl_units(value, cost)
     return PositionPnl(
         position_id=position.position_id,
         artifact_id=position.artifact_id,
