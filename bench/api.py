@@ -14,6 +14,9 @@ requests back to back (closed loop) until the operation's total is reached:
           server, and a 409 CONCURRENCY_CONFLICT by the client, and counted)
 - order, own markets: the same, but each client trades on a market of its own: the write
           path without contention
+- order, one market, no queue: the hot market again on a server started with
+          STAKELEDGER_MARKET_QUEUE=0, writers not queued per market (the baseline)
+- on PostgreSQL, quote and own-markets orders again on one worker: the scaling 1 -> W
 
 Every operation warms up first (``--warmup`` requests, not timed). Rates are completed
 requests over the wall time of the timed phase; latencies are per request, retries of an
@@ -79,7 +82,7 @@ def seeded_ledger(url: str, clients: int) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def served(url: str, workers: int) -> Iterator[str]:
+def served(url: str, workers: int, env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     command = [
         sys.executable,
@@ -94,7 +97,7 @@ def served(url: str, workers: int) -> Iterator[str]:
         str(workers),
         "--no-access-log",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with tempfile.TemporaryDirectory() as folder:
         server_log = Path(folder) / "server.log"
         with server_log.open("w") as sink:
@@ -192,18 +195,25 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
     with fresh_store(backend, server_url, "api") as url:
         log(f"{backend}: seeding {args.clients} agents")
         agents = seeded_ledger(url, args.clients)
+        results: dict[str, Any] = {}
+
+        def measure(base: str, name: str, operation: Callable[..., tuple[bool, int]], total: int) -> None:
+            log(f"{backend}: {name} warm-up ({args.warmup}), then {total:,} requests from {args.clients} clients")
+            label = name.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "")
+            run_load(base, agents, args.warmup, operation, f"warmup-{label}")
+            results[name] = run_load(base, agents, total, operation, label)
+
         with served(url, args.workers) as base:
-            results = {}
-            plan = (
-                ("quote", quote, args.quotes),
-                ("order, one market", order, args.orders),
-                ("order, own markets", order_own_market, args.orders),
-            )
-            for name, operation, total in plan:
-                log(f"{backend}: {name} warm-up ({args.warmup}), then {total:,} requests from {args.clients} clients")
-                label = name.replace(",", "").replace(" ", "-")
-                run_load(base, agents, args.warmup, operation, f"warmup-{label}")
-                results[name] = run_load(base, agents, total, operation, label)
+            measure(base, "quote", quote, args.quotes)
+            measure(base, "order, one market", order, args.orders)
+            measure(base, "order, own markets", order_own_market, args.orders)
+        # The baseline for the hot market: the same server with writers not queued per market.
+        with served(url, args.workers, {"STAKELEDGER_MARKET_QUEUE": "0"}) as base:
+            measure(base, "order, one market, no queue", order, args.orders)
+        if backend == "postgresql" and args.workers > 1:
+            with served(url, 1) as base:  # the worker count's scaling, 1 -> args.workers
+                measure(base, "quote, 1 worker", quote, args.quotes)
+                measure(base, "order, own markets, 1 worker", order_own_market, args.orders)
         return results
 
 
@@ -257,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
         for backend, results in document["results"].items()
         for operation, r in results.items()
     ]
+    for backend, results in document["results"].items():
+        for operation in ("quote", "order, own markets"):
+            one = results.get(f"{operation}, 1 worker")
+            if one:
+                scaling = round(results[operation]["per_second"] / one["per_second"], 2)
+                document.setdefault("scaling", {}).setdefault(backend, {})[operation] = scaling
+                rows.append([backend, f"{operation}: {args.workers} workers / 1", "", f"{scaling}x", "", "", "", ""])
     report("api", f"HTTP API on loopback ({args.workers} workers, {args.clients} clients)", columns, rows, document)
     return 0 if all(r["failures"] == 0 for results in document["results"].values() for r in results.values()) else 1
 

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -57,6 +61,63 @@ def _first_pending_event(aggregates: Any) -> Any:
     return None
 
 
+class MarketQueue:
+    """Writers to one market in this process take turns, in the order they arrived.
+
+    Commands on one market all save its artifact, so two of them deciding at once in one
+    process would conflict and one would retry after a random back-off: under load those
+    retries are the latency tail. Queued, a writer decides on state the one before it left,
+    and only writers in other processes can still conflict with it (they retry as before).
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._queues: dict[str, deque[threading.Lock]] = {}
+        self._held = threading.local()
+
+    @contextmanager
+    def turn(self, market: str | None) -> Iterator[None]:
+        held: set[str] = self._held.__dict__.setdefault("markets", set())
+        if market is None or market in held:  # no market, or this thread already has its turn
+            yield
+            return
+        mine = threading.Lock()
+        mine.acquire()
+        with self._guard:
+            queue = self._queues.setdefault(market, deque())
+            queue.append(mine)
+            first = len(queue) == 1
+        if not first:
+            mine.acquire()  # released by the writer before this one when it is done
+        held.add(market)
+        try:
+            yield
+        finally:
+            held.discard(market)
+            with self._guard:
+                queue.popleft()
+                if queue:
+                    queue[0].release()
+                else:
+                    del self._queues[market]
+
+
+def _market_of(payload: dict[str, Any] | None) -> str | None:
+    """The market a command writes to, when its payload names one (an artifact, or an
+    order or position id "ART/o3", "ART/p17"); None for everything else."""
+    if not payload:
+        return None
+    for key in ("artifact", "artifact_id"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            return value
+    for key in ("position", "order"):
+        value = payload.get(key)
+        if isinstance(value, str) and "/" in value:
+            return value.partition("/")[0]
+    return None
+
+
 def payload_hash(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -86,6 +147,10 @@ class LedgerCore(Application):
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.new_id: IdFactory = new_id or random_id
+        # STAKELEDGER_MARKET_QUEUE=0 turns the queue off: bench/api.py measures both ways.
+        self.market_queue: MarketQueue | None = (
+            MarketQueue() if os.environ.get("STAKELEDGER_MARKET_QUEUE", "1") != "0" else None
+        )
 
     # The command loop ------------------------------------------------------------------
 
@@ -98,6 +163,18 @@ class LedgerCore(Application):
         command_id: str | None = None,
     ) -> dict[str, Any]:
         """Run ``decide`` against fresh state and save what it changed, all or nothing."""
+        if self.market_queue is None:
+            return self._execute(command, decide, payload, command_id)
+        with self.market_queue.turn(_market_of(payload)):
+            return self._execute(command, decide, payload, command_id)
+
+    def _execute(
+        self,
+        command: str,
+        decide: Callable[[UnitOfWork], dict[str, Any]],
+        payload: dict[str, Any] | None,
+        command_id: str | None,
+    ) -> dict[str, Any]:
         digest = payload_hash({"command": command, **(payload or {})})
         for attempt in range(MAX_ATTEMPTS):
             if command_id is not None:

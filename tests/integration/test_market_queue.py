@@ -1,0 +1,121 @@
+"""Writers to one market in one process take turns (domain/service/ledger.py MarketQueue).
+
+Threads of one process (the API's thread pool) ordering on one market would otherwise decide
+on the same artifact version at once, conflict on save and retry after a random back-off.
+Queued, they never conflict with each other; writers to other markets do not wait; a
+command that runs another command on the same market from inside its turn does not
+deadlock; and turns are given in arrival order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from eventsourcing.persistence import RecordConflictError
+
+from stakeledger.domain.model.accounts import pool_account_id
+from stakeledger.domain.service.ledger import MarketQueue, _market_of
+from stakeledger.projections.audit import audit
+
+TOKEN = 10**6
+THREADS = 6
+ORDERS_PER_THREAD = 8
+
+
+def test_threads_when_ordering_on_one_market_then_no_save_conflicts_and_every_order_counts(ledger) -> None:
+    agents = [f"agent{i}" for i in range(THREADS)]
+    for agent in agents:
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("ART", "One hot market", 100 * TOKEN)
+    pool_before = ledger.balance_of(pool_account_id("ART"))
+    conflicts: list[Exception] = []
+    save = ledger.save
+
+    def counting_save(*aggregates):
+        try:
+            return save(*aggregates)
+        except RecordConflictError as error:
+            conflicts.append(error)
+            raise
+
+    ledger.save = counting_save
+    start = threading.Barrier(THREADS)
+    costs: list[int] = []
+
+    def trade(agent: str, side: str) -> None:
+        start.wait()
+        for _ in range(ORDERS_PER_THREAD):
+            costs.append(int(ledger.open_position(agent, "ART", side, TOKEN)["cost_units"]))
+
+    threads = [threading.Thread(target=trade, args=(a, ("long", "short")[i % 2])) for i, a in enumerate(agents)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert conflicts == []
+    assert len(costs) == THREADS * ORDERS_PER_THREAD
+    assert ledger.balance_of(pool_account_id("ART")) == pool_before + sum(costs)
+    assert audit(ledger).clean
+
+
+def test_turns_when_taken_then_given_in_arrival_order_and_other_markets_do_not_wait() -> None:
+    queue = MarketQueue()
+    entered: list[int] = []
+    release = threading.Event()
+
+    def writer(index: int) -> None:
+        with queue.turn("ART"):
+            entered.append(index)
+            if index == 0:
+                release.wait(5)
+
+    first = threading.Thread(target=writer, args=(0,))
+    first.start()
+    while not entered:
+        time.sleep(0.001)
+    waiting = []
+    for index in range(1, 5):
+        waiting.append(threading.Thread(target=writer, args=(index,)))
+        waiting[-1].start()
+        time.sleep(0.02)  # each queues behind the one started before it
+    elsewhere = threading.Event()
+
+    def other_market() -> None:
+        with queue.turn("OTHER"):
+            elsewhere.set()
+
+    threading.Thread(target=other_market).start()
+    assert elsewhere.wait(2), "a writer to another market waited for ART's turn"
+    assert entered == [0]
+    release.set()
+    for thread in [first, *waiting]:
+        thread.join(5)
+    assert entered == [0, 1, 2, 3, 4]
+    assert queue._queues == {}  # nothing left behind once every turn is over
+
+
+def test_a_turn_when_taken_again_by_the_same_thread_then_it_does_not_wait_for_itself() -> None:
+    queue = MarketQueue()
+    done = threading.Event()
+
+    def nested() -> None:
+        with queue.turn("ART"), queue.turn("ART"):
+            done.set()
+
+    thread = threading.Thread(target=nested)
+    thread.start()
+    thread.join(2)
+    assert done.is_set()
+
+
+def test_market_of_when_payloads_name_a_market_then_it_is_found_and_otherwise_none() -> None:
+    assert _market_of({"artifact": "ART-1", "agent": "a"}) == "ART-1"
+    assert _market_of({"artifact_id": "ART-2"}) == "ART-2"
+    assert _market_of({"position": "ART-3/p7"}) == "ART-3"
+    assert _market_of({"order": "ART-4/o2", "agent": None}) == "ART-4"
+    assert _market_of({"account": "alice"}) is None
+    assert _market_of({"position": "no-slash"}) is None
+    assert _market_of(None) is None
