@@ -48,7 +48,7 @@ from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
 from stakeledger.domain.service.log import iter_events
 from stakeledger.projections import dashboard
-from tests.conftest import stored_event_count
+from tests.conftest import make_store_url, stored_event_count
 
 ROOT = Path(__file__).resolve().parents[2]
 MOMENTUM = ROOT / "docs" / "examples" / "momentum_strategy.py"
@@ -180,6 +180,27 @@ def recorded_candles(ledger: StakeLedger, start: int, interval: str = "5m") -> l
     return rows + [{**tracker.open[a].to_dict(), "closed_by": "end"} for a in sorted(tracker.open)]
 
 
+def open_source(url: str, clock: ManualClock) -> StakeLedger:
+    app = open_ledger(url, clock=clock, new_id=SeededIds(7))
+    app.initialise(decimals=6)
+    return app
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock) -> Iterator[StakeLedger]:
+    """The recorded history's store: memory and SQLite here, PostgreSQL in one test below."""
+    app = open_source(make_store_url(request.param, tmp_path, request), clock)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def memory_ledger(clock: ManualClock) -> Iterator[StakeLedger]:
+    app = open_source("memory://", clock)
+    yield app
+    app.close()
+
+
 @pytest.fixture
 def history(ledger: StakeLedger, clock: ManualClock) -> dict[str, Any]:
     return build_history(ledger, clock)
@@ -248,6 +269,20 @@ def test_a_sale_replayed_as_a_buy_of_the_other_side_moves_the_price_the_same():
 
 
 def test_backtest_when_run_twice_then_every_number_is_the_same(ledger: StakeLedger, history: dict[str, Any]):
+    check_twice(ledger, history)
+
+
+def test_backtest_of_a_postgresql_store_when_run_twice_then_every_number_is_the_same(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+):
+    ledger = open_source(make_store_url("postgres", tmp_path, request), clock)
+    try:
+        check_twice(ledger, build_history(ledger, clock))
+    finally:
+        ledger.close()
+
+
+def check_twice(ledger: StakeLedger, history: dict[str, Any]) -> None:
     strategy = load_strategy(MOMENTUM)
     end = stored_event_count(ledger)
     first = run_backtest(ledger, strategy, start=history["heads"][0], end=end, agent="alice")
@@ -298,8 +333,9 @@ def test_backtest_of_a_strategy_that_ran_live_when_started_before_its_first_deci
     ],
 )
 def test_backtest_when_an_input_is_wrong_then_it_is_refused_and_nothing_is_written(
-    ledger: StakeLedger, clock: ManualClock, kwargs: dict[str, Any], error: type, words: str
+    memory_ledger: StakeLedger, clock: ManualClock, kwargs: dict[str, Any], error: type, words: str
 ):
+    ledger = memory_ledger
     build_history(ledger, clock, trades=5)
     events = stored_event_count(ledger)
     arguments = {"start": 0, "end": events, "agent": "alice", **kwargs}
@@ -320,8 +356,11 @@ def test_load_strategy_when_the_file_or_the_function_is_missing_then_it_says_whi
 
 
 def test_backtest_when_the_strategy_raises_then_it_is_reported_with_the_candle(
-    ledger: StakeLedger, history: dict[str, Any]
+    memory_ledger: StakeLedger, clock: ManualClock
 ):
+    ledger = memory_ledger
+    build_history(ledger, clock, trades=20)
+
     def failing(orchestrator: Any, candle: Any) -> None:
         raise ZeroDivisionError("oops")
 
@@ -332,7 +371,9 @@ def test_backtest_when_the_strategy_raises_then_it_is_reported_with_the_candle(
 # The feed and the statistics -------------------------------------------------------------------
 
 
-def test_the_backtest_trade_messages_are_the_live_feeds(ledger: StakeLedger, history: dict[str, Any]):
+def test_the_backtest_trade_messages_are_the_live_feeds(memory_ledger: StakeLedger, clock: ManualClock):
+    ledger = memory_ledger
+    build_history(ledger, clock)
     assert FEED_VIEWS == api_feed.FEED_VIEWS
     ours = CopyFeed(ledger)
     theirs = CopyFeed(
