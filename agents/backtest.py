@@ -734,10 +734,13 @@ def run_backtest(
     interval: str = "5m",
     feed: FeedBuilder = trade_messages,
     progress: Progress | None = None,
+    capital_units: int | None = None,
 ) -> BacktestResult:
     """Replay the source's history in (start, end] through the strategy; see the module doc.
-    Refuses (BacktestInputError, UnknownAccountError, UnknownArtifactError) before any
-    work when an input is wrong; never writes to ``source``."""
+    ``capital_units``: minted to the agent in the copy at the start (its account opened
+    there if it has none), so a fresh agent can be backtested. Refuses
+    (BacktestInputError, UnknownAccountError, UnknownArtifactError) before any work when
+    an input is wrong; never writes to ``source``."""
     check_strategy(strategy_module)
     if interval not in INTERVALS:
         raise BacktestInputError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
@@ -751,11 +754,20 @@ def run_backtest(
     _scan_window(replay, window)
     wanted = _check_markets(replay, markets)
     replay.markets = wanted
-    if agent not in known["accounts"] and not any(
+    if capital_units is not None:
+        if isinstance(capital_units, bool) or not isinstance(capital_units, int) or capital_units <= 0:
+            raise BacktestInputError(f"capital must be a positive amount, got {capital_units!r}")
+        if not copy.is_initialised():
+            raise BacktestInputError("capital is minted at the start: --from must be at or after the ledger's init")
+    elif agent not in known["accounts"] and not any(
         isinstance(e, Account.Opened) and e.account_id == agent for _, e in window
     ):
         raise UnknownAccountError(f"unknown agent {agent!r}: it has no account up to position {end}")
     try:
+        if capital_units is not None:
+            if agent not in known["accounts"]:
+                copy.open_account(agent)
+            copy.mint(agent, capital_units)
         return _run(replay, strategy_module, start, end, interval, feed, progress)
     finally:
         copy.close()
