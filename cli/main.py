@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from eventsourcing.persistence import PersistenceError
@@ -88,13 +89,21 @@ def global_options_first(args: list[str]) -> list[str]:
     return front + rest
 
 
+@functools.cache
+def command() -> Any:
+    """The click command tree, built once per process. Calling the Typer app would rebuild it
+    from every command's signature on each call (a third of a second, paid again by every
+    command a test runs in-process)."""
+    return typer.main.get_command(app)
+
+
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
     forget_opened()
     try:
         check_arguments(sys.argv[1:])  # no control or invisible characters in any argument
         # Without standalone mode, typer returns the code of a raised typer.Exit.
-        code = app(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
+        code = command().main(args=global_options_first(sys.argv[1:]), prog_name="stakeledger", standalone_mode=False)
     except LedgerError as error:
         fail(error.code, str(error))  # the domain words its amounts in tokens already
         sys.exit(1)
