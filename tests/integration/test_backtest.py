@@ -131,7 +131,7 @@ def build_history(
         driver.warm_up()
         loop = asyncio.new_event_loop()
         loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
-    heads = []
+    heads, decided = [], []
     try:
         for _ in range(trades):
             clock.advance(seconds=rng.randrange(30, 200))
@@ -153,13 +153,14 @@ def build_history(
             if driver is not None:
                 assert loop is not None
                 loop.run_until_complete(driver.run_until_idle())
+            decided.append(len(recording.decisions))
     finally:
         if loop is not None:
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
         if driver is not None:
             driver.feed.close()
-    return {"heads": heads, "decisions": recording.decisions}
+    return {"heads": heads, "decided": decided, "decisions": recording.decisions}
 
 
 WAD_40 = 10**18 * 40 // 100
@@ -306,15 +307,18 @@ def test_backtest_of_a_strategy_that_ran_live_when_started_before_its_first_deci
     decisions = live["decisions"]
     assert len(decisions) >= 4 and any(d[1] == "close" for d in decisions)
     end = stored_event_count(ledger)
-    # The latest start that can still see the first decision: the head before the trade that
-    # closed the candle it was made on (the first random trade at the decision's time).
-    first_at = datetime.fromisoformat(decisions[0][0])
-    trade_times = [event.timestamp for _, event in iter_events(ledger) if isinstance(event, Artifact.Traded)]
-    index = next(i for i, at in enumerate(trade_times) if at >= first_at)
-    start = live["heads"][index - 2]  # bob's first trade and stop came before the random ones
+    # The latest start that still sees the first decision: the log head just before the
+    # trade that closed the candle it was made on.
+    first = next(k for k, count in enumerate(live["decided"]) if count > 0)
+    start = live["heads"][first]
+    assert start > live["heads"][0]
     result = run_backtest(ledger, strategy, start=start, end=end, agent="alice")
     assert backtest_decisions(result) == decisions
     assert stored_event_count(ledger) == end
+    # From just after the closing trade, the copy holds it already: that decision is missed.
+    closing = next(p for p, e in iter_events(ledger, after=start) if isinstance(e, Artifact.Traded))
+    late = run_backtest(ledger, strategy, start=closing, end=end, agent="alice")
+    assert backtest_decisions(late) != decisions
 
 
 # Refusals ----------------------------------------------------------------------------------------
