@@ -21,6 +21,8 @@ This module imports neither FastAPI nor typer, so the CLI uses it without loadin
   or hide text from the people who read it.
 - ``printable(text)``: text for a terminal, every such character shown as its escape
   (``\\u202e``), for text that was stored before these rules (or through the Python API).
+- ``rationale_of(body)``: an order body's ``rationale`` object as a domain Rationale, read
+  exactly from its decimal strings (None when absent or empty).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from itertools import accumulate
 from typing import Any
 
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
+from stakeledger.domain.rules.rationale import Rationale
 
 MAX_JSON_DEPTH = 32
 MAX_NUMBER_DIGITS = 100
@@ -116,3 +119,16 @@ def check_weights_sum_to_one(weights: list[tuple[str, Fraction]], *, normalise_h
     raise InvalidAmountError(
         f"claimant weights sum to {written}, not 1: fix them, or pass {normalise_hint} to share by weight / sum"
     )
+
+
+def rationale_of(body: Any, what: str = "rationale") -> Rationale | None:
+    """The ``rationale`` object of an order body (``api.models.RationaleIn``) as a Rationale,
+    every number read exactly from its decimal string; refusals name ``what`` and the field."""
+    if body is None:
+        return None
+    try:
+        return Rationale.from_inputs(
+            belief=body.belief, edge=body.edge, reasoning=body.reasoning, features=body.features
+        )
+    except InvalidInputError as error:
+        raise InvalidInputError(f"{what}: {error}") from None

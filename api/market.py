@@ -1,6 +1,7 @@
 """/api/market: artifacts, quotes, the book, market and limit orders, closes, cancels,
-settlement history. Market data is public; every write needs a key that may act for
-the order's agent."""
+settlement history, one position's history with the rationale its order recorded. Market
+data is public; every write, and a position's history, needs a key that may act for the
+agent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from stakeledger.api.errors import responses
+from stakeledger.api.inputs import rationale_of
 from stakeledger.api.models import (
     NAME_PATTERN,
     TEXT_PATTERN,
@@ -36,6 +38,7 @@ from stakeledger.domain.errors import UnknownOrderError
 from stakeledger.domain.model.artifacts import artifact_of
 from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.money import parse_amount, parse_price_wad
+from stakeledger.domain.rules.rationale import Rationale
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.projections import queries
 from stakeledger.projections.views.markets import ORDERS  # the orders view: every order ever placed, with its owner
@@ -260,9 +263,54 @@ def open_position(body: MarketOrderIn, caller: Caller, state: State, command_id:
         parse_amount(body.tokens, d),
         max_price_wad=parse_price_wad(body.max_price) if body.max_price is not None else None,
         min_shares_units=parse_amount(body.min_shares, d) if body.min_shares is not None else None,
+        rationale=rationale_of(body.rationale),
         command_id=command_id,
     )
     return rejected_or(result, d, 201)
+
+
+@router.get(
+    "/positions/{position_id:path}",
+    responses=responses(401, 403, 404),
+    summary="One position: its holder, status, the rationale its order recorded and its events in order",
+)
+def get_position(position_id: PositionPath, caller: Caller, state: State) -> Any:
+    """``rationale`` holds the stored ints at 10**18 as exact strings (``belief_wad``,
+    ``edge_wad``, ``features``), ``rationale_decimal`` the same as decimals ("0.62"); each
+    event has its name, version, time and fields. A trade key reads only its own agent's
+    positions (403 otherwise)."""
+    view = state.ledger.position_view(position_id)
+    caller.require_agent(view["owner"])
+    return JSONResponse(jsonable_encoder(position_document(view, state.decimals)))
+
+
+def position_document(view: dict[str, Any], decimals: int) -> dict[str, Any]:
+    """``position_view`` with every amount and WAD as an exact string (JSON numbers this large
+    do not survive a JavaScript reader) and a human twin beside each; the rationale twice,
+    exact and as decimals, with no six-place twin that would round it."""
+    stored = view["rationale"]
+    rationale = Rationale.from_event(stored)
+    events = []
+    for row in view["events"]:
+        fields = human(_exact({key: value for key, value in row.items() if key != "rationale"}), decimals)
+        if "rationale" in row:
+            fields["rationale"] = _exact(row["rationale"], every_int=True)
+        events.append(fields)
+    return {
+        **human(_exact({key: value for key, value in view.items() if key not in ("rationale", "events")}), decimals),
+        "rationale": _exact(stored, every_int=True),
+        "rationale_decimal": rationale.as_decimals() if rationale is not None else None,
+        "events": events,
+    }
+
+
+def _exact(value: Any, *, every_int: bool = False, key: str = "") -> Any:
+    """Amounts (``*_units``) and WADs (``*_wad``; every int with ``every_int``) as strings."""
+    if isinstance(value, dict):
+        return {name: _exact(item, every_int=every_int, key=name) for name, item in value.items()}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value) if every_int or key.endswith(("_units", "_wad")) else value
+    return value
 
 
 @router.post(
@@ -332,6 +380,7 @@ def place_order(body: LimitOrderIn, caller: Caller, state: State, command_id: Co
         parse_amount(body.tokens, d),
         parse_price_wad(body.limit_price),
         expires_in_days=Decimal(body.expires_in_days) if body.expires_in_days is not None else None,
+        rationale=rationale_of(body.rationale),
         command_id=command_id,
     )
     return rejected_or(result, d, 201)

@@ -50,10 +50,37 @@ Percent = Annotated[
 ]
 Side = Literal["long", "short"]
 State = Literal[STATES]  # type: ignore[valid-type]
+# A signed decimal string at the rationale's fixed scale (domain.rules.rationale): at most 18
+# decimals, no exponent. A JSON number is refused (strict bodies): it would pass through a float.
+SignedDecimal = Annotated[str, Field(pattern=r"^-?[0-9]{1,3}(\.[0-9]{1,18})?$", examples=["0.12", "-0.03"])]
+FeatureName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$", examples=["fg_lo"])]
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class RationaleIn(Body):
+    """Why the order is placed (issue 19), stored on its event; every field is optional."""
+
+    belief: Optional[SignedDecimal] = Field(
+        default=None, description='Your probability that the artifact is validated, strictly between 0 and 1: "0.62".'
+    )
+    edge: Optional[SignedDecimal] = Field(
+        default=None, description='The edge you see, in probability, from -1 to 1: "0.05".'
+    )
+    reasoning: Optional[str] = Field(
+        default=None,
+        min_length=1,
+        max_length=1_000,
+        pattern=TEXT_PATTERN,
+        description="Free text, 1-1000 characters, no control characters (no newline).",
+    )
+    features: Optional[dict[FeatureName, SignedDecimal]] = Field(
+        default=None,
+        max_length=32,
+        description='Signal contributions in log-odds, at most 32, each within ±100: {"fg_lo": "0.12"}.',
+    )
 
 
 class MarketOrderIn(Body):
@@ -67,6 +94,7 @@ class MarketOrderIn(Body):
     min_shares: Optional[Amount] = Field(
         default=None, description="Refuse (409 SLIPPAGE_EXCEEDED) below this many shares."
     )
+    rationale: Optional[RationaleIn] = Field(default=None, description="Why: stored on the position.")
 
 
 class LimitOrderIn(Body):
@@ -77,6 +105,9 @@ class LimitOrderIn(Body):
     limit_price: Price = Field(description="Buy while the side's price is below this.")
     expires_in_days: Optional[Days] = Field(
         default=None, description='Days until the order expires, as a decimal string such as "7" or "0.5".'
+    )
+    rationale: Optional[RationaleIn] = Field(
+        default=None, description="Why: stored on the order and on every position its fills open."
     )
 
 
@@ -394,6 +425,10 @@ class KellyIn(Body):
         default="0.25", pattern=WEIGHT_PATTERN, description='Fraction of full Kelly, in (0, 1]: "0.25" or "1/4".'
     )
     dry_run: bool = Field(default=False, description="Only size the order (seed 002's size_order); write nothing.")
+    rationale: Optional[RationaleIn] = Field(
+        default=None,
+        description="Why: stored on the position with the belief above as its belief (leave rationale.belief out).",
+    )
 
 
 class StopIn(Body):
@@ -412,6 +447,7 @@ class BatchOrderIn(Body):
     min_shares: Optional[Amount] = None
     limit_price: Optional[Price] = None
     expires_in_days: Optional[Days] = None
+    rationale: Optional[RationaleIn] = None
 
 
 class BatchIn(Body):

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 
 from stakeledger.api.errors import responses
+from stakeledger.api.inputs import rationale_of
 from stakeledger.api.market import PositionPath, rejected_or
 from stakeledger.api.models import (
     NAME_PATTERN,
@@ -120,8 +121,17 @@ def kelly(agent: AgentPath, body: KellyIn, caller: Caller, state: State, command
     if body.dry_run:
         if command_id is not None:
             raise InvalidInputError("a dry run writes nothing: it takes no Idempotency-Key")
+        if body.rationale is not None:
+            raise InvalidInputError("a dry run places no order: it records no rationale")
         return human(state.ledger.size_order(agent, body.artifact, belief_wad, fraction=fraction), d)
-    result = state.ledger.kelly_order(agent, body.artifact, belief_wad, fraction=fraction, command_id=command_id)
+    result = state.ledger.kelly_order(
+        agent,
+        body.artifact,
+        belief_wad,
+        fraction=fraction,
+        rationale=rationale_of(body.rationale),
+        command_id=command_id,
+    )
     if result.get("trade") and "rejected" in result["trade"]:
         return rejected_or(result["trade"], d)
     return respond(result, d, 201 if result["placed"] else 200)
@@ -186,6 +196,7 @@ def batch(body: BatchIn, caller: Caller, state: State, command_id: CommandId) ->
 def _order(row: BatchOrderIn, index: int, decimals: int) -> MarketOrder | LimitOrder:
     side = check_side(row.side)
     tokens = parse_amount(row.tokens, decimals)
+    rationale = rationale_of(row.rationale, f"order {index}: rationale")
     if row.limit_price is None:
         if row.expires_in_days is not None:
             raise InvalidInputError(f"order {index}: expires_in_days applies to limit orders only")
@@ -196,12 +207,19 @@ def _order(row: BatchOrderIn, index: int, decimals: int) -> MarketOrder | LimitO
             tokens,
             parse_price_wad(row.max_price, "max_price") if row.max_price is not None else None,
             parse_amount(row.min_shares, decimals) if row.min_shares is not None else None,
+            rationale,
         )
     if row.max_price is not None or row.min_shares is not None:
         raise InvalidInputError(f"order {index}: max_price and min_shares apply to market orders only")
     lifetime = order_lifetime(Decimal(row.expires_in_days)) if row.expires_in_days is not None else None
     return LimitOrder(
-        row.agent, row.artifact, side, tokens, parse_price_wad(row.limit_price, "limit_price"), expires_in=lifetime
+        row.agent,
+        row.artifact,
+        side,
+        tokens,
+        parse_price_wad(row.limit_price, "limit_price"),
+        expires_in=lifetime,
+        rationale=rationale,
     )
 
 

@@ -10,6 +10,8 @@
   percentage (``10`` is 10 %), within the option's range; a value strictly between -1 and
   1 other than 0 (``0.02``) looks like a fraction and is refused with the percent it
   probably meant, unless the command's ``--allow-sub-percent`` says it is meant.
+- ``rationale_options(...)``: an order's ``--belief/--edge/--reasoning/--feature`` as a
+  Rationale (``domain.rules.rationale``), None when none is given; refusals name the option.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from stakeledger.api.inputs import check_text, printable, shown
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError
+from stakeledger.domain.rules.rationale import Rationale
 
 MAX_NUMBER_CHARS = 160
 # No argument of any command needs more: a path is at most 4,096 bytes on Linux, a title 200
@@ -99,3 +102,30 @@ def percent_option(
             "Pass --allow-sub-percent if you mean a value below 1 %"
         )
     return value
+
+
+BELIEF_HELP = "Rationale: your probability that the artifact is validated, e.g. 0.62 (recorded, not traded on)."
+EDGE_HELP = "Rationale: the edge you see, in probability, from -1 to 1, e.g. 0.05."
+REASONING_HELP = "Rationale: why, in 1-1000 characters of one line."
+FEATURE_HELP = "Rationale: a signal's contribution in log-odds, NAME=VALUE (e.g. fg_lo=0.12); repeatable, at most 32."
+
+
+def rationale_options(
+    *,
+    belief: str | None = None,
+    edge: str | None = None,
+    reasoning: str | None = None,
+    features: Sequence[str] | None = None,
+) -> Rationale | None:
+    """The order's rationale from its options, each number read exactly; None when none is given."""
+    try:
+        return Rationale.from_inputs(belief=belief, edge=edge, reasoning=reasoning, features=features or None)
+    except InvalidInputError as error:
+        message = str(error)
+        for field, option in (("belief", "--belief"), ("edge", "--edge"), ("reasoning", "--reasoning")):
+            if message.startswith(f"{field} "):
+                message = f"{option}: {message}"
+                break
+        else:
+            message = f"--feature: {message}" if "feature" in message else message
+        raise InvalidInputError(message) from None

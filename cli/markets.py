@@ -15,17 +15,20 @@ import typer
 
 from stakeledger.api.inputs import check_json_shape, shown
 from stakeledger.cli.context import get_context
+from stakeledger.cli.inputs import BELIEF_HELP, EDGE_HELP, FEATURE_HELP, REASONING_HELP, rationale_options
 from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
 from stakeledger.domain.decisions.trading import LimitOrder, MarketOrder, order_lifetime
 from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.model.artifacts import check_side
 from stakeledger.domain.rules.money import format_amount, parse_amount, parse_price_wad
+from stakeledger.domain.rules.rationale import Rationale, wad_text
 from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.vocabulary import MAX_BATCH_ORDERS, WAD
 
 artifact_app = typer.Typer(help="List research artifacts and read their markets.", no_args_is_help=True)
 trade_app = typer.Typer(
-    help="Trade on artifact markets: market and limit orders, closes, cancels, batches.", no_args_is_help=True
+    help="Trade on artifact markets: market and limit orders, closes, cancels, batches, one position's history.",
+    no_args_is_help=True,
 )
 
 CommandId = Annotated[
@@ -35,6 +38,10 @@ CommandId = Annotated[
     ),
 ]
 Side = Annotated[str, typer.Option("--side", help="long (predicts validated) or short (predicts deprecated).")]
+# An order's rationale (issue 19): why it was placed, stored on its event (docs/rationale.md).
+Edge = Annotated[Optional[str], typer.Option("--edge", help=EDGE_HELP)]
+Reasoning = Annotated[Optional[str], typer.Option("--reasoning", help=REASONING_HELP)]
+Features = Annotated[Optional[list[str]], typer.Option("--feature", metavar="NAME=VALUE", help=FEATURE_HELP)]
 
 
 def register(app: typer.Typer) -> None:
@@ -291,13 +298,19 @@ def open_trade(
         typer.Option(help="Limit order: escrow the tokens and buy when the side's price falls below this."),
     ] = None,
     expires_in: Annotated[Optional[float], typer.Option(help="Limit order: days until it expires.")] = None,
+    belief: Annotated[Optional[str], typer.Option("--belief", help=BELIEF_HELP)] = None,
+    edge: Edge = None,
+    reasoning: Reasoning = None,
+    feature: Features = None,
     command_id: CommandId = None,
 ) -> None:
-    """Buy long or short shares at market, or rest a limit order."""
+    """Buy long or short shares at market, or rest a limit order; --belief, --edge, --reasoning
+    and --feature record why (shown by `trade show`)."""
     context = get_context(ctx)
     app = context.app
     d = app.decimals
     tokens_units = parse_amount(tokens, d)
+    rationale = rationale_options(belief=belief, edge=edge, reasoning=reasoning, features=feature)
     if limit_price is not None:
         if max_price is not None or min_shares is not None:
             raise InvalidInputError("--max-price and --min-shares apply to market orders, not limit orders")
@@ -308,6 +321,7 @@ def open_trade(
             tokens_units,
             parse_price_wad(limit_price),
             expires_in_days=expires_in,
+            rationale=rationale,
             command_id=command_id,
         )
         report_rejection(context, result)
@@ -322,6 +336,7 @@ def open_trade(
             tokens_units,
             max_price_wad=parse_price_wad(max_price) if max_price is not None else None,
             min_shares_units=parse_amount(min_shares, d) if min_shares is not None else None,
+            rationale=rationale,
             command_id=command_id,
         )
         report_rejection(context, result)
@@ -427,6 +442,56 @@ def cancel(
         say(f"Cancelled {order_id}; released {format_amount(int(result['released_units']), app.decimals)} tokens.")
 
 
+@trade_app.command("show")
+def show_position(ctx: typer.Context, position_id: Annotated[str, typer.Argument(metavar="POSITION")]) -> None:
+    """One position: holder, status, why its order was placed (the rationale) and its events in order.
+
+    Probabilities and log-odds are shown as exact decimals; --json gives the stored ints
+    (WAD, 10**18) and base units exactly."""
+    context = get_context(ctx)
+    app = context.app
+    view = app.position_view(position_id)
+    rationale = Rationale.from_event(view["rationale"])
+    if context.as_json:
+        emit_json({**view, "rationale_decimal": rationale.as_decimals() if rationale is not None else None})
+        return
+    d = app.decimals
+    say(
+        f"Position {position_id}: {view['owner']} {view['side']} on {view['artifact']}, {view['status']}; "
+        f"{format_amount(view['quantity_units'], d)} shares, cost {format_amount(view['cost_units'], d)}"
+        + (f" (from order {view['order']})" if view["order"] else "")
+    )
+    if rationale is None:
+        say("Rationale: none recorded.")
+    else:
+        rows = [[name, value] for name, value in rationale.as_decimals().items() if name != "features"]
+        rows += [[f"feature {name}", f"{wad_text(value)} log-odds"] for name, value in rationale.features.items()]
+        table("Rationale", ["field", "value"], rows)
+    table(
+        "History",
+        ["#", "at", "event", "details"],
+        [[row["version"], row["at"], row["event"], _event_details(row, d)] for row in view["events"]],
+    )
+
+
+# Event fields a history row shows, in order; amounts in tokens, prices as probabilities.
+_HIDDEN_FIELDS = ("event", "version", "at", "rationale", "position_id", "owner", "artifact_id", "side", "order_id")
+
+
+def _event_details(row: dict[str, Any], d: int) -> str:
+    parts = []
+    for key, value in row.items():
+        if key in _HIDDEN_FIELDS or value is None:
+            continue
+        if key.endswith("_units") and isinstance(value, int):
+            parts.append(f"{key[:-6]} {format_amount(value, d)}")
+        elif key.endswith("_wad") and isinstance(value, int):
+            parts.append(f"{key[:-4]} {price(value)}")
+        else:
+            parts.append(f"{key} {value}")
+    return ", ".join(parts)
+
+
 @trade_app.command("batch")
 def batch(
     ctx: typer.Context,
@@ -435,8 +500,9 @@ def batch(
         typer.Argument(
             help="CSV with a header row, or a JSON list of objects. Columns (keys): agent, artifact, side, tokens; "
             "for a market order also max_price, min_shares; for a limit order limit_price and expires_in_days "
-            "(or expires_in). Any other column, a column named twice or a key given twice is refused. "
-            "At most 1,000 orders and 1 MiB."
+            "(or expires_in); for either the rationale: belief, edge, reasoning, features (CSV: "
+            "fg_lo=0.12;mom_lo=-0.03, JSON: that text or an object of decimal strings). Any other column, a column "
+            "named twice or a key given twice is refused. At most 1,000 orders and 1 MiB."
         ),
     ],
     command_id: CommandId = None,
@@ -474,8 +540,9 @@ _DAYS = re.compile(r"[0-9]{1,4}(?:\.[0-9]{1,6})?")
 # The columns of an order row: the options of `trade open`, with the same meaning.
 REQUIRED_COLUMNS = ("agent", "artifact", "side", "tokens")
 OPTIONAL_COLUMNS = ("max_price", "min_shares", "limit_price", "expires_in_days")
+RATIONALE_COLUMNS = ("belief", "edge", "reasoning", "features")  # why (docs/rationale.md), each optional
 ALIASES = {"expires_in": "expires_in_days"}  # `trade open --expires-in`, in days
-COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+COLUMNS = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *RATIONALE_COLUMNS)
 # Checked before the file is parsed: 1,000 orders of every column fit in well under 1 MiB.
 MAX_BATCH_FILE_BYTES = 1 << 20
 
@@ -524,9 +591,23 @@ def _json_row(pairs: _Pairs, number: int) -> dict[str, Any]:
     for key, value in pairs:
         if key in row:
             raise InvalidInputError(f"order {number}: duplicate key {shown(key)}")
+        if key == "features" and isinstance(value, _Pairs):
+            value = _json_features(value, number)
         row[key] = value
     _check_columns(list(row), f"order {number}: ")
     return {ALIASES.get(key, key): value for key, value in row.items()}
+
+
+def _json_features(pairs: _Pairs, number: int) -> dict[str, str]:
+    """A JSON ``features`` object: name -> decimal (text, or a number read as its text)."""
+    features: dict[str, str] = {}
+    for name, value in pairs:
+        if name in features:
+            raise InvalidInputError(f"order {number}: feature {shown(name)} is given twice")
+        if not isinstance(value, str):
+            raise InvalidInputError(f"order {number}: feature {shown(name)} must be a decimal, not {shown(value)}")
+        features[name] = value
+    return features
 
 
 def _csv_rows(file: Path, text: str) -> list[dict[str, Any]]:
@@ -607,6 +688,7 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
     limit, lifetime = field("limit_price", required=False), field("expires_in_days", required=False)
     max_price, min_shares = field("max_price", required=False), field("min_shares", required=False)
     try:
+        rationale = _row_rationale(row, field)
         side, tokens_units = check_side(side), parse_amount(tokens, decimals)
         if limit is None:
             if lifetime is not None:
@@ -618,15 +700,35 @@ def _order_from_row(row: dict[str, Any], decimals: int, number: int) -> MarketOr
                 tokens_units,
                 max_price_wad=parse_price_wad(max_price, "max_price") if max_price is not None else None,
                 min_shares_units=parse_amount(min_shares, decimals) if min_shares is not None else None,
+                rationale=rationale,
             )
         if max_price is not None or min_shares is not None:
             raise InvalidInputError("max_price and min_shares apply to market orders, not limit orders")
         expires_in = order_lifetime(_days(lifetime)) if lifetime is not None else None
         return LimitOrder(
-            agent, artifact_id, side, tokens_units, parse_price_wad(limit, "limit_price"), expires_in=expires_in
+            agent,
+            artifact_id,
+            side,
+            tokens_units,
+            parse_price_wad(limit, "limit_price"),
+            expires_in=expires_in,
+            rationale=rationale,
         )
     except LedgerError as error:
         raise type(error)(f"order {number}: {error}") from None
+
+
+def _row_rationale(row: dict[str, Any], field: Any) -> Rationale | None:
+    """The row's rationale columns as a Rationale; None when all are empty or absent."""
+    features = row.get("features")
+    if not isinstance(features, dict):  # a JSON object was checked already; text is read here
+        features = field("features", required=False)
+    return Rationale.from_inputs(
+        belief=field("belief", required=False),
+        edge=field("edge", required=False),
+        reasoning=field("reasoning", required=False),
+        features=features,
+    )
 
 
 def _days(text: str) -> float:

@@ -11,7 +11,14 @@ from typing import Annotated, Optional
 import typer
 
 from stakeledger.cli.context import get_context
-from stakeledger.cli.inputs import ALLOW_SUB_PERCENT_HELP, percent_option
+from stakeledger.cli.inputs import (
+    ALLOW_SUB_PERCENT_HELP,
+    EDGE_HELP,
+    FEATURE_HELP,
+    REASONING_HELP,
+    percent_option,
+    rationale_options,
+)
 from stakeledger.cli.markets import price, trade_app
 from stakeledger.cli.output import REJECTED_EXIT, emit_json, fail, report_rejection, say, table
 from stakeledger.domain.rules.money import format_amount, parse_fraction, parse_price_wad
@@ -129,9 +136,13 @@ def kelly(
     artifact_id: Annotated[str, typer.Argument(metavar="ARTIFACT")],
     belief: Annotated[str, typer.Option(help="Your probability that the artifact is validated, e.g. 0.7.")],
     fraction: Annotated[str, typer.Option(help="Fraction of full Kelly to bet (default quarter Kelly).")] = "0.25",
+    edge: Annotated[Optional[str], typer.Option("--edge", help=EDGE_HELP)] = None,
+    reasoning: Annotated[Optional[str], typer.Option("--reasoning", help=REASONING_HELP)] = None,
+    feature: Annotated[Optional[list[str]], typer.Option("--feature", metavar="NAME=VALUE", help=FEATURE_HELP)] = None,
     command_id: CommandId = None,
 ) -> None:
-    """Size an order by fractional Kelly from your belief, then place it — or say why not."""
+    """Size an order by fractional Kelly from your belief, then place it — or say why not. The
+    position records the belief as its rationale, with --edge, --reasoning and --feature."""
     context = get_context(ctx)
     app = context.app
     result = app.kelly_order(
@@ -139,6 +150,7 @@ def kelly(
         artifact_id,
         parse_price_wad(belief, "belief"),
         fraction=parse_fraction(fraction, "fraction"),
+        rationale=rationale_options(edge=edge, reasoning=reasoning, features=feature),
         command_id=command_id,
     )
     if result.get("trade"):

@@ -119,6 +119,8 @@ class Rationale:
         )
         return None if rationale.is_empty else rationale
 
+    parse = from_inputs  # the same reader, by the name the issue gives it
+
     def to_event(self) -> RationaleState:
         """A plain dict of ints and strings, holding only the keys that were given."""
         state: RationaleState = {}

@@ -275,6 +275,27 @@ class MarketCommands(LedgerCore):
             raise UnknownPositionError(f"unknown position {position_id!r}")
         return history
 
+    def position_view(self, position_id: str) -> dict[str, Any]:
+        """One position for the people and programs that read it: who holds what, its status
+        now, the rationale its order recorded (ints at 10**18, or None) and its history
+        (``position_history``). Every number is an exact int. Writes nothing."""
+        history = self.position_history(position_id)
+        opened = history[0]
+        position = self.repository.get(position_uuid(position_id))
+        return {
+            "position": position_id,
+            "owner": opened["owner"],
+            "artifact": opened["artifact_id"],
+            "side": opened["side"],
+            "order": opened["order_id"],
+            "status": position.status,
+            "quantity_units": position.quantity_units,
+            "cost_units": position.cost_units,
+            "realized_pnl_units": position.realized_pnl_units,
+            "rationale": opened["rationale"],
+            "events": history,
+        }
+
     def position_rationale(self, position_id: str) -> Rationale | None:
         """Why the position's order was placed, or None when it recorded nothing."""
         return Rationale.from_event(self.position_history(position_id)[0]["rationale"])
