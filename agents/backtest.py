@@ -48,7 +48,7 @@ import inspect
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from pathlib import Path
@@ -65,6 +65,7 @@ from stakeledger.domain.decisions.settlement import AUTO_ACTOR
 from stakeledger.domain.errors import InvalidInputError, LedgerError, UnknownAccountError, UnknownArtifactError
 from stakeledger.domain.model.accounts import Account, account_uuid, agent_account_id
 from stakeledger.domain.model.artifacts import Artifact
+from stakeledger.domain.model.naming import stable_topic
 from stakeledger.domain.model.positions import Position, position_uuid
 from stakeledger.domain.model.settings import LedgerSettings
 from stakeledger.domain.rules.lmsr import buy_cost_units, shares_for_tokens
@@ -72,7 +73,7 @@ from stakeledger.domain.rules.resolution import ResolutionRules
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
-from stakeledger.domain.service.log import iter_notifications, max_position
+from stakeledger.domain.service.log import iter_events, iter_notifications, max_position
 from stakeledger.domain.vocabulary import Reason, Side, is_user_transfer_reason
 from stakeledger.projections import dashboard, queries
 from stakeledger.projections.runner import Runner
@@ -483,7 +484,11 @@ class _Replay:
     mirrors: dict[str, str] = field(default_factory=dict)  # recorded position id -> copy position id
     opened_in_window: set[str] = field(default_factory=set)
     fees_at_listing: dict[Any, int] = field(default_factory=dict)
-    limits: dict[str, int] = field(default_factory=dict)  # limit order id -> its limit price
+    orders: dict[str, str] = field(default_factory=dict)  # recorded order id -> the flow's copy of it
+    sold_how: dict[Any, list[tuple[datetime, str]]] = field(default_factory=dict)  # position uuid -> sales
+    recorded_fills: dict[str, list[str]] = field(default_factory=dict)  # order id -> recorded fill positions
+    copy_fills: dict[str, list[str]] = field(default_factory=dict)  # copy order id -> its fills in the copy
+    fills_cursor: int = 0
     deposits_units: int = 0
     flow_open: bool = False
 
@@ -499,19 +504,12 @@ class _Replay:
     # At the start ------------------------------------------------------------------------
 
     def quiet_other_agents(self) -> None:
-        """Cancel other agents' resting orders, take-profits and stops in the copy, and turn
-        their emergency liquidation off: the log holds what those did as trades."""
+        """Turn other agents' emergency liquidation off in the copy: their equity there is
+        not what it was (their later positions are the flow's), and the log holds each
+        liquidation they had as trades, replayed as such."""
         risk_agents: set[str] = set()
         for artifact_id in sorted(self.known["artifacts"].values()):
-            artifact = self.copy.get_artifact(artifact_id)
-            risk_agents.update(artifact.risk_agents)
-            self.limits.update({o["order_id"]: o["limit_price_wad"] for o in artifact.orders.values()})
-            resting = [o for o in artifact.orders.values() if o["agent"] != self.agent]
-            resting += [o for o in artifact.resting_take_profits() if o["agent"] != self.agent]
-            for order in sorted(resting, key=lambda o: o["order_id"]):
-                self._quietly("cancel_order", lambda o=order: self.copy.cancel_order(o["order_id"]))
-            for position_id in sorted(p for p, s in artifact.stops.items() if s["owner"] != self.agent):
-                self._quietly("remove_stop", lambda p=position_id: self.copy.remove_stop(p))
+            risk_agents.update(self.copy.get_artifact(artifact_id).risk_agents)
         for other in sorted(risk_agents - {self.agent}):
             self._quietly(
                 "liquidation_off",
@@ -565,6 +563,8 @@ class _Replay:
                 return "skipped:unknown_market", None
         if isinstance(event, Artifact.Traded):
             return self._plan_trade(event)
+        if isinstance(event, _RESTING_EVENTS):
+            return self._plan_resting(event)
         if isinstance(event, Artifact.Transitioned):
             artifact_id = self.artifact_id(event.originator_id)
             if event.actor == AUTO_ACTOR and copy.get_artifact(artifact_id).state == event.to_state:
@@ -608,10 +608,11 @@ class _Replay:
         if self.markets is not None and artifact_id not in self.markets:
             return "skipped:other_market", None
         side = Side(event.side)
-        if event.shares_delta_units > 0 and event.order_id in self.limits:
-            return "flow:limit_fill", lambda: self._flow_limit_fill(
-                artifact_id, side, event.shares_delta_units, event.tokens_delta_units, event
-            )
+        if event.order_id is not None:
+            self._map_fill(event)
+            return "skipped:limit_fill", None  # the copy fills the resting order by its own rules
+        if event.shares_delta_units < 0 and self._automatic_sale(event):
+            return "skipped:stop_or_take_profit", None  # so does it sell for stops and take-profits
         if event.shares_delta_units > 0:
             return "flow:buy", lambda: self._flow_buy(
                 artifact_id, side, event.shares_delta_units, event.tokens_delta_units, event.position_id
@@ -643,35 +644,120 @@ class _Replay:
         if recorded_id is not None and "position" in result:
             self.mirrors[recorded_id] = result["position"]
 
-    def _flow_limit_fill(self, artifact_id: str, side: Side, shares_units: int, spend_units: int, event: Any) -> None:
-        """A limit order's fill bought the shares up to its limit price, which a token budget
-        cannot always buy exactly: the flow rests the same limit with the fill's budget, which
-        fills at once as the recorded one did, and cancels what is left of it."""
-        self._ensure_flow()
+    def _map_fill(self, event: Any) -> None:
+        """The recorded fill's position is the copy's fill of the same order, the n-th for
+        the n-th: a later sale of it sells that one."""
+        recorded = self.recorded_fills.setdefault(event.order_id, [])
+        recorded.append(event.position_id)
+        order_id = self.orders.get(event.order_id, event.order_id)
+        for position, filled in iter_events(self.copy, after=self.fills_cursor, topics=_FILLED_TOPICS):
+            self.fills_cursor = position
+            self.copy_fills.setdefault(filled.order_id, []).append(filled.position_id)
+        fills = self.copy_fills.get(order_id, [])
+        if len(fills) >= len(recorded):
+            self.mirrors[event.position_id] = fills[len(recorded) - 1]
+
+    def _automatic_sale(self, event: Any) -> bool:
+        """Whether this recorded sale was a stop's or a take-profit's (its position's Closed or
+        PartiallyClosed event of the same moment says how it was sold)."""
+        sales = self.sold_how.get(position_uuid(event.position_id), [])
+        for index, (at, how) in enumerate(sales):
+            if at == event.timestamp:
+                del sales[index]
+                return how in ("stop", "take_profit")
+        return False
+
+    def _mirror(self, position_id: str) -> str | None:
+        """The copy's position for a recorded one: the flow's mirror, or itself when it was
+        opened before the start; None when the copy has neither."""
+        if position_id in self.mirrors:
+            return self.mirrors[position_id]
+        return None if position_id in self.opened_in_window else position_id
+
+    def _plan_resting(self, event: Any) -> tuple[str, Callable[[], Any] | None]:
+        """Other agents' resting orders, take-profits and stops live on in the copy and act by
+        its rules (a strategy's trade may fill them, as live); those placed later are placed
+        again there (orders by the flow), and those cancelled are cancelled."""
+        copy = self.copy
+        artifact_id = self.artifact_id(event.originator_id)
+        if self.markets is not None and artifact_id not in self.markets:
+            return "skipped:other_market", None
+        if isinstance(event, Artifact.OrderPlaced):
+            if event.agent == self.agent:
+                return "skipped:own_order", None
+            return "flow:limit_order", lambda: self._flow_order(artifact_id, event)
+        if isinstance(event, Artifact.TakeProfitPlaced):
+            position_id = self._mirror(event.position_id)
+            if event.agent == self.agent or position_id is None:
+                return "skipped:take_profit", None
+
+            def place() -> None:
+                placed = copy.place_take_profit(
+                    position_id, event.limit_price_wad, expires_in_days=self._days_until(event.expires_at)
+                )
+                self.orders[event.order_id] = placed["order"]
+
+            return "take_profit", place
+        if isinstance(event, (Artifact.OrderReleased, Artifact.TakeProfitEnded)):
+            why = event.why
+            order_id = self.orders.get(event.order_id)
+            if why != "cancelled" or (
+                order_id is None and not self._others_pre_start_order(artifact_id, event.order_id)
+            ):
+                return "skipped:order_end", None
+            return "cancel", lambda: copy.cancel_order(order_id or event.order_id)
+        if isinstance(event, Artifact.StopSet):
+            position_id = self._mirror(event.position_id)
+            if event.owner == self.agent or position_id is None:
+                return "skipped:stop", None
+            stop = event.stop
+            return "stop", lambda: copy.set_stop(position_id, stop["trail_pct"], stop["min_ratchet_pct"])
+        assert isinstance(event, Artifact.StopCleared)
+        position_id = self._mirror(event.position_id)
+        if event.why != "removed" or position_id is None:
+            return "skipped:stop_end", None
+        entry = copy.get_artifact(artifact_id).stops.get(position_id)
+        if entry is None or entry["owner"] == self.agent:
+            return "skipped:stop_end", None
+        return "stop_removed", lambda: copy.remove_stop(position_id)
+
+    def _others_pre_start_order(self, artifact_id: str, order_id: str) -> bool:
         artifact = self.copy.get_artifact(artifact_id)
-        budget = spend_units + fee_units(spend_units, artifact.fee_bps)
+        order = artifact.orders.get(order_id) or artifact.take_profits.get(order_id)
+        return order is not None and order["agent"] != self.agent
+
+    def _days_until(self, expires_at: datetime | None) -> Decimal | None:
+        """An expiry time as the lifetime from now in days, exact to the microsecond."""
+        if expires_at is None:
+            return None
+        micros = (expires_at - self.clock.now()) // timedelta(microseconds=1)
+        if micros <= 0:
+            return None
+        with localcontext() as context:
+            context.prec = 40
+            return (Decimal(micros) + Decimal("0.5")) / Decimal(86_400_000_000)
+
+    def _flow_order(self, artifact_id: str, event: Any) -> None:
+        """Another agent's limit order, placed again by the flow with the same budget, limit
+        and expiry; its fills are the copy's."""
+        self._ensure_flow()
         balance = self.copy.balance_of(FLOW_AGENT)
-        if balance < budget:
-            self.copy.mint(FLOW_AGENT, budget - balance)
-        limit_wad = self.limits[event.order_id]
-        placed = StakeLedger.place_limit_order(self.copy, FLOW_AGENT, artifact_id, side.value, budget, limit_wad)
-        order_id = placed.get("order")
-        fills = [fill for fill in placed.get("fills", []) if fill.get("order") == order_id]
-        if order_id is not None and placed.get("status") != "filled":
-            try:
-                self.copy.cancel_order(order_id)
-            except LedgerError as error:  # pragma: no cover - the flow's own fresh order
-                self.note(0, "cancel_flow_order", error)
-        if fills:
-            self.mirrors[event.position_id] = fills[0]["position"]
-        else:
-            self.count("flow:limit_as_buy")
-            self._flow_buy(artifact_id, side, shares_units, spend_units, event.position_id)
+        if balance < event.tokens_units:
+            self.copy.mint(FLOW_AGENT, event.tokens_units - balance)
+        placed = StakeLedger.place_limit_order(
+            self.copy,
+            FLOW_AGENT,
+            artifact_id,
+            event.side,
+            event.tokens_units,
+            event.limit_price_wad,
+            expires_in_days=self._days_until(event.expires_at),
+        )
+        if "order" in placed:
+            self.orders[event.order_id] = placed["order"]
 
     def _flow_sell(self, artifact_id: str, side: Side, shares_units: int, recorded_id: str) -> None:
-        copy_id = self.mirrors.get(recorded_id)
-        if copy_id is None and recorded_id not in self.opened_in_window:
-            copy_id = recorded_id  # opened before the start: the copy holds it
+        copy_id = self._mirror(recorded_id)
         position = self._live_position(copy_id) if copy_id is not None else None
         if position is None or position.side != side.value:
             # No such shares to sell in the copy: move the price as far by buying the other side.
@@ -705,6 +791,17 @@ class _Replay:
             "deposits_units": str(self.deposits_units),
         }
         return point, exposure
+
+
+_FILLED_TOPICS = (stable_topic(Artifact.OrderFilled),)
+_RESTING_EVENTS = (
+    Artifact.OrderPlaced,
+    Artifact.OrderReleased,
+    Artifact.TakeProfitPlaced,
+    Artifact.TakeProfitEnded,
+    Artifact.StopSet,
+    Artifact.StopCleared,
+)
 
 
 def _other(side: Side) -> Side:
@@ -750,7 +847,7 @@ def run_backtest(
     start, end = _check_positions(source, start, end)
     copy, clock, known = copy_at(source, start)
     window = list(_window(source, start, end))
-    replay = _Replay(source, copy, clock, agent, None, known, window)
+    replay = _Replay(source, copy, clock, agent, None, known, window, fills_cursor=max_position(copy))
     _scan_window(replay, window)
     wanted = _check_markets(replay, markets)
     replay.markets = wanted
@@ -789,8 +886,8 @@ def _scan_window(replay: _Replay, window: list[tuple[int, Any]]) -> None:
             replay.fees_at_listing[event.originator_id] = event.fee_bps
         elif isinstance(event, Artifact.Traded) and event.opens_position:
             replay.opened_in_window.add(event.position_id)
-        elif isinstance(event, Artifact.OrderPlaced):
-            replay.limits[event.order_id] = event.limit_price_wad
+        elif isinstance(event, (Position.Closed, Position.PartiallyClosed)):
+            replay.sold_how.setdefault(event.originator_id, []).append((event.timestamp, event.how))
 
 
 def _check_markets(replay: _Replay, markets: Iterable[str] | None) -> frozenset[str] | None:

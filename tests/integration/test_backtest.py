@@ -122,7 +122,7 @@ def build_history(
     clock.advance(seconds=61)
     stopped = ledger.open_position("bob", "ART-A", "long", 60 * TOKEN)["position"]
     ledger.set_stop(stopped, "3")
-    ledger.place_limit_order("carol", "ART-B", "short", 80 * TOKEN, WAD_40)
+    ledger.place_limit_order("carol", "ART-A", "long", 50 * TOKEN, WAD // 100 * 48)
     recording = Recording(ledger)
     driver = loop = None
     if live is not None:
@@ -133,9 +133,12 @@ def build_history(
         loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
     heads, decided = [], []
     try:
-        for _ in range(trades):
+        for step in range(trades):
             clock.advance(seconds=rng.randrange(30, 200))
             heads.append(stored_event_count(ledger))
+            if step == 10:  # a limit that rests below the price, to be filled by later trades
+                below = ledger.get_artifact("ART-B").price_long_wad - WAD // 50
+                ledger.place_limit_order("bob", "ART-B", "long", 40 * TOKEN, below)
             trader, artifact = rng.choice(TRADERS), rng.choice(MARKETS)
             live_ids = [
                 h.position.position_id
@@ -163,7 +166,7 @@ def build_history(
     return {"heads": heads, "decided": decided, "decisions": recording.decisions}
 
 
-WAD_40 = 10**18 * 40 // 100
+WAD = 10**18
 
 
 def recorded_candles(ledger: StakeLedger, start: int, interval: str = "5m") -> list[dict[str, Any]]:
@@ -220,7 +223,7 @@ def _by_market(candles: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 def test_backtest_when_the_strategy_never_trades_then_every_candle_equals_the_recorded_one(
     ledger: StakeLedger, history: dict[str, Any]
 ):
-    start = history["heads"][3]
+    start = history["heads"][0]
     result = run_backtest(ledger, IDLE, start=start, end=stored_event_count(ledger), agent="alice")
     recorded = recorded_candles(ledger, start)
     # The backtest's tracker was warmed up with the trades before start: a candle open at the
@@ -234,6 +237,10 @@ def test_backtest_when_the_strategy_never_trades_then_every_candle_equals_the_re
         assert [by_start[candle["start"]] for candle in rest] == rest
         assert by_start[first["start"]]["close_wad"] == first["close_wad"]
     assert result.replayed["flow:sell"] > 5 and result.replayed["flow:buy"] > 20
+    # The resting limits of before and after the start filled in the copy by its own rules, as
+    # bob's stop sold there: their recorded trades were not replayed a second time.
+    assert result.replayed["flow:limit_order"] == 1 and result.replayed["skipped:limit_fill"] >= 2
+    assert result.replayed["skipped:stop_or_take_profit"] >= 1
     assert result.decisions == [] and result.notes == []
     assert "flow:sell_as_buy" not in result.replayed
 
