@@ -13,23 +13,27 @@ with the copy's clock at the event's time:
   pays what the recorded tokens pay if they still buy X shares on the copy's pool, else
   the pool's cost for X shares there ("about X": tokens buy whole runs of shares). A sale
   of X shares sells exactly X shares of the same position in the copy: the position
-  itself when it was opened before ``start``, else the flow's mirror of it. Without
-  strategy trades every pool then moves exactly as recorded: prices, volumes and trade
-  counts (tests/integration/test_backtest.py compares the candles). Buying X shares of
-  the other side instead, which moves the price as much, is only a fallback (a mirror
-  that is gone): a token budget cannot buy exactly X shares about half the time.
+  itself when it was opened before ``start``, else the flow's mirror of it. Buying X
+  shares of the other side instead, which moves the price as far, is only the fallback
+  when the copy has no such shares: a token budget cannot buy exactly X shares about half
+  the time, a sale is exact.
+- other agents' resting limit orders, take-profits and trailing stops live on in the copy
+  and act by its rules, so a strategy's trade may fill or trigger them as it would have
+  live; those placed later are placed again (limit orders by the flow, with the same
+  budget, limit and expiry), those cancelled or removed are cancelled or removed, and
+  their recorded fills and stop or take-profit sales are not replayed a second time.
+  Their emergency liquidation is turned off (-100 %): their equity in the copy is not what
+  it was, and each liquidation they had is in the log as sales, replayed as sales.
 - listings, lifecycle transitions (at the recorded settlement price: the outcome is the
   world's, not the pool's) and reopens are re-executed through the same service calls,
   so settlement pays the strategy's positions by the same rules;
 - the ledger's initialisation, the agent's account and mints or transfers to the agent
   (its capital, counted as deposits, not returns) are replayed; other mints and
-  transfers, bounties, other agents' orders, stops and settings are not (their fills are
-  trades, replayed as above). The backtested agent's own recorded orders, closes, stops
-  and settings are skipped: the strategy decides again.
+  transfers, bounties and other agents' settings are not. The backtested agent's own
+  recorded orders, closes, stops and settings are skipped: the strategy decides again.
 
-So that the flow's trades do not set off what the log already holds as trades, other
-agents' resting orders, take-profits and stops in the copy are cancelled at the start,
-and their emergency liquidation is turned off (-100 %).
+Without strategy trades every pool then moves exactly as recorded: prices, volumes and
+trade counts (tests/integration/test_backtest.py compares the candles).
 
 After each replayed event the copy's new trades (the flow's and the strategy's own)
 become feed messages, folded by a ``CandleTracker``; each candle close calls
