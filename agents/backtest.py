@@ -47,8 +47,10 @@ without calling the strategy: live, no later trade came to close them.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import inspect
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -118,14 +120,18 @@ def load_strategy(path: str | Path) -> ModuleType:
         raise BacktestInputError(f"a strategy is a Python file (STRATEGY.py), got {str(path)!r}")
     if not file.is_file():
         raise BacktestInputError(f"no strategy file at {str(path)!r}")
-    name = f"stakeledger_backtest_strategy_{abs(hash(str(file.resolve())))}"
+    digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:16]
+    name = f"stakeledger_backtest_strategy_{digest}"
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
         raise BacktestInputError(f"cannot load {str(path)!r} as Python")
     module = importlib.util.module_from_spec(spec)
+    # Registered while it runs, as an import would: dataclasses and pickling look it up there.
+    sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 - the user's file: report what it raised
+        sys.modules.pop(name, None)
         raise BacktestInputError(f"loading {str(path)!r} raised {type(error).__name__}: {error}") from None
     check_strategy(module, str(path))
     return module
