@@ -256,21 +256,20 @@ def test_backtest_from_the_first_position_when_idle_then_the_candles_are_the_rec
     assert result.statistics["deposits_units"] == str(20_000 * TOKEN)
 
 
-def test_a_sale_replayed_as_a_buy_of_the_other_side_moves_the_price_the_same():
-    """LMSR prices depend only on q_long − q_short: selling x long and buying x short leave
-    the same price (the fallback of a sale with no shares in the copy to sell)."""
-
-    @given(
-        st.integers(0, 5_000 * TOKEN), st.integers(0, 5_000 * TOKEN), st.integers(1, 400 * TOKEN), st.integers(1, 10**4)
-    )
-    def check(q_long: int, q_short: int, x: int, b_tokens: int) -> None:
-        b = b_tokens * TOKEN
-        x = min(x, q_long) or 1
-        sold = prices_wad(max(q_long - x, 0), q_short, b) if q_long >= x else None
-        if sold is not None:
-            assert sold == prices_wad(q_long, q_short + x, b)
-
-    check()
+@given(
+    st.integers(1, 400 * TOKEN),
+    st.integers(0, 5_000 * TOKEN),
+    st.integers(0, 5_000 * TOKEN),
+    st.integers(1, 10**4),
+)
+def test_a_sale_replayed_as_a_buy_of_the_other_side_moves_the_price_the_same(
+    x: int, long_left: int, q_short: int, b_tokens: int
+):
+    """LMSR prices depend only on q_long − q_short: selling x long shares and buying x short
+    ones leave the same price, and symmetrically (the copy's fallback for a sale it cannot sell)."""
+    b, q_long = b_tokens * TOKEN, long_left + x
+    assert prices_wad(q_long - x, q_short, b) == prices_wad(q_long, q_short + x, b)
+    assert prices_wad(q_short, q_long - x, b) == prices_wad(q_short + x, q_long, b)
 
 
 # Deterministic --------------------------------------------------------------------------------
@@ -326,6 +325,25 @@ def test_backtest_of_a_strategy_that_ran_live_when_started_before_its_first_deci
     closing = next(p for p, e in iter_events(ledger, after=start) if isinstance(e, Artifact.Traded))
     late = run_backtest(ledger, strategy, start=closing, end=end, agent="alice")
     assert backtest_decisions(late) != decisions
+
+
+def test_backtest_when_a_market_resolves_and_the_agent_gets_a_transfer_then_both_are_replayed(
+    memory_ledger: StakeLedger, clock: ManualClock
+):
+    ledger = memory_ledger
+    strategy = load_strategy(MOMENTUM)
+    build_history(ledger, clock, trades=40, live=strategy)
+    start = stored_event_count(ledger)
+    ledger.transfer("bob", "alice", 300 * TOKEN)
+    for _ in range(6):
+        clock.advance(seconds=400)
+        ledger.open_position("carol", "ART-A", "long", 30 * TOKEN)
+    ledger.transition_artifact("ART-A", "validated", reason="replicated", price_wad=WAD // 10 * 9)
+    result = run_backtest(ledger, strategy, start=start, end=stored_event_count(ledger), agent="alice")
+    assert result.replayed["deposit"] == 1 and result.replayed["transition"] == 1
+    assert result.statistics["deposits_units"] == str(300 * TOKEN)
+    assert result.notes == []  # the copy validated ART-A too, at the recorded price
+    assert result.statistics["closed"] >= 1  # alice's ART-A positions settled in the copy
 
 
 # Refusals ----------------------------------------------------------------------------------------
