@@ -240,11 +240,10 @@ class CandleDriver:
             outcome = self.strategy(self.orchestrator, candle)
             if inspect.isawaitable(outcome):
                 await outcome
-        except LedgerError:
-            raise
         except Exception as error:  # noqa: BLE001 - the user's strategy: say where it failed
+            what = f"{error.code}: {error}" if isinstance(error, LedgerError) else f"{type(error).__name__}: {error}"
             raise StrategyFailedError(
-                f"the strategy raised {type(error).__name__}: {error} (candle {candle.artifact} {candle.start.isoformat()})"
+                f"the strategy raised {what} (candle {candle.artifact} {candle.start.isoformat()})"
             ) from error
         finally:
             self.deciding(False)
@@ -960,14 +959,18 @@ def _run(
     async def run() -> None:
         setup = getattr(strategy_module, "setup", None)
         if setup is not None and copy.is_initialised():
+            copy.deciding = True  # an order setup places is a decision too
             try:
                 outcome = setup(orchestrator)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except LedgerError:
-                raise
             except Exception as error:  # noqa: BLE001 - the user's setup
-                raise StrategyFailedError(f"the strategy's setup raised {type(error).__name__}: {error}") from error
+                what = (
+                    f"{error.code}: {error}" if isinstance(error, LedgerError) else f"{type(error).__name__}: {error}"
+                )
+                raise StrategyFailedError(f"the strategy's setup raised {what}") from error
+            finally:
+                copy.deciding = False
         if copy.is_initialised():
             driver.warm_up()
         sample()

@@ -393,8 +393,16 @@ def test_backtest_when_the_strategy_raises_then_it_is_reported_with_the_candle(
     def failing(orchestrator: Any, candle: Any) -> None:
         raise ZeroDivisionError("oops")
 
-    with pytest.raises(StrategyFailedError, match="ZeroDivisionError: oops"):
-        run_backtest(ledger, SimpleNamespace(strategy=failing), start=0, end=stored_event_count(ledger), agent="alice")
+    end = stored_event_count(ledger)
+    with pytest.raises(StrategyFailedError, match=r"ZeroDivisionError: oops \(candle ART-"):
+        run_backtest(ledger, SimpleNamespace(strategy=failing), start=0, end=end, agent="alice")
+
+    def refused(orchestrator: Any, candle: Any) -> None:
+        orchestrator.app.close_position("ART-A/p999", agent="alice")
+
+    with pytest.raises(StrategyFailedError, match="UNKNOWN_POSITION"):
+        run_backtest(ledger, SimpleNamespace(strategy=refused), start=0, end=end, agent="alice")
+    assert stored_event_count(ledger) == end
 
 
 # The feed and the statistics -------------------------------------------------------------------
