@@ -16,7 +16,8 @@ requests back to back (closed loop) until the operation's total is reached:
           path without contention
 - order, one market, no queue: the hot market again on a server started with
           STAKELEDGER_MARKET_QUEUE=0, writers not queued per market (the baseline)
-- on PostgreSQL, quote and own-markets orders again on one worker: the scaling 1 -> W
+- on PostgreSQL, quote and both order kinds again on one worker: the scaling 1 -> W, and
+          the hot market with no other process to conflict with
 
 Every operation warms up first (``--warmup`` requests, not timed). Rates are completed
 requests over the wall time of the timed phase; latencies are per request, retries of an
@@ -214,6 +215,7 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
             with served(url, 1) as base:  # the worker count's scaling, 1 -> args.workers
                 measure(base, "quote, 1 worker", quote, args.quotes)
                 measure(base, "order, own markets, 1 worker", order_own_market, args.orders)
+                measure(base, "order, one market, 1 worker", order, args.orders)
         return results
 
 

@@ -25,6 +25,8 @@ from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicatio
 from eventsourcing.sqlite import SQLiteAggregateRecorder, SQLiteApplicationRecorder, SQLiteFactory
 from psycopg.sql import SQL, Identifier
 
+from stakeledger.adapters.persistence.market_locks import FileMarketLocks, PostgresMarketLocks
+
 # Bounded so a statement's parameter list stays far below both databases' limits.
 IDS_PER_QUERY = 500
 
@@ -151,7 +153,16 @@ class SQLiteLedgerFactory(SQLiteFactory):
     aggregate_recorder_class = SQLiteSnapshotRecorder
     application_recorder_class = SQLiteLedgerRecorder
 
+    def market_locks(self) -> FileMarketLocks | None:
+        """Cross-process turns per market (adapters/persistence/market_locks.py)."""
+        pool = self.datastore.pool
+        return None if pool.is_sqlite_memory_mode else FileMarketLocks(pool.db_name)
+
 
 class PostgresLedgerFactory(PostgresFactory):
     aggregate_recorder_class = PostgresSnapshotRecorder
     application_recorder_class = PostgresLedgerRecorder
+
+    def market_locks(self) -> PostgresMarketLocks:
+        """Cross-process turns per market (adapters/persistence/market_locks.py)."""
+        return PostgresMarketLocks(self.datastore)

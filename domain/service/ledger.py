@@ -77,10 +77,13 @@ class MarketQueue:
     and only writers in other processes can still conflict with it (they retry as before).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, across_processes: Any = None) -> None:
         self._guard = threading.Lock()
         self._queues: dict[str, deque[threading.Lock]] = {}
         self._held = threading.local()
+        # The store's own turns between processes, if it has them: an object whose
+        # ``hold(market)`` is a context manager (adapters/persistence/market_locks.py).
+        self.across_processes = across_processes
 
     @contextmanager
     def turn(self, market: str | None) -> Iterator[None]:
@@ -98,7 +101,11 @@ class MarketQueue:
             mine.acquire()  # released by the writer before this one when it is done
         held.add(market)
         try:
-            yield
+            if self.across_processes is None:
+                yield
+            else:
+                with self.across_processes.hold(market):
+                    yield
         finally:
             held.discard(market)
             with self._guard:
@@ -155,9 +162,15 @@ class LedgerCore(Application):
         self.clock: Clock = clock or SystemClock()
         self.new_id: IdFactory = new_id or random_id
         # STAKELEDGER_MARKET_QUEUE=0 turns the queue off: bench/api.py measures both ways.
-        self.market_queue: MarketQueue | None = (
-            MarketQueue() if os.environ.get("STAKELEDGER_MARKET_QUEUE", "1") != "0" else None
-        )
+        self.market_queue: MarketQueue | None = None
+        if os.environ.get("STAKELEDGER_MARKET_QUEUE", "1") != "0":
+            locks = getattr(self.factory, "market_locks", None)  # the store's, across processes
+            self.market_queue = MarketQueue(locks() if locks is not None else None)
+
+    def close(self) -> None:
+        if self.market_queue is not None and self.market_queue.across_processes is not None:
+            self.market_queue.across_processes.close()
+        super().close()
 
     # The command loop ------------------------------------------------------------------
 

@@ -1,19 +1,25 @@
-"""Writers to one market in one process take turns (domain/service/ledger.py MarketQueue).
+"""Writers to one market take turns: in one process (domain/service/ledger.py MarketQueue) and
+across processes (adapters/persistence/market_locks.py: advisory locks on PostgreSQL, a lock
+file's bytes on SQLite).
 
 Threads of one process (the API's thread pool) ordering on one market would otherwise decide
 on the same artifact version at once, conflict on save and retry after a random back-off.
 Queued, they never conflict with each other; writers to other markets do not wait; a
 command that runs another command on the same market from inside its turn does not
-deadlock; and turns are given in arrival order.
+deadlock; and turns are given in arrival order. Two processes trading one market do not
+conflict either, and a lock another process keeps delays a writer by the wait, no more.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
 
 from eventsourcing.persistence import RecordConflictError
 
+from stakeledger.adapters.persistence import market_locks
+from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.model.accounts import pool_account_id
 from stakeledger.domain.service.ledger import MarketQueue, _market_of
 from stakeledger.projections.audit import audit
@@ -119,3 +125,99 @@ def test_market_of_when_payloads_name_a_market_then_it_is_found_and_otherwise_no
     assert _market_of({"account": "alice"}) is None
     assert _market_of({"position": "no-slash"}) is None
     assert _market_of(None) is None
+
+
+# Across processes (adapters/persistence/market_locks.py) ------------------------------------
+
+
+def _trade_in_a_process(url: str, agent: str, side: str, barrier, results) -> None:
+    ledger = open_ledger(url)
+    conflicts = []
+    save = ledger.save
+
+    def counting_save(*aggregates):
+        try:
+            return save(*aggregates)
+        except RecordConflictError as error:
+            conflicts.append(error)
+            raise
+
+    ledger.save = counting_save
+    ledger.quote("ART", side, tokens_units=TOKEN)  # warm up before the race
+    barrier.wait()
+    costs = [int(ledger.open_position(agent, "ART", side, TOKEN)["cost_units"]) for _ in range(ORDERS_PER_THREAD * 2)]
+    results.put((agent, len(conflicts), sum(costs)))
+    ledger.close()
+
+
+def test_processes_when_ordering_on_one_market_then_the_store_gives_them_turns_and_none_conflicts(
+    durable_store_url,
+) -> None:
+    ledger = open_ledger(durable_store_url)
+    ledger.initialise(decimals=6)
+    for agent in ("alice", "bob"):
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("ART", "One hot market", 100 * TOKEN)
+    pool_before = ledger.balance_of(pool_account_id("ART"))
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(2), context.Queue()
+    workers = [
+        context.Process(target=_trade_in_a_process, args=(durable_store_url, agent, side, barrier, results))
+        for agent, side in (("alice", "long"), ("bob", "short"))
+    ]
+    for worker in workers:
+        worker.start()
+    outcomes = [results.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+
+    assert [conflicts for _, conflicts, _ in outcomes] == [0, 0]
+    assert ledger.balance_of(pool_account_id("ART")) == pool_before + sum(cost for _, _, cost in outcomes)
+    assert audit(ledger).clean
+    ledger.close()
+
+
+def test_a_market_lock_when_another_session_keeps_it_then_the_writer_goes_on_without_it(
+    durable_store_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(market_locks, "WAIT_SECONDS", 1)
+    ledger = open_ledger(durable_store_url)
+    ledger.initialise(decimals=6)
+    ledger.open_account("alice")
+    ledger.mint("alice", 1_000 * TOKEN)
+    ledger.list_artifact("ART", "A market whose lock is kept", 100 * TOKEN)
+    locks = ledger.market_queue.across_processes
+    stranger = type(locks)(ledger.factory.datastore) if durable_store_url.startswith("postgres") else None
+    context = multiprocessing.get_context("spawn")
+    if stranger is not None:  # another session holds the advisory lock
+        holding = stranger.hold("ART")
+        assert holding.__enter__() is True
+    else:  # another process holds the lock file's byte
+        ready, done = context.Event(), context.Event()
+        keeper = context.Process(target=_keep_file_lock, args=(durable_store_url, ready, done))
+        keeper.start()
+        assert ready.wait(60)
+    try:
+        started = time.monotonic()
+        result = ledger.open_position("alice", "ART", "long", TOKEN)
+        waited = time.monotonic() - started
+    finally:
+        if stranger is not None:
+            holding.__exit__(None, None, None)
+            stranger.close()
+        else:
+            done.set()
+            keeper.join(30)
+    assert int(result["cost_units"]) == TOKEN
+    assert 0.9 <= waited < 30
+    ledger.close()
+
+
+def _keep_file_lock(url: str, ready, done) -> None:
+    locks = market_locks.FileMarketLocks(url.removeprefix("sqlite:///"))
+    with locks.hold("ART") as held:
+        assert held
+        ready.set()
+        done.wait(60)
+    locks.close()

@@ -1,0 +1,146 @@
+"""Writers to one market take turns across processes too (the API's workers, the CLI).
+
+The ledger's MarketQueue (domain/service/ledger.py) orders the writers of one market inside
+a process; these locks order the processes, so two workers' writers to one hot market do
+not decide on the same artifact version and retry each other's conflicts. They only order:
+correctness still comes from the optimistic version check on save, so a lock that cannot be
+had in time (or a store that fails while taking it) lets the writer go on without it.
+
+- PostgreSQL: a session advisory lock per market (keyed by schema and market), taken on a
+  connection of a small pool of this process's own, held while the command decides and
+  saves. PostgreSQL queues waiters on a lock in arrival order.
+- SQLite: a POSIX record lock on one byte of a lock file beside the database, the byte
+  chosen by the market's hash, polled for (a blocking lockf cannot time out). Record locks
+  belong to the process, which is what is wanted: the MarketQueue already gives one thread
+  of the process the market's turn.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import psycopg_pool
+
+# Longest wait for another process's writer: far above a command's time, short enough that a
+# stuck holder delays the market by seconds, not forever (its commands still conflict safely).
+WAIT_SECONDS = 10
+# Connections kept for locks: one per market being written at once in this process; a writer
+# that finds none free goes on without the lock rather than waiting for one.
+LOCK_CONNECTIONS = 8
+LOCK_BYTES = 1 << 30  # the SQLite lock file's byte range, never written
+
+
+def _key(namespace: str, market: str) -> int:
+    """A signed 64-bit key for the market: PostgreSQL's advisory lock key, or a byte offset."""
+    digest = hashlib.blake2b(f"stakeledger:market:{namespace}:{market}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresMarketLocks:
+    def __init__(self, datastore: Any) -> None:
+        self._schema = datastore.schema
+        self._conninfo = datastore.pool.conninfo
+        self._kwargs = dict(datastore.pool.kwargs or {})
+        self._pool: psycopg_pool.ConnectionPool | None = None
+        self._guard = threading.Lock()
+
+    def _connections(self) -> psycopg_pool.ConnectionPool:
+        with self._guard:
+            if self._pool is None:
+                self._pool = psycopg_pool.ConnectionPool(
+                    self._conninfo,
+                    kwargs={**self._kwargs, "autocommit": True},
+                    min_size=0,
+                    max_size=LOCK_CONNECTIONS,
+                    open=True,
+                    name="stakeledger-market-locks",
+                    configure=lambda c: c.execute(f"SET lock_timeout = '{WAIT_SECONDS}s'"),
+                )
+            return self._pool
+
+    @contextmanager
+    def hold(self, market: str) -> Iterator[bool]:
+        """Hold the market's lock while the block runs; yields whether it is held."""
+        key = _key(self._schema, market)
+        try:
+            connection = self._connections().getconn(timeout=0.05)
+        except (psycopg_pool.PoolTimeout, psycopg.Error):
+            yield False
+            return
+        held = False
+        try:
+            try:
+                connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+                held = True
+            except psycopg.Error:
+                pass  # lock_timeout or a lost connection: go on without it
+            yield held
+        finally:
+            try:
+                if held:
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            except psycopg.Error:
+                pass  # the session is gone, and its locks with it
+            self._pool.putconn(connection) if self._pool is not None else connection.close()
+
+    def close(self) -> None:
+        with self._guard:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+
+
+class FileMarketLocks:
+    def __init__(self, database_path: str) -> None:
+        self._path = f"{database_path}.markets.lock"
+        self._namespace = os.path.abspath(database_path)
+        self._fd: int | None = None
+        self._guard = threading.Lock()
+
+    def _file(self) -> int:
+        with self._guard:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            return self._fd
+
+    @contextmanager
+    def hold(self, market: str) -> Iterator[bool]:
+        """Hold the market's byte while the block runs; yields whether it is held."""
+        offset = _key(self._namespace, market) % LOCK_BYTES
+        try:
+            fd = self._file()
+        except OSError:
+            yield False
+            return
+        deadline, pause = time.monotonic() + WAIT_SECONDS, 0.0002
+        while True:  # a blocking lockf cannot time out: poll, briefly
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    yield False
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 0.002)
+        try:
+            yield True
+        finally:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        with self._guard:
+            if self._fd is not None:
+                os.close(self._fd)  # closing drops every record lock this process held on it
+                self._fd = None
