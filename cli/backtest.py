@@ -7,7 +7,6 @@ before anything runs, and the PNG is written only once the run succeeded.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -25,16 +24,6 @@ from stakeledger.domain.service.log import max_position
 from stakeledger.projections.store import ViewStore
 
 DEFAULT_PNG = "backtest-equity.png"
-# tests/architecture lets cli/ import domain, adapters, projections and api, not agents/, where
-# the backtest engine lives (as the issue asks). Until that rule lists stakeledger.agents for
-# the CLI (a downward edge: agents/ imports neither cli/ nor api/), the command loads the engine
-# by name here, and this is the only place that does.
-ENGINE = "stakeledger.agents.backtest"
-
-
-def engine() -> Any:
-    return importlib.import_module(ENGINE)
-
 
 FRESH_AGENT = "backtest-agent"
 DEFAULT_CAPITAL = "10000"
@@ -96,7 +85,8 @@ def backtest(
         raise InvalidInputError(f"the equity curve is written as PNG: give --png a .png file name, got {str(png)!r}")
     if not png.parent.exists():
         raise InvalidInputError(f"directory does not exist: {png.parent}")
-    backtesting = engine()
+    from stakeledger.agents import backtest as backtesting  # loaded by this command only
+
     strategy = backtesting.load_strategy(strategy_file)
     source = context.app
     decimals = source.decimals

@@ -58,7 +58,13 @@ LAYERS = {
     "stakeledger.adapters.evm": {"stakeledger.domain", "stakeledger.adapters.persistence", "stakeledger.projections"},
     "stakeledger.agents": {"stakeledger.domain", "stakeledger.adapters", "stakeledger.projections"},
     "stakeledger.api": {"stakeledger.domain", "stakeledger.adapters", "stakeledger.projections"},
-    "stakeledger.cli": {"stakeledger.domain", "stakeledger.adapters", "stakeledger.projections", "stakeledger.api"},
+    "stakeledger.cli": {
+        "stakeledger.domain",
+        "stakeledger.adapters",
+        "stakeledger.projections",
+        "stakeledger.api",
+        "stakeledger.agents",
+    },
 }
 
 
