@@ -18,14 +18,17 @@ from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, error_console, say, table
 from stakeledger.cli.views import progress_bar
 from stakeledger.domain.errors import InvalidInputError
+from stakeledger.domain.model.accounts import TREASURY, account_uuid
+from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID
 from stakeledger.domain.rules.money import format_amount, parse_amount
 from stakeledger.domain.service.application import StakeLedger
-from stakeledger.domain.service.log import max_position
+from stakeledger.domain.service.log import iter_notifications, max_position
 from stakeledger.projections.store import ViewStore
 
 DEFAULT_PNG = "backtest-equity.png"
 
 FRESH_AGENT = "backtest-agent"
+INIT_SEARCH = 100  # init's events are the log's first
 DEFAULT_CAPITAL = "10000"
 DECISION_ROWS_MAX = 200  # the table shows the last ones; --json has them all
 
@@ -33,6 +36,17 @@ DECISION_ROWS_MAX = 200  # the table shows the last ones; --json has them all
 def register(app: typer.Typer) -> None:
     """Adds the ``backtest`` command."""
     app.command("backtest")(backtest)
+
+
+def after_init(ledger: StakeLedger) -> int:
+    """The log position just after ``init`` wrote the settings and opened the treasury: a copy
+    cut there is an initialised ledger with nothing else in it (0 on an empty log)."""
+    wanted = {LEDGER_SETTINGS_ID, account_uuid(TREASURY)}
+    for notification in iter_notifications(ledger, until=INIT_SEARCH):
+        wanted.discard(notification.originator_id)
+        if not wanted:
+            return notification.id
+    return 0
 
 
 def feed_messages(ledger: StakeLedger, store: ViewStore, after: int, until: int) -> tuple[list[dict[str, Any]], int]:
@@ -50,8 +64,12 @@ def backtest(
         ),
     ],
     from_position: Annotated[
-        int, typer.Option("--from", help="Log position to start from: the copy holds the events up to it.")
-    ] = 0,
+        Optional[int],
+        typer.Option(
+            "--from",
+            help="Log position to start from: the copy holds the events up to it (default: just after init).",
+        ),
+    ] = None,
     to_position: Annotated[
         Optional[int], typer.Option("--to", help="Last log position to replay (default: the log's last).")
     ] = None,
@@ -102,7 +120,7 @@ def backtest(
         result = backtesting.run_backtest(
             source,
             strategy,
-            start=from_position,
+            start=after_init(source) if from_position is None else from_position,
             end=end,
             agent=agent or FRESH_AGENT,
             markets=names,

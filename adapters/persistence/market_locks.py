@@ -6,9 +6,9 @@ not decide on the same artifact version and retry each other's conflicts. They o
 correctness still comes from the optimistic version check on save, so a lock that cannot be
 had in time (or a store that fails while taking it) lets the writer go on without it.
 
-- PostgreSQL: a session advisory lock per market (keyed by schema and market), taken on a
-  connection of a small pool of this process's own, held while the command decides and
-  saves. PostgreSQL queues waiters on a lock in arrival order.
+- PostgreSQL: a session advisory lock per market (keyed by schema and market), taken on one
+  of the store's pooled connections and held while the command decides and saves (on other
+  connections). PostgreSQL queues waiters on a lock in arrival order.
 - SQLite: a POSIX record lock on one byte of a lock file beside the database, the byte
   chosen by the market's hash, polled for (a blocking lockf cannot time out). Record locks
   belong to the process, which is what is wanted: the MarketQueue already gives one thread
@@ -32,9 +32,11 @@ import psycopg_pool
 # Longest wait for another process's writer: far above a command's time, short enough that a
 # stuck holder delays the market by seconds, not forever (its commands still conflict safely).
 WAIT_SECONDS = 10
-# Connections kept for locks: one per market being written at once in this process; a writer
-# that finds none free goes on without the lock rather than waiting for one.
-LOCK_CONNECTIONS = 8
+# At most this many of the store's pooled connections (12 per process) hold or wait for a
+# market lock at once: one per market being written at once in this process. A writer that
+# finds none free, or no pooled connection within POOL_WAIT_SECONDS, goes on without the lock.
+LOCK_CONNECTIONS = 3
+POOL_WAIT_SECONDS = 0.05
 LOCK_BYTES = 1 << 30  # the SQLite lock file's byte range, never written
 
 
@@ -47,39 +49,29 @@ def _key(namespace: str, market: str) -> int:
 class PostgresMarketLocks:
     def __init__(self, datastore: Any) -> None:
         self._schema = datastore.schema
-        self._conninfo = datastore.pool.conninfo
-        self._kwargs = dict(datastore.pool.kwargs or {})
-        self._pool: psycopg_pool.ConnectionPool | None = None
-        self._guard = threading.Lock()
-
-    def _connections(self) -> psycopg_pool.ConnectionPool:
-        with self._guard:
-            if self._pool is None:
-                self._pool = psycopg_pool.ConnectionPool(
-                    self._conninfo,
-                    kwargs={**self._kwargs, "autocommit": True},
-                    min_size=0,
-                    max_size=LOCK_CONNECTIONS,
-                    open=True,
-                    name="stakeledger-market-locks",
-                    configure=lambda c: c.execute(f"SET lock_timeout = '{WAIT_SECONDS}s'"),
-                )
-            return self._pool
+        self._pool = datastore.pool  # the store's own: locks open no connections of their own
+        self._holders = threading.BoundedSemaphore(LOCK_CONNECTIONS)
 
     @contextmanager
     def hold(self, market: str) -> Iterator[bool]:
         """Hold the market's lock while the block runs; yields whether it is held."""
-        key = _key(self._schema, market)
+        if not self._holders.acquire(blocking=False):
+            yield False  # enough connections already wait or hold: leave the rest to the commands
+            return
         try:
-            connection = self._connections().getconn(timeout=0.05)
+            connection = self._pool.getconn(timeout=POOL_WAIT_SECONDS)
         except (psycopg_pool.PoolTimeout, psycopg.Error):
+            self._holders.release()
             yield False
             return
+        key = _key(self._schema, market)
         held = False
         try:
             try:
+                connection.execute(f"SET lock_timeout = '{WAIT_SECONDS}s'")
                 connection.execute("SELECT pg_advisory_lock(%s)", (key,))
                 held = True
+                connection.execute("RESET lock_timeout")
             except psycopg.Error:
                 pass  # lock_timeout or a lost connection: go on without it
             yield held
@@ -89,13 +81,11 @@ class PostgresMarketLocks:
                     connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
             except psycopg.Error:
                 pass  # the session is gone, and its locks with it
-            self._pool.putconn(connection) if self._pool is not None else connection.close()
+            self._pool.putconn(connection)
+            self._holders.release()
 
     def close(self) -> None:
-        with self._guard:
-            if self._pool is not None:
-                self._pool.close()
-                self._pool = None
+        """Nothing of its own to close: the connections are the store's."""
 
 
 class FileMarketLocks:

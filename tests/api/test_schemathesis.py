@@ -37,6 +37,8 @@ PORTFOLIO_OPERATIONS = {
     "GET /api/portfolio/{agent}/concentration",
     "GET /api/portfolio/{agent}/pairs",
     "GET /api/portfolio/{agent}/rebalance",
+    "GET /api/portfolio/{agent}/attribution",
+    "GET /api/market/positions/{position_id}",
 }
 
 

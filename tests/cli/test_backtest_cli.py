@@ -112,6 +112,27 @@ def test_backtest_without_an_agent_when_run_then_a_fresh_agent_trades_the_capita
     assert answer["statistics"]["start_equity_units"] == str(500 * TOKEN)
 
 
+def test_backtest_without_from_when_run_then_it_starts_just_after_init_and_replays_the_rest(
+    sqlite_store: str, tmp_path: Path, capsys, monkeypatch
+):
+    code, out, err = run(
+        capsys,
+        monkeypatch,
+        "--db",
+        sqlite_store,
+        "backtest",
+        str(MOMENTUM),
+        "--png",
+        str(tmp_path / "all.png"),
+        "--json",
+    )
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["from"] == 2  # init wrote the settings and opened the treasury
+    assert answer["to"] == event_count(sqlite_store)
+    assert answer["decisions"]  # the whole recorded history reached the strategy
+
+
 @pytest.mark.parametrize(
     ("arguments", "code_word"),
     [
