@@ -41,6 +41,8 @@ STATUS_BY_CODE = {
     "SELF_TRANSFER": 422,
     "INVALID_SIGNING_KEY": 422,
     "EXPORT_INVALID": 422,
+    "INVALID_BACKTEST": 422,  # stakeledger backtest (agents/backtest.py): no HTTP route yet
+    "STRATEGY_FAILED": 422,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
     "NOT_OWNER": 403,

@@ -44,6 +44,17 @@ def forget_opened() -> None:
     _opened.clear()
 
 
+def close_opened() -> None:
+    """Called as a command ends: close the ledger it opened (its connections, its files), so a
+    process that runs many commands (the tests, a script calling ``main``) holds none open."""
+    while _opened:
+        app = _opened.pop()
+        try:
+            app.close()
+        except Exception:  # noqa: BLE001 - the command's answer is given; closing cannot change it
+            pass
+
+
 def opened_decimals() -> int | None:
     """The decimals of the ledger this command opened, or None if it opened none (or the
     store is not initialised)."""

@@ -24,7 +24,7 @@ from stakeledger.cli import (
     settlement,
     views,
 )
-from stakeledger.cli.context import CliContext, forget_opened
+from stakeledger.cli.context import CliContext, close_opened, forget_opened
 from stakeledger.cli.inputs import check_arguments
 from stakeledger.cli.output import fail
 from stakeledger.domain.errors import LedgerError
@@ -100,6 +100,13 @@ def command() -> Any:
 def main() -> None:
     """Console-script entry point: every refusal is one line on stderr and a non-zero exit."""
     forget_opened()
+    try:
+        _run()
+    finally:
+        close_opened()
+
+
+def _run() -> None:
     try:
         check_arguments(sys.argv[1:])  # no control or invisible characters in any argument
         # Without standalone mode, typer returns the code of a raised typer.Exit.

@@ -217,6 +217,16 @@ def _require_agent(store: ViewStore, agent: str) -> None:
         raise UnknownAccountError(f"unknown account {agent!r}")
 
 
+def _rationale(stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A position's rationale from the view, its integers as exact strings (docs/rationale.md)."""
+    if not stored:
+        return None
+    shown: dict[str, Any] = {key: str(value) if isinstance(value, int) else value for key, value in stored.items()}
+    if "features" in stored:
+        shown["features"] = {name: str(value) for name, value in stored["features"].items()}
+    return shown
+
+
 def portfolio(store: ViewStore, agent: str) -> dict[str, Any]:
     """An agent's positions (live first, then newest), resting orders and totals. Live
     positions are marked at the market's current price: value = quantity × side price."""
@@ -265,6 +275,7 @@ def portfolio(store: ViewStore, agent: str) -> dict[str, Any]:
                 "opened_at": p["opened_at"],
                 "closed_at": p["closed_at"],
                 "live": live,
+                "rationale": _rationale(p["rationale"]),
             }
         )
     rows.sort(key=lambda r: not r["live"])  # stable: live first, each group newest first

@@ -36,6 +36,7 @@ POSITIONS = Table(
         ("closed_at", TEXT),
         ("opened_position", INT),
         ("updated_position", INT),
+        ("rationale", JSON),  # why the order was placed: its event's rationale (ints, text) or None
     ),
     key=("aggregate_id",),
     unique=(("position_id",),),
@@ -67,7 +68,7 @@ REJECTED, LIQUIDATED_KIND = "rejected", "liquidated"
 
 class PortfolioView(View):
     name = "portfolio"
-    version = 4
+    version = 5
     tables = (POSITIONS, RISK_EVENTS, AGENTS)
 
     @handles(Portfolio.Configured)
@@ -144,6 +145,7 @@ class PortfolioView(View):
                 "closed_at": None,
                 "opened_position": position,
                 "updated_position": position,
+                "rationale": getattr(event, "rationale", None) or None,
             },
         )
 

@@ -34,6 +34,10 @@ from stakeledger.domain.rules import rationale as rationale_rules
 from stakeledger.domain.rules.rationale import Rationale, parse_wad
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.vocabulary import WAD, Side
+from stakeledger.projections import queries
+from stakeledger.projections.replay_check import replay_check
+from stakeledger.projections.runner import Runner
+from stakeledger.projections.store import open_store
 from tests.conftest import make_store_url, stored_event_count
 from tests.integration.test_markets import ART, TOKEN, list_market, open_funded, position_of, price
 
@@ -379,6 +383,30 @@ def test_export_when_positions_carry_metadata_then_payloads_hold_the_ints_and_im
             imported.close()
     finally:
         ledger.close()
+
+
+def test_portfolio_view_when_positions_carry_metadata_then_it_shows_it_and_a_replay_agrees(ledger):
+    trading(ledger)
+    market = ledger.open_position("alice", ART, "long", 5 * TOKEN, rationale=WHY)["position"]
+    ledger.place_limit_order("bob", ART, "short", 3 * TOKEN, price("0.45"), rationale=WHY)
+    bare = ledger.open_position("alice", ART, "long", 20 * TOKEN)["position"]
+    filled = ledger.get_artifact(ART).position_ids[2]
+    store = open_store(ledger)
+    try:
+        Runner(ledger, store, page_size=3).catch_up()
+        shown = {
+            row["position_id"]: row["rationale"]
+            for agent in ("alice", "bob")
+            for row in queries.portfolio(store, agent)["positions"]
+        }
+        exact = {
+            **{key: str(value) for key, value in WHY_STORED.items() if key != "features"},
+            "features": {name: str(value) for name, value in WHY_STORED["features"].items()},
+        }
+        assert shown == {market: exact, filled: exact, bare: None}
+        assert replay_check(ledger, store) == []  # a fresh replay folds the same rationale
+    finally:
+        store.close()
 
 
 # Properties ---------------------------------------------------------------------------------------
