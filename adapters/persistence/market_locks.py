@@ -40,6 +40,28 @@ POOL_WAIT_SECONDS = 0.05
 LOCK_BYTES = 1 << 30  # the SQLite lock file's byte range, never written
 
 
+# The locks this thread holds, by (store, market), whichever ledger instance took them: a
+# thread that holds a market's lock never waits for it again (two ledgers over one store in
+# one thread, the second writing inside the first's command, would otherwise wait out
+# WAIT_SECONDS for itself).
+_held = threading.local()
+
+
+@contextmanager
+def _once_per_thread(lock: tuple[str, str, int], take: Any) -> Iterator[bool]:
+    held: set[tuple[str, str, int]] = _held.__dict__.setdefault("locks", set())
+    if lock in held:
+        yield True
+        return
+    with take() as taken:
+        if taken:
+            held.add(lock)
+        try:
+            yield taken
+        finally:
+            held.discard(lock)
+
+
 def _key(namespace: str, market: str) -> int:
     """A signed 64-bit key for the market: PostgreSQL's advisory lock key, or a byte offset."""
     digest = hashlib.blake2b(f"stakeledger:market:{namespace}:{market}".encode(), digest_size=8).digest()
@@ -52,9 +74,13 @@ class PostgresMarketLocks:
         self._pool = datastore.pool  # the store's own: locks open no connections of their own
         self._holders = threading.BoundedSemaphore(LOCK_CONNECTIONS)
 
-    @contextmanager
-    def hold(self, market: str) -> Iterator[bool]:
+    def hold(self, market: str) -> Any:
         """Hold the market's lock while the block runs; yields whether it is held."""
+        key = _key(self._schema, market)
+        return _once_per_thread(("postgres", self._schema, key), lambda: self._take(key))
+
+    @contextmanager
+    def _take(self, key: int) -> Iterator[bool]:
         if not self._holders.acquire(blocking=False):
             yield False  # enough connections already wait or hold: leave the rest to the commands
             return
@@ -64,7 +90,6 @@ class PostgresMarketLocks:
             self._holders.release()
             yield False
             return
-        key = _key(self._schema, market)
         held = False
         try:
             try:
@@ -101,10 +126,13 @@ class FileMarketLocks:
                 self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
             return self._fd
 
-    @contextmanager
-    def hold(self, market: str) -> Iterator[bool]:
+    def hold(self, market: str) -> Any:
         """Hold the market's byte while the block runs; yields whether it is held."""
         offset = _key(self._namespace, market) % LOCK_BYTES
+        return _once_per_thread(("file", self._namespace, offset), lambda: self._take(offset))
+
+    @contextmanager
+    def _take(self, offset: int) -> Iterator[bool]:
         try:
             fd = self._file()
         except OSError:

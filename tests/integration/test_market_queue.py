@@ -6,7 +6,8 @@ Threads of one process (the API's thread pool) ordering on one market would othe
 on the same artifact version at once, conflict on save and retry after a random back-off.
 Queued, they never conflict with each other; writers to other markets do not wait; a
 command that runs another command on the same market from inside its turn does not
-deadlock; and turns are given in arrival order. Two processes trading one market do not
+deadlock (nor does a second ledger over the same store writing from inside the first's
+turn: a thread never waits for a lock it holds); and turns are given in arrival order. Two processes trading one market do not
 conflict either, and a lock another process keeps delays a writer by the wait, no more.
 """
 
@@ -188,27 +189,30 @@ def test_a_market_lock_when_another_session_keeps_it_then_the_writer_goes_on_wit
     ledger.mint("alice", 1_000 * TOKEN)
     ledger.list_artifact("ART", "A market whose lock is kept", 100 * TOKEN)
     locks = ledger.market_queue.across_processes
-    stranger = type(locks)(ledger.factory.datastore) if durable_store_url.startswith("postgres") else None
-    context = multiprocessing.get_context("spawn")
-    if stranger is not None:  # another session holds the advisory lock
-        holding = stranger.hold("ART")
-        assert holding.__enter__() is True
+    if durable_store_url.startswith("postgres"):  # another session, in another thread, holds the lock
+        stranger = type(locks)(ledger.factory.datastore)
+        ready, done = threading.Event(), threading.Event()
+
+        def keep() -> None:
+            with stranger.hold("ART") as held:
+                assert held
+                ready.set()
+                done.wait(60)
+
+        keeper = threading.Thread(target=keep)
     else:  # another process holds the lock file's byte
+        context = multiprocessing.get_context("spawn")
         ready, done = context.Event(), context.Event()
         keeper = context.Process(target=_keep_file_lock, args=(durable_store_url, ready, done))
-        keeper.start()
-        assert ready.wait(60)
+    keeper.start()
+    assert ready.wait(60)
     try:
         started = time.monotonic()
         result = ledger.open_position("alice", "ART", "long", TOKEN)
         waited = time.monotonic() - started
     finally:
-        if stranger is not None:
-            holding.__exit__(None, None, None)
-            stranger.close()
-        else:
-            done.set()
-            keeper.join(30)
+        done.set()
+        keeper.join(30)
     assert int(result["cost_units"]) == TOKEN
     assert 0.9 <= waited < 30
     ledger.close()
@@ -221,3 +225,26 @@ def _keep_file_lock(url: str, ready, done) -> None:
         ready.set()
         done.wait(60)
     locks.close()
+
+
+def test_two_ledgers_over_one_store_when_the_second_writes_inside_the_first_turn_then_no_wait(
+    durable_store_url, monkeypatch
+) -> None:
+    monkeypatch.setattr(market_locks, "WAIT_SECONDS", 5)
+    first, second = open_ledger(durable_store_url), open_ledger(durable_store_url)
+    first.initialise(decimals=6)
+    first.open_account("alice")
+    first.mint("alice", 1_000 * TOKEN)
+    first.list_artifact("ART", "One market, two ledgers", 100 * TOKEN)
+    inner: list[float] = []
+
+    def decide(unit):
+        started = time.monotonic()
+        second.open_position("alice", "ART", "long", TOKEN)  # the same market, from inside the turn
+        inner.append(time.monotonic() - started)
+        return {}
+
+    first.execute("test.nested", decide, payload={"artifact": "ART"})
+    assert inner and inner[0] < 2  # not the lock's five-second wait
+    first.close()
+    second.close()
