@@ -12,8 +12,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from stakeledger.api.feed import build_messages
-from stakeledger.api.state import ApiState
 from stakeledger.cli.context import get_context
 from stakeledger.cli.output import emit_json, error_console, say, table
 from stakeledger.cli.views import progress_bar
@@ -51,6 +49,9 @@ def after_init(ledger: StakeLedger) -> int:
 
 def feed_messages(ledger: StakeLedger, store: ViewStore, after: int, until: int) -> tuple[list[dict[str, Any]], int]:
     """The live feed's own message builder (api/feed.py) over the copy's views."""
+    from stakeledger.api.feed import build_messages  # imported here: FastAPI loads slowly
+    from stakeledger.api.state import ApiState
+
     return build_messages(ApiState(ledger, catch_up=False), store, after, until)
 
 
