@@ -93,10 +93,14 @@ class PostgresMarketLocks:
         held = False
         try:
             try:
-                connection.execute(f"SET lock_timeout = '{WAIT_SECONDS}s'")
-                connection.execute("SELECT pg_advisory_lock(%s)", (key,))
-                held = True
-                connection.execute("RESET lock_timeout")
+                # Uncontended (the usual case) one round trip; else wait in PostgreSQL's queue.
+                row = connection.execute("SELECT pg_try_advisory_lock(%s) AS held", (key,)).fetchone()
+                held = bool(row["held"] if isinstance(row, dict) else row[0])  # the store's rows are dicts
+                if not held:
+                    connection.execute(f"SET lock_timeout = '{WAIT_SECONDS}s'")
+                    connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+                    held = True
+                    connection.execute("RESET lock_timeout")
             except psycopg.Error:
                 pass  # lock_timeout or a lost connection: go on without it
             yield held
