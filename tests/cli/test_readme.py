@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stakeledger.cli.main import main
+from tests.cli.test_cli import run
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lines a test cannot run as written: another server, a worker that runs until stopped, the API.
@@ -37,14 +37,7 @@ def run_line(command: str, cwd: Path, env: dict[str, str], capsys, monkeypatch) 
     if words[0] != "stakeledger" or _needs_shell(command):
         done = subprocess.run(command, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
         return done.returncode, done.stdout, done.stderr
-    monkeypatch.setattr(sys, "argv", words)
-    try:
-        main()
-        code = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run(capsys, monkeypatch, *words[1:])
 
 
 def _needs_shell(command: str) -> bool:

@@ -30,13 +30,8 @@ THREADS = 6
 ORDERS_PER_THREAD = 8
 
 
-def test_threads_when_ordering_on_one_market_then_no_save_conflicts_and_every_order_counts(ledger) -> None:
-    agents = [f"agent{i}" for i in range(THREADS)]
-    for agent in agents:
-        ledger.open_account(agent)
-        ledger.mint(agent, 1_000 * TOKEN)
-    ledger.list_artifact("ART", "One hot market", 100 * TOKEN)
-    pool_before = ledger.balance_of(pool_account_id("ART"))
+def count_conflicts(ledger) -> list[Exception]:
+    """The save conflicts the ledger meets from now on (each is retried, then counted here)."""
     conflicts: list[Exception] = []
     save = ledger.save
 
@@ -48,6 +43,17 @@ def test_threads_when_ordering_on_one_market_then_no_save_conflicts_and_every_or
             raise
 
     ledger.save = counting_save
+    return conflicts
+
+
+def test_threads_when_ordering_on_one_market_then_no_save_conflicts_and_every_order_counts(ledger) -> None:
+    agents = [f"agent{i}" for i in range(THREADS)]
+    for agent in agents:
+        ledger.open_account(agent)
+        ledger.mint(agent, 1_000 * TOKEN)
+    ledger.list_artifact("ART", "One hot market", 100 * TOKEN)
+    pool_before = ledger.balance_of(pool_account_id("ART"))
+    conflicts = count_conflicts(ledger)
     start = threading.Barrier(THREADS)
     costs: list[int] = []
 
@@ -133,17 +139,7 @@ def test_market_of_when_payloads_name_a_market_then_it_is_found_and_otherwise_no
 
 def _trade_in_a_process(url: str, agent: str, side: str, barrier, results) -> None:
     ledger = open_ledger(url)
-    conflicts = []
-    save = ledger.save
-
-    def counting_save(*aggregates):
-        try:
-            return save(*aggregates)
-        except RecordConflictError as error:
-            conflicts.append(error)
-            raise
-
-    ledger.save = counting_save
+    conflicts = count_conflicts(ledger)
     ledger.quote("ART", side, tokens_units=TOKEN)  # warm up before the race
     barrier.wait()
     costs = [int(ledger.open_position(agent, "ART", side, TOKEN)["cost_units"]) for _ in range(ORDERS_PER_THREAD * 2)]
