@@ -26,6 +26,7 @@ from stakeledger.domain.rules.money import format_amount, parse_amount, parse_fr
 from stakeledger.domain.service.application import StakeLedger, TransferRequest
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.domain.service.ids import SeededIds
+from stakeledger.domain.service.log import max_position
 from stakeledger.projections import dashboard
 from stakeledger.projections.audit import audit
 from stakeledger.projections.statements import statement_lines
@@ -84,6 +85,7 @@ class Demo:
         self.markets()
         self.lifecycle()
         self.portfolios()
+        self.research()
         self.views()
         self.closing_audit()
         self.export()
@@ -452,6 +454,89 @@ class Demo:
             self.dashboard(agent)
         self.chart("dennis")
 
+    def research(self) -> None:
+        """Orders that say why they were placed, attribution by signal, a backtest of the log."""
+        from types import SimpleNamespace
+
+        from stakeledger.agents.backtest import run_backtest
+        from stakeledger.cli.backtest import after_init
+        from stakeledger.cli.backtest import show as show_backtest
+        from stakeledger.domain.rules.rationale import Rationale
+        from stakeledger.projections.attribution import attribution
+
+        self.chapter("5. The research loop: why each order was placed, attribution by signal, a backtest")
+        app = self.app
+        orders = (  # agent, market, side, tokens, belief, edge, reasoning, features (log-odds)
+            ("ada", "MAT-1", "long", "400", "0.66", "0.09", "two labs reproduced it", {"fg_lo": "0.12", "mom_lo": "0.03"}),
+            ("ada", "CLI-3", "short", "300", "0.35", "0.06", "the model's priors moved", {"news_lo": "-0.30"}),
+            ("ada", "CLI-2", "long", "250", "0.60", "0.04", "momentum only", {"mom_lo": "0.08", "fg_lo": "0.02"}),
+            ("linus", "MAT-2", "long", "300", "0.55", "0.03", "a hunch", {"fg_lo": "0.04"}),
+        )  # fmt: skip
+        for agent, market, side, tokens, belief, edge, reasoning, features in orders:
+            why = Rationale.from_inputs(belief=belief, edge=edge, reasoning=reasoning, features=features)
+            app.open_position(agent, market, side, self.tokens(tokens), rationale=why)
+            self.clock.advance(seconds=6 * 3600)
+        for market, side in (("MAT-1", "long"), ("CLI-3", "short"), ("CLI-2", "short"), ("MAT-2", "short")):
+            app.open_position("whale", market, side, self.tokens("1500"))  # the crowd follows some calls
+            self.clock.advance(seconds=6 * 3600)
+        first = app.get_artifact("MAT-1").position_ids[-2]
+        shown = app.position_rationale(first).as_decimals()
+        say(
+            f"ada's order {first} recorded belief {shown['belief']}, edge {shown['edge']}, "
+            f"features {', '.join(f'{k}={v}' for k, v in shown['features'].items())}: "
+            f'"{shown["reasoning"]}" (stored as integers at 10**18 on Position.Opened).'
+        )
+        data = attribution(app, "ada", by="feature")
+        money = lambda units: self.show(int(units))  # noqa: E731
+        rows = [
+            [
+                r["feature"],
+                r["triggered_positions"],
+                money(r["pnl_units"]),
+                money(r["material_pnl_units"]),
+                money(r["not_material_pnl_units"]),
+            ]
+            for r in data["rows"]
+        ]
+        rows.append(
+            [
+                data["no_features"]["feature"],
+                data["no_features"]["positions"],
+                money(data["no_features"]["pnl_units"]),
+                "",
+                "",
+            ]
+        )
+        rows.append(["total", data["total"]["positions"], money(data["total"]["total_pnl_units"]), "", ""])
+        table(
+            "ada's P&L by signal feature (each position's P&L shared by |log-odds|; material at 0.05)",
+            ["feature", "positions", "P&L", "material", "not material"],
+            rows,
+            right=["positions", "P&L", "material", "not material"],
+        )
+
+        def follow_the_crowd(orchestrator, candle) -> None:
+            """Buy 100 tokens of the side a candle moved at least two points towards."""
+            moved = candle.close_wad - candle.open_wad
+            if abs(moved) >= 2 * 10**16 and candle.trades >= 1:
+                side = "long" if moved > 0 else "short"
+                orchestrator.app.open_position(orchestrator.agent, candle.artifact, side, self.tokens("100"))
+
+        result = run_backtest(
+            app,
+            SimpleNamespace(strategy=follow_the_crowd),
+            start=after_init(app),
+            end=max_position(app),
+            agent="backtest-agent",
+            interval="1d",
+            capital_units=self.tokens("10000"),
+        )
+        say(
+            "A strategy that buys whatever moved two points in a day, replayed over this whole log "
+            "against an in-memory copy (the store is only read):"
+        )
+        show_backtest(result, app.decimals)
+
     def dashboard(self, agent: str) -> None:
         summary = dashboard.summary(self.app, agent)
         metrics = dashboard.metrics(self.app, agent)
@@ -523,12 +608,15 @@ class Demo:
         from stakeledger.projections.replay_check import replay_check, view_contents
         from stakeledger.projections.runner import Runner
         from stakeledger.projections.store import open_store
+        from stakeledger.projections.views import ALL_VIEWS
 
-        self.chapter("5. Read views: kept current from the log, dropped and rebuilt at will")
+        self.chapter("6. Read views: kept current from the log, dropped and rebuilt at will")
         store = open_store(self.app)
         try:
             live = Runner(self.app, store).catch_up()
-            say(f"Caught the six views up with the log: {live.events} events folded in {live.seconds:.2f} s.")
+            say(
+                f"Caught the {len(ALL_VIEWS)} views up with the log: {live.events} events folded in {live.seconds:.2f} s."
+            )
             before = view_contents(store)
             with progress_bar("rebuilding, log position", console=console, transient=False) as bar:
                 task = bar.add_task("rebuild", total=None)
@@ -585,7 +673,7 @@ class Demo:
         from stakeledger.adapters.evm.export import balance_proof, export_ledger
         from stakeledger.adapters.evm.verification import verify_export
 
-        self.chapter("6. EVM export: ABI records, Merkle roots, a signed EIP-712 header")
+        self.chapter("7. EVM export: ABI records, Merkle roots, a signed EIP-712 header")
         summary = export_ledger(self.app, EXPORT_DIR, signing_key=DEMO_SIGNING_KEY, overwrite=True)
         table(
             f"Snapshot written to {EXPORT_DIR}/",
