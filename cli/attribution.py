@@ -79,36 +79,55 @@ def attribution(
         rows.append(cells(total, ["total", *[""] * (len(labels) - 1)]))
         table(f"Attribution by {by} — {agent} (at exit value)", [*labels, *figures], rows, right=figures)
         return
-    columns = [
-        "feature",
-        "material at",
-        "positions",
-        "P&L",
-        "material",
-        "material P&L",
-        "not material",
-        "not material P&L",
-    ]
+    unattributed, figures = data["no_features"], ["positions", "realized", "unrealized", "P&L"]
     rows = [
         [
             r["feature"],
-            wad_text(int(r["threshold_wad"])),
             r["triggered_positions"],
+            money(r["realized_pnl_units"]),
+            money(r["unrealized_pnl_units"]),
             money(r["pnl_units"]),
-            r["material_positions"],
-            money(r["material_pnl_units"]),
-            r["not_material_positions"],
-            money(r["not_material_pnl_units"]),
         ]
         for r in data["rows"]
     ]
-    unattributed = data["no_features"]
     rows.append(
-        [unattributed["feature"], "", unattributed["positions"], money(unattributed["pnl_units"]), "", "", "", ""]
+        [
+            unattributed["feature"],
+            unattributed["positions"],
+            money(unattributed["realized_pnl_units"]),
+            money(unattributed["unrealized_pnl_units"]),
+            money(unattributed["pnl_units"]),
+        ]
     )
-    rows.append(["total", "", total["positions"], money(total["total_pnl_units"]), "", "", "", ""])
-    table(f"Attribution by feature — {agent} (at exit value)", columns, rows, right=columns[1:])
+    rows.append(
+        [
+            "total",
+            total["positions"],
+            money(total["realized_pnl_units"]),
+            money(total["unrealized_pnl_units"]),
+            money(total["total_pnl_units"]),
+        ]
+    )
+    table(f"Attribution by feature — {agent} (at exit value)", ["feature", *figures], rows, right=figures)
+    split = ["material at", "triggered", "material", "material P&L", "not material", "not material P&L"]
+    table(
+        "Triggered (non-zero) and material (|log-odds| at least the threshold), per feature",
+        ["feature", *split],
+        [
+            [
+                r["feature"],
+                wad_text(int(r["threshold_wad"])),
+                r["triggered_positions"],
+                r["material_positions"],
+                money(r["material_pnl_units"]),
+                r["not_material_positions"],
+                money(r["not_material_pnl_units"]),
+            ]
+            for r in data["rows"]
+        ],
+        right=split,
+    )
     say(
         f"Realized {money(total['realized_pnl_units'])} + unrealized {money(total['unrealized_pnl_units'])} = "
-        f"{money(total['total_pnl_units'])}; each position's P&L is shared among its features by |log-odds|."
+        f"{money(total['total_pnl_units'])}; each position's realized and unrealized P&L are shared among its features by |log-odds|."
     )

@@ -320,11 +320,20 @@ def by_group(pnls: Sequence[PositionPnl]) -> list[dict[str, Any]]:
 def by_feature(pnls: Sequence[PositionPnl], thresholds: Thresholds) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One row per feature any position recorded (by name), and the "(no features)" row."""
     rows: dict[str, dict[str, Any]] = {}
-    unattributed = {"feature": NO_FEATURES, "positions": 0, "pnl_units": 0}
+    unattributed = {
+        "feature": NO_FEATURES,
+        "positions": 0,
+        "realized_pnl_units": 0,
+        "unrealized_pnl_units": 0,
+        "pnl_units": 0,
+    }
     for p in pnls:
-        shares = split_pnl(p.pnl_units, p.features)
-        if not shares:
+        # Realised and unrealised are shared each on its own, so both columns add up too.
+        realized, unrealized = split_pnl(p.realized_units, p.features), split_pnl(p.unrealized_units, p.features)
+        if not realized:
             unattributed["positions"] += 1
+            unattributed["realized_pnl_units"] += p.realized_units
+            unattributed["unrealized_pnl_units"] += p.unrealized_units
             unattributed["pnl_units"] += p.pnl_units
         for name, value in p.features.items():
             threshold = thresholds.for_feature(name)
@@ -335,6 +344,8 @@ def by_feature(pnls: Sequence[PositionPnl], thresholds: Thresholds) -> tuple[lis
                     "threshold_wad": threshold,
                     "present_positions": 0,
                     "triggered_positions": 0,
+                    "realized_pnl_units": 0,
+                    "unrealized_pnl_units": 0,
                     "pnl_units": 0,
                     "material_positions": 0,
                     "material_pnl_units": 0,
@@ -345,8 +356,10 @@ def by_feature(pnls: Sequence[PositionPnl], thresholds: Thresholds) -> tuple[lis
             row["present_positions"] += 1
             if value == 0:
                 continue
-            share = shares[name]
+            share = realized[name] + unrealized[name]
             row["triggered_positions"] += 1
+            row["realized_pnl_units"] += realized[name]
+            row["unrealized_pnl_units"] += unrealized[name]
             row["pnl_units"] += share
             kind = "material" if abs(value) >= threshold else "not_material"
             row[f"{kind}_positions"] += 1
@@ -370,7 +383,9 @@ def attribution(
         rows = by_group(pnls)
     else:
         rows, unattributed = by_feature(pnls, thresholds)
-        assert sum(row["pnl_units"] for row in rows) + unattributed["pnl_units"] == total["total_pnl_units"]
+        for part, whole in (("realized", "realized"), ("unrealized", "unrealized"), ("", "total")):
+            key = f"{part}_pnl_units" if part else "pnl_units"
+            assert sum(row[key] for row in rows) + unattributed[key] == total[f"{whole}_pnl_units"]
         result["material_wad"] = str(thresholds.default_wad)
         result["material_for_wad"] = {name: str(wad) for name, wad in thresholds.overrides.items()}
         result["no_features"] = _strings(unattributed)

@@ -128,6 +128,9 @@ def test_breakdowns_when_random_positions_then_every_breakdown_sums_to_the_total
     rows, unattributed = by_feature(held, limits)
 
     assert sum(row["pnl_units"] for row in rows) + unattributed["pnl_units"] == total
+    for part in ("realized", "unrealized"):
+        whole = sum(p.realized_units if part == "realized" else p.unrealized_units for p in held)
+        assert sum(row[f"{part}_pnl_units"] for row in rows) + unattributed[f"{part}_pnl_units"] == whole
     assert unattributed["positions"] == sum(1 for p in held if not any(p.features.values()))
     for row in rows:
         name, threshold = row["feature"], limits.for_feature(row["feature"])
@@ -138,8 +141,9 @@ def test_breakdowns_when_random_positions_then_every_breakdown_sums_to_the_total
         assert row["material_positions"] == sum(1 for v in values if v != 0 and abs(v) >= threshold)
         assert row["material_positions"] + row["not_material_positions"] == row["triggered_positions"]
         assert row["material_pnl_units"] + row["not_material_pnl_units"] == row["pnl_units"]
+        assert row["realized_pnl_units"] + row["unrealized_pnl_units"] == row["pnl_units"]
         material_pnl = sum(
-            split_pnl(p.pnl_units, p.features)[name]
+            split_pnl(p.realized_units, p.features)[name] + split_pnl(p.unrealized_units, p.features)[name]
             for p in held
             if p.features.get(name) and abs(p.features[name]) >= threshold
         )
