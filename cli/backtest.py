@@ -21,6 +21,7 @@ from stakeledger.domain.model.settings import LEDGER_SETTINGS_ID
 from stakeledger.domain.rules.money import format_amount, parse_amount
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.log import iter_notifications, max_position
+from stakeledger.projections.chart import drawdowns, pyplot, save_png
 from stakeledger.projections.store import ViewStore
 
 DEFAULT_PNG = "backtest-equity.png"
@@ -211,18 +212,11 @@ def _outcome(result: dict[str, Any], decimals: int) -> str:
 
 def draw_equity_chart(result: Any, out: Path, decimals: int) -> Path:
     """The equity curve and its drawdown, one point per candle close, to a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     scale = 10**decimals
     equity = [int(point["equity_units"]) / scale for point in result.equity]
     steps = list(range(len(equity)))
-    peak, drawdown = float("-inf"), []
-    for value in equity:
-        peak = max(peak, value)
-        drawdown.append((value / peak - 1) * 100 if peak > 0 else 0.0)
+    drawdown = drawdowns(equity)
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), gridspec_kw={"height_ratios": [3, 2]})
     top.plot(steps, equity, marker="o", markersize=3, color="#1f6feb")
     top.set_title(f"backtest of {result.agent}: equity at exit value (tokens), positions {result.start}..{result.end}")
@@ -232,10 +226,4 @@ def draw_equity_chart(result: Any, out: Path, decimals: int) -> Path:
     bottom.set_xlabel("candle closes")
     bottom.grid(alpha=0.3)
     figure.tight_layout()
-    try:
-        figure.savefig(out, dpi=100)
-    except OSError as error:
-        raise InvalidInputError(f"cannot write the chart to {out}: {error.strerror or error}") from None
-    finally:
-        plt.close(figure)
-    return out
+    return save_png(figure, out, dpi=100)

@@ -3,18 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from stakeledger.domain.errors import InvalidInputError
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.projections import dashboard
 
 
-def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display on servers and CI), loaded on first
+    use: a command that draws nothing never pays for importing it."""
     import matplotlib
 
-    matplotlib.use("Agg")  # no display on servers and CI
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def drawdowns(equity: list[float]) -> list[float]:
+    """Each point's fall from the highest point before it, in percent (0 while nothing is up)."""
+    peak, drawdown = float("-inf"), []
+    for value in equity:
+        peak = max(peak, value)
+        drawdown.append((value / peak - 1) * 100 if peak > 0 else 0.0)
+    return drawdown
+
+
+def save_png(figure: Any, out: Path, dpi: int) -> Path:
+    """Write the figure, refusing clearly when the file cannot be written; always close it."""
+    try:
+        figure.savefig(out, dpi=dpi)
+    except OSError as error:
+        raise InvalidInputError(f"cannot write the chart to {out}: {error.strerror or error}") from None
+    finally:
+        pyplot().close(figure)
+    return out
+
+
+def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
+    plt = pyplot()
     if out.suffix.lower() != ".png":
         raise InvalidInputError("the chart is written as PNG: give --out a .png file name")
     if not out.parent.exists():
@@ -23,10 +51,7 @@ def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
     curve = dashboard.equity_curve(app, agent)
     days = [day for day, _ in curve]
     equity = [units / scale for _, units in curve]
-    peak, drawdown = float("-inf"), []
-    for value in equity:
-        peak = max(peak, value)
-        drawdown.append((value / peak - 1) * 100 if peak > 0 else 0.0)
+    drawdown = drawdowns(equity)
     groups = dashboard.summary(app, agent)["exposure_by_group_units"]
 
     figure, (top, middle, bottom) = plt.subplots(3, 1, figsize=(9, 9), gridspec_kw={"height_ratios": [3, 2, 2]})
@@ -46,10 +71,4 @@ def draw_portfolio_chart(app: StakeLedger, agent: str, out: Path) -> Path:
     for axis in (top, middle):
         axis.tick_params(axis="x", labelrotation=30)
     figure.tight_layout()
-    try:
-        figure.savefig(out, dpi=110)
-    except OSError as error:
-        raise InvalidInputError(f"cannot write the chart to {out}: {error.strerror or error}") from None
-    finally:
-        plt.close(figure)
-    return out
+    return save_png(figure, out, dpi=110)

@@ -251,14 +251,7 @@ def close_position(
         check_units(shares_units)
     if tokens_units is not None:
         check_units(tokens_units)
-    position = load_position(unit, position_id)
-    if owner is not None and position.owner != owner:
-        raise NotOwnerError(f"position {position_id!r} belongs to another agent")
-    if not position.is_live:
-        raise StateError(f"position {position_id!r} is {position.status}")
-    artifact = load_artifact(unit, position.artifact_id)
-    artifact.require_tradable()
-    expire_agent_orders(unit, position.owner)
+    position, artifact = _live_position_to_sell(unit, position_id, owner)
     if not artifact.may_close_at(unit.at):
         raise HoldPeriodError(
             f"artifact {artifact.artifact_id!r} must be listed longer than {artifact.min_hold_days} days before closing"
@@ -287,6 +280,20 @@ def close_position(
         "fills": fills,
         **_risk(actions),
     }
+
+
+def _live_position_to_sell(unit: UnitOfWork, position_id: str, owner: str | None) -> tuple[Position, Artifact]:
+    """The position a close or a take-profit sells, checked: the owner's (when one is named),
+    live, on a market that trades; the owner's expired orders are released first."""
+    position = load_position(unit, position_id)
+    if owner is not None and position.owner != owner:
+        raise NotOwnerError(f"position {position_id!r} belongs to another agent")
+    if not position.is_live:
+        raise StateError(f"position {position_id!r} is {position.status}")
+    artifact = load_artifact(unit, position.artifact_id)
+    artifact.require_tradable()
+    expire_agent_orders(unit, position.owner)
+    return position, artifact
 
 
 def _shares_to_sell(
@@ -378,14 +385,7 @@ def place_take_profit(
     expires_at = unit.at + expires_in if expires_in is not None else None
     if expires_at is not None and expires_at <= unit.at:
         raise InvalidInputError("an order must expire in the future")
-    position = load_position(unit, position_id)
-    if owner is not None and position.owner != owner:
-        raise NotOwnerError(f"position {position_id!r} belongs to another agent")
-    if not position.is_live:
-        raise StateError(f"position {position_id!r} is {position.status}")
-    artifact = load_artifact(unit, position.artifact_id)
-    artifact.require_tradable()
-    expire_agent_orders(unit, position.owner)
+    position, artifact = _live_position_to_sell(unit, position_id, owner)
     expire_orders(unit, artifact)
     for resting in artifact.resting_take_profits():
         if resting["position_id"] == position_id and (resting["expires_at"] is None or resting["expires_at"] > unit.at):

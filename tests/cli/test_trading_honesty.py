@@ -7,28 +7,16 @@ refuses them. Runs in-process on SQLite and PostgreSQL stores.
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import pytest
 
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.cli.main import main
 from stakeledger.domain.model.portfolio import Portfolio
 from stakeledger.domain.service.log import iter_events
+from tests.cli.test_cli import run
 
 TOKEN = 10**6
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int | str, str, str]:
-    monkeypatch.setattr(sys, "argv", ["stakeledger", *args])
-    try:
-        main()
-        code: int | str = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def event_count(url: str) -> int:

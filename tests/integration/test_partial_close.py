@@ -7,13 +7,11 @@ On memory, SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from stakeledger.cli.main import main
 from stakeledger.domain.errors import HoldPeriodError, InvalidAmountError, InvalidInputError
 from stakeledger.domain.rules.lmsr import sell_proceeds_units
 from stakeledger.domain.service.application import StakeLedger
@@ -23,6 +21,7 @@ from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import open_store
 from tests.api.conftest import ART as API_ART
 from tests.api.conftest import Api, make_api
+from tests.cli.test_cli import run
 from tests.integration.test_markets import (
     ART,
     FUNDS_UNITS,
@@ -201,17 +200,6 @@ def test_min_hold_when_a_market_is_listed_without_one_then_closes_at_once_and_90
 
 
 # Over the CLI and HTTP ---------------------------------------------------------------------
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int | str, str, str]:
-    monkeypatch.setattr(sys, "argv", ["stakeledger", *args])
-    try:
-        main()
-        code: int | str = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

@@ -6,13 +6,11 @@ cancel_order, expires, replays identically. On memory, SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 
 import pytest
 
 from stakeledger.adapters.persistence.store_url import open_ledger
-from stakeledger.cli.main import main
 from stakeledger.domain.errors import InvalidAmountError, InvalidInputError, NotOwnerError, StateError
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
@@ -21,6 +19,7 @@ from stakeledger.projections.replay_check import replay_check
 from stakeledger.projections.runner import Runner
 from stakeledger.projections.store import open_store
 from tests.api.conftest import Api, make_api
+from tests.cli.test_cli import run
 from tests.integration.test_markets import (
     ART,
     TOKEN,
@@ -217,17 +216,6 @@ def test_api_take_profit_when_placed_crossed_and_cancelled_then_each_answers(api
     placed = api.post(f"/api/market/positions/{mine}/take-profit", {"limit_price": "0.55"}, api.alice).json()
     trade = api.buy(api.bob, agent="bob", tokens="200").json()
     assert [f["order"] for f in trade["fills"]] == [placed["order"]]
-
-
-def run(capsys, monkeypatch, *args: str) -> tuple[int | str, str, str]:
-    monkeypatch.setattr(sys, "argv", ["stakeledger", *args])
-    try:
-        main()
-        code: int | str = 0
-    except SystemExit as done:
-        code = done.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_take_profit_when_placed_then_a_crossing_trade_reports_its_sale(durable_store_url, capsys, monkeypatch):
