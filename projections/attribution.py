@@ -39,7 +39,7 @@ from stakeledger.domain.model.accounts import agent_account_id
 from stakeledger.domain.model.artifacts import Artifact
 from stakeledger.domain.model.portfolio import Portfolio, portfolio_uuid
 from stakeledger.domain.model.positions import Position
-from stakeledger.domain.rules.rationale import FEATURE_NAME, MAX_FEATURE_WAD, MAX_FEATURES, parse_wad, wad_text
+from stakeledger.domain.rules.rationale import MAX_FEATURE_WAD, MAX_FEATURES, check_feature_name, parse_wad, wad_text
 from stakeledger.domain.rules.risk.marks import unrealised_pnl_units
 from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.vocabulary import WAD
@@ -109,7 +109,7 @@ class Thresholds:
         if len(self.overrides) > MAX_OVERRIDES:
             raise InvalidInputError(f"at most {MAX_OVERRIDES} per-feature thresholds, got {len(self.overrides)}")
         for name, wad in self.overrides.items():
-            _check_feature_name(name)
+            check_feature_name(name, "a threshold")
             _check_threshold(wad, f"the threshold for {name}")
         object.__setattr__(self, "overrides", MappingProxyType(dict(sorted(self.overrides.items()))))
 
@@ -145,7 +145,7 @@ class Thresholds:
                     f"{material_for_name} is written NAME{separator}VALUE such as news_lo{separator}0.10, "
                     f"got {_shown(item)}"
                 )
-            _check_feature_name(name, material_for_name)
+            check_feature_name(name, material_for_name)
             if name in overrides:
                 raise InvalidInputError(f"{material_for_name}: the threshold for feature {name!r} is given twice")
             overrides[name] = parse_threshold(value, f"{material_for_name} {name}")
@@ -168,13 +168,6 @@ def _check_threshold(wad: Any, what: str) -> None:
     if wad > MAX_FEATURE_WAD:
         raise InvalidInputError(
             f"{what} must be at most 100 log-odds (the largest a feature records), got {wad_text(wad)}"
-        )
-
-
-def _check_feature_name(name: Any, what: str = "a threshold") -> None:
-    if not isinstance(name, str) or not FEATURE_NAME.fullmatch(name):
-        raise InvalidInputError(
-            f"{what}: feature names are a lowercase letter then up to 47 lowercase letters, digits or '_', got {_shown(name)}"
         )
 
 

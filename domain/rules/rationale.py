@@ -83,7 +83,7 @@ class Rationale:
         if len(self.features) > MAX_FEATURES:
             raise InvalidInputError(f"at most {MAX_FEATURES} features, got {len(self.features)}")
         for name, value in self.features.items():
-            _check_feature_name(name)
+            check_feature_name(name)
             _check_int(f"feature {name!r}", value)
             if abs(value) > MAX_FEATURE_WAD:
                 raise InvalidInputError(
@@ -229,7 +229,7 @@ def parse_features(features: Mapping[str, Any] | Iterable[str] | str | None) -> 
         raise InvalidInputError(f"at most {MAX_FEATURES} features, got {len(pairs)}")
     parsed: dict[str, int] = {}
     for name, value in pairs:
-        _check_feature_name(name)
+        check_feature_name(name)
         if name in parsed:
             raise InvalidInputError(f"feature {name!r} is given twice")
         parsed[name] = parse_wad(value, f"feature {name!r}")
@@ -241,11 +241,13 @@ def _check_int(what: str, value: Any) -> None:
         raise InvalidInputError(f"{what} must be an int at 10**18 scale, got {type(value).__name__}")
 
 
-def _check_feature_name(name: Any) -> None:
+def check_feature_name(name: Any, what: str | None = None) -> None:
+    """Refuse a feature name other than ``[a-z][a-z0-9_]{0,47}``; ``what`` prefixes the message."""
     if not isinstance(name, str) or not FEATURE_NAME.fullmatch(name):
         shown = repr(name) if len(repr(name)) <= 60 else f"{repr(name)[:50]}… ({len(str(name))} characters)"
         raise InvalidInputError(
-            f"feature names are a lowercase letter then up to 47 lowercase letters, digits or '_', got {shown}"
+            f"{what + ': ' if what else ''}feature names are a lowercase letter then up to 47 lowercase letters, "
+            f"digits or '_', got {shown}"
         )
 
 
