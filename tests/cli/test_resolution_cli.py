@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from stakeledger.domain.service.clock import ManualClock, SystemClock
 from tests.api.conftest import Api, make_api
 from tests.cli.test_cli import run
 from tests.cli.test_market_cli import refused
@@ -17,7 +18,16 @@ ART = "ART-R"
 
 
 @pytest.fixture
-def db(durable_store_url, capsys, monkeypatch) -> str:
+def wall(monkeypatch) -> ManualClock:
+    """The CLI's system clock, held still: the window averages below depend on how long each price
+    stood, which on the real clock depends on how fast the machine runs the steps."""
+    clock = ManualClock()
+    monkeypatch.setattr(SystemClock, "now", lambda self: clock.now())
+    return clock
+
+
+@pytest.fixture
+def db(durable_store_url, capsys, monkeypatch, wall) -> str:
     steps = [
         ("init", "--decimals", "6"),
         ("account", "open", "alice"),
@@ -29,8 +39,10 @@ def db(durable_store_url, capsys, monkeypatch) -> str:
         ("trade", "open", "alice", "ART-LOOSE", "--side", "long", "--tokens", "30"),
     ]  # fmt: skip
     for step in steps:
+        wall.advance(seconds=1)
         code, _, err = run(capsys, monkeypatch, "--db", durable_store_url, *step)
         assert code == 0, (step, err)
+    wall.advance(seconds=1)
     return durable_store_url
 
 
@@ -49,9 +61,9 @@ def test_artifact_add_when_rules_given_then_show_prints_them_and_defaults_are_se
         "window_days": 7,
     }
     assert loose["resolution"]["validated_min_wad"] == str(55 * 10**16) and loose["resolution"]["window_days"] == 2
-    # The CLI runs on the system clock: the average lies between the listing's 0.5 and the price after the trade.
+    # The listing's 0.5 stood for 2 s, the price after the trade for 1 s: the average lies between.
     assert default["settlement_price"] is None
-    assert 5 * 10**17 <= int(default["window_average_wad"]) <= int(default["price_long_wad"])
+    assert 5 * 10**17 < int(default["window_average_wad"]) < int(default["price_long_wad"])
     code, out, _ = run(capsys, monkeypatch, "--db", db, "artifact", "show", "ART-LOOSE")
     assert code == 0 and "validated >= 0.550000, deprecated <= 0.200000, flagged < 0.400000; 2-day average" in out
 
@@ -73,15 +85,17 @@ def test_transition_when_price_misses_the_threshold_then_refused_and_nothing_wri
 
 
 def test_transition_when_loose_rules_met_by_the_average_then_settles_and_show_has_the_settled_price(
-    db, capsys, monkeypatch
+    db, capsys, monkeypatch, wall
 ):
+    wall.advance(days=1)  # the price after the trade has now stood long enough to lift the average past 0.55
     before = show(db, capsys, monkeypatch, "ART-LOOSE")
+    assert 55 * 10**16 <= int(before["window_average_wad"]) < int(before["price_long_wad"])
     code, _, err = run(capsys, monkeypatch, "--db", db, "artifact", "transition", "ART-LOOSE", "validated")
     assert code == 0, err
     after = show(db, capsys, monkeypatch, "ART-LOOSE")
     assert after["state"] == "validated"
-    # Settled at the average of the moment: between the listing's 0.5 and the pool's price.
-    assert int(before["window_average_wad"]) <= int(after["settlement_price_wad"]) <= int(before["price_long_wad"])
+    # Settled at the average of the moment (the clock has not moved since `before`), not the pool's price.
+    assert after["settlement_price_wad"] == before["window_average_wad"]
     assert after["window_average"] is None
     code, out, _ = run(capsys, monkeypatch, "--db", db, "artifact", "show", "ART-LOOSE")
     assert code == 0 and re.search(rf"│ settlement_price\s+│ {after['settlement_price']}\s", out), out
