@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import InsufficientFundsError, InvalidInputError, SupplyLimitError, TornReadError
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, Refs
 from stakeledger.domain.rules.money import MAX_UINT256, format_amount
@@ -82,7 +83,7 @@ class Transfer:
     refs: dict[str, str] = field(default_factory=dict)
 
 
-class Account(Aggregate):
+class Account(CheapCopy, Aggregate):
     class Opened(Aggregate.Created):
         account_id: Name
         kind: str

@@ -31,6 +31,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import InvalidInputError, LedgerError, StateError
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name
 
@@ -96,7 +97,7 @@ def parse_token(token: str) -> str:
     return match.group("key_id")
 
 
-class ApiKey(Aggregate):
+class ApiKey(CheapCopy, Aggregate):
     class Issued(Aggregate.Created):
         key_id: Name
         agent: Name

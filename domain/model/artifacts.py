@@ -8,12 +8,14 @@ artifact id and a counter ("ART-1/o3", "ART-1/p17"): readable, unique and stable
 
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Optional
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
 from stakeledger.domain.errors import FrozenError, InvalidInputError, StateError
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, PriceWad, SignedUnits, Units
 from stakeledger.domain.rules.lmsr import prices_wad
@@ -70,6 +72,7 @@ def micros_text(at_micros: int) -> str:
 _ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z")
 
 
+@lru_cache(maxsize=65_536)  # a uuid5 (a SHA-1) per lookup cost more than the lookup
 def artifact_uuid(artifact_id: str) -> UUID:
     return uuid5(_NAMESPACE, artifact_id)
 
@@ -97,7 +100,7 @@ def check_side(side: str) -> Side:
         raise InvalidInputError(f"side must be 'long' or 'short', got {side!r}") from None
 
 
-class Artifact(Aggregate):
+class Artifact(CheapCopy, Aggregate):
     class Listed(Aggregate.Created):
         artifact_id: Name
         title: Name

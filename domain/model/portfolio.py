@@ -7,11 +7,13 @@ code, and every emergency liquidation, so a replay sees exactly what the live ru
 """
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Optional
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
 from stakeledger.domain.rules.risk.config import MarketConfig, PortfolioConfig
@@ -21,11 +23,12 @@ _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/portfolio")
 MAX_TRACKED_POSITIONS = 100_000
 
 
+@lru_cache(maxsize=65_536)  # a uuid5 (a SHA-1) per lookup cost more than the lookup
 def portfolio_uuid(agent: str) -> UUID:
     return uuid5(_NAMESPACE, agent)
 
 
-class Portfolio(Aggregate):
+class Portfolio(CheapCopy, Aggregate):
     class Configured(Aggregate.Created):
         agent: Name
         config: dict[str, Any]

@@ -5,11 +5,13 @@ for a short, so positions on both sides compare on one scale.
 """
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Optional
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, PositiveUnits, SignedUnits, Units
 from stakeledger.domain.rules.rationale import RationaleState
@@ -29,6 +31,7 @@ LIVE_STATUSES = (OPEN, FROZEN, PARTIALLY_SETTLED)
 _NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/position")
 
 
+@lru_cache(maxsize=65_536)  # a uuid5 (a SHA-1) per lookup cost more than the lookup
 def position_uuid(position_id: str) -> UUID:
     return uuid5(_NAMESPACE, position_id)
 
@@ -39,7 +42,7 @@ def entry_price_wad(side: Side, quantity_units: int, cost_units: int) -> int:
     return min(paid_wad, WAD) if side == Side.LONG else max(WAD - paid_wad, 0)
 
 
-class Position(Aggregate):
+class Position(CheapCopy, Aggregate):
     # A position lives for a few events: loading it never needs a snapshot.
     short_history = True
 

@@ -12,6 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name, Units
 from stakeledger.domain.rules.settlement import REPUTATION_START_WAD, update_believability_wad
@@ -24,7 +25,7 @@ def reputation_uuid(agent: str) -> UUID:
     return uuid5(_NAMESPACE, agent)
 
 
-class Reputation(Aggregate):
+class Reputation(CheapCopy, Aggregate):
     class Started(Aggregate.Created):
         agent: Name
         believability_wad: Units

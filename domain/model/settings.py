@@ -5,6 +5,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from stakeledger.domain.model.copying import CheapCopy
 from stakeledger.domain.model.naming import register_aggregate
 from stakeledger.domain.model.types import Name
 
@@ -12,7 +13,7 @@ LEDGER_SETTINGS_ID = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/ledger-se
 _COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://stakeledger.invalid/command")
 
 
-class LedgerSettings(Aggregate):
+class LedgerSettings(CheapCopy, Aggregate):
     """Decimals never change after ``init``: every stored amount is read with them."""
 
     class Initialised(Aggregate.Created):
@@ -24,7 +25,7 @@ class LedgerSettings(Aggregate):
         self.name = name
 
 
-class CommandRecord(Aggregate):
+class CommandRecord(CheapCopy, Aggregate):
     """The first result of a client command id, saved in the same transaction as the
     command's effects. A second save under the same id conflicts in the store, so a
     command id can never take effect twice, even across processes."""
