@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
 
@@ -507,40 +508,64 @@ _DECODED_CACHE_MAX = 200_000
 class _RecordReader:
     """A page of stored events as plain tuples.
 
-    On SQLite the page is one SELECT whose rows come back as tuples, the columns the
-    library's ``select_notifications`` reads, in the same order and bounds; elsewhere it
-    is ``select_notifications`` itself. What the library adds on SQLite (a Row per
-    record, a Notification object, a UUID parsed from text for each) is the part of its
-    read that the views never need: the decoder below parses each distinct id once."""
+    The page is one SELECT of the columns the library's ``select_notifications`` reads,
+    in the same order and bounds, whose rows come back as tuples; a recorder that is
+    neither the library's SQLite nor its PostgreSQL one (or a subclass that selects
+    otherwise) is read with ``select_notifications`` itself. What the library adds is
+    the part of its read that the views never need: a Row or dict and a Notification
+    object per record and a UUID parsed for each (from text on SQLite; on PostgreSQL
+    psycopg builds one in Python per row, and unescapes the state from hex text). So
+    PostgreSQL's rows come in binary, with the id as text: the decoder below parses each
+    distinct id once, as it does on SQLite."""
 
     def __init__(self, recorder: Any) -> None:
         self.recorder = recorder
-        from eventsourcing.sqlite import SQLiteApplicationRecorder
-
-        # Only a recorder that reads as the library does: a subclass may select otherwise.
-        self.sqlite = (
-            is_sqlite(recorder)
-            and type(recorder).select_notifications is SQLiteApplicationRecorder.select_notifications
-        )
-        if self.sqlite:
+        self.mode = _read_mode(recorder)
+        if self.mode == "sqlite":
             self.statement = (
                 "SELECT rowid, originator_id, originator_version, topic, state "
                 f"FROM {recorder.events_table_name} WHERE rowid>? AND rowid<=? ORDER BY rowid LIMIT ?"
             )
+        elif self.mode == "postgres":
+            from psycopg.sql import SQL, Identifier
+
+            self.statement = SQL(
+                "SELECT notification_id, originator_id::text, originator_version, topic, state "
+                "FROM {}.{} WHERE notification_id>%s AND notification_id<=%s ORDER BY notification_id LIMIT %s"
+            ).format(Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name))
 
     def select(self, cursor: int, head: int, limit: int) -> list[_Record]:
-        if not self.sqlite:
-            return [
-                (n.id, n.originator_id, n.originator_version, n.topic, n.state)
-                for n in self.recorder.select_notifications(
-                    start=cursor, limit=limit, stop=head, inclusive_of_start=False
-                )
-            ]
-        with self.recorder.datastore.transaction(commit=False) as wrapper:
-            raw = wrapper.sqlite_cursor
-            raw.row_factory = None
-            raw.execute(self.statement, (cursor, head, limit))
-            return raw.fetchall()
+        if self.mode == "sqlite":
+            with self.recorder.datastore.transaction(commit=False) as wrapper:
+                raw = wrapper.sqlite_cursor
+                raw.row_factory = None
+                raw.execute(self.statement, (cursor, head, limit))
+                return raw.fetchall()
+        if self.mode == "postgres":
+            from psycopg.rows import tuple_row
+
+            with self.recorder.datastore.get_connection() as connection:
+                with connection.cursor(binary=True, row_factory=tuple_row) as rows:
+                    rows.execute(self.statement, (cursor, head, limit), prepare=True)
+                    return rows.fetchall()
+        return [
+            (n.id, n.originator_id, n.originator_version, n.topic, n.state)
+            for n in self.recorder.select_notifications(start=cursor, limit=limit, stop=head, inclusive_of_start=False)
+        ]
+
+
+def _read_mode(recorder: Any) -> str:
+    """ "sqlite" or "postgres" for a recorder that reads as the library's does, else "library"."""
+    from eventsourcing.sqlite import SQLiteApplicationRecorder
+
+    if is_sqlite(recorder) and type(recorder).select_notifications is SQLiteApplicationRecorder.select_notifications:
+        return "sqlite"
+    if is_postgres(recorder):
+        from eventsourcing.postgres import PostgresApplicationRecorder
+
+        if type(recorder).select_notifications is PostgresApplicationRecorder.select_notifications:
+            return "postgres"
+    return "library"
 
 
 class _EventDecoder:
@@ -566,8 +591,7 @@ class _EventDecoder:
             and not getattr(mapper, "compressor", None)
             and type(mapper.transcoder) is JSONTranscoder
         )
-        convert = getattr(recorder, "convert_originator_id", None)
-        self.convert_stored_id = convert if is_sqlite(recorder) and convert is not None else None
+        self.convert_stored_id = _stored_id_convertor(recorder)
         self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple[Callable[[dict], None], ...]]] = {}
         self.ids: dict[Any, Any] = {}
         if self.fast:
@@ -637,7 +661,8 @@ class _EventDecoder:
         return entry
 
     def _stored_id(self, stored_id: Any) -> Any:
-        """The originator id as the library's recorder hands it over (SQLite parses text)."""
+        """The originator id as the library's recorder hands it over, from the id as
+        ``_RecordReader`` read it (text on SQLite and PostgreSQL)."""
         value = self.ids.get(stored_id)
         if value is None:
             if len(self.ids) >= _DECODED_CACHE_MAX:
@@ -676,6 +701,19 @@ class _EventDecoder:
             topic=topic,
             state=state,
         )
+
+
+def _stored_id_convertor(recorder: Any) -> Callable[[Any], Any] | None:
+    """What turns an originator id as ``_RecordReader`` reads it into the one the
+    library's ``select_notifications`` gives: SQLite's own convertor of its text; on
+    PostgreSQL, for a uuid column, UUID of the text (psycopg would give a UUID); None
+    where the reader gives the library's ids already."""
+    mode = _read_mode(recorder)
+    if mode == "sqlite":
+        return getattr(recorder, "convert_originator_id", None)
+    if mode == "postgres" and recorder.datastore.originator_id_type == "uuid":
+        return UUID
+    return None
 
 
 # Waiting for new events ------------------------------------------------------------------
