@@ -592,14 +592,16 @@ class _EventDecoder:
             and type(mapper.transcoder) is JSONTranscoder
         )
         self.convert_stored_id = _stored_id_convertor(recorder)
-        self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple[Callable[[dict], None], ...]]] = {}
+        # topic -> (class, id convertor, class version, upcasters, [its typed keys])
+        self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple, list[Any]]] = {}
         self.ids: dict[Any, Any] = {}
         if self.fast:
             self.hook = self._hook(mapper.transcoder.names)
             self.json_decode = json.JSONDecoder(object_hook=self.hook).decode
-            self.plain_decode = json.JSONDecoder().decode
+            plain = json.JSONDecoder()
+            self.plain_decode, self.plain_scan = plain.decode, plain.scan_once
 
-    def decode_state(self, text: str, data: bytes) -> dict[str, Any]:
+    def decode_state(self, text: str, data: bytes, known: list[Any] | None = None) -> dict[str, Any]:
         """``transcoder.decode`` of a stored state, the same values, cheaper where it can be.
 
         The object hook is a Python call for every JSON object, the state itself included.
@@ -608,25 +610,68 @@ class _EventDecoder:
         hook itself and in the order the hook would meet them; that is the whole answer only
         when every ``"_type_"`` key in the text was one of them (a nested or odd one, or
         the text "_type_" as a string, shows as a count that does not match), else the
-        state is parsed again with the hook."""
+        state is parsed again with the hook.
+
+        ``known`` (one per topic) holds the keys whose values were typed in the last state
+        of that topic: the events of one class have the same typed fields, so those keys
+        are tried first instead of testing every value. When they account for the count,
+        no other value can be typed; when they do not, the state is parsed and scanned
+        afresh."""
         typed = data.count(b'"_type_"')
-        state = self.plain_decode(text)
+        state = self._parse_plain(text)
         if type(state) is not dict:
             return self.json_decode(text)
         if typed:
-            hook, found = self.hook, 0
-            for key, value in state.items():
-                if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
-                    data_value = value["_data_"]
-                    if type(data_value) is dict or type(data_value) is list:
-                        return self.json_decode(text)
-                    state[key] = hook(value)
-                    found += 1
-            if found != typed:
-                return self.json_decode(text)
+            keys = known[0] if known is not None else None
+            if keys is None or self._decode_typed(state, keys) != typed:
+                if keys:
+                    state = self._parse_plain(text)  # the tried keys may have changed it
+                keys = self._typed_keys(state)
+                if keys is None or len(keys) != typed:
+                    return self.json_decode(text)
+                self._decode_typed(state, keys)
+                if known is not None:
+                    known[0] = keys
         if len(state) == 2 and "_type_" in state and "_data_" in state:
             return self.json_decode(text)
         return state
+
+    def _parse_plain(self, text: str) -> Any:
+        """``json.loads`` without its Python wrapper: the scanner itself, from the first
+        character; a text with whitespace around the value, or not JSON, goes the long way
+        (which then answers or raises as ``json.loads`` does)."""
+        try:
+            value, end = self.plain_scan(text, 0)
+        except StopIteration:
+            return self.plain_decode(text)
+        return value if end == len(text) else self.plain_decode(text)
+
+    @staticmethod
+    def _typed_keys(state: dict[str, Any]) -> list[str] | None:
+        """The keys whose values are typed values of a scalar; None if one holds an object
+        or a list (the hook would meet what is inside first)."""
+        keys = []
+        for key, value in state.items():
+            if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
+                data_value = value["_data_"]
+                if type(data_value) is dict or type(data_value) is list:
+                    return None
+                keys.append(key)
+        return keys
+
+    def _decode_typed(self, state: dict[str, Any], keys: list[str]) -> int:
+        """Decode the typed values at ``keys`` in place, in that order; how many there
+        were, or -1 at the first key whose value is not a typed value of a scalar."""
+        hook = self.hook
+        for key in keys:
+            value = state.get(key)
+            if type(value) is not dict or len(value) != 2 or "_type_" not in value or "_data_" not in value:
+                return -1
+            data_value = value["_data_"]
+            if type(data_value) is dict or type(data_value) is list:
+                return -1
+            state[key] = hook(value)
+        return len(keys)
 
     def _hook(self, names: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
         immutable = self._IMMUTABLE
@@ -648,7 +693,7 @@ class _EventDecoder:
 
         return hook
 
-    def _learn(self, topic: str, stored_id: Any) -> tuple[type, Callable[[Any], Any], int, tuple]:
+    def _learn(self, topic: str, stored_id: Any) -> tuple[type, Callable[[Any], Any], int, tuple, list[Any]]:
         from eventsourcing.persistence import find_id_convertor
         from eventsourcing.utils import resolve_topic
 
@@ -656,7 +701,8 @@ class _EventDecoder:
         class_version = getattr(cls, "class_version", 1)
         # A missing upcaster fails when a record needs it, as the library's does.
         upcasters = tuple(getattr(cls, f"upcast_v{v}_v{v + 1}", None) for v in range(1, class_version))
-        entry = (cls, find_id_convertor(cls, type(self._stored_id(stored_id))), class_version, upcasters)
+        id_convertor = find_id_convertor(cls, type(self._stored_id(stored_id)))
+        entry = (cls, id_convertor, class_version, upcasters, [None])
         self.classes[topic] = entry
         return entry
 
@@ -675,8 +721,8 @@ class _EventDecoder:
         if self.fast:
             try:
                 entry = self.classes.get(topic) or self._learn(topic, originator_id)
-                cls, id_convertor, class_version, upcasters = entry
-                event_state = self.decode_state(state.decode("utf8"), state)
+                cls, id_convertor, class_version, upcasters, known = entry
+                event_state = self.decode_state(state.decode("utf8"), state, known)
                 event_state["originator_id"] = id_convertor(self._stored_id(originator_id))
                 event_state["originator_version"] = originator_version
                 from_version = event_state.pop("class_version", 1)

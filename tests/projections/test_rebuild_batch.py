@@ -88,3 +88,28 @@ def test_runner_state_decoding_when_typed_values_sit_anywhere_then_equals_the_tr
 ) -> None:
     decoder = _EventDecoder(ledger.mapper, ledger.recorder)
     assert decoder.decode_state(state.decode(), state) == ledger.mapper.transcoder.decode(state)
+
+
+def test_runner_state_decoding_when_a_topics_typed_keys_change_then_each_equals_the_transcoder(
+    ledger: StakeLedger,
+) -> None:
+    """The keys one state of a topic had typed are tried first on the next: a state whose
+    typed values sit elsewhere, or are fewer, more or nested, is still decoded exactly."""
+    decoder = _EventDecoder(ledger.mapper, ledger.recorder)
+    stamp = '{"_type_":"datetime_iso","_data_":"2026-01-02T03:04:05+00:00"}'
+    uuid = '{"_type_":"uuid_hex","_data_":"0123456789abcdef0123456789abcdef"}'
+    states = [
+        f'{{"timestamp":{stamp},"n":1}}',
+        f'{{"timestamp":{stamp},"n":2}}',
+        f'{{"timestamp":{stamp},"id":{uuid}}}',
+        f'{{"id":{uuid},"timestamp":"plain"}}',
+        f'{{"timestamp":{stamp},"s":"_type_"}}',
+        f'{{"timestamp":{stamp},"deep":[{uuid}]}}',
+        f'{{"timestamp":{stamp},"x":{{"inner":{uuid}}}}}',
+        f'{{"timestamp":{stamp},"n":3}}',
+        f' {{"timestamp":{stamp}}} ',
+    ]
+    known: list = [None]
+    for text in states:
+        data = text.encode()
+        assert decoder.decode_state(text, data, known) == ledger.mapper.transcoder.decode(data), text
