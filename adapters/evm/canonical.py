@@ -34,6 +34,40 @@ def canonical_json(state: Mapping[str, Any]) -> bytes:
     return json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
+class _NotPlain(Exception):
+    """A float or a NaN/Infinity constant in JSON text: not for the fast path."""
+
+
+def _not_plain(text: str) -> None:
+    raise _NotPlain(text)
+
+
+def loads_canonical(text: str | bytes) -> tuple[dict[str, Any], bytes] | None:
+    """``(json.loads(text), canonical_json(of it))`` by C code alone, or None when the text
+    is not a JSON object, holds a float or a NaN/Infinity constant, or has more opening
+    brackets than PAYLOAD_DEPTH_MAX (so might nest too deep): the caller then takes the
+    generic path, which raises or refuses with its own message.
+
+    Why it is the same: what json.loads gives holds only dicts with str keys, lists, str,
+    int, bool and None; with no float among them and fewer than PAYLOAD_DEPTH_MAX levels,
+    ``_plain`` copies it unchanged and raises nothing, so canonical_json is json.dumps of
+    the loaded object with the same options. The Python walk of ``_plain`` is skipped;
+    a payload is read once per record on every export and verify."""
+    brackets = (b"{", b"[") if isinstance(text, bytes) else ("{", "[")
+    if text.count(brackets[0]) + text.count(brackets[1]) > PAYLOAD_DEPTH_MAX:
+        return None
+    try:
+        state = json.loads(text, parse_float=_not_plain, parse_constant=_not_plain)
+    except (_NotPlain, ValueError, TypeError, RecursionError):
+        return None
+    if not isinstance(state, dict):
+        return None
+    return state, _DUMPS(state).encode("utf-8")
+
+
+_DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def is_canonical_json(payload: bytes) -> bool:
     """Whether the bytes are exactly what canonical_json writes for their content."""
     return canonical_state(payload) is not None
@@ -43,8 +77,15 @@ def canonical_state(payload: bytes) -> dict[str, Any] | None:
     """The JSON object the bytes hold when they are exactly its canonical_json, else None
     (parsed once, for callers that go on to read it)."""
     try:
-        state = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    fast = loads_canonical(text)
+    if fast is not None:
+        return fast[0] if fast[1] == payload else None
+    try:
+        state = json.loads(text)
+    except ValueError:
         return None
     if not isinstance(state, dict):
         return None

@@ -24,7 +24,6 @@ would not add up to the header's totalSupply.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -66,10 +65,8 @@ from stakeledger.adapters.evm.bundle import (
     manifest_document,
     no_progress,
     notification_id_line,
-    stored_state_timestamp_micros,
     tree_document,
 )
-from stakeledger.adapters.evm.canonical import canonical_json
 from stakeledger.adapters.evm.eip712 import Eip712Domain, SnapshotHeader, header_digest, sign_header, signer_address
 from stakeledger.adapters.evm.export_files import (
     PARTIAL_FILES,
@@ -87,6 +84,7 @@ from stakeledger.adapters.evm.parallel import (
     export_chunk,
     jsonl_of,
     ordered_map,
+    state_parts,
     stitch,
     worker_count,
 )
@@ -485,19 +483,12 @@ def _refused(notification: Any, seq: int, originator_id: UUID, error: Exception)
     )
 
 
-def _state_parts(stored_state: bytes) -> tuple[dict[str, Any], bytes, int]:
-    state = json.loads(stored_state)
-    if not isinstance(state, dict):
-        raise FoldError("the stored state is not a JSON object")
-    return state, canonical_json(state), stored_state_timestamp_micros(state)
-
-
 def _serial_records(notifications: Iterator[Any], fold: LedgerFold, mapper: Any) -> Iterator[ChainedRecord]:
     prev_hash = ZERO_HASH
     for seq, notification in enumerate(notifications, start=1):
         originator_id = _originator_uuid(notification)
         try:
-            state, payload, stamp = _state_parts(bytes(notification.state))
+            state, payload, stamp = state_parts(bytes(notification.state))
             entry, credit, debit = fold.movement(originator_id, notification.topic, state)
         except (FoldError, TypeError, ValueError) as error:
             raise _refused(notification, seq, originator_id, error) from None
@@ -580,7 +571,7 @@ def _parallel_records(notifications: Iterator[Any], fold: LedgerFold, workers: i
             if (credit, debit) != (worker_credit, worker_debit):
                 # Amounts the worker could not encode: build the record here, as one process
                 # does (and fail as it does).
-                _, payload, stamp = _state_parts(bytes(notification.state))
+                _, payload, stamp = state_parts(bytes(notification.state))
                 item = _chained(seq, prev_hash, originator_id, notification, stamp, entry, credit, debit, payload)
             else:
                 account, account_id = (entry.address, entry.account_id) if entry is not None else (ZERO_ADDRESS, None)

@@ -40,7 +40,7 @@ from stakeledger.adapters.evm.bundle import (
     checksum_address,
     stored_state_timestamp_micros,
 )
-from stakeledger.adapters.evm.canonical import canonical_json
+from stakeledger.adapters.evm.canonical import canonical_json, loads_canonical
 from stakeledger.adapters.evm.hashing import keccak
 from stakeledger.adapters.evm.records import UINT256_MAX, ZERO_ADDRESS, ZERO_HASH, EventRecord
 
@@ -133,6 +133,21 @@ def chunks(items: Iterable[Any], size: int = CHUNK_RECORDS) -> Iterator[list[Any
 # record whose fields do not fit the ABI types (raised after the fold, as before).
 
 
+def state_parts(stored_state: bytes) -> tuple[dict[str, Any], bytes, int]:
+    """(the stored state's JSON object, its canonical JSON, its timestamp in microseconds);
+    FoldError, TypeError or ValueError for a state an export refuses. A state of plain
+    JSON (every one the ledger writes) is parsed and re-written by C code alone."""
+    fast = loads_canonical(stored_state)
+    if fast is not None:
+        state, payload = fast
+    else:
+        state = json.loads(stored_state)
+        if not isinstance(state, dict):
+            raise FoldError("the stored state is not a JSON object")
+        payload = canonical_json(state)
+    return state, payload, stored_state_timestamp_micros(state)
+
+
 def export_chunk(first_seq: int, rows: list[tuple[int, bytes, int, str, bytes]]) -> list[tuple]:
     """The per-record half of an export for records ``first_seq``, ``first_seq + 1``, ...
     Each row is (notification id, originator id bytes, originator version, topic, state)."""
@@ -141,11 +156,7 @@ def export_chunk(first_seq: int, rows: list[tuple[int, bytes, int, str, bytes]])
     for offset, (_, id_bytes, version, topic, stored_state) in enumerate(rows):
         seq = first_seq + offset
         try:
-            state = json.loads(stored_state)
-            if not isinstance(state, dict):
-                raise FoldError("the stored state is not a JSON object")
-            payload = canonical_json(state)
-            stamp = stored_state_timestamp_micros(state)
+            state, payload, stamp = state_parts(stored_state)
         except (FoldError, TypeError, ValueError) as error:
             out.append(("state", str(error)))
             return out  # the parent stops here

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 from uuid import UUID
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stakeledger.adapters.evm import canonical_json, is_canonical_json, timestamp_micros
+from stakeledger.adapters.evm.canonical import canonical_state, loads_canonical
 
 
 def test_canonical_json_when_keys_are_unordered_then_sorts_them_without_spaces() -> None:
@@ -48,3 +52,33 @@ def test_timestamp_micros_when_moment_is_aware_then_counts_exact_microseconds() 
 def test_timestamp_micros_when_moment_is_naive_then_raises() -> None:
     with pytest.raises(ValueError):
         timestamp_micros(datetime(2024, 1, 1))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+        max_leaves=40,
+    ).map(lambda value: {"v": value})
+)
+def test_loads_canonical_when_any_json_object_then_equals_the_generic_walk_or_declines(state) -> None:
+    text = json.dumps(state, ensure_ascii=bool(len(str(state)) % 2))
+    fast = loads_canonical(text)
+    try:
+        generic = canonical_json(json.loads(text))
+    except (TypeError, ValueError):
+        generic = None
+    if fast is None:
+        # Declined: only where the walk refuses (a float) or brackets enough to nest too deep.
+        assert generic is None or text.count("[") + text.count("{") > 32
+    else:
+        assert fast == (json.loads(text), generic)
+        assert canonical_state(generic) == json.loads(text)
+
+
+def test_loads_canonical_when_nested_past_the_depth_limit_then_declines_and_the_walk_refuses() -> None:
+    text = '{"a":' + "[" * 32 + "1" + "]" * 32 + "}"
+    assert loads_canonical(text) is None
+    with pytest.raises(ValueError):
+        canonical_json(json.loads(text))
