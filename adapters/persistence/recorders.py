@@ -2,7 +2,8 @@
 
 Settling an artifact loads every position on it: 10,000 single-aggregate selects cost
 more than the settlement's decisions. These subclasses of eventsourcing's recorders add
-``select_events_many``; the store URL picks them by configuration
+``select_events_many``, and ``select_events_after``, which brings a command's cached
+aggregates up to date in one query instead of one per aggregate; the store URL picks them by configuration
 (``APPLICATION_RECORDER_TOPIC``), and a recorder without it is read one id at a time.
 
 They also make creating the tables safe when several processes open a new store at
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -83,6 +84,45 @@ class SQLiteLedgerRecorder(SQLiteCreatesPolitely, SQLiteApplicationRecorder):
                 )
         return events
 
+    def select_events_after(self, versions: Mapping[UUID, int | None]) -> tuple[list[StoredEvent], set[UUID]]:
+        """One query for several aggregates (see ``UnitOfWork.prefetch``): for an id with a
+        version, its events after that version, in (aggregate, version) order; for an id with
+        None, only whether it has any events: the ids that have none come back as the second item."""
+        table = self.events_table_name
+        parts: list[str] = []
+        params: list[Any] = []
+        for originator_id, version in versions.items():
+            if version is None:
+                parts.append(
+                    f"SELECT ? AS originator_id, NULL AS originator_version, NULL AS topic, NULL AS state "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE originator_id = ?)"
+                )
+                params += [originator_id.hex, originator_id.hex]
+            else:
+                parts.append(
+                    f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                    "WHERE originator_id = ? AND originator_version > ?"
+                )
+                params += [originator_id.hex, version]
+        if not parts:
+            return [], set()
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(" UNION ALL ".join(parts) + " ORDER BY 1, 2", params)
+            rows = cursor.fetchall()
+        return _split_found_and_missing((self.convert_originator_id(row[0]), row[1], row[2], row[3]) for row in rows)
+
+
+def _split_found_and_missing(rows: Any) -> tuple[list[StoredEvent], set[UUID]]:
+    """Rows of ``select_events_after``: stored events, and the ids marked missing (no version)."""
+    events: list[StoredEvent] = []
+    missing: set[UUID] = set()
+    for originator_id, version, topic, state in rows:
+        if version is None:
+            missing.add(originator_id)
+        else:
+            events.append(StoredEvent(originator_id, version, topic, bytes(state)))
+    return events, missing
+
 
 class PostgresCreatesOneAtATime:
     """Mixed into PostgreSQL recorders: see ``create_table``."""
@@ -145,6 +185,28 @@ class PostgresLedgerRecorder(PostgresCreatesOneAtATime, PostgresApplicationRecor
                     for row in cursor.fetchall()
                 )
         return events
+
+    def select_events_after(self, versions: Mapping[UUID, int | None]) -> tuple[list[StoredEvent], set[UUID]]:
+        """As on SQLite: one statement, so one round trip to the server for the whole command."""
+        after = [(i, v) for i, v in versions.items() if v is not None]
+        probe = [i for i, v in versions.items() if v is None]
+        if not after and not probe:
+            return [], set()
+        statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} e "
+            "JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, v) ON e.originator_id = w.id AND e.originator_version > w.v "
+            "UNION ALL "
+            "SELECT m.id, NULL, NULL, NULL FROM unnest(%s::uuid[]) AS m(id) "
+            "WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} x WHERE x.originator_id = m.id) "
+            "ORDER BY 1, 2"
+        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name))
+        params = [[i for i, _ in after], [v for _, v in after], probe]
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        return _split_found_and_missing(
+            (row["originator_id"], row["originator_version"], row["topic"], row["state"]) for row in rows
+        )
 
 
 # The store URL names these factories (PERSISTENCE_MODULE): the library takes the class of

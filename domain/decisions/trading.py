@@ -13,7 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from stakeledger.domain.decisions.loading import load_artifact, load_position, require_agent
+from stakeledger.domain.decisions.loading import load_artifact, load_position, prefetch_trades, require_agent
 from stakeledger.domain.decisions.pool import (
     MAX_FEE_BPS,
     charge_fee,
@@ -155,6 +155,7 @@ def list_artifact(
 def open_market_position(unit: UnitOfWork, order: MarketOrder) -> dict[str, Any]:
     """Buy the shares that ``tokens_units`` pay for, at the pool's price, then fill any
     resting limit orders the move crossed."""
+    prefetch_trades(unit, [(order.agent, order.artifact_id)])
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
     rationale = rationale_state(order.rationale)
@@ -286,6 +287,7 @@ def _live_position_to_sell(unit: UnitOfWork, position_id: str, owner: str | None
     """The position a close or a take-profit sells, checked: the owner's (when one is named),
     live, on a market that trades; the owner's expired orders are released first."""
     position = load_position(unit, position_id)
+    prefetch_trades(unit, [(position.owner, position.artifact_id)])
     if owner is not None and position.owner != owner:
         raise NotOwnerError(f"position {position_id!r} belongs to another agent")
     if not position.is_live:
@@ -326,6 +328,7 @@ def _shares_to_sell(
 
 def place_limit_order(unit: UnitOfWork, order: LimitOrder) -> dict[str, Any]:
     """Escrow the tokens and rest the order until the side's price falls below its limit."""
+    prefetch_trades(unit, [(order.agent, order.artifact_id)])
     agent = require_agent(unit, order.agent)
     check_units(order.tokens_units)
     rationale = rationale_state(order.rationale)

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Union
 
+from stakeledger.domain.decisions.loading import prefetch_trades
 from stakeledger.domain.decisions.pool import fee_units
 from stakeledger.domain.decisions.trading import (
     LimitOrder,
@@ -219,6 +220,7 @@ class MarketCommands(LedgerCore):
                 runners.append(lambda unit, o=order: place_limit_order(unit, o))
 
         def decide(unit: UnitOfWork) -> dict[str, Any]:
+            prefetch_trades(unit, [(order.agent, order.artifact_id) for order in orders])
             return {"results": [run(unit) for run in runners]}
 
         payload = {"orders": [_order_payload(order) for order in orders]}
