@@ -100,6 +100,16 @@ def check_side(side: str) -> Side:
         raise InvalidInputError(f"side must be 'long' or 'short', got {side!r}") from None
 
 
+# A trade's price after is the next trade's price before, and views ask for it again.
+_prices = lru_cache(maxsize=4096)(prices_wad)
+
+
+@lru_cache(maxsize=1024)
+def _rules(*fields: Any) -> ResolutionRules:
+    """A market's rules, checked once per distinct set (every trade asks for them)."""
+    return ResolutionRules(*fields)
+
+
 class Artifact(CheapCopy, Aggregate):
     class Listed(Aggregate.Created):
         artifact_id: Name
@@ -550,7 +560,7 @@ class Artifact(CheapCopy, Aggregate):
 
     @property
     def resolution_rules(self) -> ResolutionRules:
-        return ResolutionRules(
+        return _rules(
             self.validated_min_wad,
             self.deprecated_max_wad,
             self.flagged_below_wad,
@@ -604,7 +614,12 @@ class Artifact(CheapCopy, Aggregate):
         if not points:
             points = ((micros(self.created_on), self.price_long_wad),)
         now = micros(at)
-        self.price_points = (*prune(points, now, window), (now, price_after_wad))
+        kept = prune(points, now, window)
+        if len(kept) > 1 and kept[-1][0] == now:
+            # A price that held for no time weighs nothing in any average: the trades of one
+            # instant (a batch's) leave one point, not one each.
+            kept = kept[:-1]
+        self.price_points = (*kept, (now, price_after_wad))
 
     def window_average_price_wad(self, at: datetime) -> int:
         """The time-weighted average of p(long) over the market's window ending at ``at``."""
@@ -614,7 +629,7 @@ class Artifact(CheapCopy, Aggregate):
     # Decisions --------------------------------------------------------------------------
 
     def prices(self) -> tuple[int, int]:
-        return prices_wad(self.q_long, self.q_short, self.b_units)
+        return _prices(self.q_long, self.q_short, self.b_units)
 
     def side_price_wad(self, side: Side) -> int:
         long_wad, short_wad = self.prices()
@@ -648,9 +663,12 @@ class Artifact(CheapCopy, Aggregate):
         q_long = self.q_long + (shares_delta_units if side == Side.LONG else 0)
         q_short = self.q_short + (shares_delta_units if side == Side.SHORT else 0)
         assert q_long >= 0 and q_short >= 0, "the pool never holds negative outstanding shares"
-        price_long_wad, _ = prices_wad(q_long, q_short, self.b_units)
-        opens_position = shares_delta_units > 0 and position_id not in self.position_ids
-        assert opens_position or shares_delta_units < 0, "a buy always opens a new position"
+        price_long_wad, _ = _prices(q_long, q_short, self.b_units)
+        # A buy always opens the market's next position (a scan of position_ids would cost a
+        # market with many positions more than the rest of the trade).
+        opens_position = shares_delta_units > 0
+        assert not opens_position or position_id == self.next_position_id(), "a buy opens the next position"
+        assert opens_position or shares_delta_units < 0, "a trade moves shares"
         self.trigger_event(
             self.Traded,
             timestamp=at,

@@ -22,11 +22,11 @@ from contextlib import contextmanager
 from functools import cached_property
 from typing import Any, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import OperationalError, RecordConflictError
 
-from stakeledger.domain.decisions.unit_of_work import UnitOfWork
+from stakeledger.domain.decisions.unit_of_work import UnitOfWork, replay
 from stakeledger.domain.errors import (
     ClockBehindError,
     CommandConflictError,
@@ -233,7 +233,7 @@ class LedgerCore(Application):
             changed = unit.aggregates()
             witness = _first_pending_event(changed)
             try:
-                self.save(*changed)
+                self._save_changed(changed)
             except RecordConflictError:
                 # Another writer saved one of these aggregates first: decide again on fresh state.
                 back_off(attempt)
@@ -298,15 +298,30 @@ class LedgerCore(Application):
     def _first_result(self, command_id: str, digest: str) -> dict[str, Any] | None:
         if not command_id or len(command_id) > 200:
             raise InvalidInputError("command id must be 1-200 characters")
-        try:
-            record: CommandRecord = self.repository.get(command_uuid(command_id))
-        except AggregateNotFoundError:
+        # A record is one event: read it directly, one query, where the repository would
+        # first look for a snapshot (a second round trip for every new command id).
+        record: CommandRecord | None = replay(None, self.events.get(command_uuid(command_id)))
+        if record is None:
             return None
         if record.payload_hash != digest:
             raise CommandConflictError(
                 f"command id {command_id!r} was already used for a different {record.command} command"
             )
         return record.result
+
+    def _save_changed(self, changed: list[Aggregate]) -> None:
+        """``Application.save`` of the aggregates one command changed, in one transaction.
+
+        The library's ``save`` takes events and aggregates alike and tells them apart with two
+        runtime-protocol ``isinstance`` checks per object, which cost more than encoding the
+        object's events; everything a command saves is an aggregate, so they are collected directly."""
+        processing_event: ProcessingEvent[Any] = ProcessingEvent()
+        for aggregate in changed:
+            processing_event.events.extend(aggregate.collect_events())
+            processing_event.aggregates[aggregate.id] = aggregate
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
 
     def _remember(self, saved: list[Aggregate]) -> None:
         """Put what was just saved in the aggregate cache: the next command then reads
