@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eth_utils import to_checksum_address
@@ -96,6 +96,7 @@ from stakeledger.domain.service.log import iter_notifications, max_position
 
 PROGRESS_EVERY = 1_000
 PAGE_SIZE = 5_000
+WRITE_BLOCK_LINES = 1_000
 _KEY = re.compile(r"(0x)?([0-9a-fA-F]{64})")
 
 
@@ -163,9 +164,10 @@ class ExportSummary:
         }
 
 
-@dataclass(frozen=True)
-class ChainedRecord:
-    """One record as the exporter writes it, with the facts events.jsonl adds."""
+class ChainedRecord(NamedTuple):
+    """One record as the exporter writes it, with the facts events.jsonl adds. A named
+    tuple: one is made per record, and a frozen dataclass sets each field through
+    object.__setattr__."""
 
     record: EventRecord | None  # None when a worker built the record (``jsonl`` is then its line)
     encoded: bytes
@@ -213,18 +215,34 @@ def export_ledger(
     ids_digest = hashlib.sha256()
     try:
         with open(partial[EVENTS_ABI], "wb") as abi_file, open(partial[EVENTS_JSONL], "wb") as jsonl_file:
+            # Lines are gathered and written, hashed and counted a block at a time: one
+            # write and one digest update per file per block, not per record.
+            abi_lines: list[bytes] = []
+            jsonl_lines: list[bytes] = []
+            id_lines: list[bytes] = []
 
-            def write(name: str, handle: Any, data: bytes) -> None:
+            def write(name: str, handle: Any, lines: list[bytes]) -> None:
+                data = b"".join(lines)
+                lines.clear()
                 handle.write(data)
                 digests[name].update(data)
                 sizes[name] += len(data)
 
+            def flush() -> None:
+                write(EVENTS_ABI, abi_file, abi_lines)
+                write(EVENTS_JSONL, jsonl_file, jsonl_lines)
+                ids_digest.update(b"".join(id_lines))
+                id_lines.clear()
+
             def sink(item: ChainedRecord) -> None:
-                ids_digest.update(notification_id_line(item.notification_id))
-                write(EVENTS_ABI, abi_file, abi_line(item.encoded))
-                write(EVENTS_JSONL, jsonl_file, item.jsonl_line())
+                id_lines.append(notification_id_line(item.notification_id))
+                abi_lines.append(abi_line(item.encoded))
+                jsonl_lines.append(item.jsonl_line())
+                if len(abi_lines) >= WRITE_BLOCK_LINES:
+                    flush()
 
             snapshot = build_snapshot(app, at=at, domain=domain, progress=progress, sink=sink, workers=workers)
+            flush()
         signature, signer = sign_header(snapshot.header, domain, key) if key else (None, None)
         report = progress or no_progress
         report("writing trees", 0, 4)
