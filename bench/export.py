@@ -1,7 +1,7 @@
 """How fast the EVM export runs on a large ledger: seconds, events/s and proofs/s.
 
     python bench/export.py [--accounts 100000] [--events 1000000] [--quick] [--proofs 10000]
-                           [--no-verify] [--workers N] [--keep DIR]
+                           [--no-verify] [--workers N] [--repeat N] [--keep DIR]
 
 The ledger is a SQLite file in a temporary directory. Building a million events through
 one command per transfer would take far longer than the export itself, so the store is
@@ -29,7 +29,11 @@ Measured:
   is the records over the slowest worker's seconds.
 
 Goal (issue 17): export and verify each >= 0.6x the raw rate, in the same run. ``--workers``
-sets the export's and verify's worker processes (default: one per core).
+sets the export's and verify's worker processes (default: one per core). ``--repeat N``
+runs N rounds of export, verify and raw, one of each in turn, and counts each step's best
+round: on a shared machine another process's load slows whichever step it overlaps, and
+interleaved rounds give every step the same chances (the raw rate is the best of its
+rounds too, so the ceiling is never lowered).
 """
 
 from __future__ import annotations
@@ -123,6 +127,12 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, help="worker processes for export and verify (default: one per core; 1: none)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of export, verify and raw, one of each in turn; each step counts its best round",
+    )
     parser.add_argument("--audit", action="store_true", help="also audit the generated ledger (slow at 1M)")
     parser.add_argument("--keep", type=Path, help="keep the store and the export in this directory")
     args = parser.parse_args()
@@ -165,9 +175,8 @@ def run(args: argparse.Namespace, directory: Path) -> None:
     cores = worker_count(args.workers)
     summary = export_ledger(app, out, progress=progress, workers=cores)
     progress("end", 0, None)
-    app.close()
-    export_seconds = summary.seconds
-    log(f"  exported {summary.events:,} events in {export_seconds:.1f} s")
+    export_rounds = [summary.seconds]
+    log(f"  exported {summary.events:,} events in {summary.seconds:.1f} s")
 
     tree = StandardMerkleTree.load(json.loads((out / BALANCES_TREE).read_bytes()))
     count = min(args.proofs, len(tree))
@@ -183,16 +192,25 @@ def run(args: argparse.Namespace, directory: Path) -> None:
         raise SystemExit(f"only {verified} of {count} proofs verified")
     proof_seconds = generate_seconds + verify_proofs_seconds
 
-    verify_seconds = None
-    if args.verify:
-        log("verifying the export")
-        checked = verify_export(out, workers=cores)
-        verify_seconds = checked.seconds
-        log(f"  verified in {verify_seconds:.1f} s")
-
-    log(f"raw keccak256(abi.encode(record)) on {cores} processes")
-    raw = raw_rate(out / EVENTS_ABI, cores)
-    log(f"  {raw['records_per_second']:,.0f} records/s")
+    verify_rounds: list[float] = []
+    raw_rounds: list[dict[str, Any]] = []
+    for round_number in range(args.repeat):
+        if round_number > 0:
+            shutil.rmtree(out)
+            export_rounds.append(export_ledger(app, out, workers=cores).seconds)
+            log(f"  round {round_number + 1}: exported in {export_rounds[-1]:.1f} s")
+        if args.verify:
+            log("verifying the export")
+            verify_rounds.append(verify_export(out, workers=cores).seconds)
+            log(f"  verified in {verify_rounds[-1]:.1f} s")
+        log(f"raw keccak256(abi.encode(record)) on {cores} processes")
+        raw_rounds.append(raw_rate(out / EVENTS_ABI, cores))
+        log(f"  {raw_rounds[-1]['records_per_second']:,.0f} records/s")
+    app.close()
+    # Each step's best round: the machine's other load only ever slows a round down.
+    export_seconds = min(export_rounds)
+    verify_seconds = min(verify_rounds) if verify_rounds else None
+    raw = max(raw_rounds, key=lambda measured: measured["records_per_second"])
 
     sizes = {name: size for name, size in summary.files.items()}
     rows = [
@@ -241,6 +259,12 @@ def run(args: argparse.Namespace, directory: Path) -> None:
             "events_per_second": round(per_second(summary.events, verify_seconds)),
         },
         "raw": raw,
+        "rounds": {
+            "count": args.repeat,
+            "export_seconds": [round(seconds, 2) for seconds in export_rounds],
+            "verify_seconds": [round(seconds, 2) for seconds in verify_rounds],
+            "raw_records_per_second": [measured["records_per_second"] for measured in raw_rounds],
+        },
         "workers": cores,
         "ratios": {"export_vs_raw": export_ratio, "verify_vs_raw": verify_ratio},
         "machine": machine_info(),
@@ -274,6 +298,20 @@ def _raw_worker(path: str, start: int, stop: int, barrier: Any, results: Any) ->
     results.put((len(values), time.perf_counter() - started))
 
 
+def _next_result(results: Any, workers: list[Any]) -> tuple[int, float]:
+    """A worker's (records, seconds); a worker that died without one (killed, or an
+    exception: its traceback is on stderr) stops the benchmark instead of hanging it."""
+    import queue
+
+    while True:
+        try:
+            return results.get(timeout=5)
+        except queue.Empty:
+            failed = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
+            if failed:
+                raise SystemExit(f"a raw-rate worker exited with {failed[0]} before reporting") from None
+
+
 def raw_rate(abi_path: Path, processes: int) -> dict[str, Any]:
     """keccak256(abi.encode(record)) over every record of ``abi_path`` on ``processes`` cores."""
     import multiprocessing
@@ -291,7 +329,7 @@ def raw_rate(abi_path: Path, processes: int) -> dict[str, Any]:
     ]
     for worker in workers:
         worker.start()
-    measured = [results.get() for _ in workers]
+    measured = [_next_result(results, workers) for _ in workers]
     for worker in workers:
         worker.join()
     records = sum(count for count, _ in measured)
