@@ -114,13 +114,23 @@ class _ViewState:
         self.dispatch = view.dispatch()
         self.position = -1
         self.committed: dict[str, dict[Any, Any]] = {}
+        # Tables whose every stored row is in ``committed`` (see ``Rows``).
+        self.complete: set[str] = set()
 
     def forget(self) -> None:
         self.committed = {}
+        self.complete = set()
+
+    def start_empty(self) -> None:
+        """The view's tables were just created empty at position 0: every row it will
+        have is one this runner writes and caches, so a row not cached does not exist."""
+        self.committed = {}
+        self.complete = set(self.tables)
+        self.position = 0
 
     def trim(self) -> None:
         if sum(len(rows) for rows in self.committed.values()) > CACHE_ROWS_MAX:
-            self.committed = {}
+            self.forget()
 
 
 @dataclass
@@ -234,9 +244,11 @@ class Runner:
         for state in self.states:
             view = state.view
             if stored.get(view.name) != view.version:
-                self.store.prepare(view.name, view.version, view.tables, indexes=False)
+                if self.store.prepare(view.name, view.version, view.tables, indexes=False):
+                    state.start_empty()
+                else:
+                    state.forget()
                 self._unindexed.add(view.name)
-                state.forget()
         self.store.create_missing_indexes(
             [table for view in self.views if view.name not in self._unindexed for table in view.tables]
         )
@@ -393,7 +405,7 @@ class Runner:
                     if position >= page.end or position < page.start:
                         # Already applied, or rebuilt behind this page: the loop goes back for it.
                         continue
-                    rows = Rows(store, state.tables, state.committed)
+                    rows = Rows(store, state.tables, state.committed, state.complete)
                     for event_position, handler, event in page.work[index]:
                         if event_position > position:
                             handler(rows, event_position, event)
@@ -419,8 +431,7 @@ class Runner:
             view = state.view
             self.store.restart(view.name, view.version, view.tables)
             self._unindexed.add(view.name)
-            state.forget()
-            state.position = 0
+            state.start_empty()
         self._prepared = True
         page_size, self.page_size = self.page_size, self.rebuild_page_size
         try:
