@@ -57,7 +57,10 @@ def loads_canonical(text: str | bytes) -> tuple[dict[str, Any], bytes] | None:
     if text.count(brackets[0]) + text.count(brackets[1]) > PAYLOAD_DEPTH_MAX:
         return None
     try:
-        state = json.loads(text, parse_float=_not_plain, parse_constant=_not_plain)
+        if isinstance(text, bytes):
+            # What json.loads does with bytes, before its decoder reads the text.
+            text = text.decode(json.detect_encoding(text), "surrogatepass")
+        state = _LOADS(text)
     except (_NotPlain, ValueError, TypeError, RecursionError):
         return None
     if not isinstance(state, dict):
@@ -65,6 +68,8 @@ def loads_canonical(text: str | bytes) -> tuple[dict[str, Any], bytes] | None:
     return state, _DUMPS(state).encode("utf-8")
 
 
+# Made once: json.loads with any option builds a new decoder on every call.
+_LOADS = json.JSONDecoder(parse_float=_not_plain, parse_constant=_not_plain).decode
 _DUMPS = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 

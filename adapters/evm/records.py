@@ -165,29 +165,28 @@ def _parse_canonical(data: bytes) -> EventRecord | None:
     eth_abi, which names the problem). The caller re-encodes to prove it canonical."""
     if len(data) < 32 + _HEAD_BYTES + 64 or data[:32] != _TUPLE_OFFSET:
         return None
-    body = memoryview(data)[32:]
-
-    def word(index: int) -> int:
-        return int.from_bytes(body[32 * index : 32 * index + 32], "big")
-
-    topic_at, payload_at = word(4), word(9)
-    if topic_at != _HEAD_BYTES or not topic_at < payload_at <= len(body) - 32:
+    data = bytes(data)  # a bytearray or memoryview's slices would not be bytes
+    # Plain slices and int.from_bytes: a record's ten fields are read on every verify.
+    from_bytes = int.from_bytes
+    topic_at, payload_at = from_bytes(data[160:192], "big"), from_bytes(data[320:352], "big")
+    if topic_at != _HEAD_BYTES or not topic_at < payload_at <= len(data) - 64:
         return None
-    topic_length = word(topic_at // 32)
-    payload_length = int.from_bytes(body[payload_at : payload_at + 32], "big")
-    if topic_at + 32 + topic_length > payload_at or payload_at + 32 + payload_length > len(body):
+    topic_length = from_bytes(data[32 + topic_at : 64 + topic_at], "big")
+    payload_length = from_bytes(data[32 + payload_at : 64 + payload_at], "big")
+    topic_start, payload_start = 64 + topic_at, 64 + payload_at
+    if topic_start + topic_length > 32 + payload_at or payload_start + payload_length > len(data):
         return None
     return EventRecord(
-        word(0),
-        bytes(body[32:64]),
-        UUID(bytes=bytes(body[64:80])),
-        word(3),
-        bytes(body[topic_at + 32 : topic_at + 32 + topic_length]).decode("utf-8"),
-        word(5),
-        bytes(body[6 * 32 + 12 : 7 * 32]),
-        word(7),
-        word(8),
-        bytes(body[payload_at + 32 : payload_at + 32 + payload_length]),
+        from_bytes(data[32:64], "big"),
+        data[64:96],
+        UUID(bytes=data[96:112]),
+        from_bytes(data[128:160], "big"),
+        data[topic_start : topic_start + topic_length].decode("utf-8"),
+        from_bytes(data[192:224], "big"),
+        data[236:256],
+        from_bytes(data[256:288], "big"),
+        from_bytes(data[288:320], "big"),
+        data[payload_start : payload_start + payload_length],
     )
 
 
