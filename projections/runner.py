@@ -622,8 +622,9 @@ class _EventDecoder:
             and type(mapper.transcoder) is JSONTranscoder
         )
         self.convert_stored_id = _stored_id_convertor(recorder)
-        # topic -> (class, id convertor, class version, upcasters, [its typed keys])
-        self.classes: dict[str, tuple[type, Callable[[Any], Any], int, tuple, list[Any]]] = {}
+        # topic -> (class, id convertor or None to pass it through, class version,
+        # upcasters, [its typed keys])
+        self.classes: dict[str, tuple[type, Callable[[Any], Any] | None, int, tuple, list[Any]]] = {}
         self.ids: dict[Any, Any] = {}
         if self.fast:
             self.hook = self._hook(mapper.transcoder.names)
@@ -723,15 +724,17 @@ class _EventDecoder:
 
         return hook
 
-    def _learn(self, topic: str, stored_id: Any) -> tuple[type, Callable[[Any], Any], int, tuple, list[Any]]:
-        from eventsourcing.persistence import find_id_convertor
+    def _learn(self, topic: str, stored_id: Any) -> tuple[type, Callable[[Any], Any] | None, int, tuple, list[Any]]:
+        from eventsourcing.persistence import find_id_convertor, pass_through_convertor
         from eventsourcing.utils import resolve_topic
 
         cls = resolve_topic(topic)
         class_version = getattr(cls, "class_version", 1)
         # A missing upcaster fails when a record needs it, as the library's does.
         upcasters = tuple(getattr(cls, f"upcast_v{v}_v{v + 1}", None) for v in range(1, class_version))
-        id_convertor = find_id_convertor(cls, type(self._stored_id(stored_id)))
+        id_convertor: Callable[[Any], Any] | None = find_id_convertor(cls, type(self._stored_id(stored_id)))
+        if id_convertor is pass_through_convertor:
+            id_convertor = None  # the id as it is: not a call per event
         entry = (cls, id_convertor, class_version, upcasters, [None])
         self.classes[topic] = entry
         return entry
@@ -753,11 +756,13 @@ class _EventDecoder:
                 entry = self.classes.get(topic) or self._learn(topic, originator_id)
                 cls, id_convertor, class_version, upcasters, known = entry
                 event_state = self.decode_state(state.decode("utf8"), state, known)
-                event_state["originator_id"] = id_convertor(self._stored_id(originator_id))
+                stored_id = self.ids.get(originator_id) or self._stored_id(originator_id)
+                event_state["originator_id"] = stored_id if id_convertor is None else id_convertor(stored_id)
                 event_state["originator_version"] = originator_version
                 from_version = event_state.pop("class_version", 1)
-                for upcast in upcasters[from_version - 1 :]:
-                    upcast(event_state)  # type: ignore[misc]  # None: TypeError, the library then decodes
+                if upcasters:
+                    for upcast in upcasters[from_version - 1 :]:
+                        upcast(event_state)  # type: ignore[misc]  # None: TypeError, the library then decodes
                 event = object.__new__(cls)
                 object.__setattr__(event, "__dict__", event_state)
                 return event
