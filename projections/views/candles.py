@@ -61,6 +61,21 @@ def bucket_start(at: datetime, seconds: int) -> str:
     return (_EPOCH + timedelta(microseconds=whole - whole % (seconds * 1_000_000))).isoformat()
 
 
+_last_buckets: tuple[Any, tuple[tuple[str, str], ...]] = (None, ())
+
+
+def bucket_starts(at: datetime) -> tuple[tuple[str, str], ...]:
+    """(interval name, ``bucket_start``) for every interval. The trades of one batch share
+    their timestamp, so the last answer is remembered."""
+    global _last_buckets
+    last_at, last_starts = _last_buckets
+    if at == last_at and last_at is not None and at.tzinfo is last_at.tzinfo:
+        return last_starts
+    starts = tuple((span, bucket_start(at, seconds)) for span, seconds in INTERVALS.items())
+    _last_buckets = (at, starts)
+    return starts
+
+
 class CandlesView(PriceTracker, View):
     name = "candles"
     version = 1
@@ -76,8 +91,8 @@ class CandlesView(PriceTracker, View):
         after = event.price_long_wad
         open_wad = after if before is None else before
         volume = abs(event.tokens_delta_units)
-        for span, seconds in INTERVALS.items():
-            key = (artifact_id, span, bucket_start(event.timestamp, seconds))
+        for span, start in bucket_starts(event.timestamp):
+            key = (artifact_id, span, start)
             candle = rows.update("candles", key)
             if candle is None:
                 rows.put(
