@@ -2,9 +2,10 @@
 
 eventsourcing's ProjectionRunner needs a recorder that can subscribe, which its SQLite
 recorder cannot, so this runner pulls: it reads a page of stored notifications after
-the lowest position any view has applied (``select_notifications``), decodes each
-event once with the application's mapper, and hands the page to every view that is
-behind. Those views apply the page, write their rows and move their tracking
+the lowest position any view has applied (the columns and bounds of the library's
+``select_notifications``, as plain tuples: ``_RecordReader``), decodes each event once,
+exactly as the application's mapper would (``_EventDecoder``), and hands the page to
+every view that is behind. Those views apply the page, write their rows and move their tracking
 positions in one transaction of the views' database, holding the tracking rows' locks
 (SQLite's write lock, PostgreSQL's ``FOR UPDATE``) for the whole transaction. So:
 
