@@ -149,14 +149,47 @@ class PostgresSnapshotRecorder(PostgresCreatesOneAtATime, PostgresAggregateRecor
 
 
 class PostgresLedgerRecorder(PostgresCreatesOneAtATime, PostgresApplicationRecorder):
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """Insert through the stored function, under the events table's EXCLUSIVE lock.
+    # The stored function that takes the events table's lock and inserts (see insert_events).
+    insert_in_order_function = "stakeledger_insert_events_in_order"
 
-        The function alone takes no lock: two transactions can draw notification ids
-        1 and 2 and commit 2 first, and a reader tailing the log passes id 1 for good.
-        Taking eventsourcing's table lock in the same transaction, before the insert,
-        makes id order commit order. (The function path is kept because a save of
-        thousands of events through psycopg's pipeline can stall in ``sync``.)"""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        function = Identifier(self.insert_in_order_function)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ BEGIN "
+                "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "NOTIFY {channel}; "
+                "RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+                "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "RETURNING notification_id; "
+                "END; $BODY$"
+            ).format(
+                schema=schema,
+                function=function,
+                event=Identifier(self.stored_event_type_name),
+                lock_timeout=self.datastore.lock_timeout,
+                table=Identifier(self.events_table_name),
+                channel=Identifier(self.channel_name),
+            )
+        )
+        self.sql_insert_in_order = SQL("SELECT * FROM {schema}.{function}((%s))").format(
+            schema=schema, function=function
+        )
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """Insert under the events table's EXCLUSIVE lock, in one statement.
+
+        The library's insert function takes no lock: two transactions can draw notification
+        ids 1 and 2 and commit 2 first, and a reader tailing the log passes id 1 for good.
+        Our function takes the table lock before it inserts, inside the statement's own
+        transaction, so id order is commit order. One statement is one round trip, where
+        BEGIN, the lock's two statements, the insert and COMMIT each waited for the one before.
+        (The function path is kept because a save of thousands of events through psycopg's
+        pipeline can stall in ``sync``.)"""
         if not self.datastore.enable_db_functions:
             return super().insert_events(stored_events, **kwargs)
         if not stored_events:
@@ -165,10 +198,9 @@ class PostgresLedgerRecorder(PostgresCreatesOneAtATime, PostgresApplicationRecor
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events
         ]
-        with self.datastore.get_connection() as connection, connection.transaction(), connection.cursor() as cursor:
-            self._lock_table(cursor)
-            cursor.execute(self.sql_invoke_pg_function_insert_events, (rows,), prepare=True)
-            return [row[self.pg_function_name_insert_events] for row in cursor.fetchall()]
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(self.sql_insert_in_order, (rows,), prepare=True)
+            return [row[self.insert_in_order_function] for row in cursor.fetchall()]
 
     def select_events_many(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
         """Every event of every given aggregate, in (aggregate, version) order."""
@@ -187,14 +219,18 @@ class PostgresLedgerRecorder(PostgresCreatesOneAtATime, PostgresApplicationRecor
         return events
 
     def select_events_after(self, versions: Mapping[UUID, int | None]) -> tuple[list[StoredEvent], set[UUID]]:
-        """As on SQLite: one statement, so one round trip to the server for the whole command."""
+        """As on SQLite: one statement, so one round trip to the server for the whole command.
+        Each id is looked up in the primary key on its own (the lateral subquery, fenced by
+        OFFSET 0): joined plainly, the planner hashes the ids and scans the whole table."""
         after = [(i, v) for i, v in versions.items() if v is not None]
         probe = [i for i, v in versions.items() if v is None]
         if not after and not probe:
             return [], set()
         statement = SQL(
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {schema}.{table} e "
-            "JOIN unnest(%s::uuid[], %s::bigint[]) AS w(id, v) ON e.originator_id = w.id AND e.originator_version > w.v "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%s::uuid[], %s::bigint[]) AS w(id, v) CROSS JOIN LATERAL ("
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = w.id AND originator_version > w.v OFFSET 0) e "
             "UNION ALL "
             "SELECT m.id, NULL, NULL, NULL FROM unnest(%s::uuid[]) AS m(id) "
             "WHERE NOT EXISTS (SELECT 1 FROM {schema}.{table} x WHERE x.originator_id = m.id) "
