@@ -1,5 +1,5 @@
 """`artifact reopen`, `artifact history` and `artifact add --correction-hours/--auto-resolve` from the
-command line (SQLite and PostgreSQL, on the system clock), and the same over HTTP (memory,
+command line (SQLite and PostgreSQL, on the system clock held still), and the same over HTTP (memory,
 SQLite and PostgreSQL, on the manual clock): every step with actor, reason, price, average,
 what it paid and taxed, reopens beside what they reversed; refusals with stable codes and
 nothing written."""
@@ -22,7 +22,7 @@ ART = "ART-H"
 
 
 @pytest.fixture
-def db(durable_store_url, capsys, monkeypatch) -> str:
+def db(durable_store_url, capsys, monkeypatch, wall) -> str:
     steps = [
         ("init", "--decimals", "6"),
         ("account", "open", "alice"),
@@ -38,8 +38,10 @@ def db(durable_store_url, capsys, monkeypatch) -> str:
         ("trade", "open", "alice", "ART-SHUT", "--side", "long", "--tokens", "10"),
     ]  # fmt: skip
     for step in steps:
+        wall.advance(seconds=1)
         code, _, err = run(capsys, monkeypatch, "--db", durable_store_url, *step)
         assert code == 0, (step, err)
+    wall.advance(seconds=1)
     return durable_store_url
 
 
@@ -63,7 +65,7 @@ def test_show_when_listed_with_correction_and_auto_resolution_then_it_says_how_c
     code, out, _ = run(capsys, monkeypatch, "--db", db, "artifact", "show", ART)
     assert code == 0
     assert "5 h after a terminal transition" in out and "a threshold met for 6 h resolves the market" in out
-    # A second run, a moment later on the system clock: the distance has moved a little since.
+    # The listing's 0.5 stood for two seconds, the traded prices for three: 0.1 and some away.
     assert re.search(r"needs >= 0\.700000: the average is 0\.1\d{5} away", out), out
     plain = cli_json(db, capsys, monkeypatch, "artifact", "show", "ART-SHUT")
     assert plain["auto_resolution"]["enabled"] is False and plain["correction"]["correction_hours"] == 0
@@ -104,11 +106,12 @@ def test_reopen_then_history_shows_the_transition_and_its_reversal_with_amounts(
     assert code == 0, err
 
 
-def test_reopen_when_the_window_is_zero_hours_then_refused_with_its_code(db, capsys, monkeypatch):
+def test_reopen_when_the_window_is_zero_hours_then_refused_with_its_code(db, capsys, monkeypatch, wall):
     code, _, err = run(
         capsys, monkeypatch, "--db", db, "artifact", "transition", "ART-SHUT", "validated", "--price", "0.8"
     )
     assert code == 0, err
+    wall.advance(seconds=1)  # a moment after the transition: a 0-hour window has closed
     error = refused(db, capsys, monkeypatch, "artifact", "reopen", "ART-SHUT", "--reason", "late")
     assert error.startswith("error: CORRECTION_WINDOW_CLOSED: ") and "0-hour correction window" in error, error
 

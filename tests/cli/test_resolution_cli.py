@@ -9,21 +9,11 @@ import re
 
 import pytest
 
-from stakeledger.domain.service.clock import ManualClock, SystemClock
 from tests.api.conftest import Api, make_api
 from tests.cli.test_cli import run
 from tests.cli.test_market_cli import refused
 
 ART = "ART-R"
-
-
-@pytest.fixture
-def wall(monkeypatch) -> ManualClock:
-    """The CLI's system clock, held still: the window averages below depend on how long each price
-    stood, which on the real clock depends on how fast the machine runs the steps."""
-    clock = ManualClock()
-    monkeypatch.setattr(SystemClock, "now", lambda self: clock.now())
-    return clock
 
 
 @pytest.fixture
