@@ -5,7 +5,9 @@ WebSocket at /api/ws.
     GET /api/ws?topics=account&account=alice[&after=POSITION]               (WebSocket)
 
 The log is the buffer. A message is made from what one log position recorded (a trade's
-tape row, an order event, a settlement, a movement, an inbox notification), so a client
+tape row, an order event, a settlement, the shares a settlement hands back to the pool,
+which move its price like a trade and make a ``prices`` message with ``cause: settlement``,
+a movement, an inbox notification), so a client
 that reconnects with ``Last-Event-ID`` (SSE) or ``?after=`` (either transport) gets every
 message after that position, in log order, none twice. A position that makes several
 messages (a trade is a ``trades`` and a ``prices`` message) numbers them: their ids are
@@ -54,6 +56,7 @@ from stakeledger.domain.errors import InvalidInputError, LedgerError
 from stakeledger.domain.model.apikeys import UnauthenticatedError
 from stakeledger.domain.model.artifacts import Artifact, artifact_of
 from stakeledger.domain.model.naming import stable_topic
+from stakeledger.domain.rules.lmsr import prices_wad
 from stakeledger.domain.rules.money import format_amount
 from stakeledger.domain.service.apikeys import Principal, authenticate
 from stakeledger.projections import queries
@@ -87,7 +90,13 @@ LAST = 1 << 30
 _TOKEN = re.compile(r"^(\d{1,18})(?:\.(\d{1,6}))?\Z")
 _EVENT_TOPICS = tuple(
     stable_topic(cls)
-    for cls in (Artifact.OrderPlaced, Artifact.OrderFilled, Artifact.OrderReleased, Artifact.Transitioned)
+    for cls in (
+        Artifact.OrderPlaced,
+        Artifact.OrderFilled,
+        Artifact.OrderReleased,
+        Artifact.Transitioned,
+        Artifact.SharesRedeemed,
+    )
 )
 
 Cursor = tuple[int, int]
@@ -147,8 +156,34 @@ def _trade_messages(row: dict[str, Any], decimals: int) -> list[dict[str, Any]]:
     return [trade, tick]
 
 
-def _event_message(position: int, event: Any, store: ViewStore, decimals: int) -> dict[str, Any] | None:
+def _redemption_tick(position: int, event: Any, ledger: Any, decimals: int) -> dict[str, Any]:
+    """The ``prices`` message of shares a settlement handed back to the pool (a flag's partial
+    settlement): the pool's price moves with no trade, and a client following prices must see it.
+    The market as it stood after the event gives the price; adding the shares back, the one before."""
+    market = ledger.repository.get(event.originator_id, version=event.originator_version)
+    long_back = event.shares_units if event.side == "long" else 0
+    short_back = event.shares_units if event.side == "short" else 0
+    after_wad = market.price_long_wad
+    before_wad = prices_wad(market.q_long + long_back, market.q_short + short_back, market.b_units)[0]
+    return {
+        "position": position,
+        "topic": "prices",
+        "artifact": market.artifact_id,
+        "at": event.timestamp.isoformat(),
+        "agent": None,
+        "p_long": queries.price(after_wad),
+        "p_long_wad": str(after_wad),
+        "p_long_before": queries.price(before_wad),
+        "volume": _amount(0, decimals),
+        "volume_units": "0",
+        "cause": "settlement",
+    }
+
+
+def _event_message(position: int, event: Any, store: ViewStore, ledger: Any, decimals: int) -> dict[str, Any] | None:
     at = event.timestamp.isoformat()
+    if isinstance(event, Artifact.SharesRedeemed):
+        return _redemption_tick(position, event, ledger, decimals)
     if isinstance(event, Artifact.Transitioned):
         found = store.select(ARTIFACTS, "aggregate_id = ?", (uuid_text(event.originator_id.int),))
         return {
@@ -287,7 +322,7 @@ def build_messages(state: ApiState, store: ViewStore, after: int, until: int) ->
         add(
             message
             for notification in page
-            if (message := _event_message(notification.id, to_domain_event(notification), store, decimals))
+            if (message := _event_message(notification.id, to_domain_event(notification), store, ledger, decimals))
         )
         rows = store.select(SETTLEMENTS, "position > ? AND position <= ?", window, order="position, agent")
         add(_settlement_message(row, decimals) for row in rows)

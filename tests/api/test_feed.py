@@ -364,3 +364,35 @@ def test_feed_when_the_api_does_not_catch_up_then_it_delivers_what_the_projectio
         state.close()
     assert before == [None, None]
     assert [(message["topic"], message["taker"], message["tokens"]) for message in after] == [("trades", "alice", "2")]
+
+
+def test_prices_when_a_flag_hands_shares_back_then_a_prices_message_with_the_pools_new_price(store_url):
+    from stakeledger.api.feed import build_messages
+    from stakeledger.projections import queries
+    from stakeledger.projections.runner import catch_up
+
+    app = create_app(store_url, ManualClock(), catch_up=False)
+    state = app.state.api
+    try:
+        seed(state.ledger)
+        trade(state.ledger, "alice", "long", 30)
+        trade(state.ledger, "bob", "short", 5)
+        before_flag = state.ledger.get_artifact(ART).price_long_wad
+        start = state.ledger.recorder.max_notification_id()
+        state.ledger.transition_artifact(ART, "flagged", reason="dispute", price_wad=2 * 10**17)
+        end = state.ledger.recorder.max_notification_id()
+        after_flag = state.ledger.get_artifact(ART).price_long_wad
+        store = state.store()
+        catch_up(state.ledger, store)
+        messages, reached = build_messages(state, store, start, end)
+    finally:
+        state.close()
+    ticks = [message for message in messages if message["topic"] == "prices"]
+    assert reached == end and ticks, [message["topic"] for message in messages]
+    assert {tick["cause"] for tick in ticks} == {"settlement"} and {tick["artifact"] for tick in ticks} == {ART}
+    assert all(tick["volume_units"] == "0" and tick["agent"] is None for tick in ticks)
+    # The ticks chain from the price before the flag to the pool's price after it.
+    assert ticks[0]["p_long_before"] == queries.price(before_flag) and after_flag != before_flag
+    for earlier, later in zip(ticks, ticks[1:]):
+        assert later["p_long_before"] == earlier["p_long"]
+    assert int(ticks[-1]["p_long_wad"]) == after_flag
