@@ -419,6 +419,35 @@ def test_account_when_a_position_is_closed_from_the_page_then_it_leaves_the_live
     assert site.get("/api/portfolio/alice", "alice").json()["live_positions"] == 0
 
 
+def test_account_when_the_agent_trades_elsewhere_then_the_open_page_updates_without_reload(
+    tab: Tab, site: Site
+) -> None:
+    page = tab.page
+    site.buy("alice", "30")
+    page.goto(site.base + "/#/account")
+    sign_in(page, site.keys["alice"], "alice (trade)")
+    expect(page.locator("#view")).to_have_attribute("data-ready", "account")
+    expect(page.locator("#live")).to_have_attribute("data-mode", "stream")
+    expect(page.locator("#portfolio tbody tr")).to_have_count(1)
+    lines_before = site.get("/api/accounts/alice/statement", "alice").json()["lines_total"]
+
+    # Alice trades from another client (a program with her key): her page follows her account.
+    site.buy("alice", "12", side="short", artifact=OTHER)
+
+    expect(page.locator("#portfolio tbody tr")).to_have_count(2)
+    expect(page.locator(f'#portfolio tr[data-position="{OTHER}/p1"]')).to_contain_text("open")
+    statement = site.get("/api/accounts/alice/statement", "alice").json()
+    assert statement["lines_total"] > lines_before
+    expect(page.locator("#statement tbody tr")).to_have_count(statement["lines_total"])
+    metrics = site.get("/api/portfolio/alice/metrics", "alice").json()
+    expect(page.locator("#equity-value")).to_have_text(metrics["summary"]["equity"])
+    expect(page.locator("#equity-note")).to_have_count(1)  # a refresh redraws, it does not add
+    assert len(tab.loads) == 1, tab.loads  # one page load: nothing was reloaded
+    assert not tab.errors
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "account-live.png"), full_page=True)
+
+
 # The auditor ------------------------------------------------------------------------------------
 
 

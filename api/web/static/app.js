@@ -575,12 +575,12 @@
     const mine = generation;
     await refresh();
     if (mine !== generation) return;
-    follow(artifact, soon, refresh);
+    follow(`/api/stream?topics=trades,prices,settlements&artifact=${encodeURIComponent(artifact)}`, soon, refresh);
     onLeave(() => pending && clearTimeout(pending));
   }
 
   // Live updates: the server's event stream when it has one, else a poll every few seconds.
-  function follow(artifact, onMessage, poll) {
+  function follow(url, onMessage, poll) {
     const live = document.getElementById('live');
     const startPolling = reason => {
       live.className = 'live';
@@ -593,7 +593,7 @@
       startPolling('no EventSource in this browser');
       return;
     }
-    const source = new EventSource(`/api/stream?topics=trades,prices,settlements&artifact=${encodeURIComponent(artifact)}`);
+    const source = new EventSource(url);
     let opened = false;
     source.onopen = () => {
       opened = true;
@@ -694,11 +694,13 @@
     const a = encodeURIComponent(agent);
     render(
       h('h1', {}, `Account: ${agent}`),
+      h('div', { class: 'toolbar' }, h('span', { id: 'live', class: 'live' }, 'connecting…')),
       who.admin
         ? h('form', { class: 'toolbar', onsubmit: e => { e.preventDefault(); location.hash = `#/account/${encodeURIComponent(e.target.elements.agent.value.trim())}`; } },
             h('label', {}, 'Agent '), h('input', { name: 'agent', value: agent }), h('button', { type: 'submit' }, 'Show'))
         : null,
       h('div', { id: 'account-stats', class: 'stats' }),
+      h('div', { id: 'close-result' }),
       h(
         'div',
         { class: 'grid three' },
@@ -720,108 +722,135 @@
       }
     };
 
-    // The summary's equity (now) ends the daily curve, so even one day draws a line.
-    const metrics = api(`/api/portfolio/${a}/metrics`);
-    metrics.catch(() => null);
-    await Promise.all([
-      load('account-stats', 'Balance', `/api/portfolio/${a}/metrics`, data => {
-        const s = data.summary;
-        fill(
-          'account-stats',
-          stat('Equity', amt(s.equity), { id: 'equity-value' }),
-          stat('Cash', amt(s.cash)),
-          stat('Marked positions', amt(s.marked)),
-          stat('Realized P&L', amt(s.realized_pnl)),
-          stat('Unrealized P&L', amt(s.unrealized_pnl)),
-          stat('Live positions', s.active_positions),
-          stat('Sharpe', dash(data.performance.sharpe)),
-        );
-      }, metrics),
-      load('equity', 'Equity curve', `/api/portfolio/${a}/equity`, async data => {
-        const points = data.points.map(p => [Date.parse(p.day) / 1000, Number(p.equity)]);
-        const now = await metrics.catch(() => null);
-        if (now && points.length) points.push([Date.now() / 1000, Number(now.summary.equity)]);
-        lineChart(document.getElementById('equity-chart'), { label: 'equity (tokens)', points, color: '#2456c9', yRange: amountRange });
-        document.getElementById('equity').append(h('p', { class: 'muted' }, 'Cash plus live positions, at the end of each day with activity, and now.'));
-      }),
-      load('portfolio', 'Portfolio', `/api/portfolio/${a}`, p => {
-        fill(
-          'portfolio',
-          h('h2', {}, `Portfolio: ${p.live_positions} live, ${p.closed_positions} closed; exit value ${amt(p.value)}, cost ${amt(p.cost)}, unrealized ${amt(p.unrealized_pnl)}, realized ${amt(p.realized_pnl)}`),
-          h('p', { class: 'muted' }, 'Live positions are marked at exit value: what closing each one now would pay.'),
-          p.positions.length
-            ? table(
-                [
-                  ['Position', r => h('a', { href: `#/market/${encodeURIComponent(r.artifact)}` }, r.position_id)],
-                  ['Side', r => side(r.side)],
-                  ['Status', r => r.status],
-                  ['Shares', r => amt(r.quantity), 'num'],
-                  ['Cost', r => amt(r.cost), 'num'],
-                  ['Entry', r => r.entry_price, 'num'],
-                  ['Exit value', r => amt(dash(r.value)), 'num'],
-                  ['Unrealized', r => amt(dash(r.unrealized_pnl)), 'num'],
-                  ['Realized', r => amt(r.realized_pnl), 'num'],
-                  ['', r => (r.live ? h('button', { type: 'button', onclick: () => closePosition(r.position_id, agent) }, 'Close') : '')],
-                ],
-                p.positions,
-                r => ({ 'data-position': r.position_id }),
-              )
-            : h('p', { class: 'muted' }, 'No positions yet.'),
-          h('div', { id: 'close-result' }),
-        );
-      }),
-      load('statement', 'Statement', `/api/accounts/${a}/statement?limit=50`, s => {
-        fill(
-          'statement',
-          h('h2', {}, `Statement: balance ${amt(s.balance)} (last ${s.lines.length} of ${s.lines_total} lines)`),
-          table(
-            [
-              ['Log position', l => l.position, 'num'],
-              ['Time', l => time(l.at)],
-              ['Reason', l => l.reason],
-              ['Counterparty', l => l.counterparty],
-              ['Amount', l => amt(l.delta), 'num'],
-              ['Balance', l => amt(l.balance), 'num'],
-            ],
-            s.lines.slice().reverse(),
-          ),
-        );
-      }),
-      load('inbox', 'Inbox', `/api/accounts/${a}/inbox`, rows => {
-        fill('inbox', h('h2', {}, 'Inbox'), rows.length ? h('ul', {}, rows.map(r => h('li', {}, time(r.at), ': ', r.message))) : h('p', { class: 'muted' }, 'Nothing yet.'));
-      }),
-      load('settlements', 'Settlements', `/api/market/settlements?agent_id=${a}`, rows => {
-        fill(
-          'settlements',
-          h('h2', {}, 'Settlements'),
-          rows.length
-            ? table(
-                [
-                  ['Artifact', r => r.artifact || r.artifact_id],
-                  ['Kind', r => dash(r.kind || r.outcome)],
-                  ['Amount', r => amt(dash(r.payout || r.amount)), 'num'],
-                ],
-                rows,
-              )
-            : h('p', { class: 'muted' }, 'None yet.'),
-        );
-      }),
-      load('reputation', 'Reputation', `/api/reputation/${a}`, r => {
-        fill(
-          'reputation',
-          h('h2', {}, 'Reputation'),
-          h('div', { class: 'stats' }, stat('Believability', r.believability), stat('Predictions', r.predictions), stat('Correct', r.correct)),
-        );
-      }),
-    ]);
+    async function refresh() {
+      // The summary's equity (now) ends the daily curve, so even one day draws a line.
+      const metrics = api(`/api/portfolio/${a}/metrics`);
+      metrics.catch(() => null);
+      await Promise.all([
+        load('account-stats', 'Balance', `/api/portfolio/${a}/metrics`, data => {
+          const s = data.summary;
+          fill(
+            'account-stats',
+            stat('Equity', amt(s.equity), { id: 'equity-value' }),
+            stat('Cash', amt(s.cash)),
+            stat('Marked positions', amt(s.marked)),
+            stat('Realized P&L', amt(s.realized_pnl)),
+            stat('Unrealized P&L', amt(s.unrealized_pnl)),
+            stat('Live positions', s.active_positions),
+            stat('Sharpe', dash(data.performance.sharpe)),
+          );
+        }, metrics),
+        load('equity', 'Equity curve', `/api/portfolio/${a}/equity`, async data => {
+          const points = data.points.map(p => [Date.parse(p.day) / 1000, Number(p.equity)]);
+          const now = await metrics.catch(() => null);
+          if (now && points.length) points.push([Date.now() / 1000, Number(now.summary.equity)]);
+          lineChart(document.getElementById('equity-chart'), { label: 'equity (tokens)', points, color: '#2456c9', yRange: amountRange });
+          if (!document.getElementById('equity-note')) {
+            document.getElementById('equity').append(h('p', { class: 'muted', id: 'equity-note' }, 'Cash plus live positions, at the end of each day with activity, and now.'));
+          }
+        }),
+        load('portfolio', 'Portfolio', `/api/portfolio/${a}`, p => {
+          fill(
+            'portfolio',
+            h('h2', {}, `Portfolio: ${p.live_positions} live, ${p.closed_positions} closed; exit value ${amt(p.value)}, cost ${amt(p.cost)}, unrealized ${amt(p.unrealized_pnl)}, realized ${amt(p.realized_pnl)}`),
+            h('p', { class: 'muted' }, 'Live positions are marked at exit value: what closing each one now would pay.'),
+            p.positions.length
+              ? table(
+                  [
+                    ['Position', r => h('a', { href: `#/market/${encodeURIComponent(r.artifact)}` }, r.position_id)],
+                    ['Side', r => side(r.side)],
+                    ['Status', r => r.status],
+                    ['Shares', r => amt(r.quantity), 'num'],
+                    ['Cost', r => amt(r.cost), 'num'],
+                    ['Entry', r => r.entry_price, 'num'],
+                    ['Exit value', r => amt(dash(r.value)), 'num'],
+                    ['Unrealized', r => amt(dash(r.unrealized_pnl)), 'num'],
+                    ['Realized', r => amt(r.realized_pnl), 'num'],
+                    ['', r => (r.live ? h('button', { type: 'button', onclick: () => closePosition(r.position_id) }, 'Close') : '')],
+                  ],
+                  p.positions,
+                  r => ({ 'data-position': r.position_id }),
+                )
+              : h('p', { class: 'muted' }, 'No positions yet.'),
+          );
+        }),
+        load('statement', 'Statement', `/api/accounts/${a}/statement?limit=50`, s => {
+          fill(
+            'statement',
+            h('h2', {}, `Statement: balance ${amt(s.balance)} (last ${s.lines.length} of ${s.lines_total} lines)`),
+            table(
+              [
+                ['Log position', l => l.position, 'num'],
+                ['Time', l => time(l.at)],
+                ['Reason', l => l.reason],
+                ['Counterparty', l => l.counterparty],
+                ['Amount', l => amt(l.delta), 'num'],
+                ['Balance', l => amt(l.balance), 'num'],
+              ],
+              s.lines.slice().reverse(),
+            ),
+          );
+        }),
+        load('inbox', 'Inbox', `/api/accounts/${a}/inbox`, rows => {
+          fill('inbox', h('h2', {}, 'Inbox'), rows.length ? h('ul', {}, rows.map(r => h('li', {}, time(r.at), ': ', r.message))) : h('p', { class: 'muted' }, 'Nothing yet.'));
+        }),
+        load('settlements', 'Settlements', `/api/market/settlements?agent_id=${a}`, rows => {
+          fill(
+            'settlements',
+            h('h2', {}, 'Settlements'),
+            rows.length
+              ? table(
+                  [
+                    ['Artifact', r => r.artifact || r.artifact_id],
+                    ['Kind', r => dash(r.kind || r.outcome)],
+                    ['Amount', r => amt(dash(r.payout || r.amount)), 'num'],
+                  ],
+                  rows,
+                )
+              : h('p', { class: 'muted' }, 'None yet.'),
+          );
+        }),
+        load('reputation', 'Reputation', `/api/reputation/${a}`, r => {
+          fill(
+            'reputation',
+            h('h2', {}, 'Reputation'),
+            h('div', { class: 'stats' }, stat('Believability', r.believability), stat('Predictions', r.predictions), stat('Correct', r.correct)),
+          );
+        }),
+      ]);
+    }
+
+    // The account's own stream (its fills, orders, movements, settlements and inbox) brings
+    // each change to the open page; the browser sends the key in the URL, as EventSource
+    // cannot set headers.
+    let pending = null;
+    const soon = () => {
+      if (pending) return;
+      pending = setTimeout(() => {
+        pending = null;
+        refresh();
+      }, 250);
+    };
+    const mine = generation;
+    await refresh();
+    if (mine !== generation) return;
+    refreshAccount = soon;
+    onLeave(() => {
+      refreshAccount = null;
+      if (pending) clearTimeout(pending);
+    });
+    follow(`/api/stream?topics=account&account=${a}&key=${encodeURIComponent(session.key())}`, soon, refresh);
   }
 
-  async function closePosition(positionId, agent) {
+  // The open account page's refresh, for a close made from it (null on other pages).
+  let refreshAccount = null;
+
+  async function closePosition(positionId) {
     const out = document.getElementById('close-result');
     try {
       const closed = await api(`/api/market/positions/${encodeURIComponent(positionId)}/close`, { method: 'POST', body: {} });
       out.replaceChildren(h('div', { class: 'result' }, `Closed ${closed.position}: ${amt(closed.proceeds)} tokens back, P&L ${amt(closed.pnl)}.`));
-      setTimeout(() => showAccount(agent), 800);
+      if (refreshAccount) refreshAccount();
     } catch (error) {
       out.replaceChildren(errorBox(error));
     }
