@@ -559,39 +559,41 @@
       }
     }
 
-    let pending = null;
     async function refresh() {
       const market = await loadMarket();
       await Promise.all([loadChart(market), loadBook(), loadTape(), loadHistory()]);
-    }
-    function soon() {
-      if (pending) return;
-      pending = setTimeout(() => {
-        pending = null;
-        refresh();
-      }, 250);
     }
 
     const mine = generation;
     await refresh();
     if (mine !== generation) return;
-    follow(`/api/stream?topics=trades,prices,settlements&artifact=${encodeURIComponent(artifact)}`, soon, refresh);
-    onLeave(() => pending && clearTimeout(pending));
+    follow(`/api/stream?topics=trades,prices,settlements&artifact=${encodeURIComponent(artifact)}`, refresh);
   }
 
-  // Live updates: the server's event stream when it has one, else a poll every few seconds.
-  function follow(url, onMessage, poll) {
+  // Live updates: the server's event stream when it has one, else ``refresh`` every few
+  // seconds. Messages come in bursts (a trade makes two), so a burst refreshes the page once,
+  // 250 ms on. Returns that deferred refresh, for the page's own actions to ask for.
+  function follow(url, refresh) {
+    let pending = null;
+    const soon = () => {
+      if (pending) return;
+      pending = setTimeout(() => {
+        pending = null;
+        refresh();
+      }, 250);
+    };
+    onLeave(() => pending && clearTimeout(pending));
     const live = document.getElementById('live');
     const startPolling = reason => {
       live.className = 'live';
       live.textContent = `${reason}: polling every ${POLL_MS / 1000} s`;
       live.dataset.mode = 'poll';
-      const timer = setInterval(poll, POLL_MS);
+      const timer = setInterval(refresh, POLL_MS);
       onLeave(() => clearInterval(timer));
     };
     if (typeof EventSource !== 'function') {
       startPolling('no EventSource in this browser');
-      return;
+      return soon;
     }
     const source = new EventSource(url);
     let opened = false;
@@ -603,7 +605,7 @@
     };
     source.onmessage = event => {
       live.dataset.lastEventId = event.lastEventId;
-      onMessage();
+      soon();
     };
     // The browser resumes a dropped stream itself (with Last-Event-ID). A stream that
     // closed for good (no such endpoint, or refused) falls back to polling.
@@ -617,6 +619,7 @@
       }
     };
     onLeave(() => source.close());
+    return soon;
   }
 
   function tradeForm(artifact, afterTrade) {
@@ -823,23 +826,13 @@
     // The account's own stream (its fills, orders, movements, settlements and inbox) brings
     // each change to the open page; the browser sends the key in the URL, as EventSource
     // cannot set headers.
-    let pending = null;
-    const soon = () => {
-      if (pending) return;
-      pending = setTimeout(() => {
-        pending = null;
-        refresh();
-      }, 250);
-    };
     const mine = generation;
     await refresh();
     if (mine !== generation) return;
-    refreshAccount = soon;
+    refreshAccount = follow(`/api/stream?topics=account&account=${a}&key=${encodeURIComponent(session.key())}`, refresh);
     onLeave(() => {
       refreshAccount = null;
-      if (pending) clearTimeout(pending);
     });
-    follow(`/api/stream?topics=account&account=${a}&key=${encodeURIComponent(session.key())}`, soon, refresh);
   }
 
   // The open account page's refresh, for a close made from it (null on other pages).
