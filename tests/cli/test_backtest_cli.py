@@ -34,6 +34,15 @@ def sqlite_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return recorded_store(f"sqlite:///{tmp_path_factory.mktemp('backtest') / 'ledger.db'}")
 
 
+def backtest_json(capsys, monkeypatch, store: str, png: Path, *options: str) -> dict:
+    """`backtest MOMENTUM *options --png PNG --json` on ``store``: the answer, after a clean exit."""
+    code, out, err = run(
+        capsys, monkeypatch, "--db", store, "backtest", str(MOMENTUM), *options, "--png", str(png), "--json"
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
 def test_backtest_when_run_then_it_prints_the_statistics_and_decisions_and_writes_the_png(
     sqlite_store: str, tmp_path: Path, capsys, monkeypatch
 ):
@@ -56,27 +65,8 @@ def test_backtest_when_asked_for_json_then_it_is_the_result_and_the_same_twice(
 ):
     answers = []
     for name in ("one.png", "two.png"):
-        code, out, err = run(
-            capsys,
-            monkeypatch,
-            "--db",
-            sqlite_store,
-            "backtest",
-            str(MOMENTUM),
-            "--agent",
-            "alice",
-            "--from",
-            "20",
-            "--markets",
-            "ART-A",
-            "--interval",
-            "1m",
-            "--png",
-            str(tmp_path / name),
-            "--json",
-        )
-        assert code == 0, err
-        answer = json.loads(out)
+        options = ("--agent", "alice", "--from", "20", "--markets", "ART-A", "--interval", "1m")
+        answer = backtest_json(capsys, monkeypatch, sqlite_store, tmp_path / name, *options)
         assert answer.pop("png") == str(tmp_path / name)
         answers.append(answer)
     assert answers[0] == answers[1]
@@ -91,23 +81,9 @@ def test_backtest_when_asked_for_json_then_it_is_the_result_and_the_same_twice(
 def test_backtest_without_an_agent_when_run_then_a_fresh_agent_trades_the_capital(
     sqlite_store: str, tmp_path: Path, capsys, monkeypatch
 ):
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        "--db",
-        sqlite_store,
-        "backtest",
-        str(MOMENTUM),
-        "--from",
-        "20",
-        "--capital",
-        "500",
-        "--png",
-        str(tmp_path / "fresh.png"),
-        "--json",
+    answer = backtest_json(
+        capsys, monkeypatch, sqlite_store, tmp_path / "fresh.png", "--from", "20", "--capital", "500"
     )
-    assert code == 0, err
-    answer = json.loads(out)
     assert answer["agent"] == "backtest-agent"
     assert answer["statistics"]["start_equity_units"] == str(500 * TOKEN)
 
@@ -115,19 +91,7 @@ def test_backtest_without_an_agent_when_run_then_a_fresh_agent_trades_the_capita
 def test_backtest_without_from_when_run_then_it_starts_just_after_init_and_replays_the_rest(
     sqlite_store: str, tmp_path: Path, capsys, monkeypatch
 ):
-    code, out, err = run(
-        capsys,
-        monkeypatch,
-        "--db",
-        sqlite_store,
-        "backtest",
-        str(MOMENTUM),
-        "--png",
-        str(tmp_path / "all.png"),
-        "--json",
-    )
-    assert code == 0, err
-    answer = json.loads(out)
+    answer = backtest_json(capsys, monkeypatch, sqlite_store, tmp_path / "all.png")
     assert answer["from"] == 2  # init wrote the settings and opened the treasury
     assert answer["to"] == event_count(sqlite_store)
     assert answer["decisions"]  # the whole recorded history reached the strategy
@@ -174,9 +138,5 @@ def test_backtest_when_the_store_is_postgresql_then_it_reads_it_and_writes_nothi
     url = recorded_store(fresh_postgres_url(postgres_server))
     events = event_count(url)
     png = tmp_path / "pg.png"
-    code, out, err = run(
-        capsys, monkeypatch, "--db", url, "backtest", str(MOMENTUM), "--agent", "alice", "--png", str(png), "--json"
-    )
-    assert code == 0, err
-    assert json.loads(out)["to"] == events
+    assert backtest_json(capsys, monkeypatch, url, png, "--agent", "alice")["to"] == events
     assert png.exists() and event_count(url) == events
