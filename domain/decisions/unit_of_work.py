@@ -49,10 +49,15 @@ def replay(aggregate: Aggregate | None, events: Iterable[Any]) -> Aggregate | No
 
 
 class UnitOfWork:
-    def __init__(self, app: EventStore, at: datetime, new_id: Callable[[], str]) -> None:
+    def __init__(
+        self, app: EventStore, at: datetime, new_id: Callable[[], str], *, command_record_id: UUID | None = None
+    ) -> None:
         self.app = app
         self.at = at
         self.new_id = new_id
+        # The record a command id is saved under: ``prefetch`` asks whether it exists, in its
+        # own query, so the command loop need not ask again when it does not.
+        self.command_record_id = command_record_id
         self._aggregates: dict[UUID, Aggregate] = {}
         self._loaded_versions: dict[UUID, int] = {}
         # When each loaded aggregate's last event happened: a command may not write before it.
@@ -116,6 +121,8 @@ class UnitOfWork:
         cache = repository.cache
         if select_after is None or cache is None or not repository.fastforward:
             return
+        if self.command_record_id is not None:
+            aggregate_ids = [*aggregate_ids, self.command_record_id]
         wanted = [i for i in dict.fromkeys(aggregate_ids) if i not in self._aggregates and i not in self._missing]
         for start in range(0, len(wanted), PREFETCH_PER_QUERY):
             self._prefetch(wanted[start : start + PREFETCH_PER_QUERY], cache, select_after)
@@ -141,6 +148,10 @@ class UnitOfWork:
                 aggregate = replay(copy.deepcopy(aggregate), events)
                 cache.put(aggregate_id, aggregate)
             self._track_loaded(copy.deepcopy(aggregate))
+
+    def knows_absent(self, aggregate_id: UUID) -> bool:
+        """Whether a read of this unit found no aggregate with this id."""
+        return aggregate_id in self._missing
 
     def _track_loaded(self, aggregate: Aggregate) -> None:
         self._aggregates[aggregate.id] = aggregate

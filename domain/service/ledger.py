@@ -137,6 +137,12 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def check_command_id(command_id: str) -> str:
+    if not command_id or len(command_id) > 200:
+        raise InvalidInputError("command id must be 1-200 characters")
+    return command_id
+
+
 class LedgerCore(Application):
     """The command loop, settings and balances; the verbs are mixins on top (see application.py)."""
 
@@ -198,21 +204,27 @@ class LedgerCore(Application):
         back_off: Callable[[int], None],
     ) -> dict[str, Any]:
         digest = payload_hash({"command": command, **(payload or {})})
+        record_id = None if command_id is None else command_uuid(check_command_id(command_id))
         for attempt in range(MAX_ATTEMPTS):
-            if command_id is not None:
-                first = self._first_result(command_id, digest)
-                if first is not None:
-                    return first
-            unit = UnitOfWork(self, self.clock.now(), self.new_id)
+            unit = UnitOfWork(self, self.clock.now(), self.new_id, command_record_id=record_id)
+            # A command id seen before gets its first result, whatever deciding again gives. It is
+            # looked up after deciding: a trade's prefetch asks about it in the query it makes
+            # anyway, so a new id (the usual case) costs no query of its own.
             try:
                 result = decide(unit)
             except LedgerError:
+                first = self._first_result(unit, digest)
+                if first is not None:
+                    return first
                 # A refusal computed from a torn view (aggregates read around another
                 # writer's commit) is no refusal: decide again, as on a version conflict.
                 if self._reads_are_current(unit):
                     raise
                 back_off(attempt)
                 continue
+            first = self._first_result(unit, digest)
+            if first is not None:
+                return first
             if unit.refused and not self._reads_are_current(unit):
                 back_off(attempt)  # a recorded rejection must come from a consistent view too
                 continue
@@ -222,7 +234,7 @@ class LedgerCore(Application):
                 unit.add(
                     CommandRecord._create(
                         CommandRecord.Recorded,
-                        id=command_uuid(command_id),
+                        id=record_id,
                         timestamp=unit.at,
                         command_id=command_id,
                         command=command,
@@ -295,17 +307,19 @@ class LedgerCore(Application):
             f"({latest.isoformat()}) of what the command would change: set the clock right and try again"
         )
 
-    def _first_result(self, command_id: str, digest: str) -> dict[str, Any] | None:
-        if not command_id or len(command_id) > 200:
-            raise InvalidInputError("command id must be 1-200 characters")
+    def _first_result(self, unit: UnitOfWork, digest: str) -> dict[str, Any] | None:
+        """The result recorded under the unit's command id, if the id was used before."""
+        record_id = unit.command_record_id
+        if record_id is None or unit.knows_absent(record_id):
+            return None
         # A record is one event: read it directly, one query, where the repository would
         # first look for a snapshot (a second round trip for every new command id).
-        record: CommandRecord | None = replay(None, self.events.get(command_uuid(command_id)))
+        record: CommandRecord | None = replay(None, self.events.get(record_id))
         if record is None:
             return None
         if record.payload_hash != digest:
             raise CommandConflictError(
-                f"command id {command_id!r} was already used for a different {record.command} command"
+                f"command id {record.command_id!r} was already used for a different {record.command} command"
             )
         return record.result
 

@@ -8,13 +8,18 @@ from __future__ import annotations
 import copy
 from uuid import uuid4
 
+import pytest
+
 from stakeledger.adapters.persistence.store_url import open_ledger
 from stakeledger.domain.decisions.unit_of_work import UnitOfWork
+from stakeledger.domain.errors import CommandConflictError
 from stakeledger.domain.model.accounts import Account, account_uuid, pool_account_id
 from stakeledger.domain.model.artifacts import Artifact, artifact_uuid
 from stakeledger.domain.model.portfolio import portfolio_uuid
+from stakeledger.domain.model.settings import command_uuid
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.projections.audit import audit
+from tests.conftest import stored_event_count
 
 TOKEN = 10**18
 
@@ -85,6 +90,85 @@ def test_orders_from_two_writers_when_prefetched_then_every_cost_reaches_the_poo
             writer.open_position("alice" if i % 3 else "bob", "ART-P", "long" if i % 2 else "short", TOKEN)
         pool = first.repository.get(account_uuid(pool_account_id("ART-P"))).balance_units
         assert pool == first.get_artifact("ART-P").subsidy_units + 7 * TOKEN  # the subsidy and seven buys
+        assert audit(first).clean
+    finally:
+        first.close()
+        second.close()
+
+
+def _counting_single_reads(app):
+    """Count the recorder's one-aggregate selects (a command id's look-up is one)."""
+    reads = []
+    select_events = app.recorder.select_events
+
+    def counted(originator_id, **kwargs):
+        reads.append(originator_id)
+        return select_events(originator_id, **kwargs)
+
+    app.recorder.select_events = counted
+    return reads
+
+
+def test_order_with_a_new_command_id_when_prefetched_then_the_id_is_asked_about_in_the_same_query(
+    durable_store_url,
+):
+    clock, first, second = two_writers(durable_store_url)
+    try:
+        reads = _counting_single_reads(first)
+        result = first.open_position("alice", "ART-P", "long", TOKEN, command_id="order-1")
+        assert command_uuid("order-1") not in reads  # the prefetch answered "absent"
+        assert first.repository.get(command_uuid("order-1")).result == result
+        # Deciding again under the same id, now that the record exists, gives the first result back.
+        count = stored_event_count(first)
+        assert first.open_position("alice", "ART-P", "long", TOKEN, command_id="order-1") == result
+        assert second.open_position("alice", "ART-P", "long", TOKEN, command_id="order-1") == result
+        assert stored_event_count(first) == count
+    finally:
+        first.close()
+        second.close()
+
+
+def test_close_with_a_used_command_id_when_the_position_is_gone_then_the_first_result_not_the_refusal(
+    durable_store_url,
+):
+    clock, first, second = two_writers(durable_store_url)
+    try:
+        opened = first.open_position("bob", "ART-P", "short", TOKEN)
+        closed = first.close_position(opened["position"], command_id="close-1")
+        count = stored_event_count(first)
+        # Deciding the close again would refuse (the position is closed); the id's first result wins.
+        assert second.close_position(opened["position"], command_id="close-1") == closed
+        assert first.close_position(opened["position"], command_id="close-1") == closed
+        with pytest.raises(CommandConflictError):
+            second.open_position("bob", "ART-P", "short", TOKEN, command_id="close-1")
+        assert stored_event_count(first) == count
+    finally:
+        first.close()
+        second.close()
+
+
+def test_order_when_another_writer_records_the_same_command_id_first_then_its_result_comes_back(
+    durable_store_url,
+):
+    clock, first, second = two_writers(durable_store_url)
+    try:
+        # The other writer saves under the id after this one's prefetch found it absent.
+        prefetch = UnitOfWork.prefetch
+        theirs = {}
+
+        def prefetch_then_race(unit, ids):
+            prefetch(unit, ids)
+            if unit.app is first and not theirs:
+                theirs.update(second.open_position("bob", "ART-P", "short", TOKEN, command_id="race-1"))
+                theirs["events after"] = stored_event_count(second)
+
+        UnitOfWork.prefetch = prefetch_then_race
+        try:
+            mine = first.open_position("bob", "ART-P", "short", TOKEN, command_id="race-1")
+        finally:
+            UnitOfWork.prefetch = prefetch
+        assert stored_event_count(first) == theirs.pop("events after")  # this writer saved nothing
+        assert mine == theirs
         assert audit(first).clean
     finally:
         first.close()
