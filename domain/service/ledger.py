@@ -203,8 +203,11 @@ class LedgerCore(Application):
         command_id: str | None,
         back_off: Callable[[int], None],
     ) -> dict[str, Any]:
-        digest = payload_hash({"command": command, **(payload or {})})
-        record_id = None if command_id is None else command_uuid(check_command_id(command_id))
+        # Only a command id's record keeps the payload's hash: a command without one skips hashing it.
+        record_id, digest = None, ""
+        if command_id is not None:
+            record_id = command_uuid(check_command_id(command_id))
+            digest = payload_hash({"command": command, **(payload or {})})
         for attempt in range(MAX_ATTEMPTS):
             unit = UnitOfWork(self, self.clock.now(), self.new_id, command_record_id=record_id)
             # A command id seen before gets its first result, whatever deciding again gives. It is
