@@ -47,7 +47,11 @@ def prefetch_trades(unit: UnitOfWork, trades: Iterable[tuple[str, str]]) -> None
             account_id, market = agent_account_id(agent), check_artifact_id(artifact_id)
         except LedgerError:
             continue
-        ids += [account_uuid(account_id), portfolio_uuid(agent), artifact_uuid(market)]
-        ids.append(account_uuid(pool_account_id(market)))
+        ids += [
+            account_uuid(account_id),
+            portfolio_uuid(agent),
+            artifact_uuid(market),
+            account_uuid(pool_account_id(market)),
+        ]
     if ids:
         unit.prefetch([*ids, account_uuid(FEES)])
