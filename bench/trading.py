@@ -8,11 +8,14 @@ Modes, per backend (each gets a fresh SQLite file or PostgreSQL schema):
                          ``--markets`` artifacts, sides alternating so prices stay sane
 - market order, batched: ``app.trade_batch`` of ``--batch-size`` MarketOrders per call
 
+Transfers and orders take turns: single commands in ``--rounds`` rounds, batched ones one call
+each at a time, and each side's seconds are summed, so the machine's load swings hit both.
+
 A market order writes a debit and a credit, an Artifact.Traded and a Position.Opened:
 four events against a transfer's two. Both run on the same store kinds, in the same
 process, one after the other, so their ratio is meaningful on a noisy machine.
 
-    python bench/trading.py [--quick] [--orders N] [--batches B] [--batch-size S] [--backend ...]
+    python bench/trading.py [--quick] [--orders N] [--batches B] [--batch-size S] [--rounds R] [--backend ...]
 """
 
 from __future__ import annotations
@@ -61,26 +64,41 @@ def order(i: int, markets: int) -> MarketOrder:
 
 
 def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) -> list[dict[str, Any]]:
-    results = []
+    """Each mode runs in ``--rounds`` rounds, transfers and orders taking turns, and each side's
+    seconds are summed over its rounds: a load that comes and goes on the machine (or a slow
+    stretch of fsyncs) then falls on both sides of a ratio instead of on whichever ran during it."""
+    seconds = {key: 0.0 for key in ("transfer single", "order single", "transfer batched", "order batched")}
     with fresh_store(backend, server_url, "trading") as url:
         app = prepared_ledger(url, args.markets)
         try:
-            measure(lambda i: app.transfer(AGENTS[i % 20], AGENTS[(i + 1) % 20], TOKEN), 20)  # warm-up
-            seconds = measure(lambda i: app.transfer(AGENTS[i % 20], AGENTS[(i + 1) % 20], TOKEN), args.orders)
-            results.append(row(backend, "transfer", "single", args.orders, seconds, 2))
-            batch = [TransferRequest(AGENTS[i % 20], AGENTS[(i + 3) % 20], TOKEN) for i in range(args.batch_size)]
-            seconds = measure(lambda _: app.transfer_many(batch), args.batches)
-            results.append(row(backend, "transfer", "batched", args.batches * args.batch_size, seconds, 2))
 
-            measure(lambda i: app.open_position(*_args(order(i, args.markets))), 20)  # warm-up
-            seconds = measure(lambda i: app.open_position(*_args(order(i, args.markets))), args.orders)
-            results.append(row(backend, "market order", "single", args.orders, seconds, 4))
+            def transfer(i: int) -> None:
+                app.transfer(AGENTS[i % 20], AGENTS[(i + 1) % 20], TOKEN)
+
+            def market_order(i: int) -> None:
+                app.open_position(*_args(order(i, args.markets)))
+
+            measure(transfer, 20)  # warm-up
+            measure(market_order, 20)
+            batch = [TransferRequest(AGENTS[i % 20], AGENTS[(i + 3) % 20], TOKEN) for i in range(args.batch_size)]
             orders = [order(i, args.markets) for i in range(args.batch_size)]
-            seconds = measure(lambda _: app.trade_batch(orders), args.batches)
-            results.append(row(backend, "market order", "batched", args.batches * args.batch_size, seconds, 4))
+            per_round = max(args.orders // args.rounds, 1)
+            for number in range(args.rounds):
+                offset = 20 + number * per_round
+                seconds["transfer single"] += measure(lambda i, at=offset: transfer(at + i), per_round)
+                seconds["order single"] += measure(lambda i, at=offset: market_order(at + i), per_round)
+            for _ in range(args.batches):
+                seconds["transfer batched"] += measure(lambda _: app.transfer_many(batch))
+                seconds["order batched"] += measure(lambda _: app.trade_batch(orders))
         finally:
             app.close()
-    return results
+    singles, batched = per_round * args.rounds, args.batches * args.batch_size
+    return [
+        row(backend, "transfer", "single", singles, seconds["transfer single"], 2),
+        row(backend, "transfer", "batched", batched, seconds["transfer batched"], 2),
+        row(backend, "market order", "single", singles, seconds["order single"], 4),
+        row(backend, "market order", "batched", batched, seconds["order batched"], 4),
+    ]
 
 
 def _args(o: MarketOrder) -> tuple[str, str, str, int]:
@@ -106,10 +124,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=5, help="batched calls per mode")
     parser.add_argument("--batch-size", type=int, default=1_000)
     parser.add_argument("--markets", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=10, help="turns single transfers and orders take (default 10)")
     parser.add_argument("--backend", action="append", choices=BACKENDS)
     args = parser.parse_args()
     if args.quick:
-        args.orders, args.batches, args.batch_size = 100, 2, 200
+        args.orders, args.batches, args.batch_size, args.rounds = 100, 2, 200, 5
     backends = args.backend or list(BACKENDS)
     rows: list[dict[str, Any]] = []
     versions = {}
