@@ -189,6 +189,8 @@ class ViewStore:
         self.shared = shared
         self._lock = threading.RLock()
         self._in_transaction = False
+        # Tables created in the current transaction without their primary key (``add_key``).
+        self._keyless: set[str] = set()
         self._ensure_tracking()
 
     # SQL ------------------------------------------------------------------------------
@@ -253,6 +255,7 @@ class ViewStore:
                     self.connection.execute("COMMIT")
             finally:
                 self._in_transaction = False
+                self._keyless.clear()  # committed with their keys, or rolled back
 
     @contextmanager
     def read(self) -> Iterator[None]:
@@ -326,16 +329,20 @@ class ViewStore:
         if self.dialect == "postgres":
             self.execute("SELECT pg_advisory_xact_lock(?)", (0x5A4B_7E11,))
 
-    def create_tables(self, tables: Sequence[Table], *, indexes: bool = True) -> None:
+    def create_tables(self, tables: Sequence[Table], *, indexes: bool = True, keys: bool = True) -> None:
         """Drop and create, inside a transaction, when a view starts from zero. Without
         ``indexes`` the secondary indexes come later (``create_missing_indexes``): built
-        once over a backfilled table, they cost a fraction of growing them row by row."""
+        once over a backfilled table, they cost a fraction of growing them row by row.
+        Without ``keys`` (PostgreSQL only, where a key can be added to a table later) the
+        primary keys come later too: ``add_key`` before the transaction commits."""
+        keys = keys or self.dialect != "postgres"
         for table in tables:
             self.execute(f"DROP TABLE IF EXISTS {table.name}")
             columns = ", ".join(f"{name} {self.column_type(kind)}" for name, kind in table.columns)
-            self.execute(
-                f"CREATE TABLE {table.name} ({columns}, PRIMARY KEY ({', '.join(table.key)})){self._layout(table)}"
-            )
+            key = f", PRIMARY KEY ({', '.join(table.key)})" if keys else ""
+            self.execute(f"CREATE TABLE {table.name} ({columns}{key}){self._layout(table)}")
+            if not keys:
+                self._keyless.add(table.name)
             if indexes:
                 for _, statement in self.index_statements(table):
                     self.execute(statement)
@@ -401,10 +408,40 @@ class ViewStore:
         """A rebuild's first step: fresh, empty tables (indexes come after the backfill)
         and position 0, in one transaction."""
         with self.transaction():
-            self._serialise_schema_changes()
-            self.create_tables(tables, indexes=False)
-            self.execute(f"DELETE FROM {TRACKING_TABLE} WHERE view = ?", (name,))
-            self.execute(f"INSERT INTO {TRACKING_TABLE} (view, position, version) VALUES (?, 0, ?)", (name, version))
+            self.reset_view(name, version, tables)
+
+    def reset_view(self, name: str, version: int, tables: Sequence[Table], *, keys: bool = True) -> None:
+        """``restart`` inside the caller's transaction (``keys``: see ``create_tables``)."""
+        self._serialise_schema_changes()
+        self.create_tables(tables, indexes=False, keys=keys)
+        self.execute(f"DELETE FROM {TRACKING_TABLE} WHERE view = ?", (name,))
+        self.execute(f"INSERT INTO {TRACKING_TABLE} (view, position, version) VALUES (?, 0, ?)", (name, version))
+
+    def lock_tracking(self, names: Sequence[str]) -> None:
+        """Lock the tracking rows of these views that exist, in name order (as
+        ``lock_positions`` does, so a runner applying a page and a rebuild never wait on
+        each other in a cycle), until the transaction ends."""
+        if self.dialect == "postgres" and names:
+            marks = ", ".join("?" * len(names))
+            self.fetchall(f"SELECT view FROM {TRACKING_TABLE} WHERE view IN ({marks}) ORDER BY view FOR UPDATE", names)
+
+    def add_key(self, table: Table) -> None:
+        """Give a table created without its primary key the key now: before anything
+        looks up, updates or deletes its rows by key, and before the transaction commits.
+        The constraint is the one ``CREATE TABLE`` would have made, name and all."""
+        if table.name in self._keyless:
+            self.execute(f"ALTER TABLE {table.name} ADD PRIMARY KEY ({', '.join(table.key)})")
+            self._keyless.discard(table.name)
+
+    def add_missing_keys(self, tables: Sequence[Table]) -> None:
+        for table in tables:
+            self.add_key(table)
+
+    def create_indexes(self, tables: Sequence[Table]) -> None:
+        """Build every secondary index of these tables, inside the caller's transaction."""
+        for table in tables:
+            for _, statement in self.index_statements(table):
+                self.execute(statement)
 
     # Tracking -------------------------------------------------------------------------
 
@@ -455,6 +492,8 @@ class ViewStore:
         )
 
     def load(self, table: Table, key: Any) -> dict[str, Any] | None:
+        if self._keyless:
+            self.add_key(table)
         where = " AND ".join(f"{column} = ?" for column in table.key)
         row = self.fetchone(
             f"SELECT {', '.join(table.column_names)} FROM {table.name} WHERE {where}", table.encode_key(key)
@@ -491,6 +530,8 @@ class ViewStore:
         temporary table dropped at commit, then one INSERT … ON CONFLICT from it."""
         if not rows:
             return
+        if self._keyless:
+            self.add_key(table)  # ON CONFLICT needs it
         if self.dialect != "postgres" or len(rows) < COPY_ROWS_MIN:
             self.executemany(self.upsert_statement(table), rows)
             return
@@ -505,6 +546,18 @@ class ViewStore:
                 f"ON CONFLICT ({', '.join(table.key)}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
             )
             self.execute(f"DROP TABLE {staging}")
+
+    def write(self, writes: Sequence[tuple[str, Table, Sequence[Sequence[Any]]]]) -> None:
+        """Carry out a page's writes as ``Rows.writes`` lists them."""
+        for kind, table, rows in writes:
+            if kind != "insert" and self._keyless:
+                self.add_key(table)
+            if kind == "delete":
+                self.executemany(self.delete_statement(table), rows)
+            elif kind == "upsert":
+                self.upsert_rows(table, rows)
+            else:
+                self.insert_rows(table, rows)
 
     def _copy(self, target: str, table: Table, rows: Sequence[Sequence[Any]]) -> None:
         with self._lock, self.connection.cursor() as cursor:
@@ -534,8 +587,13 @@ class Rows:
         tables: dict[str, Table],
         committed: dict[str, dict[Any, Any]],
         complete: set[str] | None = None,
+        *,
+        load: Callable[[Table, Any], dict[str, Any] | None] | None = None,
     ) -> None:
         self.store = store
+        # How a row missing from the caches is read: ``store.load`` unless the caller
+        # reads another way (a rebuild reads through the thread that writes its rows).
+        self.load = load if load is not None else store.load
         self.tables = tables
         self.committed = committed
         self.complete = complete if complete is not None else set()
@@ -551,7 +609,7 @@ class Rows:
             committed = self.committed.setdefault(table, {})
             row = committed.get(key, _MISSING)
             if row is _MISSING:
-                row = committed[key] = None if table in self.complete else self.store.load(self.tables[table], key)
+                row = committed[key] = None if table in self.complete else self.load(self.tables[table], key)
             if row is not None:
                 row = dict(row)
             working[key] = row
@@ -584,18 +642,40 @@ class Rows:
         self.encoded[table].append(values)
 
     def flush(self) -> int:
-        """Write the page's changes; returns the number of rows written.
+        """Write the page's changes; returns the number of rows written."""
+        writes, written = self.writes()
+        self.store.write(writes)
+        return written
+
+    def writes(self, hold: set[str] | None = None) -> tuple[list[tuple[str, Table, list[tuple[Any, ...]]]], int]:
+        """The page's changes in stored form, as (kind, table, rows) with kind "delete"
+        (rows are keys), "upsert" or "insert", in the order ``ViewStore.write`` carries
+        them out, and the number of rows written. Nothing is written here.
 
         In a complete table a row the committed cache does not hold is not stored, so it
         is inserted, not upserted: on PostgreSQL that is one COPY into the table instead
         of a COPY into a temporary table and an INSERT … ON CONFLICT from there (a rebuild
         creates most of its keyed rows this way). Were it stored after all, the insert
-        fails on the primary key: loudly, never a row lost."""
-        store = self.store
+        fails on the primary key: loudly, never a row lost.
+
+        ``hold`` names complete tables none of whose rows is stored: their rows stay in
+        the caches only, to be written by the caller once they are final. A held table
+        that gets appended rows leaves ``hold`` (it is no longer complete once they are
+        committed), and every row it holds goes with them, as inserts."""
+        writes: list[tuple[str, Table, list[tuple[Any, ...]]]] = []
         written = 0
         for name, table in self.tables.items():
             working, dirty = self.working[name], self.dirty[name]
             encoded = self.encoded[name] + [table.encode(row) for row in self.appended[name]]
+            if hold is not None and name in hold:
+                if encoded:
+                    hold.discard(name)
+                    rows = dict(self.committed.get(name, {}))
+                    rows.update((key, working[key]) for key in dirty)
+                    encoded.extend(table.encode(row) for row in rows.values() if row is not None)
+                    writes.append(("insert", table, encoded))
+                    written += len(encoded)
+                continue
             if dirty:
                 encode = table.encode
                 stored = self.committed.get(name, {}) if name in self.complete else None
@@ -609,13 +689,15 @@ class Rows:
                         encoded.append(encode(row))
                     else:
                         upserts.append(encode(row))
-                store.executemany(store.delete_statement(table), deletes)
-                store.upsert_rows(table, upserts)
+                if deletes:
+                    writes.append(("delete", table, deletes))
+                if upserts:
+                    writes.append(("upsert", table, upserts))
                 written += len(upserts) + len(deletes)
             if encoded:
-                store.insert_rows(table, encoded)
+                writes.append(("insert", table, encoded))
                 written += len(encoded)
-        return written
+        return writes, written
 
     def committed_changes(self) -> None:
         """After the commit: what this page wrote becomes the committed cache. Appended
