@@ -154,6 +154,11 @@ class Table:
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+    @property
+    def binary_types(self) -> list[str]:
+        """The PostgreSQL type of each column, for a binary COPY (see ``ViewStore.column_type``)."""
+        return ["int8" if kind == INT else "text" for _, kind in self.columns]
+
     def key_values(self, key: Any) -> tuple[Any, ...]:
         """A key as given to ``Rows.get`` (a scalar for one-column keys) as a tuple of values."""
         return (key,) if len(self.key) == 1 else tuple(key)
@@ -560,11 +565,29 @@ class ViewStore:
                 self.insert_rows(table, rows)
 
     def _copy(self, target: str, table: Table, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock, self.connection.cursor() as cursor:
-            with cursor.copy(f"COPY {target} ({', '.join(table.column_names)}) FROM STDIN") as copy:
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+        """COPY rows into a table, in binary: each value goes as its bytes, which halves
+        the client's work (no text escaping) and spares the server parsing integers. A
+        value binary cannot carry as its column's type (a text column is sent str or
+        None, an integer one int or None) raises before the server has it; then the
+        COPY is rolled back to a savepoint and sent again as text, which adapts any
+        value as psycopg does (and fails, if it must, the server's way)."""
+        columns = ", ".join(table.column_names)
+        with self._lock:
+            try:
+                with self.connection.transaction(), self.connection.cursor() as cursor:
+                    with cursor.copy(f"COPY {target} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(table.binary_types)
+                        write_row = copy.write_row
+                        for row in rows:
+                            write_row(row)
+                return
+            except (TypeError, ValueError, OverflowError):
+                pass
+            with self.connection.cursor() as cursor:
+                with cursor.copy(f"COPY {target} ({columns}) FROM STDIN") as copy:
+                    write_row = copy.write_row
+                    for row in rows:
+                        write_row(row)
 
 
 class Rows:

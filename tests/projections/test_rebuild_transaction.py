@@ -16,7 +16,7 @@ from stakeledger.domain.service.application import StakeLedger
 from stakeledger.domain.service.clock import ManualClock
 from stakeledger.projections.replay_check import replay_check
 from stakeledger.projections.runner import Runner
-from stakeledger.projections.store import ViewStore, open_store
+from stakeledger.projections.store import COPY_ROWS_MIN, INT, TEXT, Table, ViewStore, open_store
 from stakeledger.projections.views import ALL_VIEWS
 from stakeledger.projections.views.statements import StatementsView
 from tests.projections.scenario import bulk_log, head, run_scenario, view_rows
@@ -149,3 +149,18 @@ def test_rebuild_when_stopped_after_a_page_then_a_catch_up_finishes_it_with_keys
     Runner(ledger, store).catch_up()
     assert view_rows(store) == followed
     assert _schema(store) == schema
+
+
+def test_insert_rows_when_a_text_column_gets_an_int_then_stored_as_its_text(store: ViewStore) -> None:
+    """Binary COPY on PostgreSQL cannot carry an int in a text column: that COPY goes again
+    as text, which stores the int's digits, as SQLite's text column does."""
+    table = Table("scratch_copy", columns=(("id", INT), ("label", TEXT)), key=("id",))
+    rows = [(number, number if number % 2 else f"n{number}") for number in range(COPY_ROWS_MIN + 5)]
+    with store.transaction():
+        store.create_tables([table])
+        store.insert_rows(table, rows)
+    try:
+        stored = store.fetchall("SELECT id, label FROM scratch_copy ORDER BY id")
+        assert stored == [(number, str(number) if number % 2 else f"n{number}") for number in range(COPY_ROWS_MIN + 5)]
+    finally:
+        store.execute("DROP TABLE scratch_copy")
