@@ -299,15 +299,8 @@ class SQLiteLedgerFactory(SQLiteFactory):
         super().__init__(env)
         # The library's datastore builds its own pool; it has opened no connection yet.
         library_pool = self.datastore.pool
-        self.datastore.pool = SQLiteLedgerConnectionPool(
-            db_name=library_pool.db_name,
-            lock_timeout=library_pool.lock_timeout,
-            pool_size=library_pool.pool_size,
-            max_overflow=library_pool.max_overflow,
-            pool_timeout=library_pool.pool_timeout,
-            max_age=library_pool.max_age,
-            pre_ping=library_pool.pre_ping,
-        )
+        settings = ("db_name", "lock_timeout", "pool_size", "max_overflow", "pool_timeout", "max_age", "pre_ping")
+        self.datastore.pool = SQLiteLedgerConnectionPool(**{name: getattr(library_pool, name) for name in settings})
         library_pool.close()
 
     def market_locks(self) -> FileMarketLocks | None:
