@@ -19,13 +19,14 @@ requests back to back (closed loop) until the operation's total is reached:
 - on PostgreSQL, quote and both order kinds again on one worker: the scaling 1 -> W, and
           the hot market with no other process to conflict with
 
-Every operation warms up first (``--warmup`` requests, not timed). Rates are completed
+Quotes and own-market orders, whose rates make goal 4's ratio, take turns: ``--rounds`` rounds
+of each, one after the other, summed. Every operation warms up first (``--warmup`` requests, not timed). Rates are completed
 requests over the wall time of the timed phase; latencies are per request, retries of an
 order included in its latency. The load generator shares the machine's cores with the
 server (and PostgreSQL), so figures are a floor for a server with a machine to itself.
 
     python bench/api.py [--quick] [--quotes N] [--orders N] [--clients C] [--workers W]
-                        [--backend sqlite|postgresql]
+                        [--rounds R] [--backend sqlite|postgresql]
 """
 
 from __future__ import annotations
@@ -120,10 +121,14 @@ def run_load(
     retries = [0]
     lock = threading.Lock()
     counter = iter(range(total))
+    # The clock starts when every client is built: a round of a few requests is not timed with
+    # the clients' set-up in it.
+    ready = threading.Barrier(len(agents) + 1)
 
     def client(agent: str, key: str) -> None:
         mine: list[float] = []
         with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
+            ready.wait()
             while True:
                 with lock:
                     index = next(counter, None)
@@ -145,22 +150,35 @@ def run_load(
             latencies.extend(mine)
 
     threads = [threading.Thread(target=client, args=agent) for agent in agents]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
+    ready.wait()
+    started = time.perf_counter()
     for thread in threads:
         thread.join()
-    seconds = time.perf_counter() - started
-    ordered = sorted(latencies)
+    return Load(latencies, time.perf_counter() - started, failures, retries[0])
+
+
+class Load:
+    """What one run of requests measured; ``summary`` of one or several (rounds of one operation)."""
+
+    def __init__(self, latencies: list[float], seconds: float, failures: list[str], retries: int) -> None:
+        self.latencies, self.seconds, self.failures, self.retries = latencies, seconds, failures, retries
+
+
+def summary(loads: list[Load]) -> dict[str, Any]:
+    ordered = sorted(latency for load in loads for latency in load.latencies)
+    seconds = sum(load.seconds for load in loads)
+    failures = [failure for load in loads for failure in load.failures]
     return {
-        "requests": len(latencies),
+        "requests": len(ordered),
         "seconds": round(seconds, 3),
-        "per_second": round(len(latencies) / seconds, 1),
+        "per_second": round(len(ordered) / seconds, 1),
         "p50_ms": round(statistics.median(ordered), 2),
         "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 2),
         "mean_ms": round(statistics.fmean(ordered), 2),
         "failures": len(failures),
-        "client_retries": retries[0],
+        "client_retries": sum(load.retries for load in loads),
         "failure_examples": failures[:3],
     }
 
@@ -200,23 +218,48 @@ def run_backend(backend: str, server_url: str | None, args: argparse.Namespace) 
 
         def measure(base: str, name: str, operation: Callable[..., tuple[bool, int]], total: int) -> None:
             log(f"{backend}: {name} warm-up ({args.warmup}), then {total:,} requests from {args.clients} clients")
-            label = name.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "")
+            label = label_of(name)
             run_load(base, agents, args.warmup, operation, f"warmup-{label}")
-            results[name] = run_load(base, agents, total, operation, label)
+            results[name] = summary([run_load(base, agents, total, operation, label)])
+
+        def measure_in_turns(base: str, operations: dict[str, tuple[Callable[..., tuple[bool, int]], int]]) -> None:
+            """The operations whose rates make a ratio take turns, ``--rounds`` times: a load swing
+            on the machine then falls on both, not on whichever ran while it lasted."""
+            names = ", ".join(operations)
+            log(f"{backend}: {names}: warm-up, then {args.rounds} rounds of each, {args.clients} clients")
+            loads: dict[str, list[Load]] = {name: [] for name in operations}
+            for name, (operation, _) in operations.items():
+                run_load(base, agents, args.warmup, operation, f"warmup-{label_of(name)}")
+            for number in range(args.rounds):
+                for name, (operation, total) in operations.items():
+                    share = total // args.rounds + (1 if number < total % args.rounds else 0)
+                    loads[name].append(run_load(base, agents, share, operation, f"{label_of(name)}-{number}"))
+            results.update({name: summary(parts) for name, parts in loads.items()})
 
         with served(url, args.workers) as base:
-            measure(base, "quote", quote, args.quotes)
+            measure_in_turns(
+                base, {"quote": (quote, args.quotes), "order, own markets": (order_own_market, args.orders)}
+            )
             measure(base, "order, one market", order, args.orders)
-            measure(base, "order, own markets", order_own_market, args.orders)
         # The baseline for the hot market: the same server with writers not queued per market.
         with served(url, args.workers, {"STAKELEDGER_MARKET_QUEUE": "0"}) as base:
             measure(base, "order, one market, no queue", order, args.orders)
         if backend == "postgresql" and args.workers > 1:
             with served(url, 1) as base:  # the worker count's scaling, 1 -> args.workers
-                measure(base, "quote, 1 worker", quote, args.quotes)
-                measure(base, "order, own markets, 1 worker", order_own_market, args.orders)
+                measure_in_turns(
+                    base,
+                    {
+                        "quote, 1 worker": (quote, args.quotes),
+                        "order, own markets, 1 worker": (order_own_market, args.orders),
+                    },
+                )
                 measure(base, "order, one market, 1 worker", order, args.orders)
         return results
+
+
+def label_of(name: str) -> str:
+    """An operation's name as an Idempotency-Key prefix."""
+    return name.replace(",", "").replace(" ", "-").replace("(", "").replace(")", "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,10 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
     parser.add_argument("--warmup", type=int, default=50, help="untimed requests per operation first (default 50)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="turns quotes and own-market orders take, one after the other (default 4; 2 with --quick)",
+    )
     parser.add_argument("--backend", choices=BACKENDS, action="append", help="only this backend (repeatable)")
     args = parser.parse_args(argv)
     args.quotes = args.quotes or (300 if args.quick else 3_000)
     args.orders = args.orders or (100 if args.quick else 1_000)
+    args.rounds = args.rounds or (2 if args.quick else 4)
     backends = args.backend or list(BACKENDS)
 
     document: dict[str, Any] = {
@@ -243,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             "clients": args.clients,
             "workers": args.workers,
             "warmup": args.warmup,
+            "rounds": args.rounds,
             "decimals": 18,
         },
         "backends": {},
