@@ -65,4 +65,10 @@ def respond(data: Any, decimals: int, status_code: int = 200) -> JSONResponse:
     from fastapi.encoders import jsonable_encoder
     from fastapi.responses import JSONResponse
 
-    return JSONResponse(jsonable_encoder(human(data, decimals)), status_code=status_code)
+    body = human(data, decimals)
+    try:
+        # Results are plain JSON (strings, integers, lists, dicts) almost always: rendered as they
+        # are, a third of the time jsonable_encoder's walk takes; anything else goes through it.
+        return JSONResponse(body, status_code=status_code)
+    except (TypeError, ValueError):
+        return JSONResponse(jsonable_encoder(body), status_code=status_code)
