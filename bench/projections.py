@@ -10,9 +10,12 @@ Per backend, on a fresh store:
 2. raw decoded read: ``select_notifications`` pages of ``--page-size`` (default 50,000, the
    rebuild's own page size) and ``mapper.to_domain_event`` for every event of the log, and
    nothing else: the floor any runner built on the library pays;
-3. rebuild: ``Runner.rebuild`` of every view: drop, then catch up page by page, the views
-   writing their rows and tracking positions in one transaction per page, then build the
-   secondary indexes and checkpoint the SQLite WAL. The clock runs until all of that is done.
+3. rebuild: ``Runner.rebuild`` of every view: drop, then catch up page by page, then build
+   the secondary indexes. SQLite: the views write their rows and tracking positions in one
+   transaction per page, and the WAL is checkpointed at the end. PostgreSQL: the whole
+   rebuild is one transaction; the pages COPY their appended rows into tables without
+   primary keys, the keyed rows are written once, at the end, then the keys and the
+   indexes are built. The clock runs until all of that is done (and committed).
 
 Steps 2 and 3 run ``--rounds`` times, alternating; the table shows the best round of
 each and the JSON keeps every round. Goal: the SQLite rebuild reaches 50,000 events/s.
