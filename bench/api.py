@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +160,14 @@ def run_load(
     return Load(latencies, time.perf_counter() - started, failures, retries[0])
 
 
+@dataclass
 class Load:
     """What one run of requests measured; ``summary`` of one or several (rounds of one operation)."""
 
-    def __init__(self, latencies: list[float], seconds: float, failures: list[str], retries: int) -> None:
-        self.latencies, self.seconds, self.failures, self.retries = latencies, seconds, failures, retries
+    latencies: list[float]
+    seconds: float
+    failures: list[str]
+    retries: int
 
 
 def summary(loads: list[Load]) -> dict[str, Any]:

@@ -348,9 +348,8 @@ class ViewStore:
             self.execute(f"CREATE TABLE {table.name} ({columns}{key}){self._layout(table)}")
             if not keys:
                 self._keyless.add(table.name)
-            if indexes:
-                for _, statement in self.index_statements(table):
-                    self.execute(statement)
+        if indexes:
+            self.create_indexes(tables)
 
     def _layout(self, table: Table) -> str:
         """SQLite keeps a table keyed by anything but one integer column as a rowid table
@@ -596,7 +595,7 @@ class Rows:
     ``get`` returns a private copy of a row (from this page's working set, the view's
     cache of committed rows, or the database); ``put`` and ``delete`` mark a row to be
     written; ``append`` queues a row that is only ever inserted (statement lines,
-    history). ``flush`` writes everything with ``executemany``. Until the transaction
+    history). ``writes`` lists everything for ``ViewStore.write``. Until the transaction
     commits nothing reaches the committed cache, so a failed page leaves no trace.
 
     ``complete`` names the tables whose every stored row is in the committed cache (a
@@ -610,13 +609,8 @@ class Rows:
         tables: dict[str, Table],
         committed: dict[str, dict[Any, Any]],
         complete: set[str] | None = None,
-        *,
-        load: Callable[[Table, Any], dict[str, Any] | None] | None = None,
     ) -> None:
         self.store = store
-        # How a row missing from the caches is read: ``store.load`` unless the caller
-        # reads another way (a rebuild reads through the thread that writes its rows).
-        self.load = load if load is not None else store.load
         self.tables = tables
         self.committed = committed
         self.complete = complete if complete is not None else set()
@@ -632,7 +626,7 @@ class Rows:
             committed = self.committed.setdefault(table, {})
             row = committed.get(key, _MISSING)
             if row is _MISSING:
-                row = committed[key] = None if table in self.complete else self.load(self.tables[table], key)
+                row = committed[key] = None if table in self.complete else self.store.load(self.tables[table], key)
             if row is not None:
                 row = dict(row)
             working[key] = row
@@ -663,12 +657,6 @@ class Rows:
         """Queue a row already in stored form, in column order: for the hottest paths,
         which would otherwise build a dict only to have it turned into this tuple."""
         self.encoded[table].append(values)
-
-    def flush(self) -> int:
-        """Write the page's changes; returns the number of rows written."""
-        writes, written = self.writes()
-        self.store.write(writes)
-        return written
 
     def writes(self, hold: set[str] | None = None) -> tuple[list[tuple[str, Table, list[tuple[Any, ...]]]], int]:
         """The page's changes in stored form, as (kind, table, rows) with kind "delete"

@@ -11,6 +11,7 @@ cover the open and every trade's price after. Volume is the tokens that changed 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from stakeledger.domain.errors import InvalidInputError
@@ -61,19 +62,11 @@ def bucket_start(at: datetime, seconds: int) -> str:
     return (_EPOCH + timedelta(microseconds=whole - whole % (seconds * 1_000_000))).isoformat()
 
 
-_last_buckets: tuple[Any, tuple[tuple[str, str], ...]] = (None, ())
-
-
+@lru_cache(maxsize=1)
 def bucket_starts(at: datetime) -> tuple[tuple[str, str], ...]:
     """(interval name, ``bucket_start``) for every interval. The trades of one batch share
     their timestamp, so the last answer is remembered."""
-    global _last_buckets
-    last_at, last_starts = _last_buckets
-    if at == last_at and last_at is not None and at.tzinfo is last_at.tzinfo:
-        return last_starts
-    starts = tuple((span, bucket_start(at, seconds)) for span, seconds in INTERVALS.items())
-    _last_buckets = (at, starts)
-    return starts
+    return tuple((span, bucket_start(at, seconds)) for span, seconds in INTERVALS.items())
 
 
 class CandlesView(PriceTracker, View):
