@@ -12,7 +12,10 @@ had in time (or a store that fails while taking it) lets the writer go on withou
 - SQLite: a POSIX record lock on one byte of a lock file beside the database, the byte
   chosen by the market's hash, polled for (a blocking lockf cannot time out). Record locks
   belong to the process, which is what is wanted: the MarketQueue already gives one thread
-  of the process the market's turn.
+  of the process the market's turn. A waiting writer also holds a shared lock on a second
+  byte, and a process that has had the market TURNS_IN_A_ROW times lets a waiting process go
+  first: without that, it hands the market from writer to writer before the other's next
+  poll, and the other's writers wait until its queue runs dry (the hot market's latency tail).
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ WAIT_SECONDS = 10
 LOCK_CONNECTIONS = 3
 POOL_WAIT_SECONDS = 0.05
 LOCK_BYTES = 1 << 30  # the SQLite lock file's byte range, never written
+# A waiting writer polls the lock file's bytes, first after 0.2 ms, then no less often than
+# every 0.5 ms: its turn then starts within half a millisecond of the last writer's end.
+POLL_FIRST_SECONDS = 0.0002
+POLL_LONGEST_SECONDS = 0.0005
+# On SQLite a process that has had a market this many turns in a row lets a writer of another
+# process that waits go first. One turn each costs throughput (every turn then reads the other
+# process's events first); four kept a hot market's p99 at 2.5-2.7x its p50 for 5 % fewer
+# orders than never giving way (p99 9-15x p50), two processes of four threads each.
+TURNS_IN_A_ROW = 4
 
 
 # The locks this thread holds, by (store, market), whichever ledger instance took them: a
@@ -123,6 +135,8 @@ class FileMarketLocks:
         self._namespace = os.path.abspath(database_path)
         self._fd: int | None = None
         self._guard = threading.Lock()
+        # Turns this process has had in a row, by market byte (only its writers count them).
+        self._turns: dict[int, int] = {}
 
     def _file(self) -> int:
         with self._guard:
@@ -142,27 +156,69 @@ class FileMarketLocks:
         except OSError:
             yield False
             return
-        deadline, pause = time.monotonic() + WAIT_SECONDS, 0.0002
-        while True:  # a blocking lockf cannot time out: poll, briefly
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    yield False
-                    return
-                time.sleep(pause)
-                pause = min(pause * 2, 0.002)
+        deadline = time.monotonic() + WAIT_SECONDS
+        waiting = LOCK_BYTES + offset  # the market's second byte: "a writer waits for it"
+        if self._turns.get(offset, 0) >= TURNS_IN_A_ROW and _held_by_another(fd, waiting):
+            # This process has had the market for its turns in a row and another waits:
+            # let that one go first (this process's next writer is otherwise ready before
+            # the other's next poll, every time).
+            self._turns[offset] = 0
+            _poll(lambda: not _held_by_another(fd, waiting), deadline)
+        if _try_lock(fd, fcntl.LOCK_EX, offset):
+            self._turns[offset] = self._turns.get(offset, 0) + 1
+        else:
+            # Say this process waits (a shared lock: several may wait at once), then poll.
+            announced = _poll(lambda: _try_lock(fd, fcntl.LOCK_SH, waiting), deadline)
+            taken = _poll(lambda: _try_lock(fd, fcntl.LOCK_EX, offset), deadline)
+            if announced:
+                _unlock(fd, waiting)
+            if not taken:
+                yield False
+                return
+            self._turns[offset] = 1
         try:
             yield True
         finally:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
-            except OSError:
-                pass
+            _unlock(fd, offset)
 
     def close(self) -> None:
         with self._guard:
             if self._fd is not None:
                 os.close(self._fd)  # closing drops every record lock this process held on it
                 self._fd = None
+
+
+def _try_lock(fd: int, kind: int, offset: int) -> bool:
+    try:
+        fcntl.lockf(fd, kind | fcntl.LOCK_NB, 1, offset)
+        return True
+    except OSError:
+        return False
+
+
+def _unlock(fd: int, offset: int) -> None:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+    except OSError:
+        pass
+
+
+def _held_by_another(fd: int, offset: int) -> bool:
+    """Whether another process holds a lock on the byte (this process's own never conflict:
+    record locks belong to the process, so taking and dropping one here tests the others)."""
+    if not _try_lock(fd, fcntl.LOCK_EX, offset):
+        return True
+    _unlock(fd, offset)
+    return False
+
+
+def _poll(done: Any, deadline: float) -> bool:
+    """Call ``done`` until it returns true or the deadline passes (a blocking lockf cannot
+    time out); whether it did."""
+    pause = POLL_FIRST_SECONDS
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, POLL_LONGEST_SECONDS)
+    return True

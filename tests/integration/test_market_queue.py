@@ -8,12 +8,15 @@ Queued, they never conflict with each other; writers to other markets do not wai
 command that runs another command on the same market from inside its turn does not
 deadlock (nor does a second ledger over the same store writing from inside the first's
 turn: a thread never waits for a lock it holds); and turns are given in arrival order. Two processes trading one market do not
-conflict either, and a lock another process keeps delays a writer by the wait, no more.
+conflict either, and a lock another process keeps delays a writer by the wait, no more. On SQLite,
+whose lock file is polled, a process that has had a market its turns in a row lets a process that
+waits go first.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
 
@@ -244,3 +247,54 @@ def test_two_ledgers_over_one_store_when_the_second_writes_inside_the_first_turn
     assert inner and inner[0] < 2  # not the lock's five-second wait
     first.close()
     second.close()
+
+
+def _wait_for_the_market(path: str, got, hold_seconds: float) -> None:
+    locks = market_locks.FileMarketLocks(path)
+    with locks.hold("ART") as held:
+        got.put((held, time.time()))
+        time.sleep(hold_seconds)
+    locks.close()
+
+
+def test_a_process_when_it_has_had_a_market_its_turns_in_a_row_then_a_waiting_process_goes_first(
+    tmp_path,
+) -> None:
+    """On SQLite the lock file is polled, so without turns between processes the process that
+    has a market would take it again before the other's next poll, for as long as it has
+    writers queued. After TURNS_IN_A_ROW turns it lets the waiting process go first."""
+    path = str(tmp_path / "ledger.db")
+    locks = market_locks.FileMarketLocks(path)
+    offset = market_locks._key(os.path.abspath(path), "ART") % market_locks.LOCK_BYTES
+    for _ in range(market_locks.TURNS_IN_A_ROW - 1):
+        with locks.hold("ART") as held:
+            assert held
+    context = multiprocessing.get_context("spawn")
+    got = context.Queue()
+    with locks.hold("ART") as held:  # the last turn in a row; another process asks meanwhile
+        assert held
+        other = context.Process(target=_wait_for_the_market, args=(path, got, 0.5))
+        other.start()
+        deadline = time.monotonic() + 60
+        while not market_locks._held_by_another(locks._file(), market_locks.LOCK_BYTES + offset):
+            assert time.monotonic() < deadline, "the other process never said it waits"
+            time.sleep(0.01)
+    with locks.hold("ART") as held:  # this process's next writer, straight after
+        mine = time.time()
+        assert held
+    other_held, other_got = got.get(timeout=60)
+    other.join(30)
+    locks.close()
+
+    assert other_held
+    assert mine >= other_got + 0.4  # it waited for the other's whole turn, not the other way round
+
+
+def test_a_process_alone_when_it_takes_a_market_many_times_then_it_never_waits_for_itself(tmp_path) -> None:
+    locks = market_locks.FileMarketLocks(str(tmp_path / "ledger.db"))
+    started = time.monotonic()
+    for _ in range(market_locks.TURNS_IN_A_ROW * 50):
+        with locks.hold("ART") as held:
+            assert held
+    assert time.monotonic() - started < market_locks.WAIT_SECONDS / 2
+    locks.close()
